@@ -1,0 +1,108 @@
+import * as pulumi from "@pulumi/pulumi";
+import * as random from "@pulumi/random";
+import * as vault from "@pulumi/vault";
+import { postgresLogin } from "../lib/scripts/source";
+import { fileStoreScripts } from "../lib/scripts/store";
+import { shq, stdinFields } from "../lib/quote";
+import { Step } from "./exec/step";
+import { LOCAL, TOKEN, auditSpec, triggers, type Credential, type RotationContext } from "./context";
+
+export interface SecretVersionArgs {
+    /** Shared rotation context. */
+    readonly context: RotationContext;
+    /** "generate" makes the new generation; "stored" reads the current one from the store. */
+    readonly origin: "generate" | "stored";
+}
+
+/** Default generator commands; their stdout (trailing newlines dropped) is the secret. */
+export function defaultGeneratorCommand(type: string, length: number, comment: string): string {
+    if (type === "ssh-key") {
+        return `d=$(mktemp -d); ssh-keygen -q -t ed25519 -N '' -C ${shq(comment)} -f "$d/key" </dev/null >/dev/null && cat -- "$d/key"; rc=$?; rm -rf -- "$d"; exit $rc`;
+    }
+    return `openssl rand -base64 ${shq(length * 3)} | tr -dc 'A-Za-z0-9' | head -c ${shq(length)}`;
+}
+
+/**
+ * One generation of the secret: the new one, generated, or the one in use
+ * (the previous generation), read from the credential store. For ssh-key
+ * secrets it also derives the public key that the source is granted.
+ */
+export class SecretVersion extends pulumi.ComponentResource implements Credential {
+    readonly generation: number;
+    readonly value: pulumi.Output<string>;
+    readonly grantMaterial: pulumi.Output<string>;
+    readonly user?: string;
+
+    constructor(name: string, args: SecretVersionArgs, opts?: pulumi.ComponentResourceOptions) {
+        super(`${TOKEN}:SecretVersion`, name, {}, opts);
+        const { config } = args.context;
+        const { secret, store, source } = config;
+        this.generation = args.origin === "generate" ? config.generation : config.generation - 1;
+        if (source.kind === "postgres-role") this.user = postgresLogin(source, this.generation);
+
+        let value: pulumi.Output<string>;
+        if (args.origin === "stored") {
+            if (store.kind === "vault") {
+                const current = vault.kv.getSecretV2Output({ mount: store.mount, name: store.path }, { parent: this });
+                value = pulumi.secret(current.data.apply((d) => {
+                    const v = (d as Record<string, unknown>)["value"];
+                    if (typeof v !== "string" || !v) throw new Error(`store: vault ${store.mount}/${store.path} has no "value" field`);
+                    return v;
+                }));
+            } else {
+                const read = new Step(`${name}-read`, {
+                    title: `${secret.name}: read the current secret (g${this.generation}) from the store`,
+                    target: LOCAL,
+                    script: fileStoreScripts(store.dir, secret.name, config.generation).readCurrent,
+                    captureStdout: true,
+                    triggers: triggers(args.context),
+                }, { parent: this });
+                value = nonEmpty(read.stdout, `${secret.name}: the store's current secret is empty`);
+            }
+        } else if (secret.generator.kind === "random") {
+            const g = secret.generator;
+            const pw = new random.RandomPassword(name, {
+                length: g.length, upper: g.upper, lower: g.lower, numeric: g.numeric, special: g.special,
+                keepers: { generation: String(config.generation) },
+            }, { parent: this });
+            value = pw.result;
+        } else {
+            const g = secret.generator;
+            const command = g.command ?? defaultGeneratorCommand(secret.type, g.length, `rotation:${secret.name}:g${config.generation}`);
+            const gen = new Step(name, {
+                title: `${secret.name}: generate secret g${config.generation}`,
+                target: LOCAL,
+                script: `set -euo pipefail\nv=$( ${command} )\n[ -n "$v" ] || { echo "the generator printed nothing" >&2; exit 1; }\nprintf '%s' "$v"\n`,
+                captureStdout: true,
+                triggers: triggers(args.context),
+                audit: auditSpec(args.context, "generated"),
+            }, { parent: this });
+            value = nonEmpty(gen.stdout, `${secret.name}: the generator printed nothing`);
+        }
+        this.value = pulumi.secret(value);
+
+        if (secret.type === "ssh-key") {
+            const pub = new Step(`${name}-public-key`, {
+                title: `${secret.name}: derive the public key of g${this.generation}`,
+                target: LOCAL,
+                script: `set -euo pipefail\numask 077\nd=$(mktemp -d); trap 'rm -rf -- "$d"' EXIT\nIFS= read -r -d '' K || true\nprintf '%s\\n' "$K" > "$d/key"\nssh-keygen -y -f "$d/key" | awk '{print $1" "$2}'\n`,
+                stdin: this.value.apply((v) => stdinFields(v)),
+                captureStdout: true,
+                triggers: triggers(args.context),
+            }, { parent: this });
+            this.grantMaterial = pulumi.secret(nonEmpty(pub.stdout, `${secret.name}: no public key derived`).apply((s) => s.trim()));
+        } else {
+            this.grantMaterial = this.value;
+        }
+        this.registerOutputs({ generation: this.generation });
+    }
+}
+
+function nonEmpty(o: pulumi.Output<string | undefined>, message: string): pulumi.Output<string> {
+    return o.apply((v) => {
+        // During preview the step has not run: its stdout is unknown, not empty.
+        if (v === undefined && pulumi.runtime.isDryRun()) return "";
+        if (!v) throw new Error(message);
+        return v;
+    });
+}

@@ -1,0 +1,42 @@
+import * as pulumi from "@pulumi/pulumi";
+import { stdinFields } from "../lib/quote";
+import { sourceScripts } from "../lib/scripts/source";
+import { Step } from "./exec/step";
+import { TOKEN, auditSpec, triggers, type Credential, type RotationContext } from "./context";
+
+export interface SourceGrantArgs {
+    /** Shared rotation context. */
+    readonly context: RotationContext;
+    /** The new credential to enable at the source. */
+    readonly credential: Credential;
+    /** What the grant waits for (staging). */
+    readonly after: pulumi.Input<pulumi.Resource>[];
+}
+
+/**
+ * Enables the new credential at its source while the old one keeps working:
+ * the start of the dual-active window. Deleting the grant withdraws the
+ * credential, which is how a rollback takes it back.
+ */
+export class SourceGrant extends pulumi.ComponentResource {
+    /** The resource later phases wait for. */
+    readonly done: pulumi.Resource;
+
+    constructor(name: string, args: SourceGrantArgs, opts?: pulumi.ComponentResourceOptions) {
+        super(`${TOKEN}:SourceGrant`, name, {}, opts);
+        const { config, sourceHostKey } = args.context;
+        const g = args.credential.generation;
+        const scripts = sourceScripts(config.source, { generation: g, secretName: config.secret.name }, sourceHostKey);
+        this.done = new Step(name, {
+            title: `${config.secret.name}: grant g${g} at the ${config.source.kind} source (dual-active)`,
+            target: scripts.target,
+            script: scripts.grant,
+            deleteScript: scripts.withdraw,
+            stdin: args.credential.grantMaterial.apply((m) => stdinFields(m)),
+            triggers: triggers(args.context),
+            audit: auditSpec(args.context, "granted"),
+            timeoutSeconds: 60,
+        }, { parent: this, dependsOn: args.after });
+        this.registerOutputs({});
+    }
+}

@@ -1,0 +1,50 @@
+import * as pulumi from "@pulumi/pulumi";
+import * as vault from "@pulumi/vault";
+import { stdinFields } from "../lib/quote";
+import { fileStoreScripts } from "../lib/scripts/store";
+import { Step } from "./exec/step";
+import { LOCAL, TOKEN, auditSpec, triggers, type Credential, type RotationContext } from "./context";
+
+export interface StoreStagingArgs {
+    /** Shared rotation context. */
+    readonly context: RotationContext;
+    /** The new credential to stage beside the current one. */
+    readonly credential: Credential;
+    /** What staging waits for. */
+    readonly after: pulumi.Input<pulumi.Resource>[];
+}
+
+/**
+ * Stages the new secret in the credential store beside the current one:
+ * `<name>.new` in a file store, `<path>-staged` in Vault. Deleting it (after
+ * promotion, or on rollback) removes the staged copy.
+ */
+export class StoreStaging extends pulumi.ComponentResource {
+    /** The resource later phases wait for. */
+    readonly done: pulumi.Resource;
+
+    constructor(name: string, args: StoreStagingArgs, opts?: pulumi.ComponentResourceOptions) {
+        super(`${TOKEN}:StoreStaging`, name, {}, opts);
+        const { config } = args.context;
+        const { store, secret } = config;
+        if (store.kind === "vault") {
+            this.done = new vault.kv.SecretV2(name, {
+                mount: store.mount,
+                name: `${store.path}-staged`,
+                dataJson: pulumi.secret(args.credential.value.apply((value) => JSON.stringify({ value, generation: config.generation }))),
+            }, { parent: this, dependsOn: args.after });
+        } else {
+            const scripts = fileStoreScripts(store.dir, secret.name, config.generation);
+            this.done = new Step(name, {
+                title: `${secret.name}: stage g${config.generation} in the store`,
+                target: LOCAL,
+                script: scripts.stage,
+                deleteScript: scripts.unstage,
+                stdin: args.credential.value.apply((v) => stdinFields(v)),
+                triggers: triggers(args.context),
+                audit: auditSpec(args.context, "staged"),
+            }, { parent: this, dependsOn: args.after });
+        }
+        this.registerOutputs({});
+    }
+}

@@ -1,0 +1,22 @@
+// Entry point: validate the stack's `rotation:` config, then build the rotation.
+// Nothing is registered unless the whole config is valid.
+import * as pulumi from "@pulumi/pulumi";
+import { Rotation } from "./components/rotation";
+import { parseRotationConfig } from "./lib/config";
+import { resolveRotation, rotationKeys } from "./lib/resolve";
+
+const stack = pulumi.getStack();
+const config = parseRotationConfig(stack, rotationKeys(pulumi.runtime.allConfig()));
+const resolved = resolveRotation(stack, config, process.cwd());
+
+let summary: Record<string, unknown>;
+if (config.generation === 0) {
+    // Generation 0 is the secret in place before the first managed rotation.
+    summary = { secret: config.secret.name, generation: 0, mode: config.mode, consumers: config.consumers.map((c) => c.name), note: "set rotation:generation to 1 to rotate" };
+} else {
+    const rotation = new Rotation(config.secret.name, { context: { stack, ...resolved } });
+    summary = { ...rotation.summary };
+}
+
+/** What this stack's rotation is: generation, mode, consumers, phase order. Never the secret. */
+export const rotation = summary;

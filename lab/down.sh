@@ -1,0 +1,52 @@
+#!/bin/bash
+# Stop everything the lab started (safe when nothing runs). Keeps all state.
+set -euo pipefail
+# shellcheck source=lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+
+for h in "${HOSTS[@]}"; do
+  say "stopping $h"
+  stop_host_all "$h"
+done
+
+say "stopping ssh target"
+kill_pidfile "$RUN/target-sshd.pid"
+kill_listeners "$TARGET_IP"
+
+if pidfile_alive "$RUN/redis.pid"; then
+  # persist runtime ACL changes (rotations) into users.acl
+  redis_admin ACL SAVE >/dev/null 2>&1 || echo "lab: warning: redis ACL SAVE failed" >&2
+fi
+say "stopping redis"
+kill_pidfile "$RUN/redis.pid"
+kill_listeners "$REDIS_IP"
+
+say "stopping postgres"
+if [[ -f "$LAB_DIR/pg/data/postmaster.pid" ]]; then
+  (cd / && runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$LAB_DIR/pg/data" stop -m fast -w -t 20 >/dev/null 2>&1) || true
+fi
+kill_listeners "$PG_IP"
+
+# fallback: anything still carrying the lab dir in its command line
+# (only lab daemons / apps, never this script or its callers)
+lab_stragglers() {
+  local p comm cmd
+  for p in $(pgrep -f -- "$LAB_DIR/" || true); do
+    [[ $p == "$$" || $p == "$PPID" ]] && continue
+    comm="$(cat "/proc/$p/comm" 2>/dev/null)" || continue
+    cmd="$(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null)" || continue
+    case "$comm" in
+      sshd|pgbouncer|redis-server|postgres|ssh|sleep) echo "$p" ;;
+      *) [[ "$cmd" == *"$LAB_SRC/consumer/app.js"* || "$cmd" == *"$LAB_SRC/lib/host-ns.sh"* ]] && echo "$p" ;;
+    esac
+  done
+}
+for p in $(lab_stragglers); do kill_pid "$p"; done
+for ip in "${LAB_IPS[@]}"; do kill_listeners "$ip"; done
+# key copies left by consumer apps that were killed hard
+for d in /tmp/rotation-app-ssh-*; do
+  [[ -d "$d" ]] || continue
+  p="${d#/tmp/rotation-app-ssh-}"; p="${p%%-*}"
+  pid_alive "$p" || rm -rf "$d"
+done
+say "down"

@@ -1,0 +1,86 @@
+/**
+ * The rotation as a dependency graph, independent of Pulumi: which step waits
+ * for which. The components realize exactly this graph (components/rotation.ts
+ * wires each step's dependsOn from it) and the tests check its invariants:
+ * the revocation waits for every consumer's health check, nothing is revoked
+ * in a rollback, and so on.
+ */
+export type Mode = "rotate" | "rollback";
+
+export interface PlanStep {
+    /** Stable id, e.g. "rollout/web-1/health". */
+    id: string;
+    /** The runbook phase it belongs to. */
+    phase: "generate" | "read-previous" | "stage" | "grant" | "rollout" | "gate" | "revoke" | "promote" | "verify" | "audit" | "guard";
+    consumer?: string;
+    dependsOn: string[];
+}
+
+export const ROLLOUT_STEPS = ["deploy", "reload", "health", "logcheck"] as const;
+export type RolloutStep = (typeof ROLLOUT_STEPS)[number];
+
+export interface PlanInput {
+    mode: Mode;
+    consumers: { name: string; logCheck?: unknown }[];
+}
+
+/** The steps of one consumer's rollout, in order (the log check only when configured). */
+export function rolloutSteps(consumer: { logCheck?: unknown }): RolloutStep[] {
+    return ROLLOUT_STEPS.filter((s) => s !== "logcheck" || consumer.logCheck !== undefined);
+}
+
+export function rotationPlan(input: PlanInput): PlanStep[] {
+    const steps: PlanStep[] = [];
+    const add = (id: string, phase: PlanStep["phase"], dependsOn: string[], consumer?: string) => {
+        steps.push({ id, phase, dependsOn, ...(consumer ? { consumer } : {}) });
+        return id;
+    };
+    const rollouts = (after: string) =>
+        input.consumers.map((c) => {
+            let prev = after;
+            for (const s of rolloutSteps(c)) prev = add(`rollout/${c.name}/${s}`, "rollout", [prev], c.name);
+            return prev;
+        });
+
+    add("previous", "read-previous", []);
+    if (input.mode === "rollback") {
+        const guard = add("guard", "guard", ["previous"]);
+        const done = rollouts(guard);
+        add("audit", "audit", done);
+        return steps;
+    }
+    add("secret", "generate", []);
+    add("stage", "stage", ["secret"]);
+    add("grant", "grant", ["stage", "previous"]);
+    const verified = rollouts("grant");
+    add("gate", "gate", verified);
+    add("revoke", "revoke", ["gate"]);
+    add("promote", "promote", ["revoke"]);
+    const checks = [add("verify/source", "verify", ["promote"])];
+    for (const c of input.consumers) checks.push(add(`verify/${c.name}`, "verify", ["promote"], c.name));
+    add("audit", "audit", checks);
+    return steps;
+}
+
+/** Every step `id` waits for, directly or through others. */
+export function transitiveDependencies(plan: PlanStep[], id: string): Set<string> {
+    const byId = new Map(plan.map((s) => [s.id, s]));
+    const seen = new Set<string>();
+    const visit = (x: string) => {
+        for (const d of byId.get(x)?.dependsOn ?? []) {
+            if (!seen.has(d)) {
+                seen.add(d);
+                visit(d);
+            }
+        }
+    };
+    visit(id);
+    return seen;
+}
+
+/** The plan's phases in the order an operator reads them (for stack outputs and docs). */
+export function phaseOrder(plan: PlanStep[]): string[] {
+    const out: string[] = [];
+    for (const s of plan) if (!out.includes(s.phase)) out.push(s.phase);
+    return out;
+}

@@ -1,0 +1,76 @@
+import * as fs from "fs";
+import * as path from "path";
+import { CONFIG_NAMESPACE, type RotationConfig } from "./config";
+import { ConfigError } from "./errors";
+
+export interface ResolvedRotation {
+    config: RotationConfig;
+    sourceHostKey?: string;
+    consumerHostKeys: Record<string, string>;
+}
+
+const HOST_KEY = /^(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)|ssh-rsa) [A-Za-z0-9+/=]+$/;
+
+/**
+ * Makes the operator-side paths of a validated config absolute (relative to
+ * `baseDir`, the project directory), reads pinned host keys from their files
+ * and checks that every local file the rotation needs exists. Every problem is
+ * reported at once, naming its field, before any resource is registered.
+ */
+export function resolveRotation(stack: string, cfg: RotationConfig, baseDir: string): ResolvedRotation {
+    const problems: string[] = [];
+    const abs = (p: string) => path.resolve(baseDir, p);
+    const mustExist = (field: string, p: string) => {
+        if (!fs.existsSync(p)) problems.push(`${CONFIG_NAMESPACE}:${field}: file not found: ${p}`);
+        return p;
+    };
+    const hostKeyOf = (field: string, t: { hostKey?: string; hostKeyFile?: string }): string => {
+        if (t.hostKey) return t.hostKey;
+        const file = abs(t.hostKeyFile!);
+        try {
+            const key = fs.readFileSync(file, "utf8").trim().split(/\s+/).slice(0, 2).join(" ");
+            if (!HOST_KEY.test(key)) problems.push(`${CONFIG_NAMESPACE}:${field}.hostKeyFile: ${file} does not hold an OpenSSH public host key`);
+            return key;
+        } catch (e) {
+            problems.push(`${CONFIG_NAMESPACE}:${field}.hostKeyFile: cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+            return "";
+        }
+    };
+
+    const config: RotationConfig = structuredClone(cfg);
+    config.auditLog = abs(config.auditLog);
+    if (config.store.kind === "file") config.store.dir = abs(config.store.dir);
+    const src = config.source;
+    let sourceHostKey: string | undefined;
+    switch (src.kind) {
+        case "redis-acl":
+        case "postgres-role":
+            src.adminPasswordFile = mustExist("source.adminPasswordFile", abs(src.adminPasswordFile));
+            break;
+        case "http-token":
+            src.adminTokenFile = mustExist("source.adminTokenFile", abs(src.adminTokenFile));
+            break;
+        case "ssh-authorized-key":
+            src.privateKeyFile = mustExist("source.privateKeyFile", abs(src.privateKeyFile));
+            sourceHostKey = hostKeyOf("source", src);
+            break;
+        case "command":
+            break;
+    }
+    const consumerHostKeys: Record<string, string> = {};
+    config.consumers.forEach((c, i) => {
+        c.privateKeyFile = mustExist(`consumers[${i}].privateKeyFile`, abs(c.privateKeyFile));
+        consumerHostKeys[c.name] = hostKeyOf(`consumers[${i}]`, c);
+    });
+    if (problems.length) throw new ConfigError(stack, problems);
+    return { config, sourceHostKey, consumerHostKeys };
+}
+
+/** The `rotation:` keys of a Pulumi config map (as `pulumi.runtime.allConfig()` returns it), prefix removed. */
+export function rotationKeys(all: Record<string, string>): Record<string, string> {
+    const out: Record<string, string> = {};
+    for (const [k, v] of Object.entries(all)) {
+        if (k.startsWith(`${CONFIG_NAMESPACE}:`)) out[k.slice(CONFIG_NAMESPACE.length + 1)] = v;
+    }
+    return out;
+}

@@ -1,0 +1,177 @@
+import type { SourceConfig, SshTarget } from "../config";
+import { shq } from "../quote";
+import { pinnedKnownHosts, preamble } from "./common";
+
+/**
+ * What the rotation does at the secret's source, as scripts. Secrets arrive on
+ * stdin: grant and withdraw get the new credential, revoke the previous one,
+ * verify both (previous first). For an ssh-key source the grant material is
+ * the public key, the verify material the private keys.
+ */
+export interface SourceScripts {
+    /** Where grant, withdraw and revoke run (verify always runs locally). */
+    target: { kind: "local" } | ({ kind: "ssh" } & SshTarget);
+    grant: string;
+    withdraw: string;
+    revoke: string;
+    verify: string;
+}
+
+export interface Generations {
+    /** The generation being rolled out. */
+    generation: number;
+    secretName: string;
+}
+
+/** The login a postgres-role credential of generation `g` uses. */
+export function postgresLogin(src: Extract<SourceConfig, { kind: "postgres-role" }>, g: number): string {
+    return g === 0 && src.initialLogin ? src.initialLogin : `${src.loginPrefix}${g}`;
+}
+
+function redisScripts(src: Extract<SourceConfig, { kind: "redis-acl" }>): SourceScripts {
+    const lib = `admin_acl() {
+  local out
+  out=$(printf '%s\\n' "$1" | REDISCLI_AUTH="$(cat -- ${shq(src.adminPasswordFile)})" redis-cli --no-auth-warning -h ${shq(src.host)} -p ${shq(src.port)} --user ${shq(src.adminUser)} 2>&1) || true
+  case "$out" in OK) return 0 ;; *"$2"*) [ -n "$2" ] && return 0 ;; esac
+  fail "redis ${src.host}:${src.port}: ACL SETUSER ${src.user} failed: $out"
+}
+hash_of() { printf '%s' "$1" | sha256sum | cut -c1-64; }
+auth_ok() {
+  local r
+  r=$(REDISCLI_AUTH="$1" redis-cli --no-auth-warning -h ${shq(src.host)} -p ${shq(src.port)} --user ${shq(src.user)} PING 2>&1) || true
+  [ "$r" = PONG ]
+}
+`;
+    const user = src.user;
+    return {
+        target: { kind: "local" },
+        grant: `${preamble("NEW")}${lib}admin_acl "ACL SETUSER ${user} on #$(hash_of "$NEW")" ""\nauth_ok "$NEW" || fail "redis: the new password of ${user} is not accepted after the grant"\n`,
+        withdraw: `${preamble("NEW")}${lib}admin_acl "ACL SETUSER ${user} !$(hash_of "$NEW")" "does not exist"\n`,
+        revoke: `${preamble("OLD")}${lib}admin_acl "ACL SETUSER ${user} !$(hash_of "$OLD")" "does not exist"\n`,
+        verify: `${preamble("OLD", "NEW")}${lib}auth_ok "$NEW" || fail "redis: the new password of ${user} is rejected"\n! auth_ok "$OLD" || fail "redis: the old password of ${user} is still accepted"\necho "redis: old password rejected, new accepted"\n`,
+    };
+}
+
+function postgresScripts(src: Extract<SourceConfig, { kind: "postgres-role" }>, g: Generations): SourceScripts {
+    const login = postgresLogin(src, g.generation);
+    const previous = postgresLogin(src, g.generation - 1);
+    const lib = `psql_admin() {
+  PGPASSWORD="$(cat -- ${shq(src.adminPasswordFile)})" PGCONNECT_TIMEOUT=10 psql -X -q -At -v ON_ERROR_STOP=1 -h ${shq(src.host)} -p ${shq(src.port)} -U ${shq(src.adminUser)} -d ${shq(src.database)} -f - 2>&1
+}
+sql_lit() { local s=\${1//\\'/\\'\\'}; printf "'%s'" "$s"; }
+can_login() {
+  PGPASSWORD="$2" PGCONNECT_TIMEOUT=10 psql -X -At -h ${shq(src.host)} -p ${shq(src.port)} -U "$1" -d ${shq(src.database)} -c 'select 1' >/dev/null 2>&1
+}
+# A failed statement must not be echoed into the server log with its password literal.
+quiet='\\set ON_ERROR_STOP 0
+SET log_min_error_statement = panic;
+\\set ON_ERROR_STOP 1'
+# Takes a login's LOGIN right away and ends its open sessions.
+disable() {
+  printf "DO \\$\\$BEGIN IF EXISTS (SELECT FROM pg_roles WHERE rolname = '%s') THEN ALTER ROLE %s NOLOGIN; END IF; END\\$\\$;\\n" "$1" "$1"
+  printf "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE usename = '%s';\\n" "$1"
+}
+`;
+    return {
+        target: { kind: "local" },
+        grant: `${preamble("NEW")}${lib}out=$( { printf '%s\\n' "$quiet"
+  printf "DO \\$\\$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '%s') THEN CREATE ROLE %s LOGIN IN ROLE %s; END IF; END\\$\\$;\\n" ${shq(login)} ${shq(login)} ${shq(src.group)}
+  printf 'ALTER ROLE %s WITH LOGIN PASSWORD %s;\\n' ${shq(login)} "$(sql_lit "$NEW")"
+} | psql_admin) || fail "postgres: creating login ${login} failed: $out"
+can_login ${shq(login)} "$NEW" || fail "postgres: login ${login} is not accepted after the grant"
+`,
+        withdraw: `${preamble("NEW")}${lib}out=$( { disable ${shq(login)}; printf 'DROP ROLE IF EXISTS %s;\\n' ${shq(login)}; } | psql_admin) || fail "postgres: dropping login ${login} failed: $out"\n`,
+        revoke: `${preamble("OLD")}${lib}out=$(disable ${shq(previous)} | psql_admin) || fail "postgres: revoking login ${previous} failed: $out"\n`,
+        verify: `${preamble("OLD", "NEW")}${lib}can_login ${shq(login)} "$NEW" || fail "postgres: login ${login} with the new password is rejected"\n! can_login ${shq(previous)} "$OLD" || fail "postgres: login ${previous} with the old password is still accepted"\necho "postgres: ${previous} rejected, ${login} accepted"\n`,
+    };
+}
+
+function authorizedKeyScripts(src: Extract<SourceConfig, { kind: "ssh-authorized-key" }>, g: Generations, hostKey: string): SourceScripts {
+    const file = shq(src.authorizedKeysFile);
+    const drop = (v: string) => `blob=$(printf '%s' "$${v}" | awk '{print $2}')
+[ -n "$blob" ] || fail "no public key on stdin"
+[ -f ${file} ] || exit 0
+tmp=$(mktemp ${shq(src.authorizedKeysFile + ".XXXXXX")})
+awk -v b="$blob" '{keep=1; for (i = 1; i <= NF; i++) if ($i == b) keep=0; if (keep) print}' ${file} > "$tmp"
+chmod --reference=${file} "$tmp"; chown --reference=${file} "$tmp" 2>/dev/null || true
+mv -f -- "$tmp" ${file}
+`;
+    return {
+        target: { kind: "ssh", host: src.host, port: src.port, user: src.user, hostKey, privateKeyFile: src.privateKeyFile },
+        grant: `${preamble("PUB")}blob=$(printf '%s' "$PUB" | awk '{print $2}')
+[ -n "$blob" ] || fail "no public key on stdin"
+touch ${file}
+if ! awk -v b="$blob" '{for (i = 1; i <= NF; i++) if ($i == b) found=1} END {exit !found}' ${file}; then
+  printf '%s %s\\n' "$(printf '%s' "$PUB" | awk '{print $1" "$2}')" ${shq(`rotation:${g.secretName}:g${g.generation}`)} >> ${file}
+fi
+`,
+        withdraw: `${preamble("PUB")}${drop("PUB")}`,
+        revoke: `${preamble("PUB")}${drop("PUB")}`,
+        verify: `${preamble("OLD", "NEW")}${pinnedKnownHosts("kh", src.host, src.port, hostKey)}try_login() {
+  local d rc=0
+  d=$(mktemp -d)
+  printf '%s\\n' "$1" > "$d/key"
+  chmod 600 "$d/key"
+  ssh -n -o BatchMode=yes -o IdentitiesOnly=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile="$kh" -o GlobalKnownHostsFile=/dev/null -o ConnectTimeout=10 -o LogLevel=ERROR -i "$d/key" -p ${shq(src.port)} -l ${shq(src.loginUser)} -- ${shq(src.host)} true >/dev/null 2>&1 || rc=$?
+  rm -rf -- "$d"
+  return $rc
+}
+try_login "$NEW" || fail "ssh: the new key is rejected by ${src.loginUser}@${src.host}"
+! try_login "$OLD" || fail "ssh: the old key is still accepted by ${src.loginUser}@${src.host}"
+echo "ssh: old key rejected, new accepted"
+`,
+    };
+}
+
+function httpTokenScripts(src: Extract<SourceConfig, { kind: "http-token" }>, g: Generations): SourceScripts {
+    const auth = `printf 'Authorization: Bearer %s\\n' "$(cat -- ${shq(src.adminTokenFile)})"`;
+    const del = (v: string) => `fp=$(printf '%s' "$${v}" | sha256sum | cut -c1-16)
+url=${shq(src.deleteUrl.replace("%7Bfingerprint%7D", "{fingerprint}"))}
+code=$(${auth} | curl -s -o /dev/null -w '%{http_code}' --max-time 20 -X DELETE -H @- -- "\${url//\\{fingerprint\\}/$fp}") || true
+case "$code" in 2??|404) ;; *) fail "http-token: DELETE answered $code" ;; esac
+`;
+    const test = `token_ok() {
+  local code
+  code=$(printf 'Authorization: Bearer %s\\n' "$1" | curl -s -o /dev/null -w '%{http_code}' --max-time 20 -H @- -- ${shq(src.testUrl)}) || true
+  [ "$code" = 200 ]
+}
+`;
+    return {
+        target: { kind: "local" },
+        grant: `${preamble("NEW")}body=$(printf '%s\\0' "$NEW" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>process.stdout.write(JSON.stringify({name:process.argv[1],token:s.split("\\0")[0]})))' ${shq(`${g.secretName}-g${g.generation}`)})
+hdr=$(mktemp); trap 'rm -f -- "$hdr"' EXIT; ${auth} > "$hdr"
+code=$(printf '%s' "$body" | curl -s -o /dev/null -w '%{http_code}' --max-time 20 -X POST -H @"$hdr" -H 'Content-Type: application/json' --data-binary @- -- ${shq(src.createUrl)}) || true
+case "$code" in 2??) ;; *) fail "http-token: POST answered $code" ;; esac
+`,
+        withdraw: `${preamble("NEW")}${del("NEW")}`,
+        revoke: `${preamble("OLD")}${del("OLD")}`,
+        verify: `${preamble("OLD", "NEW")}${test}token_ok "$NEW" || fail "http-token: the new token is rejected"\n! token_ok "$OLD" || fail "http-token: the old token is still accepted"\necho "http-token: old rejected, new accepted"\n`,
+    };
+}
+
+function commandScripts(src: Extract<SourceConfig, { kind: "command" }>): SourceScripts {
+    // The operator's own commands read the same NUL-terminated stdin.
+    return {
+        target: { kind: "local" },
+        grant: src.grant,
+        withdraw: src.withdraw,
+        revoke: src.revoke,
+        verify: `${preamble("OLD", "NEW")}test_one() { printf '%s\\0' "$1" | bash -c ${shq(src.test)} >/dev/null 2>&1; }\ntest_one "$NEW" || fail "source: the new secret is rejected by the test command"\n! test_one "$OLD" || fail "source: the old secret is still accepted by the test command"\necho "source: old rejected, new accepted"\n`,
+    };
+}
+
+/** Scripts for the grant, withdrawal, revocation and verification at the source. */
+export function sourceScripts(src: SourceConfig, g: Generations, sourceHostKey?: string): SourceScripts {
+    switch (src.kind) {
+        case "redis-acl":
+            return redisScripts(src);
+        case "postgres-role":
+            return postgresScripts(src, g);
+        case "ssh-authorized-key":
+            return authorizedKeyScripts(src, g, sourceHostKey ?? "");
+        case "http-token":
+            return httpTokenScripts(src, g);
+        case "command":
+            return commandScripts(src);
+    }
+}

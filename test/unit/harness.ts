@@ -1,0 +1,99 @@
+// Pulumi mocks that record every registration with its dependencies (which
+// plain mocks cannot see), for unit tests of the rotation model.
+import * as pulumi from "@pulumi/pulumi";
+import { MockMonitor } from "@pulumi/pulumi/runtime/mocks";
+import { setMockOptions, waitForRPCs } from "@pulumi/pulumi/runtime/settings";
+import { parseRotationConfig, type RotationConfig } from "../../lib/config";
+
+export const STEP = "pulumi-nodejs:dynamic/rotation:Step";
+export const RANDOM = "random:index/randomPassword:RandomPassword";
+
+export interface Registered {
+    type: string;
+    name: string;
+    urn: string;
+    parent: string;
+    inputs: Record<string, any>;
+    dependencies: string[];
+}
+
+/** The value the mocked generator returns for a generation; hostile on purpose. */
+export const mockSecret = (generation: string | number) => `mock-S3cr3t-g${generation}-'"$(touch /tmp/pwned)\`;|&\\é`;
+export const MOCK_PREVIOUS = "mock-previous-secret-Zq9";
+
+export async function installRecordingMocks(preview = false): Promise<Registered[]> {
+    const registered: Registered[] = [];
+    const mocks: pulumi.runtime.Mocks = {
+        newResource(args) {
+            if (args.type === RANDOM) {
+                return { id: `${args.name}-id`, state: { ...args.inputs, result: mockSecret(args.inputs.keepers.generation) } };
+            }
+            if (args.type === STEP && args.inputs.captureStdout) {
+                const stdout = args.name.endsWith("-previous-read") ? MOCK_PREVIOUS : `stdout-of-${args.name}`;
+                return { id: `${args.name}-id`, state: { ...args.inputs, stdout } };
+            }
+            return { id: `${args.name}-id`, state: args.inputs };
+        },
+        call(args) {
+            if (args.token === "vault:kv/getSecretV2:getSecretV2") return { data: { value: MOCK_PREVIOUS } };
+            throw new Error(`unexpected call ${args.token}`);
+        },
+    };
+    await pulumi.runtime.setMocks(mocks, "secret-rotation", "unit", preview);
+    const monitor = new MockMonitor(mocks);
+    const register = monitor.registerResource.bind(monitor);
+    monitor.registerResource = (req: any, callback: any) =>
+        register(req, (err: any, resp: any) => {
+            if (!err) {
+                registered.push({
+                    type: req.getType(),
+                    name: req.getName(),
+                    urn: resp.getUrn(),
+                    parent: req.getParent(),
+                    inputs: pulumi.runtime.deserializeProperties(req.getObject()),
+                    dependencies: req.getDependenciesList(),
+                });
+            }
+            callback(err, resp);
+        });
+    setMockOptions(monitor, "secret-rotation", "unit", preview);
+    return registered;
+}
+
+/** Waits until every registration of the program so far has reached the mock monitor. */
+export async function settle(): Promise<void> {
+    await waitForRPCs();
+}
+
+export function promiseOf<T>(o: pulumi.Output<T>): Promise<T> {
+    return new Promise((resolve) => o.apply((v) => resolve(v)));
+}
+
+export const HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBTnV7iV7gjzWNAQR6SvKi5+IdtAUfFuQEIJqYQLNF6f";
+
+/** A complete, valid config (as stack YAML would hold it) for a given source and consumer count. */
+export function rawConfig(overrides: Record<string, unknown> = {}, consumers = 3): Record<string, unknown> {
+    return {
+        generation: 2,
+        secret: { name: "app-redis", type: "password", generator: { kind: "random", length: 32 }, reason: "scheduled", operator: "alice" },
+        store: { kind: "file", dir: "/var/lib/rotation/store" },
+        source: { kind: "redis-acl", host: "127.0.1.30", port: 6379, user: "app", adminUser: "admin", adminPasswordFile: "/etc/rotation/redis-admin.pass" },
+        consumers: Array.from({ length: consumers }, (_, i) => ({
+            name: `web-${i + 1}`,
+            host: `127.0.1.${11 + i}`,
+            user: "root",
+            hostKey: HOST_KEY,
+            privateKeyFile: "/root/.ssh/id_ed25519",
+            configPath: "/etc/rotation-app/redis.yaml",
+            write: { format: "yaml-key", key: "redis.password" },
+            reload: 'kill -HUP "$(cat /run/app.pid)"',
+            health: { url: `http://127.0.1.${11 + i}:8081/healthz` },
+            logCheck: { path: "/var/log/app.log", pattern: "AUTH_FAILED" },
+        })),
+        ...overrides,
+    };
+}
+
+export function config(overrides: Record<string, unknown> = {}, consumers = 3): RotationConfig {
+    return parseRotationConfig("unit", rawConfig(overrides, consumers));
+}

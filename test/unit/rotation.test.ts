@@ -1,0 +1,160 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import * as pulumi from "@pulumi/pulumi";
+import { HOST_KEY, MOCK_PREVIOUS, RANDOM, STEP, config, installRecordingMocks, mockSecret, promiseOf, settle, type Registered } from "./harness";
+import { Rotation } from "../../components/rotation";
+import { SecretVersion } from "../../components/secretVersion";
+import type { RotationConfig } from "../../lib/config";
+
+async function build(cfg: RotationConfig) {
+    const registered = await installRecordingMocks();
+    const consumerHostKeys = Object.fromEntries(cfg.consumers.map((c) => [c.name, HOST_KEY]));
+    const rotation = new Rotation(cfg.secret.name, { context: { stack: "unit", config: cfg, consumerHostKeys } });
+    await settle();
+    const byName = (n: string) => {
+        const r = registered.find((x) => x.name === n && x.type === STEP);
+        assert.ok(r, `resource ${n} was not registered; have: ${registered.map((x) => x.name).join(", ")}`);
+        return r;
+    };
+    return { rotation, registered, byName };
+}
+
+/** Every URN `r` waits for, following dependencies transitively. */
+function waitsFor(all: Registered[], r: Registered): Set<string> {
+    const byUrn = new Map(all.map((x) => [x.urn, x]));
+    const seen = new Set<string>();
+    const visit = (x: Registered) => {
+        for (const d of x.dependencies) {
+            if (!seen.has(d)) {
+                seen.add(d);
+                const dep = byUrn.get(d);
+                if (dep) visit(dep);
+            }
+        }
+    };
+    visit(r);
+    return seen;
+}
+
+test("a rotation registers every phase, one rollout per consumer, in the plan's names", async () => {
+    const { registered } = await build(config());
+    const steps = registered.filter((r) => r.type === STEP).map((r) => r.name).sort();
+    const perConsumer = ["deploy", "reload", "health", "logcheck"];
+    const expected = [
+        "app-redis-previous-read",
+        "app-redis-stage",
+        "app-redis-grant-g2",
+        ...["web-1", "web-2", "web-3"].flatMap((c) => perConsumer.map((s) => `app-redis-rollout-${c}-${s}`)),
+        "app-redis-gate",
+        "app-redis-revoke",
+        "app-redis-promote",
+        "app-redis-verify-source",
+        ...["web-1", "web-2", "web-3"].map((c) => `app-redis-verify-${c}`),
+        "app-redis-audit",
+    ].sort();
+    assert.deepEqual(steps, expected);
+    assert.equal(registered.filter((r) => r.type === RANDOM).length, 1);
+    const components = registered.filter((r) => r.type.startsWith("rotation:index:")).map((r) => r.type);
+    for (const t of ["Rotation", "SecretVersion", "StoreStaging", "SourceGrant", "ConsumerRollout", "RotationGate", "Revocation", "Promotion", "Verification", "AuditRecord"]) {
+        assert.ok(components.includes(`rotation:index:${t}`), `component ${t} registered`);
+    }
+});
+
+test("the revocation waits for every consumer's deploy, reload, health and log check", async () => {
+    const { registered, byName } = await build(config());
+    const revoke = byName("app-redis-revoke");
+    const deps = waitsFor(registered, revoke);
+    for (const c of ["web-1", "web-2", "web-3"]) {
+        for (const s of ["deploy", "reload", "health", "logcheck"]) {
+            assert.ok(deps.has(byName(`app-redis-rollout-${c}-${s}`).urn), `revoke waits for ${c} ${s}`);
+        }
+    }
+    assert.ok(deps.has(byName("app-redis-gate").urn));
+    // and the store is promoted only after the revocation
+    assert.ok(waitsFor(registered, byName("app-redis-promote")).has(revoke.urn));
+    assert.ok(waitsFor(registered, byName("app-redis-audit")).has(byName("app-redis-verify-source").urn));
+});
+
+test("each rollout starts only after the grant (dual-active before any consumer changes)", async () => {
+    const { registered, byName } = await build(config());
+    const grant = byName("app-redis-grant-g2");
+    for (const c of ["web-1", "web-2", "web-3"]) {
+        assert.ok(waitsFor(registered, byName(`app-redis-rollout-${c}-deploy`)).has(grant.urn));
+        assert.ok(!waitsFor(registered, byName(`app-redis-rollout-${c}-deploy`)).has(byName("app-redis-revoke").urn));
+    }
+});
+
+test("secrets travel only on stdin: no script, title or other input contains them", async () => {
+    const { registered } = await build(config());
+    const secrets = [mockSecret(2), MOCK_PREVIOUS];
+    for (const r of registered) {
+        const { stdin, __provider, ...rest } = r.inputs;
+        const text = JSON.stringify(rest);
+        for (const s of secrets) assert.ok(!text.includes(s), `${r.name} carries a secret outside stdin`);
+    }
+    const step = (n: string) => registered.find((r) => r.name === n && r.type === STEP)!;
+    assert.equal(step("app-redis-rollout-web-2-deploy").inputs.stdin, `${mockSecret(2)}\0`);
+    assert.equal(step("app-redis-revoke").inputs.stdin, `${MOCK_PREVIOUS}\0`);
+});
+
+test("the credential outputs are secret", async () => {
+    const cfg = config();
+    await installRecordingMocks();
+    const v = new SecretVersion("x", { context: { stack: "unit", config: cfg, consumerHostKeys: {} }, origin: "generate" });
+    assert.equal(await pulumi.isSecret(v.value), true);
+    assert.equal(await pulumi.isSecret(v.grantMaterial), true);
+    assert.equal(await promiseOf(v.value), mockSecret(2));
+});
+
+test("every step of a generation carries that generation as its trigger", async () => {
+    const g2 = await build(config());
+    const t2 = new Map(g2.registered.filter((r) => r.type === STEP).map((r) => [r.name, JSON.stringify(r.inputs.triggers)]));
+    const g3 = await build(config({ generation: 3 }));
+    const t3 = new Map(g3.registered.filter((r) => r.type === STEP).map((r) => [r.name, JSON.stringify(r.inputs.triggers)]));
+    for (const c of ["web-1", "web-2", "web-3"]) {
+        for (const s of ["deploy", "reload", "health", "logcheck"]) {
+            const n = `app-redis-rollout-${c}-${s}`;
+            assert.equal(t2.get(n), JSON.stringify([2, "rotate"]));
+            assert.equal(t3.get(n), JSON.stringify([3, "rotate"]), `${n} re-runs on the bump`);
+        }
+    }
+    // Same generation, same inputs: nothing would change (idempotent re-run).
+    const again = await build(config());
+    const strip = (r: Registered) => JSON.stringify({ ...r.inputs, __provider: undefined });
+    for (const r of again.registered.filter((x) => x.type === STEP)) {
+        assert.equal(strip(r), strip(g2.registered.find((x) => x.name === r.name && x.type === STEP)!), `${r.name} is stable without a bump`);
+    }
+});
+
+test("rollback restores consumers to the previous secret and registers no grant, revocation or promotion", async () => {
+    const { registered, byName } = await build(config({ mode: "rollback" }));
+    const names = registered.map((r) => r.name);
+    for (const gone of ["app-redis-grant-g2", "app-redis-revoke", "app-redis-promote", "app-redis-stage", "app-redis-gate"]) {
+        assert.ok(!names.includes(gone), `${gone} is not registered in a rollback`);
+    }
+    const guard = byName("app-redis-rollback-guard");
+    for (const c of ["web-1", "web-2", "web-3"]) {
+        const deploy = byName(`app-redis-rollout-${c}-deploy`);
+        assert.equal(deploy.inputs.stdin, `${MOCK_PREVIOUS}\0`);
+        assert.deepEqual(deploy.inputs.triggers, [2, "rollback"]);
+        assert.ok(waitsFor(registered, deploy).has(guard.urn));
+    }
+});
+
+test("postgres consumers receive the generation's login with the password", async () => {
+    const cfg = config({
+        secret: { name: "app-pg", type: "password", generator: { kind: "random" }, reason: "r", operator: "o" },
+        source: { kind: "postgres-role", host: "127.0.1.31", database: "app", group: "app", loginPrefix: "app_g", adminUser: "postgres", adminPasswordFile: "/x" },
+        consumers: [{ ...(config().consumers[0] as any), write: { format: "env-line", key: "PGPASSWORD", userKey: "PGUSER" } }],
+    });
+    const { byName } = await build(cfg);
+    assert.equal(byName("app-pg-rollout-web-1-deploy").inputs.stdin, `${mockSecret(2)}\0app_g2\0`);
+    assert.match(byName("app-pg-revoke").inputs.script, /'app_g1'/);
+});
+
+test("a vault store stages and promotes through vault KV v2 and keeps the current path on delete", async () => {
+    const { registered } = await build(config({ store: { kind: "vault", mount: "kv", path: "apps/redis" } }));
+    const kv = registered.filter((r) => r.type === "vault:kv/secretV2:SecretV2");
+    assert.deepEqual(kv.map((r) => r.inputs.name).sort(), ["apps/redis", "apps/redis-staged"]);
+    for (const r of kv) assert.equal(JSON.parse(r.inputs.dataJson).value, mockSecret(2));
+});
