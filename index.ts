@@ -1,5 +1,6 @@
 // Entry point: validate the stack's `rotation:` config, then build the rotation.
 // Nothing is registered unless the whole config is valid.
+import "./lib/debugLogFilter"; // first: keeps secrets out of the SDK's debug log
 import * as pulumi from "@pulumi/pulumi";
 import { Rotation } from "./components/rotation";
 import { parseRotationConfig } from "./lib/config";

@@ -34,9 +34,10 @@ export interface RotationArgs {
  * One secret's rotation for the stack's generation, realizing lib/plan.ts:
  * generate → stage → grant (dual-active) → every consumer's rollout → gate →
  * revoke previous → promote → verify → audit. In rollback mode: restore every
- * consumer to the previous secret; the new generation's grant and staged copy
- * are no longer registered, so Pulumi deletes them after the consumers are
- * restored, which withdraws the new secret at the source.
+ * consumer to the previous secret; the previous generation's grant stays
+ * registered, while the new generation's grant and staged copy are not, so
+ * Pulumi deletes them after the consumers are restored, which withdraws the
+ * new secret at the source.
  */
 export class Rotation extends pulumi.ComponentResource {
     /** The dependency graph this rotation realizes. */
@@ -73,6 +74,8 @@ export class Rotation extends pulumi.ComponentResource {
                 audit: auditSpec(ctx, "rollback-started"),
             }, { parent: this, dependsOn: after("guard") });
             done.set("guard", [guard]);
+            const regrant = new SourceGrant(`${name}-grant-g${config.generation - 1}`, { context: ctx, credential: previous, after: after("grant-previous") }, child);
+            done.set("grant-previous", [regrant.done]);
             rollouts(previous, (c) => `rollout/${c}/deploy`);
         } else {
             const secret = new SecretVersion(`${name}-g${config.generation}`, { context: ctx, origin: "generate" }, child);

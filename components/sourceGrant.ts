@@ -2,7 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { stdinFields } from "../lib/quote";
 import { sourceScripts } from "../lib/scripts/source";
 import { Step } from "./exec/step";
-import { TOKEN, auditSpec, triggers, type Credential, type RotationContext } from "./context";
+import { TOKEN, auditSpec, type Credential, type RotationContext } from "./context";
 
 export interface SourceGrantArgs {
     /** Shared rotation context. */
@@ -33,7 +33,10 @@ export class SourceGrant extends pulumi.ComponentResource {
             script: scripts.grant,
             deleteScript: scripts.withdraw,
             stdin: args.credential.grantMaterial.apply((m) => stdinFields(m)),
-            triggers: triggers(args.context),
+            // Keyed to the credential's own generation: in a rollback the previous
+            // generation's grant is re-registered unchanged instead of replaced
+            // (a replacement would delete, i.e. withdraw, the secret being restored).
+            triggers: [g],
             audit: auditSpec(args.context, "granted"),
             timeoutSeconds: 60,
         }, { parent: this, dependsOn: args.after });

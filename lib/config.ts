@@ -4,6 +4,8 @@ import { ConfigError } from "./errors";
 /** Config keys live in the `rotation:` namespace of each stack's config. */
 export const CONFIG_NAMESPACE = "rotation";
 
+/** An integer; a missing one is reported as missing, not as "not a whole number". */
+const wholeNumber = () => z.int({ error: (issue) => (issue.input === undefined ? "is required" : "must be a whole number") });
 const noNul = (s: string) => !s.includes("\0");
 const text = z.string().min(1, "must not be empty").refine(noNul, "must not contain a NUL byte");
 const name = z
@@ -12,7 +14,7 @@ const name = z
 const hostname = z
     .string()
     .regex(/^[A-Za-z0-9][A-Za-z0-9.:-]{0,252}$/, "must be a host name or IP address");
-const port = z.int("must be a whole number").min(1, "must be 1-65535").max(65535, "must be 1-65535");
+const port = wholeNumber().min(1, "must be 1-65535").max(65535, "must be 1-65535");
 const absPath = text.refine((p) => p.startsWith("/"), "must be an absolute path");
 /** Paths on the operator's machine may be relative to the project directory. */
 const localPath = text;
@@ -20,6 +22,8 @@ const hostKey = z
     .string()
     .regex(/^(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)|ssh-rsa) [A-Za-z0-9+/=]+$/, "must be an OpenSSH public host key line such as 'ssh-ed25519 AAAA...'");
 const shellCommand = text.refine((s) => s.length <= 4096, "must be at most 4096 characters");
+/** z.url() alone accepts any scheme (file:, javascript:, ftp:); these URLs are fetched with curl. */
+const httpUrl = () => z.url({ protocol: /^https?$/, error: "must be an http(s) URL" });
 
 /** How to reach a host over SSH; the host key is pinned, inline or from a file. */
 const sshFields = {
@@ -34,7 +38,7 @@ const sshFields = {
 const generator = z.discriminatedUnion("kind", [
     z.strictObject({
         kind: z.literal("random"),
-        length: z.int("must be a whole number").min(16, "must be at least 16").max(256, "must be at most 256").default(32),
+        length: wholeNumber().min(16, "must be at least 16").max(256, "must be at most 256").default(32),
         upper: z.boolean().default(true),
         lower: z.boolean().default(true),
         numeric: z.boolean().default(true),
@@ -44,7 +48,7 @@ const generator = z.discriminatedUnion("kind", [
         kind: z.literal("command"),
         /** Runs on the operator's machine; its stdout is the new secret. Defaults by secret type. */
         command: shellCommand.optional(),
-        length: z.int("must be a whole number").min(16, "must be at least 16").max(256, "must be at most 256").default(32),
+        length: wholeNumber().min(16, "must be at least 16").max(256, "must be at most 256").default(32),
     }),
 ]);
 
@@ -103,11 +107,11 @@ const source = z.discriminatedUnion("kind", [
     z.strictObject({
         kind: z.literal("http-token"),
         /** POST with JSON {name, token} creates a token. */
-        createUrl: z.url("must be an http(s) URL"),
+        createUrl: httpUrl(),
         /** DELETE removes a token; `{fingerprint}` is replaced by the first 16 hex digits of its SHA-256. */
-        deleteUrl: z.url("must be an http(s) URL").refine((u) => u.includes("%7Bfingerprint%7D") || u.includes("{fingerprint}"), "must contain {fingerprint}"),
+        deleteUrl: httpUrl().refine((u) => u.includes("%7Bfingerprint%7D") || u.includes("{fingerprint}"), "must contain {fingerprint}"),
         /** GET with `Authorization: Bearer <token>` answers 200 for a valid token. */
-        testUrl: z.url("must be an http(s) URL"),
+        testUrl: httpUrl(),
         adminTokenFile: localPath,
     }),
     z.strictObject({
@@ -140,8 +144,8 @@ const write = z.discriminatedUnion("format", [
 
 const health = z.union([
     z.strictObject({ command: shellCommand }),
-    z.strictObject({ url: z.url("must be an http(s) URL"), expectStatus: z.int().min(100).max(599).default(200) }),
-]);
+    z.strictObject({ url: httpUrl(), expectStatus: wholeNumber().min(100, "must be 100-599").max(599, "must be 100-599").default(200) }),
+], { error: 'must be either {command} (run on the host) or {url, expectStatus} (fetched from the operator\'s machine)' });
 
 const consumer = z
     .strictObject({
@@ -151,21 +155,21 @@ const consumer = z
         write,
         reload: shellCommand,
         health,
-        retries: z.int("must be a whole number").min(0, "must be 0-30").max(30, "must be 0-30").default(5),
+        retries: wholeNumber().min(0, "must be 0-30").max(30, "must be 0-30").default(5),
         retryDelaySeconds: z.number().min(0, "must be 0-60").max(60, "must be 0-60").default(2),
-        timeoutSeconds: z.int("must be a whole number").min(1, "must be 1-300").max(300, "must be 1-300").default(15),
+        timeoutSeconds: wholeNumber().min(1, "must be 1-300").max(300, "must be 1-300").default(15),
         logCheck: z
             .strictObject({
                 path: absPath,
                 /** An extended regular expression (grep -E) that marks an auth failure. */
                 pattern: text,
-                windowSeconds: z.int().min(1).max(60).default(3),
+                windowSeconds: wholeNumber().min(1, "must be 1-60").max(60, "must be 1-60").default(3),
             })
             .optional(),
     });
 
 export const rotationConfigSchema = z.strictObject({
-    generation: z.int("must be a whole number").min(0, "must be 0 or more"),
+    generation: wholeNumber().min(0, "must be 0 or more"),
     mode: z.enum(["rotate", "rollback"]).default("rotate"),
     secret,
     store,
@@ -189,6 +193,37 @@ function formatPath(path: readonly PropertyKey[]): string {
         else out += i === 0 ? `:${String(p)}` : `.${String(p)}`;
     });
     return out;
+}
+
+const article = (word: string) => (/^(ssh|[aeiou])/.test(word) ? "an" : "a");
+const TYPE_NAMES: Record<string, string> = {
+    string: "a string", number: "a number", int: "a whole number", boolean: "true or false", object: "an object", array: "a list",
+};
+const quoted = (values: readonly unknown[]) => values.map((v) => JSON.stringify(v)).join(", ");
+
+/** Messages for the issues the schema gives no message of its own (zod's defaults name no field or values). */
+function fallbackMessage(issue: z.core.$ZodRawIssue): string | undefined {
+    switch (issue.code) {
+        case "invalid_type":
+            return issue.input === undefined ? "is required" : `must be ${TYPE_NAMES[issue.expected] ?? issue.expected}`;
+        case "invalid_value":
+            return issue.values.length === 1 ? `must be ${quoted(issue.values)}` : `must be one of ${quoted(issue.values)}`;
+        case "invalid_union": {
+            // A discriminated union (kind, format) whose discriminator matches no option.
+            const { discriminator, options } = issue as { discriminator?: string; options?: unknown[] };
+            if (!discriminator || !options) return undefined;
+            const given = (issue.input as Record<string, unknown> | undefined)?.[discriminator];
+            return given === undefined
+                ? `is required: one of ${quoted(options)}`
+                : `unknown ${discriminator} ${JSON.stringify(given)}: must be one of ${quoted(options)}`;
+        }
+        case "too_small":
+            return issue.origin === "array" ? `must list at least ${issue.minimum}` : issue.origin === "string" ? `must be at least ${issue.minimum} characters` : `must be at least ${issue.minimum}`;
+        case "too_big":
+            return issue.origin === "array" ? `must list at most ${issue.maximum}` : issue.origin === "string" ? `must be at most ${issue.maximum} characters` : `must be at most ${issue.maximum}`;
+        default:
+            return undefined;
+    }
 }
 
 /** Checks that need the whole config (zod checks one field at a time). */
@@ -225,8 +260,10 @@ function crossFieldProblems(cfg: RotationConfig): string[] {
 
     const { secret: s, source: src } = cfg;
     if (src.kind === "ssh-authorized-key") pinned(["source"], src);
-    if ((s.type === "ssh-key") !== (src.kind === "ssh-authorized-key" || src.kind === "command")) {
-        at(["source", "kind"], `a ${s.type} secret cannot be rotated at a ${src.kind} source`);
+    // An ssh-key needs a source that takes a public key; a command source takes any secret.
+    const fits = s.type === "ssh-key" ? src.kind === "ssh-authorized-key" || src.kind === "command" : src.kind !== "ssh-authorized-key";
+    if (!fits) {
+        at(["source", "kind"], `${article(s.type)} ${s.type} secret cannot be rotated at ${article(src.kind)} ${src.kind} source`);
     }
     if (s.type === "ssh-key" && s.generator.kind !== "command") {
         at(["secret", "generator", "kind"], 'an ssh-key secret needs generator kind "command" (ed25519 via ssh-keygen)');
@@ -254,20 +291,20 @@ export function parseRotationConfig(stack: string, raw: Record<string, unknown>)
                 problems.push(`${CONFIG_NAMESPACE}:${key}: is not valid JSON`);
             }
         }
-        decoded[key] = key === "generation" && typeof value === "string" && /^\d+$/.test(value) ? Number(value) : value;
+        // Pulumi hands every scalar over as a string; a numeric generation is checked as a number.
+        decoded[key] = key === "generation" && typeof value === "string" && /^-?\d+(\.\d+)?$/.test(value) ? Number(value) : value;
     }
     if (problems.length) throw new ConfigError(stack, problems);
 
-    const result = rotationConfigSchema.safeParse(decoded);
+    const result = rotationConfigSchema.safeParse(decoded, { error: fallbackMessage });
     if (!result.success) {
         throw new ConfigError(
             stack,
-            result.error.issues.map((issue) => {
-                if (issue.code === "unrecognized_keys") {
-                    return issue.keys.map((k) => `${formatPath([...issue.path, k])}: unknown key`).join("\n  - ");
-                }
-                return `${formatPath(issue.path)}: ${issue.message}`;
-            }),
+            result.error.issues.flatMap((issue) =>
+                issue.code === "unrecognized_keys"
+                    ? issue.keys.map((k) => `${formatPath([...issue.path, k])}: unknown key`)
+                    : [`${formatPath(issue.path)}: ${issue.message}`],
+            ),
         );
     }
     const crossProblems = crossFieldProblems(result.data);

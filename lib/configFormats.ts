@@ -30,33 +30,54 @@ export function yamlQuote(value: string): string {
     return out + '"';
 }
 
-/** Replaces the scalar value of a dotted key path in block-style YAML. */
+/**
+ * Replaces the scalar value of a dotted key path in block-style YAML. Each
+ * part of the path must be a direct child of the previous one: a key of the
+ * same name deeper in the section (or in another section) is not the target.
+ */
 export function setYamlKey(content: string, keyPath: string, value: string): string {
     const parts = keyPath.split(".");
     const lines = content.split("\n");
+    const keyLine = /^( *)([A-Za-z0-9_-]+|"[^"]*"|'[^']*'):(\s|$)/;
     let depth = 0;
     let parentIndent = -1;
+    /** The indentation of the current section's direct children, from its first key. */
+    let childIndent = -1;
     for (let i = 0; i < lines.length; i++) {
         const line = lines[i];
-        const m = /^( *)([A-Za-z0-9_-]+|"[^"]*"|'[^']*'):(\s|$)/.exec(line);
+        const m = keyLine.exec(line);
         if (!m) continue;
         const indent = m[1].length;
         if (indent <= parentIndent) {
             throw new Error(`YAML key "${keyPath}" not found (section "${parts.slice(0, depth).join(".")}" ends at line ${i + 1})`);
         }
+        if (childIndent < 0) childIndent = indent;
+        if (indent !== childIndent) continue;
         const key = m[2].replace(/^["']|["']$/g, "");
         if (key !== parts[depth]) continue;
         if (depth === parts.length - 1) {
-            const rest = line.slice(m[0].length - m[3].length);
-            const comment = /\s+#.*$/.exec(rest.replace(/"(?:[^"\\]|\\.)*"|'(?:[^']|'')*'/g, (q) => "x".repeat(q.length)));
             const cr = line.endsWith("\r") ? "\r" : "";
-            const tail = comment ? rest.slice(comment.index).replace(/\r$/, "") : "";
+            // The value and any trailing comment, without the line's CR (which `.` and `$` would stop at).
+            const rest = line.slice(m[0].length - m[3].length, line.length - cr.length);
+            const lead = /^\s*/.exec(rest)![0].length;
+            const quoted = /^(?:"(?:[^"\\]|\\.)*"|'(?:[^']|'')*')/.exec(rest.slice(lead));
+            const from = quoted ? lead + quoted[0].length : 0;
+            const comment = /\s+#[^]*$/.exec(rest.slice(from));
+            const tail = comment ? rest.slice(from + comment.index) : "";
             if (/^\s*[|>]/.test(rest)) throw new Error(`YAML key "${keyPath}" holds a block scalar, which this writer does not replace`);
+            if (rest.slice(0, rest.length - tail.length).trim() === "") {
+                const next = lines.slice(i + 1).find((l) => l.trim() !== "" && !/^\s*#/.test(l));
+                const nextIndent = next === undefined ? -1 : /^ */.exec(next)![0].length;
+                if (next !== undefined && (nextIndent > indent || (nextIndent === indent && /^ *- /.test(next)))) {
+                    throw new Error(`YAML key "${keyPath}" holds a mapping or list, not a single value`);
+                }
+            }
             lines[i] = `${m[1]}${m[2]}: ${yamlQuote(value)}${tail}${cr}`;
             return lines.join("\n");
         }
         depth++;
         parentIndent = indent;
+        childIndent = -1;
     }
     throw new Error(`YAML key "${keyPath}" not found`);
 }

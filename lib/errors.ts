@@ -2,10 +2,10 @@
 export class ConfigError extends Error {
     override readonly name = "ConfigError";
     constructor(
-        readonly stack: string,
+        readonly stackName: string,
         readonly problems: readonly string[],
     ) {
-        super(`Invalid rotation config for stack "${stack}":\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+        super(`Invalid rotation config for stack "${stackName}":\n${problems.map((p) => `  - ${p}`).join("\n")}`);
     }
 }
 

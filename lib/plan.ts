@@ -45,7 +45,10 @@ export function rotationPlan(input: PlanInput): PlanStep[] {
     add("previous", "read-previous", []);
     if (input.mode === "rollback") {
         const guard = add("guard", "guard", ["previous"]);
-        const done = rollouts(guard);
+        // The previous generation's grant stays registered: were it dropped,
+        // Pulumi would delete it and so withdraw the very secret being restored.
+        const regrant = add("grant-previous", "grant", [guard]);
+        const done = rollouts(regrant);
         add("audit", "audit", done);
         return steps;
     }

@@ -1,7 +1,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import { CONFIG_NAMESPACE, type RotationConfig } from "./config";
-import { ConfigError } from "./errors";
+import { ConfigError, RotationRefusedError } from "./errors";
 
 export interface ResolvedRotation {
     config: RotationConfig;
@@ -39,7 +39,10 @@ export function resolveRotation(stack: string, cfg: RotationConfig, baseDir: str
 
     const config: RotationConfig = structuredClone(cfg);
     config.auditLog = abs(config.auditLog);
-    if (config.store.kind === "file") config.store.dir = abs(config.store.dir);
+    if (config.store.kind === "file") {
+        config.store.dir = abs(config.store.dir);
+        checkCommittedGeneration(stack, config, committedGeneration(config.store.dir, config.secret.name));
+    }
     const src = config.source;
     let sourceHostKey: string | undefined;
     switch (src.kind) {
@@ -73,4 +76,32 @@ export function rotationKeys(all: Record<string, string>): Record<string, string
         if (k.startsWith(`${CONFIG_NAMESPACE}:`)) out[k.slice(CONFIG_NAMESPACE.length + 1)] = v;
     }
     return out;
+}
+
+/** The generation whose revocation was started, from a file store's marker (0 when none). */
+export function committedGeneration(storeDir: string, secretName: string): number {
+    const marker = path.join(storeDir, `${secretName}.committed`);
+    if (!fs.existsSync(marker)) return 0;
+    const n = Number(fs.readFileSync(marker, "utf8").trim());
+    return Number.isInteger(n) && n >= 0 ? n : 0;
+}
+
+/**
+ * Generations only move forward, and a rollback is possible only until the
+ * revocation of the previous secret starts. Checked before anything is
+ * registered, so a refused request changes nothing.
+ */
+export function checkCommittedGeneration(stack: string, config: RotationConfig, committed: number): void {
+    const name = config.secret.name;
+    if (config.mode === "rollback" && committed >= config.generation && config.generation > 0) {
+        throw new RotationRefusedError(
+            `stack "${stack}": rollback of ${name} generation ${config.generation} refused: the revocation of the previous secret has already started, so the old secret may no longer work. ` +
+                `Roll forward instead: fix the cause and run the rotation again (bin/rotate resume), or start a new generation (bin/rotate start).`,
+        );
+    }
+    if (config.generation < committed) {
+        throw new ConfigError(stack, [
+            `${CONFIG_NAMESPACE}:generation: ${config.generation} is lower than generation ${committed} of ${name}, which was already committed (revocation started); generations only move forward: use ${committed} or higher`,
+        ]);
+    }
 }

@@ -61,7 +61,7 @@ export function redact(text: string, secrets: string[]): string {
     const sorted = secrets.filter((s) => s.length >= 4).sort((a, b) => b.length - a.length);
     for (const s of sorted) {
         out = out.split(s).join("[secret]");
-        for (const line of s.split("\n")) {
+        for (const line of s.split(/\r?\n/)) {
             if (line.trim().length >= 8) out = out.split(line).join("[secret]");
         }
     }

@@ -126,7 +126,7 @@ echo "ssh: old key rejected, new accepted"
 function httpTokenScripts(src: Extract<SourceConfig, { kind: "http-token" }>, g: Generations): SourceScripts {
     const auth = `printf 'Authorization: Bearer %s\\n' "$(cat -- ${shq(src.adminTokenFile)})"`;
     const del = (v: string) => `fp=$(printf '%s' "$${v}" | sha256sum | cut -c1-16)
-url=${shq(src.deleteUrl.replace("%7Bfingerprint%7D", "{fingerprint}"))}
+url=${shq(src.deleteUrl.split("%7Bfingerprint%7D").join("{fingerprint}"))}
 code=$(${auth} | curl -s -o /dev/null -w '%{http_code}' --max-time 20 -X DELETE -H @- -- "\${url//\\{fingerprint\\}/$fp}") || true
 case "$code" in 2??|404) ;; *) fail "http-token: DELETE answered $code" ;; esac
 `;

@@ -2,7 +2,10 @@
 // plain mocks cannot see), for unit tests of the rotation model.
 import * as pulumi from "@pulumi/pulumi";
 import { MockMonitor } from "@pulumi/pulumi/runtime/mocks";
-import { setMockOptions, waitForRPCs } from "@pulumi/pulumi/runtime/settings";
+import { setMockOptions } from "@pulumi/pulumi/runtime/settings";
+
+// Internal to the SDK (not in its typings): resolves once every queued RPC has completed.
+const { waitForRPCs } = require("@pulumi/pulumi/runtime/settings") as { waitForRPCs: () => Promise<void> };
 import { parseRotationConfig, type RotationConfig } from "../../lib/config";
 
 export const STEP = "pulumi-nodejs:dynamic/rotation:Step";

@@ -133,11 +133,16 @@ test("rollback restores consumers to the previous secret and registers no grant,
         assert.ok(!names.includes(gone), `${gone} is not registered in a rollback`);
     }
     const guard = byName("app-redis-rollback-guard");
+    // The previous generation's grant stays registered, so Pulumi does not delete (withdraw) it.
+    const regrant = byName("app-redis-grant-g1");
+    assert.equal(regrant.inputs.stdin, `${MOCK_PREVIOUS}\0`);
+    assert.deepEqual(regrant.inputs.triggers, [1], "the previous grant keeps its own generation, so it is not replaced");
     for (const c of ["web-1", "web-2", "web-3"]) {
         const deploy = byName(`app-redis-rollout-${c}-deploy`);
         assert.equal(deploy.inputs.stdin, `${MOCK_PREVIOUS}\0`);
         assert.deepEqual(deploy.inputs.triggers, [2, "rollback"]);
         assert.ok(waitsFor(registered, deploy).has(guard.urn));
+        assert.ok(waitsFor(registered, deploy).has(regrant.urn));
     }
 });
 

@@ -1,0 +1,65 @@
+// Assertions shared by the end-to-end scenarios: what "the rotation completed"
+// and "revoke only after verify" mean, checked against the real engine's event
+// stream, the real source, the consumers, the store and the audit log.
+import assert from "node:assert/strict";
+import { stepTimeline, urnName, type RunResult, type Workspace } from "./workspace";
+
+/** Every secret value a scenario handled, for the final leak scan. */
+export const secretsSeen = new Set<string>();
+
+export function remember(...values: string[]): void {
+    for (const v of values) if (v) secretsSeen.add(v);
+}
+
+export function assertSucceeded(r: RunResult, what: string): void {
+    assert.equal(r.code, 0, `${what} failed (exit ${r.code}):\n${r.stdout.slice(-3000)}\n${r.stderr.slice(-2000)}`);
+}
+
+/** From the event stream: each consumer's last rollout step ended before the revocation started. */
+export function assertRevokeAfterEveryConsumer(r: RunResult, secret: string, consumers: string[], lastStep = "logcheck"): void {
+    const revoke = stepTimeline(r.events, `${secret}-revoke`);
+    assert.ok(revoke.start !== undefined, "the revocation ran in this update");
+    for (const c of consumers) {
+        for (const s of ["deploy", "reload", "health"]) {
+            const t = stepTimeline(r.events, `${secret}-rollout-${c}-${s}`);
+            assert.ok(t.end !== undefined, `${c} ${s} finished in this update`);
+            assert.ok(t.end! < revoke.start!, `${c} ${s} finished (seq ${t.end}) before the revocation started (seq ${revoke.start})`);
+        }
+        const last = stepTimeline(r.events, `${secret}-rollout-${c}-${lastStep}`);
+        if (last.start !== undefined) assert.ok(last.end! < revoke.start!, `${c} ${lastStep} finished before the revocation`);
+    }
+    const promote = stepTimeline(r.events, `${secret}-promote`);
+    assert.ok(promote.start! > stepTimeline(r.events, `${secret}-revoke`).end!, "promotion started after the revocation ended");
+}
+
+/** From `pulumi preview --json`: the plan lists every rollout, the gate and the revocation. */
+export function assertPreviewPlan(previewJson: string, secret: string, consumers: string[], generation: number): void {
+    const plan = JSON.parse(previewJson) as { steps: { op: string; urn: string }[] };
+    const planned = new Set(plan.steps.filter((s) => s.op !== "same").map((s) => urnName(s.urn)));
+    const expect = [
+        `${secret}-g${generation}`,
+        `${secret}-stage`,
+        `${secret}-grant-g${generation}`,
+        ...consumers.flatMap((c) => [`${secret}-rollout-${c}-deploy`, `${secret}-rollout-${c}-reload`, `${secret}-rollout-${c}-health`]),
+        `${secret}-gate`,
+        `${secret}-revoke`,
+        `${secret}-promote`,
+        `${secret}-verify-source`,
+        `${secret}-audit`,
+    ];
+    for (const e of expect) assert.ok(planned.has(e), `preview plans ${e}; planned: ${[...planned].join(", ")}`);
+}
+
+/** The audit log holds this generation's phases in order, each "ok", and never a secret. */
+export function assertAudit(ws: Workspace, secret: string, generation: number, consumers: number): void {
+    const lines = ws.auditLines().filter((l) => l.secret === secret && l.generation === generation && l.mode === "rotate");
+    const phases = lines.filter((l) => l.outcome === "ok" && !l.consumer).map((l) => l.phase);
+    for (const p of ["generated", "staged", "granted", "rolled-out", "revoked", "promoted", "verified", "completed"]) {
+        assert.ok(phases.includes(p), `audit has "${p}" for ${secret} g${generation}; has ${phases.join(",")}`);
+    }
+    const idx = (p: string) => phases.lastIndexOf(p);
+    assert.ok(idx("rolled-out") < idx("revoked") && idx("revoked") < idx("promoted") && idx("promoted") < idx("completed"), "audit phases in order");
+    const completed = lines.find((l) => l.phase === "completed")!;
+    for (const k of ["time", "stack", "reason", "operator"]) assert.ok(completed[k], `audit record has ${k}`);
+    assert.equal(completed.consumers, consumers);
+}

@@ -1,0 +1,35 @@
+// The leak scan: every secret value a scenario handled must be absent from
+// everything the engine and the tool printed or wrote.
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import { secretsSeen } from "./checks";
+import * as path from "node:path";
+import { captured, ROOT, type Workspace } from "./workspace";
+
+/** The secret itself, and for multi-line secrets (SSH keys) each substantial line. */
+function needles(secret: string): string[] {
+    const lines = secret.split("\n").map((l) => l.trim()).filter((l) => l.length >= 20 && !l.startsWith("-----"));
+    return [secret, ...lines];
+}
+
+export function scanForLeaks(ws: Workspace): void {
+    assert.ok(secretsSeen.size >= 2, "the scan knows the secrets it looks for");
+    const outputs = spawnSync(path.join(ROOT, ".tools/bin/pulumi"), ["stack", "output", "--json", "--show-secrets", "--stack", ws.stack], { cwd: ws.dir, env: ws.env, encoding: "utf8" });
+    assert.equal(outputs.status, 0, outputs.stderr);
+    assert.ok(outputs.stdout.includes("generation"), "stack outputs were read");
+    const haystacks: { label: string; text: string }[] = [
+        ...captured,
+        { label: `${ws.name} state backend files`, text: ws.stateText() },
+        { label: `${ws.name} audit log`, text: fs.existsSync(ws.auditLog) ? fs.readFileSync(ws.auditLog, "utf8") : "" },
+        { label: `${ws.name} stack outputs (--show-secrets)`, text: outputs.stdout },
+    ];
+    assert.ok(captured.some((c) => c.label.endsWith(" ps") && c.text.length > 0), "ps snapshots were taken during rollouts");
+    for (const secret of secretsSeen) {
+        for (const needle of needles(secret)) {
+            for (const h of haystacks) {
+                assert.ok(!h.text.includes(needle), `a secret value appears in ${h.label}`);
+            }
+        }
+    }
+}

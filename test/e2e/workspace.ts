@@ -1,0 +1,182 @@
+// A throwaway copy of the project for one real-engine scenario: its own
+// stack config, its own file:// state, its own audit log. Runs the real
+// pulumi CLI from .tools/bin and records everything it printed, its event
+// log and (optionally) `ps` snapshots, for the order and leak checks.
+import { execFile, spawn, spawnSync } from "child_process";
+import * as fs from "fs";
+import * as path from "path";
+import yaml from "js-yaml";
+
+export const ROOT = path.resolve(__dirname, "../..");
+export const WORK = path.join(ROOT, ".test-work");
+const PULUMI = path.join(ROOT, ".tools", "bin", "pulumi");
+const LINKED = ["index.ts", "components", "lib", "node_modules", "package.json", "tsconfig.json"];
+
+export interface EngineEvent {
+    sequence: number;
+    resourcePreEvent?: { metadata: { urn: string; op: string; type: string } };
+    resOutputsEvent?: { metadata: { urn: string; op: string; type: string } };
+    resOpFailedEvent?: { metadata: { urn: string; op: string; type: string } };
+    diagnosticEvent?: { message: string; severity: string; urn?: string };
+    [k: string]: unknown;
+}
+
+export interface RunResult {
+    code: number;
+    stdout: string;
+    stderr: string;
+    events: EngineEvent[];
+    eventLogText: string;
+    ps: string[];
+    seconds: number;
+}
+
+/** Everything any run printed or wrote, for the leak scan. */
+export const captured: { label: string; text: string }[] = [];
+
+export class Workspace {
+    readonly dir: string;
+    readonly stateDir: string;
+    readonly auditLog: string;
+    readonly env: NodeJS.ProcessEnv;
+    private runs = 0;
+
+    constructor(readonly name: string, readonly stack = "e2e") {
+        this.dir = path.join(WORK, name);
+        fs.rmSync(this.dir, { recursive: true, force: true });
+        fs.mkdirSync(path.join(this.dir, "stacks"), { recursive: true });
+        for (const f of LINKED) fs.symlinkSync(path.join(ROOT, f), path.join(this.dir, f));
+        fs.copyFileSync(path.join(ROOT, "Pulumi.yaml"), path.join(this.dir, "Pulumi.yaml"));
+        this.stateDir = path.join(this.dir, ".state");
+        this.auditLog = path.join(this.stateDir, "audit.log");
+        fs.mkdirSync(this.stateDir, { recursive: true });
+        this.env = {
+            ...process.env,
+            PATH: `${path.dirname(PULUMI)}:${process.env.PATH}`,
+            PULUMI_BACKEND_URL: `file://${this.stateDir}`,
+            PULUMI_CONFIG_PASSPHRASE: `e2e-passphrase-${name}`,
+            PULUMI_HOME: path.join(WORK, ".pulumi-home"),
+            PULUMI_SKIP_UPDATE_CHECK: "true",
+            PULUMI_DEBUG_COMMANDS: "true",
+        };
+        delete this.env.PULUMI_CONFIG_PASSPHRASE_FILE;
+        const init = spawnSync(PULUMI, ["stack", "init", stack, "--non-interactive"], { cwd: this.dir, env: this.env, encoding: "utf8" });
+        if (init.status !== 0) throw new Error(`stack init failed: ${init.stderr}`);
+    }
+
+    private get stackFile(): string {
+        return path.join(this.dir, "stacks", `Pulumi.${this.stack}.yaml`);
+    }
+
+    /** Replaces the stack's `rotation:` config (keeps the encryption salt). */
+    setConfig(config: Record<string, unknown>): void {
+        const doc = (fs.existsSync(this.stackFile) ? yaml.load(fs.readFileSync(this.stackFile, "utf8")) : {}) as Record<string, unknown>;
+        const cfg: Record<string, unknown> = {};
+        for (const [k, v] of Object.entries(config)) cfg[`rotation:${k}`] = v;
+        if (!("auditLog" in config)) cfg["rotation:auditLog"] = this.auditLog;
+        doc.config = cfg;
+        fs.writeFileSync(this.stackFile, yaml.dump(doc, { lineWidth: -1, skipInvalid: true }));
+    }
+
+    /** Changes some `rotation:` keys, keeping the others. */
+    patchConfig(patch: Record<string, unknown>): void {
+        const doc = yaml.load(fs.readFileSync(this.stackFile, "utf8")) as { config: Record<string, unknown> };
+        for (const [k, v] of Object.entries(patch)) doc.config[`rotation:${k}`] = v;
+        fs.writeFileSync(this.stackFile, yaml.dump(doc, { lineWidth: -1, skipInvalid: true }));
+    }
+
+    /** Runs `pulumi <args>` to completion; `up`/`preview` get an event log. */
+    async pulumi(args: string[], opts: { sampleProcesses?: boolean; onEvent?: (e: EngineEvent, child: ReturnType<typeof spawn>) => void } = {}): Promise<RunResult> {
+        const n = ++this.runs;
+        const eventLog = path.join(this.stateDir, `events-${n}.jsonl`);
+        const withLog = ["up", "preview", "destroy", "refresh"].includes(args[0]) ? [...args, "--event-log", eventLog] : args;
+        const t0 = Date.now();
+        const child = spawn(PULUMI, [...withLog, "--stack", this.stack, "--non-interactive"], { cwd: this.dir, env: this.env, detached: true });
+        let stdout = "";
+        let stderr = "";
+        child.stdout.on("data", (d) => (stdout += d));
+        child.stderr.on("data", (d) => (stderr += d));
+        const ps: string[] = [];
+        let sampler: NodeJS.Timeout | undefined;
+        if (opts.sampleProcesses) {
+            sampler = setInterval(() => execFile("ps", ["-eo", "pid,args", "--no-headers"], (_e, out) => ps.push(out)), 150);
+        }
+        let watcher: NodeJS.Timeout | undefined;
+        if (opts.onEvent) {
+            let seen = 0;
+            watcher = setInterval(() => {
+                const events = readEvents(eventLog);
+                for (const e of events.slice(seen)) opts.onEvent!(e, child);
+                seen = events.length;
+            }, 100);
+        }
+        const code = await new Promise<number>((resolve) => child.on("close", (c, sig) => resolve(c ?? (sig ? 137 : 1))));
+        if (sampler) clearInterval(sampler);
+        if (watcher) clearInterval(watcher);
+        const eventLogText = fs.existsSync(eventLog) ? fs.readFileSync(eventLog, "utf8") : "";
+        const result = { code, stdout, stderr, events: readEvents(eventLog), eventLogText, ps, seconds: (Date.now() - t0) / 1000 };
+        captured.push({ label: `${this.name} pulumi ${args[0]} #${n} stdout`, text: stdout });
+        captured.push({ label: `${this.name} pulumi ${args[0]} #${n} stderr`, text: stderr });
+        captured.push({ label: `${this.name} pulumi ${args[0]} #${n} events`, text: eventLogText });
+        captured.push({ label: `${this.name} pulumi ${args[0]} #${n} ps`, text: ps.join("\n") });
+        return result;
+    }
+
+    /** Every file of the state backend, concatenated (encrypted secrets stay encrypted). */
+    stateText(): string {
+        const parts: string[] = [];
+        const walk = (d: string) => {
+            for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+                const p = path.join(d, e.name);
+                if (e.isDirectory()) walk(p);
+                else if (!e.name.startsWith("events-")) parts.push(fs.readFileSync(p, "utf8"));
+            }
+        };
+        walk(path.join(this.stateDir, ".pulumi"));
+        return parts.join("\n");
+    }
+
+    auditLines(): Record<string, unknown>[] {
+        if (!fs.existsSync(this.auditLog)) return [];
+        return fs.readFileSync(this.auditLog, "utf8").trim().split("\n").filter(Boolean).map((l) => JSON.parse(l));
+    }
+}
+
+export function readEvents(file: string): EngineEvent[] {
+    if (!fs.existsSync(file)) return [];
+    const out: EngineEvent[] = [];
+    for (const line of fs.readFileSync(file, "utf8").split("\n")) {
+        if (!line.trim()) continue;
+        try {
+            out.push(JSON.parse(line));
+        } catch {
+            // the last line may be half-written while the engine runs
+        }
+    }
+    return out.sort((a, b) => a.sequence - b.sequence);
+}
+
+/** The resource name at the end of a URN. */
+export const urnName = (urn: string) => urn.split("::").pop()!;
+
+/** Sequence numbers of a step's start and successful end in one update. */
+export function stepTimeline(events: EngineEvent[], name: string): { start?: number; end?: number; failed?: number } {
+    const t: { start?: number; end?: number; failed?: number } = {};
+    for (const e of events) {
+        const pre = e.resourcePreEvent?.metadata;
+        const outs = e.resOutputsEvent?.metadata;
+        const fail = e.resOpFailedEvent?.metadata;
+        if (pre && urnName(pre.urn) === name && pre.type.includes("rotation:Step") && pre.op !== "same" && t.start === undefined) t.start = e.sequence;
+        if (outs && urnName(outs.urn) === name && outs.type.includes("rotation:Step") && outs.op !== "same") t.end = e.sequence;
+        if (fail && urnName(fail.urn) === name && fail.type.includes("rotation:Step")) t.failed = e.sequence;
+    }
+    return t;
+}
+
+/** Names of rotation steps that did anything (not "same") in one update. */
+export function changedSteps(events: EngineEvent[]): string[] {
+    return events
+        .map((e) => e.resourcePreEvent?.metadata)
+        .filter((m): m is { urn: string; op: string; type: string } => !!m && m.type.includes("rotation:Step") && m.op !== "same")
+        .map((m) => `${urnName(m.urn)}:${m.op}`);
+}
