@@ -159,6 +159,9 @@ export function readEvents(file: string): EngineEvent[] {
 /** The resource name at the end of a URN. */
 export const urnName = (urn: string) => urn.split("::").pop()!;
 
+/** The operations in which a step's command runs. */
+const RUNS = new Set(["create", "create-replacement"]);
+
 /** Sequence numbers of a step's start and successful end in one update. */
 export function stepTimeline(events: EngineEvent[], name: string): { start?: number; end?: number; failed?: number } {
     const t: { start?: number; end?: number; failed?: number } = {};
@@ -166,8 +169,10 @@ export function stepTimeline(events: EngineEvent[], name: string): { start?: num
         const pre = e.resourcePreEvent?.metadata;
         const outs = e.resOutputsEvent?.metadata;
         const fail = e.resOpFailedEvent?.metadata;
-        if (pre && urnName(pre.urn) === name && pre.type.includes("rotation:Step") && pre.op !== "same" && t.start === undefined) t.start = e.sequence;
-        if (outs && urnName(outs.urn) === name && outs.type.includes("rotation:Step") && outs.op !== "same") t.end = e.sequence;
+        // A replacement shows up three times (create-replacement, replace, and the
+        // old copy's delete-replaced at the end); the command ran in the first.
+        if (pre && urnName(pre.urn) === name && pre.type.includes("rotation:Step") && RUNS.has(pre.op) && t.start === undefined) t.start = e.sequence;
+        if (outs && urnName(outs.urn) === name && outs.type.includes("rotation:Step") && RUNS.has(outs.op) && t.end === undefined) t.end = e.sequence;
         if (fail && urnName(fail.urn) === name && fail.type.includes("rotation:Step")) t.failed = e.sequence;
     }
     return t;

@@ -38,6 +38,29 @@ for (const stack of ["dev", "staging", "prod"]) {
     });
 }
 
+for (const stack of ["dev", "staging", "prod"]) {
+    test(`a broken copy of stacks/Pulumi.${stack}.yaml is refused, naming the stack and the field`, () => {
+        const raw = rotationKeys(allConfigOf(path.join(STACKS, `Pulumi.${stack}.yaml`)));
+        const consumers = JSON.parse(raw.consumers);
+        delete consumers[1].health;
+        consumers[0].configPath = "etc/relative.conf";
+        raw.consumers = JSON.stringify(consumers);
+        raw.generation = "two";
+        assert.throws(
+            () => parseRotationConfig(stack, raw),
+            (e: ConfigError) => {
+                assert.equal(e.message, [
+                    `Invalid rotation config for stack "${stack}":`,
+                    "  - rotation:generation: must be a whole number",
+                    "  - rotation:consumers[0].configPath: must be an absolute path",
+                    "  - rotation:consumers[1].health: must be either {command} (run on the host) or {url, expectStatus} (fetched from the operator's machine)",
+                ].join("\n"));
+                return true;
+            },
+        );
+    });
+}
+
 test("rotationKeys keeps only the rotation: namespace and strips its prefix", () => {
     const secret = JSON.stringify(rawConfig().secret);
     const keys = rotationKeys({ "rotation:generation": "0", "rotation:secret": secret, "aws:region": "eu-west-1", "rotationx:y": "1" });

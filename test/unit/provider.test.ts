@@ -58,8 +58,7 @@ test("the user of a postgres credential (second stdin field) is redacted with th
     assert.equal(redact("FATAL: password authentication failed for user app_g12 (pw Zx9-long-pw)", ["Zx9-long-pw", "app_g12"]), "FATAL: password authentication failed for user [secret] (pw [secret])");
 });
 
-// Known gap, in components/exec/provider.ts (outside this change): each line is
-// matched with its trailing CR, so a CRLF multi-line secret leaks line by line.
+// A CRLF multi-line secret must be matched line by line without its CRs.
 test("a CRLF multi-line secret is also redacted line by line", () => {
     const crlf = PRIVATE_KEY.replace(/\n/g, "\r\n");
     assert.equal(redact(`Load key: ${LINES[1]}: invalid format`, [crlf]), "Load key: [secret]: invalid format");
