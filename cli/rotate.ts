@@ -7,6 +7,8 @@
  *   resume    run the current generation again (after a failure or a kill)
  *   rollback  before revocation: restore every consumer to the old secret
  *   unlock    remove a stale lock left by a killed run (file backend only)
+ *   due       exit 0 if the secret's schedule says a rotation is due, 1 if not
+ *             (for cron: bin/rotate due --stack prod && bin/rotate start --stack prod --yes)
  *
  * Everything else is plain Pulumi through bin/pulumi; this adds the runbook's
  * guard rails and says what happens next.
@@ -15,6 +17,7 @@ import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import { committedGeneration } from "../lib/resolve";
+import { lastCompleted, nextDue } from "../lib/schedule";
 
 const ROOT = path.resolve(__dirname, "..");
 const PULUMI = path.join(ROOT, "bin", "pulumi");
@@ -40,8 +43,8 @@ function parseArgs(argv: string[]): Options {
         else if (a === "--yes" || a === "-y") yes = true;
         else throw new UsageError(`unknown argument "${a}"`);
     }
-    if (!command || !["status", "preview", "start", "resume", "rollback", "unlock"].includes(command)) {
-        throw new UsageError(`usage: bin/rotate status|preview|start|resume|rollback|unlock --stack <name> [--yes]`);
+    if (!command || !["status", "preview", "start", "resume", "rollback", "unlock", "due"].includes(command)) {
+        throw new UsageError(`usage: bin/rotate status|preview|start|resume|rollback|unlock|due --stack <name> [--yes]`);
     }
     if (!stack) throw new UsageError("name the stack: --stack <name> (e.g. --stack dev)");
     if (!/^[A-Za-z0-9_.-]+$/.test(stack)) throw new UsageError(`invalid stack name "${stack}"`);
@@ -95,12 +98,35 @@ function up(o: Options, verb: string): number {
     return r.code;
 }
 
+/** The schedule verdict for a stack: when the next rotation is due, from the audit log. */
+function dueInfo(stack: string): { schedule?: string; due?: Date; last?: Date } {
+    const secret = JSON.parse(configValue(stack, "rotation:secret") ?? "{}");
+    if (!secret.schedule) return {};
+    const audit = path.resolve(ROOT, configValue(stack, "rotation:auditLog") ?? ".state/audit.log");
+    const lines = fs.existsSync(audit) ? fs.readFileSync(audit, "utf8").split("\n") : [];
+    const last = lastCompleted(lines, secret.name);
+    return { schedule: secret.schedule, last, due: nextDue(last, secret.schedule, new Date()) };
+}
+
+function due(o: Options): number {
+    const d = dueInfo(o.stack);
+    if (!d.due) {
+        console.log(`rotate: stack ${o.stack} has no rotation:secret.schedule`);
+        return 1;
+    }
+    const isDue = d.due.getTime() <= Date.now();
+    console.log(`rotate: stack ${o.stack}: last completed ${d.last?.toISOString() ?? "never"}, schedule ${d.schedule}, next due ${d.due.toISOString()}: ${isDue ? "DUE" : "not due"}`);
+    return isDue ? 0 : 1;
+}
+
 function status(o: Options): number {
     const gen = configValue(o.stack, "rotation:generation") ?? "0";
     const mode = configValue(o.stack, "rotation:mode") ?? "rotate";
     const { secret, dir } = storeOf(o.stack);
     console.log(`stack ${o.stack}: secret ${secret}, generation ${gen}, mode ${mode}`);
     if (dir) console.log(`committed (revocation started) generation: ${committedGeneration(dir, secret)}`);
+    const d = dueInfo(o.stack);
+    if (d.due) console.log(`schedule ${d.schedule}: next rotation due ${d.due.toISOString()}${d.due.getTime() <= Date.now() ? " (DUE NOW)" : ""}`);
     const auditRel = configValue(o.stack, "rotation:auditLog") ?? ".state/audit.log";
     const audit = path.resolve(ROOT, auditRel);
     if (fs.existsSync(audit)) {
@@ -194,6 +220,8 @@ function main(): number {
             return up(o, "resume");
         case "rollback":
             return rollback(o);
+        case "due":
+            return due(o);
     }
     return 2;
 }
