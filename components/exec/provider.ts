@@ -146,8 +146,8 @@ function appendAudit(audit: AuditSpec | undefined, outcome: string, detail?: str
 }
 
 /** Runs the step's script with retries; throws a redacted, titled error on failure. */
-async function runScript(props: StepProps, script: string): Promise<string> {
-    const secrets = splitFields(props.stdin);
+async function runScript(props: StepProps, script: string, alsoRedact: string[] = []): Promise<string> {
+    const secrets = [...splitFields(props.stdin), ...alsoRedact];
     let last: RunResult | undefined;
     for (let attempt = 1; attempt <= Math.max(1, props.attempts); attempt++) {
         last = await runOnce(props.target, script, props.stdin ?? "", props.timeoutSeconds);
@@ -189,7 +189,8 @@ async function writeConfig(props: StepProps): Promise<void> {
         throw new Error(`${props.title}: cannot update ${props.configPath}: ${redact(String((e as Error).message), secrets)}`);
     }
     if (next === current) return;
-    await runScript({ ...props, stdin: next, attempts: 1, title: `${props.title} (write ${props.configPath})` }, WRITE_SCRIPT(props.configPath!));
+    // stdin is now the whole file; redact the credential itself, not the file.
+    await runScript({ ...props, stdin: next, attempts: 1, title: `${props.title} (write ${props.configPath})` }, WRITE_SCRIPT(props.configPath!), secrets);
 }
 
 async function perform(props: StepProps): Promise<string | undefined> {
