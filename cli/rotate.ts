@@ -79,7 +79,7 @@ function ensureStack(stack: string): void {
 
 function up(o: Options, verb: string): number {
     console.log(`rotate: ${verb} on stack ${o.stack}: preview first, then the update`);
-    const preview = pulumi(["preview", "--diff", "--stack", o.stack, "--non-interactive"]);
+    const preview = pulumi(["preview", "--stack", o.stack, "--non-interactive"]);
     if (preview.code !== 0) return preview.code;
     if (!o.yes) {
         console.log("rotate: the plan above was not applied; re-run with --yes to apply it");

@@ -110,6 +110,24 @@ test("failure before revoke: consumer 2 fails its health check; nothing is revok
     assertAudit(ws, SECRET, generation, 3);
 });
 
+test("unreachable consumer host: the failure names the consumer and the host; nothing is revoked; resume completes", async () => {
+    const old = storeValue(SECRET);
+    const down = hosts()[0];
+    labCtl("stop-host", down.name);
+    generation++;
+    ws.patchConfig({ generation });
+    const r = await ws.pulumi(["up", "--yes", "--skip-preview"]).finally(() => labCtl("start-host", down.name));
+    assert.notEqual(r.code, 0);
+    assert.match(r.stdout + r.stderr, new RegExp(`consumer redis-${down.name}: write g${generation} into /etc/rotation-app/redis.yaml .*on root@${down.ip.replace(/\./g, "\\.")}:22`));
+    assert.equal(stepTimeline(r.events, `${SECRET}-revoke`).start, undefined, "no revocation started");
+    assert.equal(redisAuthOk(old), true, "the old password still works");
+    remember(storeValue(`${SECRET}.new`));
+    const again = await ws.pulumi(["up", "--yes", "--skip-preview"]);
+    assertSucceeded(again, "resume once the host is back");
+    assert.equal(redisAuthOk(old), false);
+    await consumersHold(storeValue(SECRET));
+});
+
 test("rollback before revoke restores every consumer and withdraws the new secret; after revoke it is refused", async () => {
     const old = storeValue(SECRET);
     const failing = hosts()[2];
