@@ -1,0 +1,190 @@
+/**
+ * The `rotation:` stack config schema (zod): every field, its default and its
+ * message. Parsing and the checks across fields are in config.ts.
+ */
+import { z } from "zod";
+
+/** Config keys live in the `rotation:` namespace of each stack's config. */
+export const CONFIG_NAMESPACE = "rotation";
+
+/** An integer; a missing one is reported as missing, not as "not a whole number". */
+const wholeNumber = () => z.int({ error: (issue) => (issue.input === undefined ? "is required" : "must be a whole number") });
+const noNul = (s: string) => !s.includes("\0");
+const text = z.string().min(1, "must not be empty").refine(noNul, "must not contain a NUL byte");
+const name = z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, "must be 1-63 lowercase letters, digits or '-', starting with a letter or digit");
+const hostname = z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9.:-]{0,252}$/, "must be a host name or IP address");
+const port = wholeNumber().min(1, "must be 1-65535").max(65535, "must be 1-65535");
+const absPath = text.refine((p) => p.startsWith("/"), "must be an absolute path");
+/** Paths on the operator's machine may be relative to the project directory. */
+const localPath = text;
+const hostKey = z
+    .string()
+    .regex(/^(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)|ssh-rsa) [A-Za-z0-9+/=]+$/, "must be an OpenSSH public host key line such as 'ssh-ed25519 AAAA...'");
+const shellCommand = text.refine((s) => s.length <= 4096, "must be at most 4096 characters");
+/** z.url() alone accepts any scheme (file:, javascript:, ftp:); these URLs are fetched with curl. */
+const httpUrl = () => z.url({ protocol: /^https?$/, error: "must be an http(s) URL" });
+
+/** How to reach a host over SSH; the host key is pinned, inline or from a file. */
+const sshFields = {
+    host: hostname,
+    port: port.default(22),
+    user: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, "must be a Unix user name"),
+    hostKey: hostKey.optional(),
+    hostKeyFile: localPath.optional(),
+    privateKeyFile: localPath,
+};
+
+const generator = z.discriminatedUnion("kind", [
+    z.strictObject({
+        kind: z.literal("random"),
+        length: wholeNumber().min(16, "must be at least 16").max(256, "must be at most 256").default(32),
+        upper: z.boolean().default(true),
+        lower: z.boolean().default(true),
+        numeric: z.boolean().default(true),
+        special: z.boolean().default(false),
+    }),
+    z.strictObject({
+        kind: z.literal("command"),
+        /** Runs on the operator's machine; its stdout is the new secret. Defaults by secret type. */
+        command: shellCommand.optional(),
+        length: wholeNumber().min(16, "must be at least 16").max(256, "must be at most 256").default(32),
+    }),
+]);
+
+const secret = z.strictObject({
+    name,
+    type: z.enum(["password", "api-token", "ssh-key"]),
+    generator: generator.default({ kind: "random", length: 32, upper: true, lower: true, numeric: true, special: false }),
+    reason: text.refine((s) => s.length <= 200 && !/[\r\n]/.test(s), "must be one line of at most 200 characters"),
+    schedule: z
+        .string()
+        .regex(/^[1-9][0-9]{0,3}[dw]$/, "must be an interval such as '90d' or '12w'")
+        .optional(),
+    operator: text.refine((s) => s.length <= 100 && !/[\r\n]/.test(s), "must be one line of at most 100 characters"),
+});
+
+const store = z.discriminatedUnion("kind", [
+    z.strictObject({ kind: z.literal("file"), dir: localPath }),
+    z.strictObject({
+        kind: z.literal("vault"),
+        mount: z.string().regex(/^[A-Za-z0-9_-]+$/, "must be a KV v2 mount name"),
+        path: z.string().regex(/^[A-Za-z0-9_./-]+$/, "must be a KV path"),
+    }),
+]);
+
+const adminPasswordFile = localPath;
+const source = z.discriminatedUnion("kind", [
+    z.strictObject({
+        kind: z.literal("redis-acl"),
+        host: hostname,
+        port: port.default(6379),
+        user: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "must be a Redis ACL user name"),
+        adminUser: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "must be a Redis ACL user name"),
+        adminPasswordFile,
+    }),
+    z.strictObject({
+        kind: z.literal("postgres-role"),
+        host: hostname,
+        port: port.default(5432),
+        database: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, "must be a lowercase SQL identifier"),
+        group: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, "must be a lowercase SQL identifier"),
+        /** Generation N logs in as `${loginPrefix}${N}`. */
+        loginPrefix: z.string().regex(/^[a-z_][a-z0-9_]{0,50}$/, "must be a lowercase SQL identifier prefix"),
+        /** The login in use before the first managed rotation; defaults to `${loginPrefix}0`. */
+        initialLogin: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, "must be a lowercase SQL identifier").optional(),
+        adminUser: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, "must be a lowercase SQL identifier"),
+        adminPasswordFile,
+    }),
+    z.strictObject({
+        kind: z.literal("ssh-authorized-key"),
+        ...sshFields,
+        /** The authorized_keys file on the target whose lines the rotation edits. */
+        authorizedKeysFile: absPath,
+        /** The account the rotated key logs into (what consumers use). */
+        loginUser: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, "must be a Unix user name"),
+    }),
+    z.strictObject({
+        kind: z.literal("http-token"),
+        /** POST with JSON {name, token} creates a token. */
+        createUrl: httpUrl(),
+        /** DELETE removes a token; `{fingerprint}` is replaced by the first 16 hex digits of its SHA-256. */
+        deleteUrl: httpUrl().refine((u) => u.includes("%7Bfingerprint%7D") || u.includes("{fingerprint}"), "must contain {fingerprint}"),
+        /** GET with `Authorization: Bearer <token>` answers 200 for a valid token. */
+        testUrl: httpUrl(),
+        adminTokenFile: localPath,
+    }),
+    z.strictObject({
+        kind: z.literal("command"),
+        /** Each command gets the secret(s) on stdin, NUL-terminated; see README. */
+        grant: shellCommand,
+        revoke: shellCommand,
+        withdraw: shellCommand,
+        test: shellCommand,
+    }),
+]);
+
+const write = z.discriminatedUnion("format", [
+    z.strictObject({
+        format: z.literal("yaml-key"),
+        key: z.string().regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, "must be a dotted YAML key path such as 'redis.password'"),
+        userKey: z.string().regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, "must be a dotted YAML key path").optional(),
+    }),
+    z.strictObject({
+        format: z.literal("env-line"),
+        key: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be a variable name such as 'DB_PASSWORD'"),
+        userKey: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be a variable name").optional(),
+    }),
+    z.strictObject({
+        format: z.literal("template"),
+        /** The whole file; `{{secret}}` (and `{{user}}`) are replaced. */
+        template: z.string().refine(noNul, "must not contain a NUL byte").refine((t) => t.includes("{{secret}}"), "must contain {{secret}}"),
+    }),
+]);
+
+const health = z.union([
+    z.strictObject({ command: shellCommand }),
+    z.strictObject({ url: httpUrl(), expectStatus: wholeNumber().min(100, "must be 100-599").max(599, "must be 100-599").default(200) }),
+], { error: 'must be either {command} (run on the host) or {url, expectStatus} (fetched from the operator\'s machine)' });
+
+const consumer = z
+    .strictObject({
+        name,
+        ...sshFields,
+        configPath: absPath,
+        write,
+        reload: shellCommand,
+        health,
+        retries: wholeNumber().min(0, "must be 0-30").max(30, "must be 0-30").default(5),
+        retryDelaySeconds: z.number().min(0, "must be 0-60").max(60, "must be 0-60").default(2),
+        timeoutSeconds: wholeNumber().min(1, "must be 1-300").max(300, "must be 1-300").default(15),
+        logCheck: z
+            .strictObject({
+                path: absPath,
+                /** An extended regular expression (grep -E) that marks an auth failure. */
+                pattern: text,
+                windowSeconds: wholeNumber().min(1, "must be 1-60").max(60, "must be 1-60").default(3),
+            })
+            .optional(),
+    });
+
+export const rotationConfigSchema = z.strictObject({
+    generation: wholeNumber().min(0, "must be 0 or more"),
+    mode: z.enum(["rotate", "rollback"]).default("rotate"),
+    secret,
+    store,
+    source,
+    consumers: z.array(consumer).min(1, "must list at least one consumer"),
+    /** JSON-lines audit log on the operator's machine. */
+    auditLog: localPath.default(".state/audit.log"),
+});
+
+export type RotationConfig = z.output<typeof rotationConfigSchema>;
+export type ConsumerConfig = RotationConfig["consumers"][number];
+export type SourceConfig = RotationConfig["source"];
+export type StoreConfig = RotationConfig["store"];
+export type SecretConfig = RotationConfig["secret"];
+export type SshTarget = { host: string; port: number; user: string; hostKey: string; privateKeyFile: string };
