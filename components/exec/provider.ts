@@ -178,8 +178,8 @@ trap - EXIT
 `;
 
 async function writeConfig(props: StepProps): Promise<void> {
-    const [secret, user] = splitFields(props.stdin);
     const secrets = splitFields(props.stdin);
+    const [secret, user] = secrets;
     const readProps: StepProps = { ...props, stdin: "", title: `${props.title} (read ${props.configPath})` };
     const current = await runScript(readProps, `cat -- ${shellWord(props.configPath!)}`);
     let next: string;
