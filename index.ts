@@ -4,10 +4,12 @@ import "./lib/debugLogFilter"; // first: keeps secrets out of the SDK's debug lo
 import * as pulumi from "@pulumi/pulumi";
 import { Rotation } from "./components/rotation";
 import { parseRotationConfig } from "./lib/config";
+import { readInventory } from "./lib/inventory";
 import { resolveRotation, rotationKeys } from "./lib/resolve";
 
 const stack = pulumi.getStack();
-const config = parseRotationConfig(stack, rotationKeys(pulumi.runtime.allConfig()));
+const { raw, inventory } = readInventory(stack, rotationKeys(pulumi.runtime.allConfig()), process.cwd());
+const config = parseRotationConfig(stack, raw, inventory);
 const resolved = resolveRotation(stack, config, process.cwd());
 
 let summary: Record<string, unknown>;
@@ -18,6 +20,8 @@ if (config.generation === 0) {
     const rotation = new Rotation(config.secret.name, { context: { stack, ...resolved } });
     summary = { ...rotation.summary };
 }
+// A changed inventory file changes this output, so preview shows it.
+if (inventory) summary.inventory = inventory;
 
 /** What this stack's rotation is: generation, mode, consumers, phase order. Never the secret. */
 export const rotation = summary;

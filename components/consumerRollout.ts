@@ -1,83 +1,55 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { ConsumerConfig } from "../lib/config";
-import { rolloutSteps } from "../lib/plan";
 import { stdinFields } from "../lib/quote";
-import { healthScript, logCheckScript } from "../lib/scripts/consumer";
-import { Step } from "./exec/step";
-import { LOCAL, TOKEN, auditSpec, consumerTarget, triggers, type Credential, type RotationContext } from "./context";
+import { Step, type HealthCheck } from "./exec/step";
+import { auditSpec, consumerTarget, triggers, type Credential, type RotationContext } from "./context";
 
-export interface ConsumerRolloutArgs {
-    /** Shared rotation context. */
-    readonly context: RotationContext;
-    /** The consumer from the stack's inventory. */
-    readonly consumer: ConsumerConfig;
-    /** The credential to deploy (the new one, or the previous one on rollback). */
-    readonly credential: Credential;
-    /** What the rollout waits for (the grant, or the rollback guard). */
-    readonly after: pulumi.Input<pulumi.Resource>[];
+/** "app-redis → consumer web-1": how every message about this consumer starts. */
+export const consumerLabel = (ctx: RotationContext, c: ConsumerConfig) => `${ctx.config.secret.name} → consumer ${c.name}`;
+
+/** What the step provider needs to check one consumer's health. */
+export function healthCheck(ctx: RotationContext, c: ConsumerConfig): HealthCheck {
+    return {
+        label: consumerLabel(ctx, c),
+        target: consumerTarget(ctx, c),
+        health: c.health,
+        retries: c.retries,
+        retryDelaySeconds: c.retryDelaySeconds,
+        timeoutSeconds: c.timeoutSeconds,
+    };
 }
 
 /**
- * Deploys a credential to one consumer: back up its config to `.bak` and
- * write the new value atomically (mode 0600), reload the service, check its
- * health with retries, then optionally watch its log for auth failures.
- * Every step re-runs when the generation (or mode) changes.
+ * One consumer's rollout, one step: back up its config to `.bak` and write
+ * the credential atomically (0600, owner kept), reload the service, check its
+ * health with retries, then watch its log for auth failures since the reload
+ * (provider/rollout.ts). It runs again when the generation or mode changes.
+ * One resource per consumer keeps the engine's bookkeeping, which rewrites
+ * the whole checkpoint per operation, small for large fleets.
  */
-export class ConsumerRollout extends pulumi.ComponentResource {
-    /** The last step; it succeeds only if every step before it did. */
-    readonly done: pulumi.Resource;
-
-    constructor(name: string, args: ConsumerRolloutArgs, opts?: pulumi.ComponentResourceOptions) {
-        super(`${TOKEN}:ConsumerRollout`, name, {}, opts);
-        const { context: ctx, consumer: c, credential } = args;
-        const host = consumerTarget(ctx, c);
-        const label = `${ctx.config.secret.name} → consumer ${c.name}`;
-        const health = healthScript(c);
-        const common = { triggers: triggers(ctx, true), timeoutSeconds: c.timeoutSeconds };
-
-        let after: pulumi.Input<pulumi.Resource>[] = args.after;
-        let last: pulumi.Resource | undefined;
-        for (const step of rolloutSteps(c)) {
-            const stepOpts = { parent: this, dependsOn: after };
-            switch (step) {
-                case "deploy":
-                    last = new Step(`${name}-deploy`, {
-                        ...common,
-                        title: `${label}: write g${credential.generation} into ${c.configPath} (backup in .bak)`,
-                        target: host,
-                        op: "write-config",
-                        configPath: c.configPath,
-                        write: c.write,
-                        stdin: credential.value.apply((v) => (credential.user === undefined ? stdinFields(v) : stdinFields(v, credential.user))),
-                    }, stepOpts);
-                    break;
-                case "reload":
-                    last = new Step(`${name}-reload`, { ...common, title: `${label}: reload`, target: host, script: c.reload }, stepOpts);
-                    break;
-                case "health":
-                    last = new Step(`${name}-health`, {
-                        ...common,
-                        title: `${label}: health check`,
-                        target: health.where === "local" ? LOCAL : host,
-                        script: health.script,
-                        attempts: c.retries + 1,
-                        retryDelaySeconds: c.retryDelaySeconds,
-                        audit: auditSpec(ctx, ctx.config.mode === "rollback" ? "consumer-restored" : "consumer-verified", c.name),
-                    }, stepOpts);
-                    break;
-                case "logcheck":
-                    last = new Step(`${name}-logcheck`, {
-                        ...common,
-                        title: `${label}: no auth failures in ${c.logCheck!.path}`,
-                        target: host,
-                        script: logCheckScript(c)!,
-                        timeoutSeconds: c.logCheck!.windowSeconds + c.timeoutSeconds,
-                    }, stepOpts);
-                    break;
-            }
-            after = [last];
-        }
-        this.done = last!;
-        this.registerOutputs({});
-    }
+export function consumerRollout(
+    name: string,
+    ctx: RotationContext,
+    c: ConsumerConfig,
+    credential: { generation: number; value: pulumi.Output<string>; user?: string },
+    opts: pulumi.CustomResourceOptions,
+): Step {
+    const restoring = ctx.config.mode === "rollback";
+    return new Step(name, {
+        title: `${consumerLabel(ctx, c)}: ${restoring ? "restore" : "roll out"} g${credential.generation}`,
+        target: consumerTarget(ctx, c),
+        op: "rollout",
+        rollout: {
+            ...healthCheck(ctx, c),
+            generation: credential.generation,
+            configPath: c.configPath,
+            write: c.write,
+            reload: c.reload,
+            ...(c.logCheck ? { logCheck: c.logCheck } : {}),
+        },
+        stdin: credential.value.apply((v) => (credential.user === undefined ? stdinFields(v) : stdinFields(v, credential.user))),
+        triggers: triggers(ctx, true),
+        timeoutSeconds: c.timeoutSeconds,
+        audit: auditSpec(ctx, restoring ? "consumer-restored" : "consumer-verified", c.name),
+    }, opts);
 }

@@ -1,6 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { ConsumerConfig, RotationConfig, SshTarget } from "../lib/config";
 import type { AuditSpec, StepTarget } from "./exec/step";
+import type { SshTarget as SshStepTarget } from "../provider/types";
 
 /** Type-token package of every component here: `rotation:index:<Component>`. */
 export const TOKEN = "rotation:index";
@@ -53,7 +54,7 @@ export function auditSpec(ctx: RotationContext, phase: string, consumer?: string
     };
 }
 
-export function consumerTarget(ctx: RotationContext, c: ConsumerConfig): StepTarget {
+export function consumerTarget(ctx: RotationContext, c: ConsumerConfig): SshStepTarget {
     const t: SshTarget = { host: c.host, port: c.port, user: c.user, hostKey: ctx.consumerHostKeys[c.name], privateKeyFile: c.privateKeyFile };
     return { kind: "ssh", ...t };
 }

@@ -2,7 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { phaseOrder, rotationPlan, type PlanStep } from "../lib/plan";
 import { fileStoreScripts } from "../lib/scripts/store";
 import { AuditRecord } from "./auditRecord";
-import { ConsumerRollout } from "./consumerRollout";
+import { consumerRollout } from "./consumerRollout";
 import { LOCAL, TOKEN, auditSpec, triggers, type RotationContext } from "./context";
 import { Step } from "./exec/step";
 import { Promotion } from "./promotion";
@@ -58,11 +58,12 @@ export class Rotation extends pulumi.ComponentResource {
         const previous = new SecretVersion(`${name}-previous`, { context: ctx, origin: "stored" }, child);
         done.set("previous", [previous]);
 
-        const rollouts = (credential: SecretVersion, firstId: (c: string) => string) =>
+        const rollouts = (credential: SecretVersion) =>
             config.consumers.map((c) => {
-                const r = new ConsumerRollout(`${name}-rollout-${c.name}`, { context: ctx, consumer: c, credential, after: after(firstId(c.name)) }, child);
-                for (const s of this.plan.filter((p) => p.consumer === c.name && p.phase === "rollout")) done.set(s.id, [r.done]);
-                return r.done;
+                const id = `rollout/${c.name}`;
+                const r = consumerRollout(`${name}-rollout-${c.name}`, ctx, c, credential, { parent: this, dependsOn: after(id) });
+                done.set(id, [r]);
+                return r;
             });
 
         if (config.mode === "rollback") {
@@ -76,7 +77,7 @@ export class Rotation extends pulumi.ComponentResource {
             done.set("guard", [guard]);
             const regrant = new SourceGrant(`${name}-grant-g${config.generation - 1}`, { context: ctx, credential: previous, after: after("grant-previous") }, child);
             done.set("grant-previous", [regrant.done]);
-            rollouts(previous, (c) => `rollout/${c}/deploy`);
+            rollouts(previous);
         } else {
             const secret = new SecretVersion(`${name}-g${config.generation}`, { context: ctx, origin: "generate" }, child);
             done.set("secret", [secret]);
@@ -84,7 +85,7 @@ export class Rotation extends pulumi.ComponentResource {
             done.set("stage", [stage.done]);
             const grant = new SourceGrant(`${name}-grant-g${config.generation}`, { context: ctx, credential: secret, after: after("grant") }, child);
             done.set("grant", [grant.done]);
-            rollouts(secret, (c) => `rollout/${c}/deploy`);
+            rollouts(secret);
             const gate = new RotationGate(`${name}-gate`, { context: ctx, rollouts: after("gate") }, child);
             done.set("gate", [gate.done]);
             const revoke = new Revocation(`${name}-revoke`, { context: ctx, previous, after: after("revoke") }, child);
@@ -92,7 +93,8 @@ export class Rotation extends pulumi.ComponentResource {
             const promote = new Promotion(`${name}-promote`, { context: ctx, credential: secret, after: after("promote") }, child);
             done.set("promote", [promote.done]);
             const verify = new Verification(`${name}-verify`, { context: ctx, previous, credential: secret, after: after("verify/source") }, child);
-            verify.done.forEach((r, i) => done.set(i === 0 ? "verify/source" : `verify/${config.consumers[i - 1].name}`, [r]));
+            done.set("verify/source", [verify.done[0]]);
+            done.set("verify/consumers", [verify.done[1]]);
         }
         new AuditRecord(`${name}-audit`, { context: ctx, after: after("audit") }, child);
 

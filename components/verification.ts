@@ -1,9 +1,9 @@
 import * as pulumi from "@pulumi/pulumi";
 import { stdinFields } from "../lib/quote";
-import { healthScript } from "../lib/scripts/consumer";
 import { sourceScripts } from "../lib/scripts/source";
 import { Step } from "./exec/step";
-import { LOCAL, TOKEN, auditSpec, consumerTarget, triggers, type Credential, type RotationContext } from "./context";
+import { healthCheck } from "./consumerRollout";
+import { LOCAL, TOKEN, auditSpec, triggers, type Credential, type RotationContext } from "./context";
 
 export interface VerificationArgs {
     /** Shared rotation context. */
@@ -18,10 +18,11 @@ export interface VerificationArgs {
 
 /**
  * After revocation and promotion: the old secret is rejected and the new one
- * accepted at the source, and every consumer is still healthy.
+ * accepted at the source, and every consumer is still healthy (one step for
+ * all consumers, checked in parallel; its error names each one that failed).
  */
 export class Verification extends pulumi.ComponentResource {
-    /** Every check; the audit record waits for all of them. */
+    /** Both checks; the audit record waits for them. */
     readonly done: pulumi.Resource[];
 
     constructor(name: string, args: VerificationArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -39,19 +40,14 @@ export class Verification extends pulumi.ComponentResource {
             retryDelaySeconds: 2,
             audit: auditSpec(ctx, "verified"),
         }, { parent: this, dependsOn: args.after });
-        const consumers = config.consumers.map((c) => {
-            const health = healthScript(c);
-            return new Step(`${name}-${c.name}`, {
-                title: `${config.secret.name} → consumer ${c.name}: healthy after revocation`,
-                target: health.where === "local" ? LOCAL : consumerTarget(ctx, c),
-                script: health.script,
-                triggers: triggers(ctx),
-                attempts: c.retries + 1,
-                retryDelaySeconds: c.retryDelaySeconds,
-                timeoutSeconds: c.timeoutSeconds,
-            }, { parent: this, dependsOn: args.after });
-        });
-        this.done = [source, ...consumers];
+        const consumers = new Step(`${name}-consumers`, {
+            title: `${config.secret.name}: all ${config.consumers.length} consumers healthy after revocation`,
+            target: LOCAL,
+            op: "health",
+            checks: config.consumers.map((c) => healthCheck(ctx, c)),
+            triggers: triggers(ctx),
+        }, { parent: this, dependsOn: args.after });
+        this.done = [source, consumers];
         this.registerOutputs({});
     }
 }

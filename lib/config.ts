@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { ConfigError } from "./errors";
+import { inventoryProblems, type InventoryFile } from "./inventory";
 import { CONFIG_NAMESPACE, rotationConfigSchema, type RotationConfig } from "./configSchema";
 
 export * from "./configSchema";
@@ -95,9 +96,11 @@ function crossFieldProblems(cfg: RotationConfig): string[] {
 /**
  * Validates a stack's `rotation:` config. `raw` maps each key under the
  * namespace (without the prefix) to its value; object values may be JSON
- * strings as Pulumi stores them. Throws ConfigError listing every problem.
+ * strings as Pulumi stores them. When the consumers came from
+ * `rotation:consumersFile` (lib/inventory.ts), errors about them name that file.
+ * Throws ConfigError listing every problem.
  */
-export function parseRotationConfig(stack: string, raw: Record<string, unknown>): RotationConfig {
+export function parseRotationConfig(stack: string, raw: Record<string, unknown>, inventory?: InventoryFile): RotationConfig {
     const decoded: Record<string, unknown> = {};
     const problems: string[] = [];
     for (const [key, value] of Object.entries(raw)) {
@@ -118,14 +121,14 @@ export function parseRotationConfig(stack: string, raw: Record<string, unknown>)
     if (!result.success) {
         throw new ConfigError(
             stack,
-            result.error.issues.flatMap((issue) =>
+            inventoryProblems(result.error.issues.flatMap((issue) =>
                 issue.code === "unrecognized_keys"
                     ? issue.keys.map((k) => `${formatPath([...issue.path, k])}: unknown key`)
                     : [`${formatPath(issue.path)}: ${issue.message}`],
-            ),
+            ), inventory),
         );
     }
     const crossProblems = crossFieldProblems(result.data);
-    if (crossProblems.length) throw new ConfigError(stack, crossProblems);
+    if (crossProblems.length) throw new ConfigError(stack, inventoryProblems(crossProblems, inventory));
     return result.data;
 }

@@ -8,7 +8,7 @@
 export type Mode = "rotate" | "rollback";
 
 export interface PlanStep {
-    /** Stable id, e.g. "rollout/web-1/health". */
+    /** Stable id, e.g. "rollout/web-1". */
     id: string;
     /** The runbook phase it belongs to. */
     phase: "generate" | "read-previous" | "stage" | "grant" | "rollout" | "gate" | "revoke" | "promote" | "verify" | "audit" | "guard";
@@ -16,17 +16,9 @@ export interface PlanStep {
     dependsOn: string[];
 }
 
-export const ROLLOUT_STEPS = ["deploy", "reload", "health", "logcheck"] as const;
-export type RolloutStep = (typeof ROLLOUT_STEPS)[number];
-
 export interface PlanInput {
     mode: Mode;
-    consumers: { name: string; logCheck?: unknown }[];
-}
-
-/** The steps of one consumer's rollout, in order (the log check only when configured). */
-export function rolloutSteps(consumer: { logCheck?: unknown }): RolloutStep[] {
-    return ROLLOUT_STEPS.filter((s) => s !== "logcheck" || consumer.logCheck !== undefined);
+    consumers: { name: string }[];
 }
 
 export function rotationPlan(input: PlanInput): PlanStep[] {
@@ -37,9 +29,8 @@ export function rotationPlan(input: PlanInput): PlanStep[] {
     };
     const rollouts = (after: string) =>
         input.consumers.map((c) => {
-            let prev = after;
-            for (const s of rolloutSteps(c)) prev = add(`rollout/${c.name}/${s}`, "rollout", [prev], c.name);
-            return prev;
+            // One step per consumer: deploy, reload, health and log check run in it, in that order.
+            return add(`rollout/${c.name}`, "rollout", [after], c.name);
         });
 
     add("previous", "read-previous", []);
@@ -59,8 +50,8 @@ export function rotationPlan(input: PlanInput): PlanStep[] {
     add("gate", "gate", verified);
     add("revoke", "revoke", ["gate"]);
     add("promote", "promote", ["revoke"]);
-    const checks = [add("verify/source", "verify", ["promote"])];
-    for (const c of input.consumers) checks.push(add(`verify/${c.name}`, "verify", ["promote"], c.name));
+    // Every consumer's health after revocation is one step: it names each consumer that fails.
+    const checks = [add("verify/source", "verify", ["promote"]), add("verify/consumers", "verify", ["promote"])];
     add("audit", "audit", checks);
     return steps;
 }

@@ -1,30 +1,29 @@
 import * as pulumi from "@pulumi/pulumi";
-import type { WriteSpec } from "../../lib/configFormats";
-import { stepProvider, type AuditSpec, type StepTarget } from "./provider";
+import type { AuditSpec, HealthCheck, RolloutSpec, StepOp, StepTarget } from "../../provider/types";
 
-export type { StepTarget, AuditSpec } from "./provider";
+export type { AuditSpec, HealthCheck, RolloutSpec, StepTarget } from "../../provider/types";
 
-/** Type token of every step: `pulumi-nodejs:dynamic/rotation:Step`. */
-export const STEP_TYPE = "pulumi-nodejs:dynamic/rotation:Step";
+/** Type token of every step, served by this project's plugin `pulumi-resource-rotation` (provider/). */
+export const STEP_TYPE = "rotation:index:Step";
 
 export interface StepArgs {
     /** What this step does, in the runbook's words; appears in errors and the audit log. */
     readonly title: pulumi.Input<string>;
     /** Where the script runs: the operator's machine or a host over SSH. */
     readonly target: pulumi.Input<StepTarget>;
-    /** "script" (default) runs `script`; "write-config" rewrites `configPath`. */
-    readonly op?: "script" | "write-config";
+    /** "script" (default) runs `script`; "rollout" deploys to one consumer; "health" checks consumers. */
+    readonly op?: StepOp;
     /** Bash script; values from config inside it must pass through shq(). */
     readonly script?: pulumi.Input<string>;
     /** Bash script run when the step is deleted (withdraw, clean up). */
     readonly deleteScript?: pulumi.Input<string>;
     /** Secret payload on stdin, NUL-terminated fields. Never logged. */
     readonly stdin?: pulumi.Input<string>;
-    /** A change re-runs the step. */
+    /** A change runs the step again, in place. */
     readonly triggers: pulumi.Input<pulumi.Input<string | number>[]>;
     /** Keep stdout as the secret output `stdout`. */
     readonly captureStdout?: boolean;
-    /** Tries before the step fails (health checks retry; writes do not). */
+    /** Tries before the step fails. */
     readonly attempts?: number;
     /** Pause between tries. */
     readonly retryDelaySeconds?: number;
@@ -32,25 +31,23 @@ export interface StepArgs {
     readonly timeoutSeconds?: number;
     /** Appends one audit line with the step's outcome. */
     readonly audit?: pulumi.Input<AuditSpec>;
-    /** For op "write-config": the consumer's config file. */
-    readonly configPath?: pulumi.Input<string>;
-    /** For op "write-config": how the secret goes into the file. */
-    readonly write?: pulumi.Input<WriteSpec>;
+    /** For op "rollout": the consumer and how to deploy to it. */
+    readonly rollout?: pulumi.Input<RolloutSpec>;
+    /** For op "health": the consumers to check. */
+    readonly checks?: pulumi.Input<HealthCheck[]>;
 }
 
-/** One rotation step, run by the step provider (components/exec/provider.ts). */
-export class Step extends pulumi.dynamic.Resource {
+/** One rotation step, run by the step provider (provider/stepProvider.ts). */
+export class Step extends pulumi.CustomResource {
     /** Captured stdout (secret), when `captureStdout` is set. */
     declare readonly stdout: pulumi.Output<string | undefined>;
 
     constructor(name: string, args: StepArgs, opts?: pulumi.CustomResourceOptions) {
         super(
-            stepProvider,
+            STEP_TYPE,
             name,
             { op: "script", attempts: 1, retryDelaySeconds: 0, timeoutSeconds: 60, ...args, stdout: undefined },
             pulumi.mergeOptions(opts, { additionalSecretOutputs: ["stdin", "stdout"] }),
-            "rotation",
-            "Step",
         );
     }
 }

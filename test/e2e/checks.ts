@@ -15,18 +15,17 @@ export function assertSucceeded(r: RunResult, what: string): void {
     assert.equal(r.code, 0, `${what} failed (exit ${r.code}):\n${r.stdout.slice(-3000)}\n${r.stderr.slice(-2000)}`);
 }
 
-/** From the event stream: each consumer's last rollout step ended before the revocation started. */
-export function assertRevokeAfterEveryConsumer(r: RunResult, secret: string, consumers: string[], lastStep = "logcheck"): void {
+/**
+ * From the event stream: each consumer's rollout (its deploy, reload, health
+ * and log check run inside that one step) ended before the revocation started.
+ */
+export function assertRevokeAfterEveryConsumer(r: RunResult, secret: string, consumers: string[]): void {
     const revoke = stepTimeline(r.events, `${secret}-revoke`);
     assert.ok(revoke.start !== undefined, "the revocation ran in this update");
     for (const c of consumers) {
-        for (const s of ["deploy", "reload", "health"]) {
-            const t = stepTimeline(r.events, `${secret}-rollout-${c}-${s}`);
-            assert.ok(t.end !== undefined, `${c} ${s} finished in this update`);
-            assert.ok(t.end! < revoke.start!, `${c} ${s} finished (seq ${t.end}) before the revocation started (seq ${revoke.start})`);
-        }
-        const last = stepTimeline(r.events, `${secret}-rollout-${c}-${lastStep}`);
-        if (last.start !== undefined) assert.ok(last.end! < revoke.start!, `${c} ${lastStep} finished before the revocation`);
+        const t = stepTimeline(r.events, `${secret}-rollout-${c}`);
+        assert.ok(t.end !== undefined, `${c}'s rollout finished in this update`);
+        assert.ok(t.end! < revoke.start!, `${c}'s rollout finished (seq ${t.end}) before the revocation started (seq ${revoke.start})`);
     }
     const promote = stepTimeline(r.events, `${secret}-promote`);
     assert.ok(promote.start! > stepTimeline(r.events, `${secret}-revoke`).end!, "promotion started after the revocation ended");
@@ -40,11 +39,12 @@ export function assertPreviewPlan(previewJson: string, secret: string, consumers
         `${secret}-g${generation}`,
         `${secret}-stage`,
         `${secret}-grant-g${generation}`,
-        ...consumers.flatMap((c) => [`${secret}-rollout-${c}-deploy`, `${secret}-rollout-${c}-reload`, `${secret}-rollout-${c}-health`]),
+        ...consumers.map((c) => `${secret}-rollout-${c}`),
         `${secret}-gate`,
         `${secret}-revoke`,
         `${secret}-promote`,
         `${secret}-verify-source`,
+        `${secret}-verify-consumers`,
         `${secret}-audit`,
     ];
     for (const e of expect) assert.ok(planned.has(e), `preview plans ${e}; planned: ${[...planned].join(", ")}`);

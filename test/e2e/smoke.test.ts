@@ -34,7 +34,7 @@ test("preview, up and destroy a one-step program with the real engine", () => {
 
         const preview = pulumi(["preview", "--stack", stack], env);
         assert.equal(preview.status, 0, preview.stdout + preview.stderr);
-        assert.match(preview.stdout, /\+ .*rotation:Step +write-marker +create/);
+        assert.match(preview.stdout, /\+ .*rotation:index:Step +write-marker +create/);
         assert.equal(fs.existsSync(marker), false, "preview runs nothing");
 
         const up = pulumi(["up", "--yes", "--stack", stack], env);

@@ -10,7 +10,7 @@ import yaml from "js-yaml";
 export const ROOT = path.resolve(__dirname, "../..");
 export const WORK = path.join(ROOT, ".test-work");
 const PULUMI = path.join(ROOT, ".tools", "bin", "pulumi");
-const LINKED = ["index.ts", "components", "lib", "node_modules", "package.json", "tsconfig.json"];
+const LINKED = ["index.ts", "components", "lib", "provider", "node_modules", "package.json", "tsconfig.json"];
 
 export interface EngineEvent {
     sequence: number;
@@ -58,6 +58,9 @@ export class Workspace {
             PULUMI_HOME: path.join(WORK, ".pulumi-home"),
             PULUMI_SKIP_UPDATE_CHECK: "true",
             PULUMI_DEBUG_COMMANDS: "true",
+            // The project's defaults, as bin/pulumi sets them.
+            PULUMI_PARALLEL: process.env.PULUMI_PARALLEL ?? "512",
+            PULUMI_NODEJS_TRANSPILE_ONLY: "true",
         };
         delete this.env.PULUMI_CONFIG_PASSPHRASE_FILE;
         const init = spawnSync(PULUMI, ["stack", "init", stack, "--non-interactive"], { cwd: this.dir, env: this.env, encoding: "utf8" });
@@ -159,8 +162,9 @@ export function readEvents(file: string): EngineEvent[] {
 /** The resource name at the end of a URN. */
 export const urnName = (urn: string) => urn.split("::").pop()!;
 
-/** The operations in which a step's command runs. */
-const RUNS = new Set(["create", "create-replacement"]);
+/** The operations in which a step's command runs (a new generation updates steps in place). */
+const RUNS = new Set(["create", "create-replacement", "update"]);
+const isStep = (type: string) => type === "rotation:index:Step";
 
 /** Sequence numbers of a step's start and successful end in one update. */
 export function stepTimeline(events: EngineEvent[], name: string): { start?: number; end?: number; failed?: number } {
@@ -169,11 +173,9 @@ export function stepTimeline(events: EngineEvent[], name: string): { start?: num
         const pre = e.resourcePreEvent?.metadata;
         const outs = e.resOutputsEvent?.metadata;
         const fail = e.resOpFailedEvent?.metadata;
-        // A replacement shows up three times (create-replacement, replace, and the
-        // old copy's delete-replaced at the end); the command ran in the first.
-        if (pre && urnName(pre.urn) === name && pre.type.includes("rotation:Step") && RUNS.has(pre.op) && t.start === undefined) t.start = e.sequence;
-        if (outs && urnName(outs.urn) === name && outs.type.includes("rotation:Step") && RUNS.has(outs.op) && t.end === undefined) t.end = e.sequence;
-        if (fail && urnName(fail.urn) === name && fail.type.includes("rotation:Step")) t.failed = e.sequence;
+        if (pre && urnName(pre.urn) === name && isStep(pre.type) && RUNS.has(pre.op) && t.start === undefined) t.start = e.sequence;
+        if (outs && urnName(outs.urn) === name && isStep(outs.type) && RUNS.has(outs.op) && t.end === undefined) t.end = e.sequence;
+        if (fail && urnName(fail.urn) === name && isStep(fail.type)) t.failed = e.sequence;
     }
     return t;
 }
@@ -182,6 +184,6 @@ export function stepTimeline(events: EngineEvent[], name: string): { start?: num
 export function changedSteps(events: EngineEvent[]): string[] {
     return events
         .map((e) => e.resourcePreEvent?.metadata)
-        .filter((m): m is { urn: string; op: string; type: string } => !!m && m.type.includes("rotation:Step") && m.op !== "same")
+        .filter((m): m is { urn: string; op: string; type: string } => !!m && isStep(m.type) && m.op !== "same")
         .map((m) => `${urnName(m.urn)}:${m.op}`);
 }

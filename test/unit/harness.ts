@@ -8,7 +8,7 @@ import { setMockOptions } from "@pulumi/pulumi/runtime/settings";
 const { waitForRPCs } = require("@pulumi/pulumi/runtime/settings") as { waitForRPCs: () => Promise<void> };
 import { parseRotationConfig, type RotationConfig } from "../../lib/config";
 
-export const STEP = "pulumi-nodejs:dynamic/rotation:Step";
+export const STEP = "rotation:index:Step";
 export const RANDOM = "random:index/randomPassword:RandomPassword";
 
 export interface Registered {

@@ -2,7 +2,7 @@
 // message) carries no secret, whole or line by line.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { redact } from "../../components/exec/provider";
+import { redact } from "../../provider/outcome";
 
 /** Shaped like an OpenSSH ed25519 private key (not a real one). */
 const PRIVATE_KEY = [

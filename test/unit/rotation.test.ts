@@ -39,35 +39,37 @@ function waitsFor(all: Registered[], r: Registered): Set<string> {
 test("a rotation registers every phase, one rollout per consumer, in the plan's names", async () => {
     const { registered } = await build(config());
     const steps = registered.filter((r) => r.type === STEP).map((r) => r.name).sort();
-    const perConsumer = ["deploy", "reload", "health", "logcheck"];
     const expected = [
         "app-redis-previous-read",
         "app-redis-stage",
         "app-redis-grant-g2",
-        ...["web-1", "web-2", "web-3"].flatMap((c) => perConsumer.map((s) => `app-redis-rollout-${c}-${s}`)),
+        ...["web-1", "web-2", "web-3"].map((c) => `app-redis-rollout-${c}`),
         "app-redis-gate",
         "app-redis-revoke",
         "app-redis-promote",
         "app-redis-verify-source",
-        ...["web-1", "web-2", "web-3"].map((c) => `app-redis-verify-${c}`),
+        "app-redis-verify-consumers",
         "app-redis-audit",
     ].sort();
     assert.deepEqual(steps, expected);
     assert.equal(registered.filter((r) => r.type === RANDOM).length, 1);
     const components = registered.filter((r) => r.type.startsWith("rotation:index:")).map((r) => r.type);
-    for (const t of ["Rotation", "SecretVersion", "StoreStaging", "SourceGrant", "ConsumerRollout", "RotationGate", "Revocation", "Promotion", "Verification", "AuditRecord"]) {
+    for (const t of ["Rotation", "SecretVersion", "StoreStaging", "SourceGrant", "RotationGate", "Revocation", "Promotion", "Verification", "AuditRecord"]) {
         assert.ok(components.includes(`rotation:index:${t}`), `component ${t} registered`);
     }
 });
 
-test("the revocation waits for every consumer's deploy, reload, health and log check", async () => {
+test("the revocation waits for every consumer's rollout (deploy, reload, health and log check in one step)", async () => {
     const { registered, byName } = await build(config());
     const revoke = byName("app-redis-revoke");
     const deps = waitsFor(registered, revoke);
     for (const c of ["web-1", "web-2", "web-3"]) {
-        for (const s of ["deploy", "reload", "health", "logcheck"]) {
-            assert.ok(deps.has(byName(`app-redis-rollout-${c}-${s}`).urn), `revoke waits for ${c} ${s}`);
-        }
+        const r = byName(`app-redis-rollout-${c}`);
+        assert.ok(deps.has(r.urn), `revoke waits for ${c}`);
+        assert.equal(r.inputs.op, "rollout");
+        assert.equal(r.inputs.rollout.label, `app-redis → consumer ${c}`);
+        assert.equal(r.inputs.rollout.logCheck.pattern, "AUTH_FAILED", `${c}'s rollout carries its log check`);
+        assert.equal(r.inputs.rollout.reload, 'kill -HUP "$(cat /run/app.pid)"');
     }
     assert.ok(deps.has(byName("app-redis-gate").urn));
     // and the store is promoted only after the revocation
@@ -79,8 +81,8 @@ test("each rollout starts only after the grant (dual-active before any consumer 
     const { registered, byName } = await build(config());
     const grant = byName("app-redis-grant-g2");
     for (const c of ["web-1", "web-2", "web-3"]) {
-        assert.ok(waitsFor(registered, byName(`app-redis-rollout-${c}-deploy`)).has(grant.urn));
-        assert.ok(!waitsFor(registered, byName(`app-redis-rollout-${c}-deploy`)).has(byName("app-redis-revoke").urn));
+        assert.ok(waitsFor(registered, byName(`app-redis-rollout-${c}`)).has(grant.urn));
+        assert.ok(!waitsFor(registered, byName(`app-redis-rollout-${c}`)).has(byName("app-redis-revoke").urn));
     }
 });
 
@@ -88,12 +90,12 @@ test("secrets travel only on stdin: no script, title or other input contains the
     const { registered } = await build(config());
     const secrets = [mockSecret(2), MOCK_PREVIOUS];
     for (const r of registered) {
-        const { stdin, __provider, ...rest } = r.inputs;
+        const { stdin, ...rest } = r.inputs;
         const text = JSON.stringify(rest);
         for (const s of secrets) assert.ok(!text.includes(s), `${r.name} carries a secret outside stdin`);
     }
     const step = (n: string) => registered.find((r) => r.name === n && r.type === STEP)!;
-    assert.equal(step("app-redis-rollout-web-2-deploy").inputs.stdin, `${mockSecret(2)}\0`);
+    assert.equal(step("app-redis-rollout-web-2").inputs.stdin, `${mockSecret(2)}\0`);
     assert.equal(step("app-redis-revoke").inputs.stdin, `${MOCK_PREVIOUS}\0`);
 });
 
@@ -112,15 +114,13 @@ test("every step of a generation carries that generation as its trigger", async 
     const g3 = await build(config({ generation: 3 }));
     const t3 = new Map(g3.registered.filter((r) => r.type === STEP).map((r) => [r.name, JSON.stringify(r.inputs.triggers)]));
     for (const c of ["web-1", "web-2", "web-3"]) {
-        for (const s of ["deploy", "reload", "health", "logcheck"]) {
-            const n = `app-redis-rollout-${c}-${s}`;
-            assert.equal(t2.get(n), JSON.stringify([2, "rotate"]));
-            assert.equal(t3.get(n), JSON.stringify([3, "rotate"]), `${n} re-runs on the bump`);
-        }
+        const n = `app-redis-rollout-${c}`;
+        assert.equal(t2.get(n), JSON.stringify([2, "rotate"]));
+        assert.equal(t3.get(n), JSON.stringify([3, "rotate"]), `${n} re-runs on the bump`);
     }
     // Same generation, same inputs: nothing would change (idempotent re-run).
     const again = await build(config());
-    const strip = (r: Registered) => JSON.stringify({ ...r.inputs, __provider: undefined });
+    const strip = (r: Registered) => JSON.stringify(r.inputs);
     for (const r of again.registered.filter((x) => x.type === STEP)) {
         assert.equal(strip(r), strip(g2.registered.find((x) => x.name === r.name && x.type === STEP)!), `${r.name} is stable without a bump`);
     }
@@ -138,7 +138,7 @@ test("rollback restores consumers to the previous secret and registers no grant,
     assert.equal(regrant.inputs.stdin, `${MOCK_PREVIOUS}\0`);
     assert.deepEqual(regrant.inputs.triggers, [1], "the previous grant keeps its own generation, so it is not replaced");
     for (const c of ["web-1", "web-2", "web-3"]) {
-        const deploy = byName(`app-redis-rollout-${c}-deploy`);
+        const deploy = byName(`app-redis-rollout-${c}`);
         assert.equal(deploy.inputs.stdin, `${MOCK_PREVIOUS}\0`);
         assert.deepEqual(deploy.inputs.triggers, [2, "rollback"]);
         assert.ok(waitsFor(registered, deploy).has(guard.urn));
@@ -153,7 +153,7 @@ test("postgres consumers receive the generation's login with the password", asyn
         consumers: [{ ...(config().consumers[0] as any), write: { format: "env-line", key: "PGPASSWORD", userKey: "PGUSER" } }],
     });
     const { byName } = await build(cfg);
-    assert.equal(byName("app-pg-rollout-web-1-deploy").inputs.stdin, `${mockSecret(2)}\0app_g2\0`);
+    assert.equal(byName("app-pg-rollout-web-1").inputs.stdin, `${mockSecret(2)}\0app_g2\0`);
     assert.match(byName("app-pg-revoke").inputs.script, /'app_g1'/);
 });
 

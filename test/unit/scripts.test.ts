@@ -7,7 +7,7 @@ import { defaultGeneratorCommand } from "../../components/secretVersion";
 import { parseRotationConfig, type RotationConfig } from "../../lib/config";
 import { ConfigError } from "../../lib/errors";
 import { shq } from "../../lib/quote";
-import { healthScript, logCheckScript } from "../../lib/scripts/consumer";
+import { logCheckScript, writeAndReloadScript } from "../../provider/rollout";
 import { sourceScripts } from "../../lib/scripts/source";
 import { fileStoreScripts } from "../../lib/scripts/store";
 import { HOST_KEY, rawConfig } from "./harness";
@@ -69,11 +69,14 @@ function scriptsOf(cfg: RotationConfig): { generated: Record<string, string>; op
         }
     }
     for (const c of cfg.consumers) {
-        const h = healthScript(c);
-        // A health command runs on the host as the operator wrote it (like reload).
-        (h.where === "local" ? generated : operators)[`consumer.${c.name}.health`] = h.script;
-        const lc = logCheckScript(c);
-        if (lc) generated[`consumer.${c.name}.logCheck`] = lc;
+        // A health command runs on the host as the operator wrote it (like reload);
+        // the write-and-reload script is ours around the operator's reload.
+        if ("command" in c.health) operators[`consumer.${c.name}.health`] = c.health.command;
+        const spec = { label: c.name, target: { kind: "ssh" as const, host: c.host, port: c.port, user: c.user, hostKey: HOST_KEY, privateKeyFile: c.privateKeyFile },
+            health: c.health, retries: c.retries, retryDelaySeconds: c.retryDelaySeconds, timeoutSeconds: c.timeoutSeconds,
+            generation: 2, configPath: c.configPath, write: c.write, reload: "true", ...(c.logCheck ? { logCheck: c.logCheck } : {}) };
+        generated[`consumer.${c.name}.writeAndReload`] = writeAndReloadScript(spec, true);
+        if (c.logCheck) generated[`consumer.${c.name}.logCheck`] = logCheckScript(c.logCheck, 123);
         operators[`consumer.${c.name}.reload`] = c.reload;
     }
     return { generated, operators };

@@ -1,0 +1,159 @@
+/**
+ * Runs a bash script on the operator's machine or on a host, with the secret
+ * payload on stdin only (never in argv or the environment).
+ *
+ * SSH goes through one OpenSSH master connection per host (ControlMaster), so
+ * a consumer's sessions cost a channel each instead of a handshake each
+ * (measured here: 365 ms for `ssh host true`, 133 ms through a master). The
+ * masters are children of this process, in its process group: when the
+ * engine stops the provider, they end with it. Their sockets live in a
+ * private 0700 directory, removed on exit.
+ */
+import { spawn } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { AGENT_WRAPPER, HostAgent } from "./agent";
+import { JOBS_PER_HOST, Semaphore, processes } from "./limits";
+import type { SshTarget, StepTarget } from "./types";
+
+export interface RunResult {
+    code: number | null;
+    stdout: string;
+    stderr: string;
+    timedOut: boolean;
+}
+
+/** The single-quoted shell word for a value (ssh hands the remote command to a shell). */
+export function shellWord(value: string | number): string {
+    return `'${String(value).replace(/'/g, `'\\''`)}'`;
+}
+
+function spawnAndWait(cmd: string, args: string[], stdin: string, timeoutSeconds: number): Promise<RunResult> {
+    return new Promise((resolve) => {
+        const child = spawn(cmd, args, { stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, LC_ALL: "C.UTF-8" } });
+        const out: Buffer[] = [];
+        const err: Buffer[] = [];
+        let timedOut = false;
+        const timer = setTimeout(() => {
+            timedOut = true;
+            child.kill("SIGKILL");
+        }, timeoutSeconds * 1000);
+        child.stdout.on("data", (d: Buffer) => out.push(d));
+        child.stderr.on("data", (d: Buffer) => err.push(d));
+        child.stdin.on("error", () => undefined);
+        child.on("error", (e) => err.push(Buffer.from(String(e))));
+        child.on("close", (code) => {
+            clearTimeout(timer);
+            resolve({ code, stdout: Buffer.concat(out).toString("utf8"), stderr: Buffer.concat(err).toString("utf8"), timedOut });
+        });
+        child.stdin.end(stdin);
+    });
+}
+
+const SSH_COMMON = ["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", "GlobalKnownHostsFile=/dev/null", "-o", "IdentitiesOnly=yes", "-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR", "-o", "ServerAliveInterval=10"];
+
+interface Master {
+    id: string;
+    target: SshTarget;
+    socket: string;
+    ready: Promise<void>;
+    agent: HostAgent;
+    jobs: Semaphore;
+}
+
+/**
+ * Per (user, host, port, key, pinned host key): one master connection and,
+ * over it, one agent session that runs every job for that host
+ * (provider/agent.ts), at most JOBS_PER_HOST at once.
+ */
+export class SshPool {
+    private dir: string | undefined;
+    private readonly masters = new Map<string, Master>();
+    private readonly children: { kill(signal: NodeJS.Signals): boolean }[] = [];
+
+    private privateDir(): string {
+        if (!this.dir) {
+            this.dir = fs.mkdtempSync(path.join(os.tmpdir(), `rotation-ssh-${process.pid}-`));
+            fs.chmodSync(this.dir, 0o700);
+            process.once("exit", () => this.close());
+        }
+        return this.dir;
+    }
+
+    private args(id: string, t: SshTarget): string[] {
+        const knownHosts = path.join(this.privateDir(), `${id}.known_hosts`);
+        if (!fs.existsSync(knownHosts)) {
+            const pattern = t.port === 22 ? t.host : `[${t.host}]:${t.port}`;
+            fs.writeFileSync(knownHosts, `${pattern} ${t.hostKey}\n`, { mode: 0o600 });
+        }
+        return [...SSH_COMMON, "-o", `UserKnownHostsFile=${knownHosts}`, "-i", t.privateKeyFile, "-p", String(t.port), "-l", t.user];
+    }
+
+    private master(t: SshTarget): Master {
+        const key = JSON.stringify([t.user, t.host, t.port, t.privateKeyFile, t.hostKey]);
+        let m = this.masters.get(key);
+        if (m) return m;
+        const id = `m${this.masters.size}`;
+        const socket = path.join(this.privateDir(), `${id}.sock`);
+        const ready = new Promise<void>((resolve) => {
+            const child = spawn("ssh", [...this.args(id, t), "-M", "-N", "-o", `ControlPath=${socket}`, "-o", "ControlPersist=no", "--", t.host], { stdio: ["ignore", "ignore", "ignore"] });
+            this.children.push(child);
+            child.unref();
+            let done = false;
+            const finish = () => {
+                if (!done) {
+                    done = true;
+                    clearInterval(poll);
+                    resolve();
+                }
+            };
+            // Ready once the socket exists; if the master fails, the agent connects
+            // directly and reports the real error (e.g. connection refused).
+            const poll = setInterval(() => fs.existsSync(socket) && finish(), 15);
+            child.on("exit", finish);
+            setTimeout(finish, 12_000);
+        });
+        const agent = new HostAgent(() => {
+            const child = spawn("ssh", [...this.args(id, t), "-o", `ControlPath=${socket}`, "-o", "ControlMaster=no", "--", t.host, `bash -c ${shellWord(AGENT_WRAPPER)}`], { stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, LC_ALL: "C.UTF-8" } });
+            this.children.push(child);
+            return child;
+        });
+        m = { id, target: t, socket, ready, agent, jobs: new Semaphore(JOBS_PER_HOST) };
+        this.masters.set(key, m);
+        return m;
+    }
+
+    /** Runs `script` with bash on the host; stdin is the payload. */
+    async run(t: SshTarget, script: string, stdin: string, timeoutSeconds: number): Promise<RunResult> {
+        const m = this.master(t);
+        await m.ready;
+        return m.jobs.run(() => m.agent.run({ script, stdin, timeoutSeconds }));
+    }
+
+    close(): void {
+        for (const m of this.masters.values()) m.agent.close();
+        for (const c of this.children) {
+            try {
+                c.kill("SIGTERM");
+            } catch {
+                // already gone
+            }
+        }
+        if (this.dir) fs.rmSync(this.dir, { recursive: true, force: true });
+        this.dir = undefined;
+        this.masters.clear();
+    }
+}
+
+export const pool = new SshPool();
+
+export function runAt(target: StepTarget, script: string, stdin: string, timeoutSeconds: number): Promise<RunResult> {
+    if (target.kind === "ssh") return pool.run(target, script, stdin, timeoutSeconds);
+    return processes.run(() => spawnAndWait("bash", ["-c", script], stdin, timeoutSeconds));
+}
+
+/** Where a step ran, for its error message. */
+export function where(target: StepTarget): string {
+    return target.kind === "ssh" ? ` on ${target.user}@${target.host}:${target.port}` : "";
+}

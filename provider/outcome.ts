@@ -1,0 +1,49 @@
+/**
+ * How a step reports: errors titled in the runbook's words with every secret
+ * redacted, and one audit line per outcome.
+ */
+import * as fs from "fs";
+import * as path from "path";
+import type { RunResult } from "./exec";
+import type { AuditSpec } from "./types";
+
+/** The NUL-terminated fields of a step's stdin. */
+export function splitFields(stdin: string | undefined): string[] {
+    if (!stdin) return [];
+    return stdin.split("\0").slice(0, -1);
+}
+
+/** Removes every secret from text that may reach a diagnostic. */
+export function redact(text: string, secrets: string[]): string {
+    let out = text;
+    const sorted = secrets.filter((s) => s.length >= 4).sort((a, b) => b.length - a.length);
+    for (const s of sorted) {
+        out = out.split(s).join("[secret]");
+        for (const line of s.split(/\r?\n/)) {
+            if (line.trim().length >= 8) out = out.split(line).join("[secret]");
+        }
+    }
+    return out;
+}
+
+/** A step failure; its message is already redacted. */
+export class StepError extends Error {
+    override readonly name = "StepError";
+}
+
+/** "exited with code 1 on root@h:22 after 3 attempts: <last stderr lines>", redacted. */
+export function failure(title: string, r: RunResult, opts: { where: string; timeoutSeconds: number; attempts?: number; secrets: string[] }): StepError {
+    const why = r.timedOut ? `timed out after ${opts.timeoutSeconds}s` : `exited with code ${r.code}`;
+    const tail = redact(r.stderr.trim().split("\n").slice(-5).join(" | "), opts.secrets);
+    const tries = (opts.attempts ?? 1) > 1 ? ` after ${opts.attempts} attempts` : "";
+    return new StepError(`${title}: ${why}${opts.where}${tries}${tail ? `: ${tail}` : ""}`);
+}
+
+export function appendAudit(audit: AuditSpec | undefined, outcome: "ok" | "failed", detail?: string): void {
+    if (!audit) return;
+    fs.mkdirSync(path.dirname(audit.path), { recursive: true, mode: 0o700 });
+    const line = JSON.stringify({ time: new Date().toISOString(), ...audit.record, outcome, ...(detail ? { detail } : {}) });
+    fs.appendFileSync(audit.path, line + "\n", { mode: 0o600 });
+}
+
+export const sleep = (seconds: number) => new Promise((r) => setTimeout(r, seconds * 1000));

@@ -1,0 +1,131 @@
+/**
+ * The step provider: a Pulumi provider plugin of this project
+ * (`pulumi-resource-rotation`, type `rotation:index:Step`) that runs the
+ * rotation's steps. It replaces a dynamic provider, whose serialized code
+ * (~16 KB) sat in every step's inputs and outputs and made each checkpoint
+ * write grow with the fleet (issue 7).
+ *
+ * A change of `triggers` is an in-place update that runs the step again; no
+ * step is replaced, so nothing is left for the engine to delete at the end.
+ * The grants keep delete-to-withdraw: each generation's grant is its own
+ * resource, and the engine deletes it (runs `deleteScript`) only when a
+ * program no longer registers it.
+ *
+ * Why not @pulumi/command: its provider plugin cannot be had on these
+ * machines (toolchain/README.md). This keeps its contract (create/delete
+ * scripts, stdin, triggers, output never logged) and adds retries, redaction,
+ * audit lines and connection reuse.
+ */
+import { createHash, randomUUID } from "crypto";
+import type * as provider from "@pulumi/pulumi/provider";
+import { runAt, where } from "./exec";
+import { checkAll } from "./health";
+import { StepError, appendAudit, failure, sleep, splitFields } from "./outcome";
+import { rollout } from "./rollout";
+import type { StepProps } from "./types";
+
+export const STEP_TYPE = "rotation:index:Step";
+
+/** The engine's marker of a secret value in provider RPCs. */
+const SECRET_SIG = "4dabf18193072939515e22adb298388d";
+const SECRET_VALUE = "1b47061264138c4ac30d75fd1eb44270";
+
+function unwrap(v: any): any {
+    if (Array.isArray(v)) return v.map(unwrap);
+    if (v && typeof v === "object") {
+        if (v[SECRET_SIG] === SECRET_VALUE) return unwrap(v.value);
+        return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, unwrap(x)]));
+    }
+    return v;
+}
+
+const secret = (value: unknown) => ({ [SECRET_SIG]: SECRET_VALUE, value });
+
+/** Inputs whose change is recorded without running the step again. */
+const RECORDED_KEYS: (keyof StepProps)[] = ["title", "target", "op", "script", "deleteScript", "captureStdout", "attempts", "retryDelaySeconds", "timeoutSeconds", "audit", "rollout", "checks"];
+
+/** A short digest of the recorded inputs: outputs keep this, not a second copy of them. */
+export function recordedDigest(p: Partial<StepProps>): string {
+    const h = createHash("sha256");
+    for (const k of RECORDED_KEYS) h.update(`${k}=${JSON.stringify(p[k] ?? null)}\n`);
+    return h.digest("hex").slice(0, 16);
+}
+
+const sameTriggers = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+
+/** Runs the step: its script with retries, a consumer rollout, or health checks. Returns stdout when captured. */
+export async function perform(props: StepProps): Promise<string | undefined> {
+    const secrets = splitFields(props.stdin);
+    try {
+        let stdout: string | undefined;
+        if (props.op === "rollout") {
+            await rollout(props.rollout!, props.stdin ?? "");
+        } else if (props.op === "health") {
+            await checkAll(props.checks ?? [], props.title, secrets);
+        } else {
+            stdout = await runScript(props, props.script ?? "true", props.title);
+        }
+        appendAudit(props.audit, "ok");
+        return props.captureStdout ? stdout : undefined;
+    } catch (e) {
+        const message = e instanceof StepError ? e.message : `${props.title}: ${String((e as Error).message)}`;
+        appendAudit(props.audit, "failed", message.split("\n")[0]);
+        throw new StepError(message);
+    }
+}
+
+async function runScript(props: StepProps, script: string, title: string): Promise<string> {
+    const attempts = Math.max(1, props.attempts);
+    for (let attempt = 1; ; attempt++) {
+        const r = await runAt(props.target, script, props.stdin ?? "", props.timeoutSeconds);
+        if (r.code === 0 && !r.timedOut) return r.stdout;
+        if (attempt >= attempts) throw failure(title, r, { where: where(props.target), timeoutSeconds: props.timeoutSeconds, attempts, secrets: splitFields(props.stdin) });
+        await sleep(props.retryDelaySeconds);
+    }
+}
+
+/**
+ * What state keeps of a step: its triggers and a digest of the rest, plus,
+ * for a step that can be undone, what its delete needs (a grant's withdrawal
+ * gets the same stdin, kept secret).
+ */
+function outputs(props: StepProps, stdout: string | undefined): Record<string, unknown> {
+    const outs: Record<string, unknown> = { triggers: props.triggers, recorded: recordedDigest(props) };
+    if (stdout !== undefined) outs.stdout = secret(stdout);
+    if (props.deleteScript) {
+        Object.assign(outs, {
+            title: props.title, target: props.target, deleteScript: props.deleteScript, attempts: props.attempts,
+            retryDelaySeconds: props.retryDelaySeconds, timeoutSeconds: props.timeoutSeconds,
+            ...(props.stdin !== undefined ? { stdin: secret(props.stdin) } : {}),
+        });
+    }
+    return outs;
+}
+
+export const stepProvider: provider.Provider = {
+    version: "0.2.0",
+    async check(_urn, _olds, news) {
+        return { inputs: news };
+    },
+    async diff(_id, _urn, olds, news) {
+        if (!sameTriggers(olds.triggers, news.triggers)) return { changes: true };
+        return { changes: olds.recorded !== recordedDigest(unwrap(news)) };
+    },
+    async create(_urn, inputs) {
+        const props = unwrap(inputs) as StepProps;
+        const stdout = await perform(props);
+        return { id: randomUUID(), outs: outputs(props, stdout) };
+    },
+    async update(_id, _urn, olds, news) {
+        const props = unwrap(news) as StepProps;
+        const old = unwrap(olds) as { triggers: unknown; stdout?: string };
+        // New triggers run the step again; anything else is only recorded.
+        const stdout = sameTriggers(old.triggers, props.triggers) ? old.stdout : await perform(props);
+        return { outs: outputs(props, props.captureStdout ? stdout : undefined) };
+    },
+    async delete(_id, _urn, props) {
+        const p = unwrap(props) as StepProps;
+        if (!p.deleteScript) return;
+        await runScript({ ...p, attempts: Math.max(1, p.attempts) }, p.deleteScript, `${p.title} (undo)`);
+    },
+};

@@ -1,0 +1,68 @@
+/**
+ * What a rotation step is, as the program registers it and the step provider
+ * (provider/stepProvider.ts) receives it. Shared by both sides; types only.
+ */
+import type { WriteSpec } from "../lib/configFormats";
+
+/** Where a step runs: the operator's machine, or a host over SSH with its host key pinned. */
+export type StepTarget =
+    | { kind: "local" }
+    | { kind: "ssh"; host: string; port: number; user: string; hostKey: string; privateKeyFile: string };
+export type SshTarget = Extract<StepTarget, { kind: "ssh" }>;
+
+/** One JSON line appended to the audit log with the step's outcome; never a secret. */
+export interface AuditSpec {
+    path: string;
+    record: Record<string, string | number>;
+}
+
+export type HealthSpec = { url: string; expectStatus: number } | { command: string };
+
+/** A consumer's health check: an URL fetched from the operator's machine, or a command on its host. */
+export interface HealthCheck {
+    /** e.g. "app-redis → consumer web-1"; starts every error about this consumer. */
+    label: string;
+    target: SshTarget;
+    health: HealthSpec;
+    retries: number;
+    retryDelaySeconds: number;
+    timeoutSeconds: number;
+}
+
+/** Everything one consumer's rollout needs: write (with .bak), reload, health, log check. */
+export interface RolloutSpec extends HealthCheck {
+    generation: number;
+    configPath: string;
+    write: WriteSpec;
+    /** The operator's reload command, run on the host as written. */
+    reload: string;
+    logCheck?: { path: string; pattern: string; windowSeconds: number };
+}
+
+export type StepOp = "script" | "rollout" | "health";
+
+export interface StepProps {
+    /** What this step does, in the runbook's words; starts every error. */
+    title: string;
+    target: StepTarget;
+    /**
+     * "script": run `script` at `target`. "rollout": deploy the secret on stdin
+     * to one consumer (`rollout`). "health": check every consumer in `checks`.
+     */
+    op: StepOp;
+    script?: string;
+    /** Runs when the step is deleted (withdraw a grant, remove a staged copy); gets the same stdin. */
+    deleteScript?: string;
+    /** Secret payload: NUL-terminated fields (lib/quote.ts stdinFields). Never logged. */
+    stdin?: string;
+    /** A change here runs the step again (in place); other changes are only recorded. */
+    triggers: (string | number)[];
+    /** Keep stdout as the secret output `stdout` (a generated or stored secret). */
+    captureStdout?: boolean;
+    attempts: number;
+    retryDelaySeconds: number;
+    timeoutSeconds: number;
+    audit?: AuditSpec;
+    rollout?: RolloutSpec;
+    checks?: HealthCheck[];
+}

@@ -1,0 +1,116 @@
+// The step provider's contract with the engine, called directly with local
+// steps (real bash, no engine): a new trigger runs the step again in place,
+// any other change is only recorded, state keeps a digest instead of a copy
+// of the inputs, secrets come back wrapped as secrets, and deleting a step
+// runs its undo script with the stdin it was created with.
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as net from "node:net";
+import * as os from "node:os";
+import * as path from "node:path";
+import { test } from "node:test";
+import { stepProvider } from "../../provider/stepProvider";
+import type { StepProps } from "../../provider/types";
+
+const SIG = "4dabf18193072939515e22adb298388d";
+const asSecret = (value: unknown) => ({ [SIG]: "1b47061264138c4ac30d75fd1eb44270", value });
+const URN = "urn:pulumi:unit::p::rotation:index:Step::s";
+
+function tmpDir(): string {
+    return fs.mkdtempSync(path.join(os.tmpdir(), "step-provider-"));
+}
+
+/** A step that appends one line per run to `log` and prints its stdin's first field. */
+function counting(dir: string, patch: Partial<Record<keyof StepProps, unknown>> = {}): Record<string, unknown> {
+    const log = path.join(dir, "runs");
+    return {
+        title: "unit: count runs", target: { kind: "local" }, op: "script",
+        script: `IFS= read -r -d '' V; echo run >> '${log}'; printf '%s' "$V"`,
+        stdin: asSecret("Secret-Value-1\0"), triggers: [1], captureStdout: true,
+        attempts: 1, retryDelaySeconds: 0, timeoutSeconds: 10, ...patch,
+    };
+}
+const runs = (dir: string) => (fs.existsSync(path.join(dir, "runs")) ? fs.readFileSync(path.join(dir, "runs"), "utf8").split("\n").filter(Boolean).length : 0);
+
+test("create runs the step and keeps only triggers, a digest and the captured stdout (as a secret)", async () => {
+    const dir = tmpDir();
+    const created = await stepProvider.create!(URN, counting(dir));
+    assert.equal(runs(dir), 1);
+    assert.deepEqual(Object.keys(created.outs).sort(), ["recorded", "stdout", "triggers"]);
+    assert.deepEqual(created.outs.stdout, asSecret("Secret-Value-1"));
+    assert.ok(!JSON.stringify(created.outs).includes("count runs"), "no copy of the inputs in state");
+});
+
+test("a new trigger is an in-place update that runs the step again; the same trigger never does", async () => {
+    const dir = tmpDir();
+    const { outs } = await stepProvider.create!(URN, counting(dir));
+    const bumped = counting(dir, { triggers: [2], stdin: asSecret("Secret-Value-2\0") });
+    const d = await stepProvider.diff!("id", URN, outs, bumped);
+    assert.equal(d.changes, true);
+    assert.equal(d.replaces, undefined, "never a replacement: nothing left to delete at the end");
+    const updated = await stepProvider.update!("id", URN, outs, bumped);
+    assert.equal(runs(dir), 2);
+    assert.deepEqual(updated.outs.stdout, asSecret("Secret-Value-2"));
+
+    assert.equal((await stepProvider.diff!("id", URN, updated.outs, bumped)).changes, false, "unchanged inputs: no change");
+    const retitled = counting(dir, { triggers: [2], title: "unit: a new title" });
+    assert.equal((await stepProvider.diff!("id", URN, updated.outs, retitled)).changes, true, "a recorded input changed");
+    const recorded = await stepProvider.update!("id", URN, updated.outs, retitled);
+    assert.equal(runs(dir), 2, "recording a new title runs nothing");
+    assert.deepEqual(recorded.outs.stdout, asSecret("Secret-Value-2"), "the captured stdout is kept");
+});
+
+test("a failing step names itself, redacts its stdin from the error and writes a failed audit line", async () => {
+    const dir = tmpDir();
+    const audit = path.join(dir, "audit.log");
+    const props = counting(dir, {
+        script: `IFS= read -r -d '' V; echo "could not use $V" >&2; exit 7`,
+        audit: { path: audit, record: { phase: "granted", secret: "s" } },
+    });
+    await assert.rejects(stepProvider.create!(URN, props), (e: Error) => {
+        assert.equal(e.message, "unit: count runs: exited with code 7: could not use [secret]");
+        return true;
+    });
+    const line = JSON.parse(fs.readFileSync(audit, "utf8"));
+    assert.equal(line.outcome, "failed");
+    assert.equal(line.phase, "granted");
+    assert.ok(!fs.readFileSync(audit, "utf8").includes("Secret-Value-1"));
+});
+
+test("delete runs the undo script with the stdin the step was created with", async () => {
+    const dir = tmpDir();
+    const undone = path.join(dir, "undone");
+    const props = counting(dir, { deleteScript: `IFS= read -r -d '' V; printf '%s' "$V" > '${undone}'`, captureStdout: false });
+    const { outs } = await stepProvider.create!(URN, props);
+    assert.deepEqual(outs.stdin, asSecret("Secret-Value-1\0"), "what the undo needs is kept, secret");
+    await stepProvider.delete!("id", URN, outs);
+    assert.equal(fs.readFileSync(undone, "utf8"), "Secret-Value-1");
+});
+
+/** A loopback port where nothing listens: bound, then closed again. */
+async function closedPort(): Promise<number> {
+    const server = net.createServer();
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const { port } = server.address() as net.AddressInfo;
+    await new Promise((r) => server.close(r));
+    return port;
+}
+
+test("health checks of many consumers: the error names each consumer that failed", async () => {
+    const port = await closedPort();
+    const check = (label: string, url: string) => ({
+        label, target: { kind: "ssh", host: "127.0.0.1", port: 22, user: "root", hostKey: "ssh-ed25519 AAAA", privateKeyFile: "/nonexistent" },
+        health: { url, expectStatus: 200 }, retries: 0, retryDelaySeconds: 0, timeoutSeconds: 2,
+    });
+    const props = {
+        title: "s: all 2 consumers healthy after revocation", target: { kind: "local" }, op: "health", triggers: [1],
+        attempts: 1, retryDelaySeconds: 0, timeoutSeconds: 10,
+        checks: [check("s → consumer a", `http://127.0.0.1:${port}/healthz`), check("s → consumer b", `http://127.0.0.1:${port}/b`)],
+    };
+    await assert.rejects(stepProvider.create!(URN, props), (e: Error) => {
+        assert.equal(e.message, `s: all 2 consumers healthy after revocation: 2 of 2 consumers failed: ` +
+            `s → consumer a: healthy after revocation: http://127.0.0.1:${port}/healthz answered no answer (ECONNREFUSED), expected 200; ` +
+            `s → consumer b: healthy after revocation: http://127.0.0.1:${port}/b answered no answer (ECONNREFUSED), expected 200`);
+        return true;
+    });
+});
