@@ -1,6 +1,7 @@
 // Entry point: validate the stack's `rotation:` config, then build the rotation.
 // Nothing is registered unless the whole config is valid.
 import "./lib/debugLogFilter"; // first: keeps secrets out of the SDK's debug log
+import "./lib/sourcePositions"; // keeps one source frame per resource in the state, not the whole stack
 import * as pulumi from "@pulumi/pulumi";
 import { Rotation } from "./components/rotation";
 import { parseRotationConfig } from "./lib/config";

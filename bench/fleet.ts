@@ -16,7 +16,7 @@ import * as path from "path";
 import yaml from "js-yaml";
 import { lab, labCtl } from "../test/e2e/lab";
 import * as workspaceModule from "../test/e2e/workspace";
-import { stepTimeline, Workspace, type RunResult } from "../test/e2e/workspace";
+import { stepTimeline, urnName, Workspace, type EngineEvent, type RunResult } from "../test/e2e/workspace";
 import { consumerEntry, currentSecret, fleetOf, runbookFleetOf, setupFleet, stackConfig, verify, type Fleet } from "../test/e2e/fleet";
 import { AclWatcher, TreeMemory } from "./instruments";
 
@@ -82,6 +82,37 @@ function engineWindow(r: RunResult, f: Fleet, g: number): number {
     return at(stepTimeline(r.events, `${f.secret}-revoke`).start) - at(stepTimeline(r.events, `${f.secret}-grant-g${g}`).end);
 }
 
+/**
+ * The slowest consumer's rollout in an update: from the start of its first
+ * step to the end of its last (one step per consumer now, four before issue 7),
+ * from the engine's event timestamps (whole seconds).
+ */
+function slowestRollout(r: RunResult, f: Fleet): number {
+    const prefix = `${f.secret}-rollout-`;
+    const spans = new Map<string, { start: number; end: number }>();
+    for (const e of r.events as (EngineEvent & { timestamp?: number })[]) {
+        const m = e.resourcePreEvent?.metadata ?? e.resOutputsEvent?.metadata;
+        const name = m && urnName(m.urn);
+        if (!name?.startsWith(prefix) || m!.op === "same" || e.timestamp === undefined) continue;
+        const consumer = name.slice(prefix.length).replace(/-(deploy|reload|health|logcheck)$/, "");
+        const span = spans.get(consumer) ?? { start: Infinity, end: -Infinity };
+        if (e.resourcePreEvent) span.start = Math.min(span.start, e.timestamp);
+        else span.end = Math.max(span.end, e.timestamp);
+        spans.set(consumer, span);
+    }
+    return Math.max(...[...spans.values()].map((s) => s.end - s.start));
+}
+
+/** Bytes of the checkpoint file the engine rewrites after every step operation. */
+function checkpointBytes(ws: Workspace): number | undefined {
+    const stacks = path.join(ws.stateDir, ".pulumi", "stacks");
+    for (const project of fs.existsSync(stacks) ? fs.readdirSync(stacks) : []) {
+        const file = path.join(stacks, project, `${ws.stack}.json`);
+        if (fs.existsSync(file)) return fs.statSync(file).size;
+    }
+    return undefined;
+}
+
 /** The workspace module keeps every run's output for the tests' leak scan; a benchmark would hoard gigabytes. */
 function dropCaptured(): void {
     const kept = (workspaceModule as unknown as Record<string, unknown>).captured;
@@ -98,6 +129,8 @@ interface Row {
     noop?: number;
     noopChanged?: number;
     state?: number;
+    checkpoint?: number;
+    slowest?: number;
     eventLog?: number;
     checks: string[];
     failed?: string;
@@ -129,7 +162,7 @@ async function fleetSize(n: number): Promise<Row> {
         } finally {
             row.redisWindow = await watcher.stop();
         }
-        Object.assign(row, { g2: g2.seconds, window: engineWindow(g2, f, 2), eventLog: g2.eventLogText.length });
+        Object.assign(row, { g2: g2.seconds, window: engineWindow(g2, f, 2), slowest: slowestRollout(g2, f), eventLog: g2.eventLogText.length });
         log(`${n}: rotation g2 ${g2.seconds.toFixed(1)} s, ${row.checks.at(-1)}`);
         const before = currentSecret(f);
         const noop = await ws.pulumi(["up", "--yes", "--skip-preview"]);
@@ -139,6 +172,7 @@ async function fleetSize(n: number): Promise<Row> {
         const exported = await ws.pulumi(["stack", "export"]);
         if (exported.code !== 0) throw new Error(`stack export: ${firstError(exported)}`);
         row.state = Buffer.byteLength(exported.stdout);
+        row.checkpoint = checkpointBytes(ws);
     } catch (e) {
         row.failed = String((e as Error).message ?? e).split("\n")[0];
         log(`${n}: FAILED after ${((Date.now() - t0) / 1000).toFixed(1)} s: ${row.failed}`);
@@ -182,15 +216,17 @@ const kb = (b?: number) => (b === undefined ? "-" : `${(b / 1000).toFixed(1)} KB
 const mb = (b?: number) => (b === undefined ? "-" : `${(b / 1e6).toFixed(2)} MB`);
 
 function printTable(rows: Row[], rb?: Runbook): void {
-    const head = ["consumers", "first rotation", "rotation (g2)", "dual-active window", "no-op up", "state", "state/consumer", "event log", "checks"];
+    const head = ["consumers", "first rotation", "rotation (g2)", "dual-active window", "slowest rollout", "no-op up", "state (export)", "per consumer", "checkpoint/consumer", "event log", "checks"];
     const cells = rows.map((r) => [
         r.label,
         sec(r.g1),
         sec(r.g2),
         r.g2 === undefined ? "-" : `${sec(r.window, 0)} (Redis ${sec(r.redisWindow)})`,
+        r.slowest === undefined ? "-" : `${sec(r.slowest, 0)} (window ${r.window! <= r.slowest + 3 ? "within" : "over"} +3 s)`,
         r.noop === undefined ? "-" : `${sec(r.noop)}${r.noopChanged ? ` (${r.noopChanged} changed)` : ""}`,
         kb(r.state),
         r.state === undefined ? "-" : kb(r.state / r.n),
+        r.checkpoint === undefined ? "-" : kb(r.checkpoint / r.n),
         mb(r.eventLog),
         r.failed ? `FAILED ${r.failed}` : r.checks.join(", "),
     ]);
@@ -213,7 +249,8 @@ function printTable(rows: Row[], rb?: Runbook): void {
         `ratios: T(${big})/T(1) = ${ratio(t(big), t(1))} (target <= 1.5); runbook/T(${big}) = ${ratio(rb?.wall, t(big), 1)} (target >= 10); ` +
             `T(200) = ${t(200) === undefined ? "n/a" : sec(t(200))} (target < 60 s)`,
     );
-    console.log("T = rotation (g2) wall time of `pulumi up`; dual-active window: engine event timestamps (1 s resolution), Redis: polled at the source every 0.1 s");
+    console.log("T = rotation (g2) wall time of `pulumi up`; dual-active window: engine event timestamps (1 s resolution), Redis: polled at the source every 0.1 s;");
+    console.log("slowest rollout: one consumer's deploy..log check, first step start to last step end (target: window <= it + 3 s); checkpoint: the state file the engine rewrites per step operation");
 }
 
 async function preview(n: number): Promise<void> {

@@ -1,17 +1,16 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { ConsumerConfig } from "../lib/config";
 import { stdinFields } from "../lib/quote";
-import { Step, type HealthCheck } from "./exec/step";
+import { Step, type HealthPolicy } from "./exec/step";
 import { auditSpec, consumerTarget, triggers, type Credential, type RotationContext } from "./context";
 
 /** "app-redis → consumer web-1": how every message about this consumer starts. */
 export const consumerLabel = (ctx: RotationContext, c: ConsumerConfig) => `${ctx.config.secret.name} → consumer ${c.name}`;
 
-/** What the step provider needs to check one consumer's health. */
-export function healthCheck(ctx: RotationContext, c: ConsumerConfig): HealthCheck {
+/** What the step provider needs to check one consumer's health (its host aside). */
+export function healthPolicy(ctx: RotationContext, c: ConsumerConfig): HealthPolicy {
     return {
         label: consumerLabel(ctx, c),
-        target: consumerTarget(ctx, c),
         health: c.health,
         retries: c.retries,
         retryDelaySeconds: c.retryDelaySeconds,
@@ -37,10 +36,10 @@ export function consumerRollout(
     const restoring = ctx.config.mode === "rollback";
     return new Step(name, {
         title: `${consumerLabel(ctx, c)}: ${restoring ? "restore" : "roll out"} g${credential.generation}`,
-        target: consumerTarget(ctx, c),
         op: "rollout",
         rollout: {
-            ...healthCheck(ctx, c),
+            ...healthPolicy(ctx, c),
+            target: consumerTarget(ctx, c),
             generation: credential.generation,
             configPath: c.configPath,
             write: c.write,

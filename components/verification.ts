@@ -2,8 +2,9 @@ import * as pulumi from "@pulumi/pulumi";
 import { stdinFields } from "../lib/quote";
 import { sourceScripts } from "../lib/scripts/source";
 import { Step } from "./exec/step";
-import { healthCheck } from "./consumerRollout";
-import { LOCAL, TOKEN, auditSpec, triggers, type Credential, type RotationContext } from "./context";
+import { healthPolicy } from "./consumerRollout";
+import { LOCAL, TOKEN, auditSpec, consumerTarget, triggers, type Credential, type RotationContext } from "./context";
+import type { SshTarget } from "./exec/step";
 
 export interface VerificationArgs {
     /** Shared rotation context. */
@@ -40,11 +41,23 @@ export class Verification extends pulumi.ComponentResource {
             retryDelaySeconds: 2,
             audit: auditSpec(ctx, "verified"),
         }, { parent: this, dependsOn: args.after });
+        // Each host once: a fleet has far fewer hosts than consumers.
+        const hosts: Record<string, SshTarget> = {};
+        const keyOf = new Map<string, string>();
+        const checks = config.consumers.map((c) => {
+            const t = consumerTarget(ctx, c);
+            const id = JSON.stringify(t);
+            if (!keyOf.has(id)) {
+                keyOf.set(id, `h${keyOf.size}`);
+                hosts[keyOf.get(id)!] = t;
+            }
+            return { ...healthPolicy(ctx, c), host: keyOf.get(id)! };
+        });
         const consumers = new Step(`${name}-consumers`, {
             title: `${config.secret.name}: all ${config.consumers.length} consumers healthy after revocation`,
-            target: LOCAL,
             op: "health",
-            checks: config.consumers.map((c) => healthCheck(ctx, c)),
+            hosts,
+            checks,
             triggers: triggers(ctx),
         }, { parent: this, dependsOn: args.after });
         this.done = [source, consumers];

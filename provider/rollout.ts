@@ -2,8 +2,10 @@
  * One consumer's rollout as one step: back up its config to `.bak` and write
  * the new secret atomically (0600, owner kept), reload the service, check its
  * health with retries, then make sure its log shows no auth failure since the
- * reload. Three sessions over the host's shared connection: read the config,
- * write + reload, search the log (plus one per health try for a command check).
+ * reload. Remote jobs (provider/agent.ts): read the config; then write,
+ * reload, a health command with its retries and the log check in one job. A
+ * health URL is fetched from the operator's machine between the write job
+ * and a separate log-check job.
  */
 import { rewriteConfig } from "../lib/configFormats";
 import { runAt, shellWord as q, where } from "./exec";
@@ -32,20 +34,78 @@ trap - EXIT
 }
 
 /**
- * The write and the reload in one session. Our own output is two marker
- * lines on stdout; the reload's output goes to stderr, so it cannot forge them.
- * The log's size is noted before the reload: the log check counts from there.
+ * The health command with its retries, on the host. Prints `HEALTH ok`, or
+ * the last try's output (to stderr) and `HEALTH fail <tries> <exit code>`.
+ */
+function healthLoop(spec: RolloutSpec, command: string): string {
+    return `attempt=0
+while :; do
+  attempt=$((attempt + 1))
+  hrc=0
+  hout=$(timeout -k 2 ${q(spec.timeoutSeconds)} bash -c ${q(command)} </dev/null 2>&1) || hrc=$?
+  [ "$hrc" -eq 0 ] && break
+  [ "$attempt" -ge ${q(spec.retries + 1)} ] && break
+  sleep ${q(spec.retryDelaySeconds)}
+done
+if [ "$hrc" -ne 0 ]; then printf '%s\\n' "$hout" | tail -n 5 >&2; printf 'HEALTH fail %s %s\\n' "$attempt" "$hrc"; exit 0; fi
+printf 'HEALTH ok\\n'
+`;
+}
+
+/** Searches the log from byte `$from` (set before) for the pattern; prints `LOGCHECK <grep status>`. */
+function logSearch(logCheck: NonNullable<RolloutSpec["logCheck"]>): string {
+    const f = q(logCheck.path);
+    return `lrc=1
+if [ -e ${f} ]; then
+  [ "$(stat -c %s -- ${f})" -ge "$from" ] || from=0
+  tail -c +$((from + 1)) -- ${f} | grep -Eq -- ${q(logCheck.pattern)}
+  lrc=\${PIPESTATUS[1]}
+fi
+case $lrc in
+  0) echo "log check: "${f}" shows auth failures after the reload" >&2 ;;
+  1) ;;
+  *) echo "log check: could not search "${f}" (grep exit $lrc: is the pattern a valid extended regular expression?)" >&2 ;;
+esac
+printf 'LOGCHECK %s\\n' "$lrc"
+`;
+}
+
+/**
+ * The write and the reload in one job, and for a health command also the
+ * health check and the log check. Our own output is marker lines on stdout
+ * (LOGSIZE, RELOAD, HEALTH, LOGCHECK); the reload's and the health command's
+ * output go to stderr, so they cannot forge them. The log's size is noted
+ * before the reload: the log check counts from there, and waits until the
+ * window after the reload has passed.
  */
 export function writeAndReloadScript(spec: RolloutSpec, write: boolean): string {
     const log = spec.logCheck ? q(spec.logCheck.path) : undefined;
+    const onHost = "command" in spec.health;
+    const checks = !onHost
+        ? ""
+        : `set +e
+${healthLoop(spec, (spec.health as { command: string }).command)}${spec.logCheck ? `left=$(( reloaded + ${Number(spec.logCheck.windowSeconds)} * 1000000 - \${EPOCHREALTIME/./} ))
+[ "$left" -gt 0 ] && sleep "$((left / 1000000)).$(printf '%06d' $((left % 1000000)))"
+from=$logsize
+${logSearch(spec.logCheck)}` : ""}`;
     return `set -eu
-${write ? writeScript(spec.configPath) : ""}printf 'LOGSIZE %s\\n' "${log ? `$(stat -c %s -- ${log} 2>/dev/null || echo 0)` : "0"}"
+${write ? writeScript(spec.configPath) : ""}logsize=${log ? `$(stat -c %s -- ${log} 2>/dev/null || echo 0)` : "0"}
+printf 'LOGSIZE %s\\n' "$logsize"
 rc=0
 ( set +eu
 ${spec.reload}
 ) </dev/null >&2 || rc=$?
+reloaded=\${EPOCHREALTIME/./}
 printf 'RELOAD %s\\n' "$rc"
-`;
+[ "$rc" -eq 0 ] || exit 0
+${checks}`;
+}
+
+/** How long the write job may take: the write and reload, every health try, the log window. */
+export function writeJobBudget(spec: RolloutSpec): number {
+    if (!("command" in spec.health)) return spec.timeoutSeconds;
+    const health = (spec.retries + 1) * (spec.timeoutSeconds + 2 + spec.retryDelaySeconds);
+    return spec.timeoutSeconds + health + (spec.logCheck?.windowSeconds ?? 0) + 5;
 }
 
 /** Fails when the log gained a line matching the pattern since `offset`; any grep error fails too. */
@@ -82,19 +142,32 @@ export async function rollout(spec: RolloutSpec, stdin: string): Promise<void> {
     }
 
     const changed = next !== read.stdout;
-    const wr = await runAt(spec.target, writeAndReloadScript(spec, changed), changed ? next : "", spec.timeoutSeconds);
+    const wr = await runAt(spec.target, writeAndReloadScript(spec, changed), changed ? next : "", writeJobBudget(spec));
     const reloadedAt = Date.now();
-    const marker = (name: string) => Number(new RegExp(`^${name} (\\d+)$`, "m").exec(wr.stdout)?.[1] ?? NaN);
-    if (Number.isNaN(marker("RELOAD"))) throw failure(writeTitle, wr, opts);
-    if (marker("RELOAD") !== 0) throw failure(`${spec.label}: reload`, { ...wr, code: marker("RELOAD") }, opts);
+    const marker = (name: string) => new RegExp(`^${name} (.*)$`, "m").exec(wr.stdout)?.[1];
+    if (marker("RELOAD") === undefined) throw failure(writeTitle, wr, opts);
+    if (marker("RELOAD") !== "0") throw failure(`${spec.label}: reload`, { ...wr, code: Number(marker("RELOAD")) }, opts);
+    const logTitle = spec.logCheck ? `${spec.label}: no auth failures in ${spec.logCheck.path}` : "";
+
+    if ("command" in spec.health) {
+        // Health and log check ran in the same job, on the host.
+        const health = marker("HEALTH");
+        if (health === undefined) throw failure(`${spec.label}: health check`, wr, opts);
+        const [verdict, tries, code] = health.split(" ");
+        if (verdict !== "ok") throw failure(`${spec.label}: health check`, { ...wr, code: Number(code), timedOut: code === "124" }, { ...opts, attempts: Number(tries) });
+        if (spec.logCheck) {
+            const lrc = marker("LOGCHECK");
+            if (lrc !== "1") throw failure(logTitle, { ...wr, code: lrc === undefined ? wr.code : lrc === "0" ? 1 : 3 }, opts);
+        }
+        return;
+    }
 
     await checkHealth(spec, `${spec.label}: health check`, secrets);
 
     if (spec.logCheck) {
         const wait = reloadedAt + spec.logCheck.windowSeconds * 1000 - Date.now();
         if (wait > 0) await sleep(wait / 1000);
-        const title = `${spec.label}: no auth failures in ${spec.logCheck.path}`;
-        const r = await runAt(spec.target, logCheckScript(spec.logCheck, marker("LOGSIZE") || 0), "", spec.timeoutSeconds);
-        if (r.code !== 0 || r.timedOut) throw failure(title, r, opts);
+        const r = await runAt(spec.target, logCheckScript(spec.logCheck, Number(marker("LOGSIZE")) || 0), "", spec.timeoutSeconds);
+        if (r.code !== 0 || r.timedOut) throw failure(logTitle, r, opts);
     }
 }

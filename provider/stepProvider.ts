@@ -42,7 +42,7 @@ function unwrap(v: any): any {
 const secret = (value: unknown) => ({ [SECRET_SIG]: SECRET_VALUE, value });
 
 /** Inputs whose change is recorded without running the step again. */
-const RECORDED_KEYS: (keyof StepProps)[] = ["title", "target", "op", "script", "deleteScript", "captureStdout", "attempts", "retryDelaySeconds", "timeoutSeconds", "audit", "rollout", "checks"];
+const RECORDED_KEYS: (keyof StepProps)[] = ["title", "target", "op", "script", "deleteScript", "captureStdout", "attempts", "retryDelaySeconds", "timeoutSeconds", "audit", "rollout", "hosts", "checks"];
 
 /** A short digest of the recorded inputs: outputs keep this, not a second copy of them. */
 export function recordedDigest(p: Partial<StepProps>): string {
@@ -61,7 +61,8 @@ export async function perform(props: StepProps): Promise<string | undefined> {
         if (props.op === "rollout") {
             await rollout(props.rollout!, props.stdin ?? "");
         } else if (props.op === "health") {
-            await checkAll(props.checks ?? [], props.title, secrets);
+            const checks = (props.checks ?? []).map(({ host, ...c }) => ({ ...c, target: props.hosts![host] }));
+            await checkAll(checks, props.title, secrets);
         } else {
             stdout = await runScript(props, props.script ?? "true", props.title);
         }
@@ -76,10 +77,11 @@ export async function perform(props: StepProps): Promise<string | undefined> {
 
 async function runScript(props: StepProps, script: string, title: string): Promise<string> {
     const attempts = Math.max(1, props.attempts);
+    const target = props.target!;
     for (let attempt = 1; ; attempt++) {
-        const r = await runAt(props.target, script, props.stdin ?? "", props.timeoutSeconds);
+        const r = await runAt(target, script, props.stdin ?? "", props.timeoutSeconds);
         if (r.code === 0 && !r.timedOut) return r.stdout;
-        if (attempt >= attempts) throw failure(title, r, { where: where(props.target), timeoutSeconds: props.timeoutSeconds, attempts, secrets: splitFields(props.stdin) });
+        if (attempt >= attempts) throw failure(title, r, { where: where(target), timeoutSeconds: props.timeoutSeconds, attempts, secrets: splitFields(props.stdin) });
         await sleep(props.retryDelaySeconds);
     }
 }
@@ -105,7 +107,15 @@ function outputs(props: StepProps, stdout: string | undefined): Record<string, u
 export const stepProvider: provider.Provider = {
     version: "0.2.0",
     async check(_urn, _olds, news) {
-        return { inputs: news };
+        // What each op cannot run without; a program of this project never gets here.
+        const p = news as Partial<StepProps>;
+        const needs: Record<string, string | undefined> = {
+            script: p.target ? undefined : "target",
+            rollout: p.rollout ? undefined : "rollout",
+            health: p.checks && p.hosts && p.checks.every((c) => c.host in p.hosts!) ? undefined : "checks with their hosts",
+        };
+        const missing = needs[String(p.op)] ?? (p.op ? undefined : "op");
+        return missing ? { inputs: news, failures: [{ property: missing.split(" ")[0], reason: `a ${p.op ?? "step"} step needs ${missing}` }] } : { inputs: news };
     },
     async diff(_id, _urn, olds, news) {
         if (!sameTriggers(olds.triggers, news.triggers)) return { changes: true };

@@ -18,15 +18,24 @@ export interface AuditSpec {
 
 export type HealthSpec = { url: string; expectStatus: number } | { command: string };
 
-/** A consumer's health check: an URL fetched from the operator's machine, or a command on its host. */
-export interface HealthCheck {
+/** How a consumer's health is checked: an URL fetched from the operator's machine, or a command on its host. */
+export interface HealthPolicy {
     /** e.g. "app-redis → consumer web-1"; starts every error about this consumer. */
     label: string;
-    target: SshTarget;
     health: HealthSpec;
     retries: number;
     retryDelaySeconds: number;
     timeoutSeconds: number;
+}
+
+/** A consumer's health check with the host it runs on. */
+export interface HealthCheck extends HealthPolicy {
+    target: SshTarget;
+}
+
+/** In a "health" step: the host is a key of the step's `hosts` (each host once, not per consumer). */
+export interface ConsumerCheck extends HealthPolicy {
+    host: string;
 }
 
 /** Everything one consumer's rollout needs: write (with .bak), reload, health, log check. */
@@ -44,7 +53,8 @@ export type StepOp = "script" | "rollout" | "health";
 export interface StepProps {
     /** What this step does, in the runbook's words; starts every error. */
     title: string;
-    target: StepTarget;
+    /** Where a "script" step runs (a rollout runs on its consumer's host, `rollout.target`). */
+    target?: StepTarget;
     /**
      * "script": run `script` at `target`. "rollout": deploy the secret on stdin
      * to one consumer (`rollout`). "health": check every consumer in `checks`.
@@ -64,5 +74,7 @@ export interface StepProps {
     timeoutSeconds: number;
     audit?: AuditSpec;
     rollout?: RolloutSpec;
-    checks?: HealthCheck[];
+    /** For op "health": the consumers' hosts, by key, and what to check per consumer. */
+    hosts?: Record<string, SshTarget>;
+    checks?: ConsumerCheck[];
 }

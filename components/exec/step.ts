@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
-import type { AuditSpec, HealthCheck, RolloutSpec, StepOp, StepTarget } from "../../provider/types";
+import type { AuditSpec, ConsumerCheck, RolloutSpec, SshTarget, StepOp, StepTarget } from "../../provider/types";
 
-export type { AuditSpec, HealthCheck, RolloutSpec, StepTarget } from "../../provider/types";
+export type { AuditSpec, ConsumerCheck, HealthPolicy, RolloutSpec, SshTarget, StepTarget } from "../../provider/types";
 
 /** Type token of every step, served by this project's plugin `pulumi-resource-rotation` (provider/). */
 export const STEP_TYPE = "rotation:index:Step";
@@ -9,8 +9,8 @@ export const STEP_TYPE = "rotation:index:Step";
 export interface StepArgs {
     /** What this step does, in the runbook's words; appears in errors and the audit log. */
     readonly title: pulumi.Input<string>;
-    /** Where the script runs: the operator's machine or a host over SSH. */
-    readonly target: pulumi.Input<StepTarget>;
+    /** Where a script runs: the operator's machine or a host over SSH (a rollout names its own). */
+    readonly target?: pulumi.Input<StepTarget>;
     /** "script" (default) runs `script`; "rollout" deploys to one consumer; "health" checks consumers. */
     readonly op?: StepOp;
     /** Bash script; values from config inside it must pass through shq(). */
@@ -33,8 +33,10 @@ export interface StepArgs {
     readonly audit?: pulumi.Input<AuditSpec>;
     /** For op "rollout": the consumer and how to deploy to it. */
     readonly rollout?: pulumi.Input<RolloutSpec>;
-    /** For op "health": the consumers to check. */
-    readonly checks?: pulumi.Input<HealthCheck[]>;
+    /** For op "health": the consumers' hosts, each once, by key. */
+    readonly hosts?: pulumi.Input<Record<string, SshTarget>>;
+    /** For op "health": what to check per consumer (its host is a key of `hosts`). */
+    readonly checks?: pulumi.Input<ConsumerCheck[]>;
 }
 
 /** One rotation step, run by the step provider (provider/stepProvider.ts). */

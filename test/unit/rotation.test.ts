@@ -72,6 +72,12 @@ test("the revocation waits for every consumer's rollout (deploy, reload, health 
         assert.equal(r.inputs.rollout.reload, 'kill -HUP "$(cat /run/app.pid)"');
     }
     assert.ok(deps.has(byName("app-redis-gate").urn));
+    // After revocation one step checks every consumer, each host listed once.
+    const verify = byName("app-redis-verify-consumers");
+    assert.equal(verify.inputs.op, "health");
+    assert.deepEqual(verify.inputs.checks.map((c: any) => [c.label, verify.inputs.hosts[c.host].host]), [
+        ["app-redis → consumer web-1", "127.0.1.11"], ["app-redis → consumer web-2", "127.0.1.12"], ["app-redis → consumer web-3", "127.0.1.13"],
+    ]);
     // and the store is promoted only after the revocation
     assert.ok(waitsFor(registered, byName("app-redis-promote")).has(revoke.urn));
     assert.ok(waitsFor(registered, byName("app-redis-audit")).has(byName("app-redis-verify-source").urn));

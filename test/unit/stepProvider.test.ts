@@ -98,13 +98,11 @@ async function closedPort(): Promise<number> {
 
 test("health checks of many consumers: the error names each consumer that failed", async () => {
     const port = await closedPort();
-    const check = (label: string, url: string) => ({
-        label, target: { kind: "ssh", host: "127.0.0.1", port: 22, user: "root", hostKey: "ssh-ed25519 AAAA", privateKeyFile: "/nonexistent" },
-        health: { url, expectStatus: 200 }, retries: 0, retryDelaySeconds: 0, timeoutSeconds: 2,
-    });
+    const check = (label: string, url: string) => ({ label, host: "h0", health: { url, expectStatus: 200 }, retries: 0, retryDelaySeconds: 0, timeoutSeconds: 2 });
     const props = {
-        title: "s: all 2 consumers healthy after revocation", target: { kind: "local" }, op: "health", triggers: [1],
+        title: "s: all 2 consumers healthy after revocation", op: "health", triggers: [1],
         attempts: 1, retryDelaySeconds: 0, timeoutSeconds: 10,
+        hosts: { h0: { kind: "ssh", host: "127.0.0.1", port: 22, user: "root", hostKey: "ssh-ed25519 AAAA", privateKeyFile: "/nonexistent" } },
         checks: [check("s → consumer a", `http://127.0.0.1:${port}/healthz`), check("s → consumer b", `http://127.0.0.1:${port}/b`)],
     };
     await assert.rejects(stepProvider.create!(URN, props), (e: Error) => {
@@ -113,4 +111,13 @@ test("health checks of many consumers: the error names each consumer that failed
             `s → consumer b: healthy after revocation: http://127.0.0.1:${port}/b answered no answer (ECONNREFUSED), expected 200`);
         return true;
     });
+});
+
+test("check refuses a step its op cannot run, naming what is missing", async () => {
+    const base = { title: "t", triggers: [1], attempts: 1, retryDelaySeconds: 0, timeoutSeconds: 1 };
+    const failures = async (props: Record<string, unknown>) => (await stepProvider.check!(URN, {}, props)).failures ?? [];
+    assert.deepEqual(await failures({ ...base, op: "script", script: "true" }), [{ property: "target", reason: "a script step needs target" }]);
+    assert.deepEqual(await failures({ ...base, op: "rollout" }), [{ property: "rollout", reason: "a rollout step needs rollout" }]);
+    assert.deepEqual(await failures({ ...base, op: "health", hosts: {}, checks: [{ host: "h9" }] }), [{ property: "checks", reason: "a health step needs checks with their hosts" }]);
+    assert.deepEqual(await failures({ ...base, op: "script", script: "true", target: { kind: "local" } }), []);
 });

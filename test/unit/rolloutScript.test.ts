@@ -1,0 +1,75 @@
+// The remote job of a consumer's rollout (provider/rollout.ts), run for real
+// with bash on temporary files: the write keeps a .bak, the reload's failure
+// is reported, the health command is retried, and the log check counts only
+// what was logged since the reload and fails on a pattern grep cannot read.
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { test } from "node:test";
+import { writeAndReloadScript } from "../../provider/rollout";
+import type { RolloutSpec } from "../../provider/types";
+
+function setup(patch: Partial<RolloutSpec> = {}) {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "rollout-job-"));
+    const config = path.join(dir, "app.env");
+    const log = path.join(dir, "app.log");
+    fs.writeFileSync(config, "KEY=old\n");
+    fs.writeFileSync(log, "AUTH_FAILED before the reload\n");
+    const spec: RolloutSpec = {
+        label: "s → consumer c", target: { kind: "ssh", host: "h", port: 22, user: "root", hostKey: "k", privateKeyFile: "/k" },
+        health: { command: "true" }, retries: 2, retryDelaySeconds: 0, timeoutSeconds: 5,
+        generation: 2, configPath: config, write: { format: "env-line", key: "KEY" }, reload: "true",
+        logCheck: { path: log, pattern: "AUTH_FAILED", windowSeconds: 1 }, ...patch,
+    };
+    const run = (content = "KEY=new\n") => {
+        const r = spawnSync("bash", ["-c", writeAndReloadScript(spec, true)], { input: content, encoding: "utf8" });
+        const markers = Object.fromEntries(r.stdout.trim().split("\n").map((l) => [l.split(" ")[0], l.split(" ").slice(1).join(" ")]));
+        return { ...r, markers };
+    };
+    return { dir, config, log, spec, run };
+}
+
+test("a passing rollout writes with a .bak and reports reload, health and log check", () => {
+    const { config, run } = setup();
+    const t0 = Date.now();
+    const r = run();
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(r.markers, { LOGSIZE: "30", RELOAD: "0", HEALTH: "ok", LOGCHECK: "1" });
+    assert.ok(Date.now() - t0 >= 1000, "the log check waits out its window after the reload");
+    assert.equal(fs.readFileSync(config, "utf8"), "KEY=new\n");
+    assert.equal(fs.readFileSync(`${config}.bak`, "utf8"), "KEY=old\n");
+    assert.equal(fs.statSync(config).mode & 0o777, 0o600);
+});
+
+test("the health command is retried; after the last try its output and exit code are reported", () => {
+    const flaky = setup();
+    const counter = path.join(flaky.dir, "tries");
+    flaky.spec.health = { command: `echo x >> '${counter}'; [ "$(wc -l < '${counter}')" -ge 3 ]` };
+    assert.equal(flaky.run().markers.HEALTH, "ok", "passes on the third try");
+
+    const broken = setup({ health: { command: "echo 'redis: WRONGPASS' >&2; exit 7" }, logCheck: undefined });
+    const r = broken.run();
+    assert.equal(r.markers.HEALTH, "fail 3 7");
+    assert.match(r.stderr, /redis: WRONGPASS/);
+    assert.equal(r.markers.LOGCHECK, undefined, "no log check after a failed health check");
+});
+
+test("a failing reload is reported and nothing after it runs", () => {
+    const r = setup({ reload: "echo 'no such pid' >&2; exit 4" }).run();
+    assert.equal(r.markers.RELOAD, "4");
+    assert.equal(r.markers.HEALTH, undefined);
+    assert.match(r.stderr, /no such pid/);
+});
+
+test("the log check counts auth failures logged after the reload only, and fails on a bad pattern", () => {
+    const after = setup();
+    after.spec.reload = `echo 'AUTH_FAILED after the reload' >> '${after.log}'`;
+    assert.equal(after.run().markers.LOGCHECK, "0");
+    const bad = setup({ logCheck: undefined });
+    bad.spec.logCheck = { path: bad.log, pattern: "AUTH_FAILED(", windowSeconds: 1 };
+    const r = bad.run();
+    assert.equal(r.markers.LOGCHECK, "2", "grep's error is not read as 'no match'");
+    assert.match(r.stderr, /could not search/);
+});
