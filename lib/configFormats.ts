@@ -3,9 +3,8 @@
  * secret (and, for generational logins, a new user). They change only the
  * targeted value and keep every other byte, comment and line ending.
  *
- * These functions run inside the step provider process too (they are
- * serialized with it), so they must stay self-contained: no imports, no
- * references to other module-level values.
+ * The step provider (provider/rollout.ts) runs them on the operator's
+ * machine: a consumer's file is read over SSH, rewritten here, written back.
  */
 
 export type WriteSpec =
