@@ -11,7 +11,7 @@ import { resolveRotation, rotationKeys } from "./lib/resolve";
 const stack = pulumi.getStack();
 const { raw, inventory } = readInventory(stack, rotationKeys(pulumi.runtime.allConfig()), process.cwd());
 const config = parseRotationConfig(stack, raw, inventory);
-const resolved = resolveRotation(stack, config, process.cwd());
+const resolved = resolveRotation(stack, config, process.cwd(), inventory);
 
 let summary: Record<string, unknown>;
 if (config.generation === 0) {

@@ -1,7 +1,9 @@
 import * as fs from "fs";
 import * as path from "path";
 import { CONFIG_NAMESPACE, type RotationConfig } from "./config";
+import { spawnSync } from "child_process";
 import { ConfigError, RotationRefusedError } from "./errors";
+import { inventoryProblems, type InventoryFile } from "./inventory";
 
 export interface ResolvedRotation {
     config: RotationConfig;
@@ -17,7 +19,7 @@ const HOST_KEY = /^(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)|ssh-rsa) [A-Za-z0-
  * and checks that every local file the rotation needs exists. Every problem is
  * reported at once, naming its field, before any resource is registered.
  */
-export function resolveRotation(stack: string, cfg: RotationConfig, baseDir: string): ResolvedRotation {
+export function resolveRotation(stack: string, cfg: RotationConfig, baseDir: string, inventory?: InventoryFile): ResolvedRotation {
     const problems: string[] = [];
     const abs = (p: string) => path.resolve(baseDir, p);
     const mustExist = (field: string, p: string) => {
@@ -65,8 +67,30 @@ export function resolveRotation(stack: string, cfg: RotationConfig, baseDir: str
         c.privateKeyFile = mustExist(`consumers[${i}].privateKeyFile`, abs(c.privateKeyFile));
         consumerHostKeys[c.name] = hostKeyOf(`consumers[${i}]`, c);
     });
-    if (problems.length) throw new ConfigError(stack, problems);
+    problems.push(...logPatternProblems(config.consumers));
+    if (problems.length) throw new ConfigError(stack, inventoryProblems(problems, inventory));
     return { config, sourceHostKey, consumerHostKeys };
+}
+
+/** grep -E's verdict on patterns: exit 1 (no match on empty input) means all valid, 2 an error. */
+function grepRejects(patterns: string[]): string | undefined {
+    const r = spawnSync("grep", ["-E", ...patterns.flatMap((p) => ["-e", p])], { input: "", encoding: "utf8", env: { ...process.env, LC_ALL: "C.UTF-8" } });
+    return r.status === 2 || r.error ? (r.stderr || String(r.error)).trim().replace(/^grep: /, "") : undefined;
+}
+
+/**
+ * Every log check's pattern as grep -E on the hosts will read it: a pattern
+ * grep cannot parse would make the check fail at the end of every rollout
+ * (0.1 even read it as "no auth failure"). One grep for all patterns, one per
+ * pattern only to name the bad ones.
+ */
+export function logPatternProblems(consumers: RotationConfig["consumers"]): string[] {
+    const checked = consumers.map((c, i) => ({ i, pattern: c.logCheck?.pattern })).filter((x): x is { i: number; pattern: string } => x.pattern !== undefined);
+    if (!checked.length || !grepRejects([...new Set(checked.map((x) => x.pattern))])) return [];
+    return checked.flatMap(({ i, pattern }) => {
+        const why = grepRejects([pattern]);
+        return why ? [`${CONFIG_NAMESPACE}:consumers[${i}].logCheck.pattern: ${JSON.stringify(pattern)} is not an extended regular expression grep -E accepts (${why})`] : [];
+    });
 }
 
 /** The `rotation:` keys of a Pulumi config map (as `pulumi.runtime.allConfig()` returns it), prefix removed. */

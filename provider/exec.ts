@@ -10,6 +10,7 @@
  * private 0700 directory, removed on exit.
  */
 import { spawn } from "child_process";
+import { createHash } from "crypto";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
@@ -128,7 +129,8 @@ export class SshPool {
     async run(t: SshTarget, script: string, stdin: string, timeoutSeconds: number): Promise<RunResult> {
         const m = this.master(t);
         await m.ready;
-        return m.jobs.run(() => m.agent.run({ script, stdin, timeoutSeconds }));
+        const r = await m.jobs.run(() => m.agent.run({ script, stdin, timeoutSeconds }));
+        return r.code === 255 ? { ...r, stderr: hostKeyRefusal(t, r.stderr) ?? r.stderr } : r;
     }
 
     close(): void {
@@ -144,6 +146,24 @@ export class SshPool {
         this.dir = undefined;
         this.masters.clear();
     }
+}
+
+/** "SHA256:..." of an OpenSSH public key line, as ssh prints fingerprints. */
+export function fingerprint(publicKey: string): string {
+    const blob = Buffer.from(publicKey.trim().split(/\s+/)[1] ?? "", "base64");
+    return `SHA256:${createHash("sha256").update(blob).digest("base64").replace(/=+$/, "")}`;
+}
+
+/**
+ * ssh's own advice on a changed host key is to delete the pin (`ssh-keygen
+ * -R` on a known_hosts file of ours that no longer exists). Say instead what
+ * was pinned, what the host offered, and where the pin is kept.
+ */
+export function hostKeyRefusal(t: SshTarget, stderr: string): string | undefined {
+    if (!/Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED/.test(stderr)) return undefined;
+    const offered = /key sent by the remote host is\s+(SHA256:[A-Za-z0-9+/]+)/.exec(stderr)?.[1];
+    return `refused: ${t.host}:${t.port} offered ${offered ? `host key ${offered}` : "a host key"} but ${t.hostKey.split(" ")[0]} ${fingerprint(t.hostKey)} is pinned. ` +
+        `Nothing was sent to that host. If it was rebuilt, check its new key out of band, then update this consumer's hostKey or hostKeyFile in the stack config; otherwise treat it as a man-in-the-middle.`;
 }
 
 export const pool = new SshPool();

@@ -127,12 +127,12 @@ function httpTokenScripts(src: Extract<SourceConfig, { kind: "http-token" }>, g:
     const auth = `printf 'Authorization: Bearer %s\\n' "$(cat -- ${shq(src.adminTokenFile)})"`;
     const del = (v: string) => `fp=$(printf '%s' "$${v}" | sha256sum | cut -c1-16)
 url=${shq(src.deleteUrl.split("%7Bfingerprint%7D").join("{fingerprint}"))}
-code=$(${auth} | curl -s -o /dev/null -w '%{http_code}' --max-time 20 -X DELETE -H @- -- "\${url//\\{fingerprint\\}/$fp}") || true
+code=$(${auth} | curl --globoff -s -o /dev/null -w '%{http_code}' --max-time 20 -X DELETE -H @- -- "\${url//\\{fingerprint\\}/$fp}") || true
 case "$code" in 2??|404) ;; *) fail "http-token: DELETE answered $code" ;; esac
 `;
     const test = `token_ok() {
   local code
-  code=$(printf 'Authorization: Bearer %s\\n' "$1" | curl -s -o /dev/null -w '%{http_code}' --max-time 20 -H @- -- ${shq(src.testUrl)}) || true
+  code=$(printf 'Authorization: Bearer %s\\n' "$1" | curl --globoff -s -o /dev/null -w '%{http_code}' --max-time 20 -H @- -- ${shq(src.testUrl)}) || true
   [ "$code" = 200 ]
 }
 `;
@@ -140,7 +140,7 @@ case "$code" in 2??|404) ;; *) fail "http-token: DELETE answered $code" ;; esac
         target: { kind: "local" },
         grant: `${preamble("NEW")}body=$(printf '%s\\0' "$NEW" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>process.stdout.write(JSON.stringify({name:process.argv[1],token:s.split("\\0")[0]})))' ${shq(`${g.secretName}-g${g.generation}`)})
 hdr=$(mktemp); trap 'rm -f -- "$hdr"' EXIT; ${auth} > "$hdr"
-code=$(printf '%s' "$body" | curl -s -o /dev/null -w '%{http_code}' --max-time 20 -X POST -H @"$hdr" -H 'Content-Type: application/json' --data-binary @- -- ${shq(src.createUrl)}) || true
+code=$(printf '%s' "$body" | curl --globoff -s -o /dev/null -w '%{http_code}' --max-time 20 -X POST -H @"$hdr" -H 'Content-Type: application/json' --data-binary @- -- ${shq(src.createUrl)}) || true
 case "$code" in 2??) ;; *) fail "http-token: POST answered $code" ;; esac
 `,
         withdraw: `${preamble("NEW")}${del("NEW")}`,

@@ -71,6 +71,17 @@ test("50 consumers: kill -9 mid-rollout, unlock and resume completes; no revocat
     });
     assert.ok(killed, "the engine was killed after 10 rollouts ended");
     assert.notEqual(r.code, 0);
+    // The step provider (in a process group of its own) ends with the engine,
+    // and with it its scripts and SSH connections: no step runs on unseen.
+    const left = async () => {
+        for (let i = 0; i < 30; i++) {
+            const p = spawnSync("pgrep", ["-f", `${ws.dir}/provider/main.ts|rotation-ssh-`], { encoding: "utf8" });
+            if (p.status === 1) return "";
+            await new Promise((res) => setTimeout(res, 100));
+        }
+        return spawnSync("pgrep", ["-af", `${ws.dir}/provider/main.ts|rotation-ssh-`], { encoding: "utf8" }).stdout;
+    };
+    assert.equal(await left(), "", "no provider, script or SSH connection of the killed run is left after 3 s");
     assert.equal(stepTimeline(r.events, `${fleet.secret}-revoke`).start, undefined, "the killed run revoked nothing");
     const staged = fs.readFileSync(`${storeFile(fleet)}.new`, "utf8");
     remember(staged);

@@ -128,6 +128,29 @@ test("unreachable consumer host: the failure names the consumer and the host; no
     await consumersHold(storeValue(SECRET));
 });
 
+test("a consumer whose host offers another key than the pinned one is refused, with the product's own message; nothing is revoked", async () => {
+    const old = storeValue(SECRET);
+    const [first, second] = hosts();
+    const consumersOf = (cfg: Record<string, unknown>) => cfg.consumers as Record<string, unknown>[];
+    const good = consumersOf(redisStack(0));
+    const wrong = good.map((c, i) => (i === 0 ? { ...c, hostKeyFile: String(c.hostKeyFile).replace(`/${first.name}/`, `/${second.name}/`) } : c));
+    generation++;
+    ws.patchConfig({ generation, consumers: wrong });
+    const r = await ws.pulumi(["up", "--yes", "--skip-preview"]);
+    ws.patchConfig({ consumers: good });
+    assert.notEqual(r.code, 0);
+    const fp = (h: typeof first) => spawnSync("ssh-keygen", ["-lf", path.join(ROOT, ".lab", "hosts", h.name, "ssh_host_ed25519_key.pub")], { encoding: "utf8" }).stdout.split(" ")[1];
+    const out = r.stdout + r.stderr;
+    assert.ok(out.includes(`consumer redis-${first.name}`) && out.includes(`refused: ${first.ip}:22 offered host key ${fp(first)} but ssh-ed25519 ${fp(second)} is pinned`), out.slice(-1500));
+    assert.doesNotMatch(out, /ssh-keygen -f|remove with/, "no advice to drop the pin");
+    assert.equal(stepTimeline(r.events, `${SECRET}-revoke`).start, undefined, "no revocation started");
+    assert.equal(redisAuthOk(old), true, "the old password still works");
+    remember(storeValue(`${SECRET}.new`));
+    const again = await ws.pulumi(["up", "--yes", "--skip-preview"]);
+    assertSucceeded(again, "resume with the right pin");
+    await consumersHold(storeValue(SECRET));
+});
+
 test("rollback before revoke restores every consumer and withdraws the new secret; after revoke it is refused", async () => {
     const old = storeValue(SECRET);
     const failing = hosts()[2];

@@ -10,6 +10,7 @@ import yaml from "js-yaml";
 import { parseRotationConfig } from "../../lib/config";
 import { ConfigError } from "../../lib/errors";
 import { readInventory } from "../../lib/inventory";
+import { resolveRotation } from "../../lib/resolve";
 import { rawConfig } from "./harness";
 
 function withFile(content: string): { dir: string; raw: Record<string, unknown> } {
@@ -65,4 +66,19 @@ test("a missing, malformed or ambiguous inventory is refused before anything run
     assert.deepEqual(problemsOf(() => readInventory("prod", { ...raw, consumers: "[]" }, dir)), [
         "rotation:consumersFile: set only one of rotation:consumers or rotation:consumersFile",
     ]);
+});
+
+test("a log-check pattern grep -E cannot read is refused before anything runs, naming the consumer (and its file)", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "patterns-"));
+    const key = path.join(dir, "id_ed25519");
+    fs.writeFileSync(key, "not read here");
+    const consumers = (rawConfig().consumers as any[]).map((c, i) => ({ ...c, privateKeyFile: key, logCheck: { ...c.logCheck, pattern: i === 1 ? "AUTH_FAILED(" : "AUTH_FAILED|WRONGPASS" } }));
+    const { dir: invDir, raw } = withFile(yaml.dump(consumers));
+    const { raw: expanded, inventory } = readInventory("prod", raw, invDir);
+    const cfg = parseRotationConfig("prod", { ...expanded, store: { kind: "file", dir }, source: { ...(rawConfig().source as any), adminPasswordFile: key } }, inventory);
+    assert.deepEqual(problemsOf(() => resolveRotation("prod", cfg, dir, inventory)), [
+        'rotation:consumersFile fleet.yaml: consumers[1].logCheck.pattern: "AUTH_FAILED(" is not an extended regular expression grep -E accepts (Unmatched ( or \\()',
+    ]);
+    cfg.consumers[1].logCheck!.pattern = "AUTH_FAILED\\(";
+    assert.equal(resolveRotation("prod", cfg, dir, inventory).config.consumers.length, 3, "an escaped parenthesis is fine");
 });

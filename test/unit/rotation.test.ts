@@ -169,3 +169,14 @@ test("a vault store stages and promotes through vault KV v2 and keeps the curren
     assert.deepEqual(kv.map((r) => r.inputs.name).sort(), ["apps/redis", "apps/redis-staged"]);
     for (const r of kv) assert.equal(JSON.parse(r.inputs.dataJson).value, mockSecret(2));
 });
+
+test("consumers named like the rotation's own steps (source, consumers, gate) get names of their own", async () => {
+    const base = config().consumers[0];
+    const cfg = config({});
+    cfg.consumers = ["source", "consumers", "gate", "revoke"].map((name, i) => ({ ...base, name, host: `127.0.1.${11 + i}` }));
+    const { registered } = await build(cfg);
+    const names = registered.filter((r) => r.type === STEP).map((r) => r.name);
+    assert.equal(new Set(names).size, names.length, `no two steps share a name: ${names.join(", ")}`);
+    for (const c of ["source", "consumers", "gate", "revoke"]) assert.ok(names.includes(`app-redis-rollout-${c}`));
+    assert.ok(names.includes("app-redis-verify-source") && names.includes("app-redis-verify-consumers") && names.includes("app-redis-gate"));
+});
