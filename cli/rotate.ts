@@ -9,6 +9,8 @@
  *   unlock    remove a stale lock left by a killed run (file backend only)
  *   due       exit 0 if the secret's schedule says a rotation is due, 1 if not
  *             (for cron: bin/rotate due --stack prod && bin/rotate start --stack prod --yes)
+ *   audit verify  check the audit log's hash chain; names the first line that breaks it
+ *             (--log PATH checks that file instead of the stack's rotation:auditLog)
  *
  * Everything else is plain Pulumi through bin/pulumi; this adds the runbook's
  * guard rails and says what happens next.
@@ -16,6 +18,7 @@
 import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
+import { verifyChain } from "../lib/auditChain";
 import { committedGeneration } from "../lib/resolve";
 import { lastCompleted, nextDue } from "../lib/schedule";
 
@@ -30,22 +33,28 @@ interface Options {
     command: string;
     stack: string;
     yes: boolean;
+    log?: string;
 }
 
 function parseArgs(argv: string[]): Options {
     const [command, ...rest] = argv;
+    if (command === "audit" && rest[0] !== "verify") throw new UsageError("usage: bin/rotate audit verify --stack <name> [--log <path>]");
+    if (command === "audit") rest.shift();
     let stack = process.env.PULUMI_STACK ?? "";
     let yes = false;
+    let log: string | undefined;
     for (let i = 0; i < rest.length; i++) {
         const a = rest[i];
         if (a === "--stack" || a === "-s") stack = rest[++i] ?? "";
         else if (a.startsWith("--stack=")) stack = a.slice("--stack=".length);
         else if (a === "--yes" || a === "-y") yes = true;
+        else if (command === "audit" && a === "--log") log = rest[++i];
         else throw new UsageError(`unknown argument "${a}"`);
     }
-    if (!command || !["status", "preview", "start", "resume", "rollback", "unlock", "due"].includes(command)) {
-        throw new UsageError(`usage: bin/rotate status|preview|start|resume|rollback|unlock|due --stack <name> [--yes]`);
+    if (!command || !["status", "preview", "start", "resume", "rollback", "unlock", "due", "audit"].includes(command)) {
+        throw new UsageError(`usage: bin/rotate status|preview|start|resume|rollback|unlock|due|audit verify --stack <name> [--yes]`);
     }
+    if (command === "audit" && log) return { command, stack, yes, log };
     if (!stack) throw new UsageError("name the stack: --stack <name> (e.g. --stack dev)");
     if (!/^[A-Za-z0-9_.-]+$/.test(stack)) throw new UsageError(`invalid stack name "${stack}"`);
     return { command, stack, yes };
@@ -205,9 +214,24 @@ function unlock(o: Options): number {
     return 0;
 }
 
+/** Checks the audit log's hash chain (lib/auditChain.ts). */
+function auditVerify(o: Options): number {
+    const file = o.log ? path.resolve(o.log) : path.resolve(ROOT, configValue(o.stack, "rotation:auditLog") ?? ".state/audit.log");
+    if (!fs.existsSync(file)) throw new UsageError(`no audit log at ${file}`);
+    const r = verifyChain(fs.readFileSync(file, "utf8"));
+    const legacy = r.legacy ? ` (${r.legacy} earlier lines predate the chain and are not checked)` : "";
+    if (r.ok) {
+        console.log(`rotate: audit log ${file}: ${r.lines} lines, chain intact${legacy}`);
+        return 0;
+    }
+    console.error(`rotate: audit log ${file}: line ${r.firstBad!.line} ${r.firstBad!.reason}${legacy}`);
+    return 1;
+}
+
 function main(): number {
     const o = parseArgs(process.argv.slice(2));
     if (o.command === "unlock") return unlock(o);
+    if (o.command === "audit" && o.log) return auditVerify(o);
     ensureStack(o.stack);
     switch (o.command) {
         case "status":
@@ -222,6 +246,8 @@ function main(): number {
             return rollback(o);
         case "due":
             return due(o);
+        case "audit":
+            return auditVerify(o);
     }
     return 2;
 }

@@ -2,8 +2,7 @@
  * How a step reports: errors titled in the runbook's words with every secret
  * redacted, and one audit line per outcome.
  */
-import * as fs from "fs";
-import * as path from "path";
+import { appendChained } from "../lib/auditChain";
 import type { RunResult } from "./exec";
 import type { AuditSpec } from "./types";
 
@@ -39,11 +38,15 @@ export function failure(title: string, r: RunResult, opts: { where: string; time
     return new StepError(`${title}: ${why}${opts.where}${tries}${tail ? `: ${tail}` : ""}`);
 }
 
+/** One line of the hash-chained audit log (lib/auditChain.ts). */
 export function appendAudit(audit: AuditSpec | undefined, outcome: "ok" | "failed", detail?: string): void {
     if (!audit) return;
-    fs.mkdirSync(path.dirname(audit.path), { recursive: true, mode: 0o700 });
-    const line = JSON.stringify({ time: new Date().toISOString(), ...audit.record, outcome, ...(detail ? { detail } : {}) });
-    fs.appendFileSync(audit.path, line + "\n", { mode: 0o600 });
+    appendChained(audit.path, { time: new Date().toISOString(), ...audit.record, outcome, ...(detail ? { detail } : {}) });
+}
+
+/** The audit phase of undoing a step: a grant withdrawn, a staged copy removed. */
+export function undoPhase(phase: string | number | undefined): string {
+    return phase === "granted" ? "withdrawn" : phase === "staged" ? "unstaged" : `${phase}-undone`;
 }
 
 export const sleep = (seconds: number) => new Promise((r) => setTimeout(r, seconds * 1000));

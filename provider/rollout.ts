@@ -13,9 +13,15 @@ import { checkHealth } from "./health";
 import { StepError, failure, redact, sleep, splitFields } from "./outcome";
 import type { RolloutSpec } from "./types";
 
-/** Writes stdin over `f` atomically, keeping the old file as `f.bak`; unchanged content is not rewritten. */
+/**
+ * Writes stdin over `f` atomically, keeping the old file as `f.bak`;
+ * unchanged content is not rewritten. A symbolic link (configs often point
+ * into a release directory) is written through: the link stays, the file it
+ * points to is replaced (owner kept, mode 0600) and its `.bak` is beside it.
+ */
 function writeScript(configPath: string): string {
     return `f=${q(configPath)}
+if [ -L "$f" ]; then f=$(readlink -e -- "$f") || { echo "rotation: "${q(configPath)}" is a symbolic link to nothing" >&2; exit 1; }; fi
 d=$(dirname -- "$f")
 tmp=$(mktemp "$d/.rotation-write.XXXXXX")
 trap 'rm -f -- "$tmp"' EXIT

@@ -20,7 +20,7 @@ import { createHash, randomUUID } from "crypto";
 import type * as provider from "@pulumi/pulumi/provider";
 import { runAt, where } from "./exec";
 import { checkAll } from "./health";
-import { StepError, appendAudit, failure, sleep, splitFields } from "./outcome";
+import { StepError, appendAudit, failure, sleep, splitFields, undoPhase } from "./outcome";
 import { rollout } from "./rollout";
 import type { StepProps } from "./types";
 
@@ -98,6 +98,7 @@ function outputs(props: StepProps, stdout: string | undefined): Record<string, u
         Object.assign(outs, {
             title: props.title, target: props.target, deleteScript: props.deleteScript, attempts: props.attempts,
             retryDelaySeconds: props.retryDelaySeconds, timeoutSeconds: props.timeoutSeconds,
+            ...(props.audit ? { audit: props.audit } : {}),
             ...(props.stdin !== undefined ? { stdin: secret(props.stdin) } : {}),
         });
     }
@@ -136,6 +137,13 @@ export const stepProvider: provider.Provider = {
     async delete(_id, _urn, props) {
         const p = unwrap(props) as StepProps;
         if (!p.deleteScript) return;
-        await runScript({ ...p, attempts: Math.max(1, p.attempts) }, p.deleteScript, `${p.title} (undo)`);
+        const audit = p.audit && { ...p.audit, record: { ...p.audit.record, phase: undoPhase(p.audit.record.phase) } };
+        try {
+            await runScript({ ...p, attempts: Math.max(1, p.attempts) }, p.deleteScript, `${p.title} (undo)`);
+        } catch (e) {
+            appendAudit(audit, "failed", String((e as Error).message).split("\n")[0]);
+            throw e;
+        }
+        appendAudit(audit, "ok");
     },
 };

@@ -171,6 +171,7 @@ test("rollback before revoke restores every consumer and withdraws the new secre
     assert.equal(storeHas(`${SECRET}.new`), false, "the staged copy was removed");
     assert.equal(storeValue(SECRET), old);
     assert.ok(ws.auditLines().some((l) => l.phase === "rolled-back" && l.outcome === "ok" && l.generation === generation));
+    assert.ok(ws.auditLines().some((l) => l.phase === "withdrawn" && l.outcome === "ok" && l.generation === generation), "the withdrawal of the new grant has its own audit line");
 
     // Forward again, then try to roll that completed rotation back.
     ws.patchConfig({ mode: "rotate" });
@@ -218,6 +219,12 @@ test("killed mid-rollout: kill -9 after a consumer was deployed; unlock and up a
     assert.equal(redisAuthOk(old), false);
     await consumersHold(fresh);
     for (const h of hosts()) assert.ok(fs.existsSync(path.join(h.etcDir, "redis.yaml.bak")), `${h.name} has a .bak`);
+});
+
+test("the audit log of every run above is one intact hash chain", () => {
+    const r = spawnSync(path.join(ROOT, "bin", "rotate"), ["audit", "verify", "--log", ws.auditLog], { cwd: ROOT, encoding: "utf8" });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, new RegExp(`${ws.auditLines().length} lines, chain intact`));
 });
 
 test("no secret leaked anywhere in this file's runs", () => {

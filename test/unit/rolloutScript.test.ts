@@ -73,3 +73,26 @@ test("the log check counts auth failures logged after the reload only, and fails
     assert.equal(r.markers.LOGCHECK, "2", "grep's error is not read as 'no match'");
     assert.match(r.stderr, /could not search/);
 });
+
+test("a config that is a symbolic link is written through: the link stays, its target gets the secret and the .bak", () => {
+    const job = setup();
+    const release = path.join(job.dir, "release-42");
+    fs.mkdirSync(release);
+    const target = path.join(release, "app.env");
+    fs.renameSync(job.config, target);
+    fs.symlinkSync(target, job.config);
+    const r = job.run();
+    assert.equal(r.markers.RELOAD, "0", r.stderr);
+    assert.ok(fs.lstatSync(job.config).isSymbolicLink(), "the link is kept");
+    assert.equal(fs.readlinkSync(job.config), target);
+    assert.equal(fs.readFileSync(target, "utf8"), "KEY=new\n");
+    assert.equal(fs.readFileSync(`${target}.bak`, "utf8"), "KEY=old\n");
+    assert.equal(fs.statSync(target).mode & 0o777, 0o600);
+
+    const dangling = setup();
+    fs.rmSync(dangling.config);
+    fs.symlinkSync(path.join(dangling.dir, "gone.env"), dangling.config);
+    const d = dangling.run();
+    assert.equal(d.markers.RELOAD, undefined, "nothing reloaded");
+    assert.match(d.stderr, /is a symbolic link to nothing/);
+});
