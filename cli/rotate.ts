@@ -176,6 +176,41 @@ function rollback(o: Options): number {
     return up(o, `rollback of generation ${gen}`);
 }
 
+/**
+ * Step providers whose engine is gone: a killed run's. Each ends its process
+ * group within a second of noticing (provider/main.ts); until then it may
+ * still be running steps, and the lock must stay.
+ */
+function orphanedProviders(): number[] {
+    const cmdline = (pid: string) => {
+        try {
+            return fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").join(" ");
+        } catch {
+            return "";
+        }
+    };
+    return fs.readdirSync("/proc").filter((d) => /^\d+$/.test(d) && cmdline(d).includes("/provider/main.ts")).flatMap((pid) => {
+        let parent = "";
+        try {
+            const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+            parent = stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1];
+        } catch {
+            return [];
+        }
+        return /(^|\/)pulumi( |$)/.test(cmdline(parent)) ? [] : [Number(pid)];
+    });
+}
+
+function waitForOrphans(seconds: number): number[] {
+    const until = Date.now() + seconds * 1000;
+    let left = orphanedProviders();
+    while (left.length && Date.now() < until) {
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
+        left = orphanedProviders();
+    }
+    return left;
+}
+
 /** A DIY (file) backend keeps one JSON lock per running update; a killed run leaves its lock behind. */
 function unlock(o: Options): number {
     const backend = process.env.PULUMI_BACKEND_URL ?? `file://${path.join(ROOT, ".state")}`;
@@ -194,6 +229,11 @@ function unlock(o: Options): number {
     if (!locks.length) {
         console.log(`rotate: stack ${o.stack} holds no lock`);
         return 0;
+    }
+    const orphans = waitForOrphans(3);
+    if (orphans.length) {
+        console.error(`rotate: a step provider of a killed run still runs (pid ${orphans.join(", ")}): it may still be changing consumers; not removing the lock. Wait for it to end (or end it), then unlock again.`);
+        return 4;
     }
     for (const l of locks) {
         const info = JSON.parse(fs.readFileSync(l, "utf8"));
