@@ -15,6 +15,12 @@ import { hosts, labCtl } from "./lab";
 import { scanForLeaks } from "./leaks";
 import { stepTimeline, urnName, ROOT, Workspace } from "./workspace";
 
+/** Processes a run of this workspace starts: program, language host, provider, SSH masters and agents. */
+function runProcesses(): string[] {
+    const r = spawnSync("pgrep", ["-af", `${ws.dir}/|rotation-ssh-|pulumi-language-nodejs`], { encoding: "utf8" });
+    return r.stdout.split("\n").filter((l) => l.trim() && !l.includes("pgrep"));
+}
+
 const fleet = fleetOf(50);
 const names = Array.from({ length: fleet.count }, (_, i) => `${fleet.user}-${i}`);
 let ws: Workspace;
@@ -57,6 +63,7 @@ test("50 consumers: preview lists each rollout; the revocation starts only after
 test("50 consumers: kill -9 mid-rollout, unlock and resume completes; no revocation before every consumer", async () => {
     const old = currentSecret(fleet);
     ws.patchConfig({ generation: 3 });
+    const before = runProcesses();
     let done = 0;
     let killed = false;
     const r = await ws.pulumi(["up", "--yes", "--skip-preview"], {
@@ -71,17 +78,19 @@ test("50 consumers: kill -9 mid-rollout, unlock and resume completes; no revocat
     });
     assert.ok(killed, "the engine was killed after 10 rollouts ended");
     assert.notEqual(r.code, 0);
-    // The step provider (in a process group of its own) ends with the engine,
-    // and with it its scripts and SSH connections: no step runs on unseen.
+    // The step provider and the language host (each in a process group of its
+    // own) end with the engine, and with them the program, the scripts and the
+    // SSH connections: nothing of the killed run goes on unseen.
     const left = async () => {
+        let now: string[] = [];
         for (let i = 0; i < 30; i++) {
-            const p = spawnSync("pgrep", ["-f", `${ws.dir}/provider/main.ts|rotation-ssh-`], { encoding: "utf8" });
-            if (p.status === 1) return "";
+            now = runProcesses().filter((p) => !before.includes(p));
+            if (!now.length) return "";
             await new Promise((res) => setTimeout(res, 100));
         }
-        return spawnSync("pgrep", ["-af", `${ws.dir}/provider/main.ts|rotation-ssh-`], { encoding: "utf8" }).stdout;
+        return now.join("\n");
     };
-    assert.equal(await left(), "", "no provider, script or SSH connection of the killed run is left after 3 s");
+    assert.equal(await left(), "", "no process of the killed run is left after 3 s");
     assert.equal(stepTimeline(r.events, `${fleet.secret}-revoke`).start, undefined, "the killed run revoked nothing");
     const staged = fs.readFileSync(`${storeFile(fleet)}.new`, "utf8");
     remember(staged);
