@@ -22,6 +22,8 @@ import type { RunResult } from "./exec";
 
 export const AGENT_WRAPPER = `set -u
 umask 077
+# Ends whatever a login script printed without a newline; the reader skips it.
+printf '\\n'
 d=$(mktemp -d /dev/shm/.rotation-agent.XXXXXX 2>/dev/null || mktemp -d /tmp/.rotation-agent.XXXXXX) || { echo "rotation: cannot create a private temporary directory" >&2; exit 90; }
 trap 'rm -rf -- "$d"' EXIT
 while IFS=' ' read -r id t && IFS= read -r sc && IFS= read -r in; do

@@ -9,6 +9,7 @@ import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { test } from "node:test";
+import { ResultReader } from "../../provider/agent";
 import { stepProvider } from "../../provider/stepProvider";
 import type { StepProps } from "../../provider/types";
 
@@ -120,4 +121,15 @@ test("check refuses a step its op cannot run, naming what is missing", async () 
     assert.deepEqual(await failures({ ...base, op: "rollout" }), [{ property: "rollout", reason: "a rollout step needs rollout" }]);
     assert.deepEqual(await failures({ ...base, op: "health", hosts: {}, checks: [{ host: "h9" }] }), [{ property: "checks", reason: "a health step needs checks with their hosts" }]);
     assert.deepEqual(await failures({ ...base, op: "script", script: "true", target: { kind: "local" } }), []);
+});
+
+test("the agent's reader skips what a login script printed, even without a newline, and frames results by length", () => {
+    const got: [number, { code: number | null; stdout: string; stderr: string; timedOut: boolean }][] = [];
+    const reader = new ResultReader((id, r) => got.push([id, r]));
+    const out = "a\nb";
+    reader.push(Buffer.from(`Welcome to host1\nmotd without newline\nRESULT 7 0 ${out.length} 3\n${out}e\nrRESULT 8 124 0 0\n`));
+    assert.deepEqual(got, [
+        [7, { code: 0, stdout: "a\nb", stderr: "e\nr", timedOut: false }],
+        [8, { code: null, stdout: "", stderr: "", timedOut: true }],
+    ]);
 });
