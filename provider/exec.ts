@@ -2,18 +2,19 @@
  * Runs a bash script on the operator's machine or on a host, with the secret
  * payload on stdin only (never in argv or the environment).
  *
- * SSH goes through one OpenSSH master connection per host (ControlMaster), so
- * a consumer's sessions cost a channel each instead of a handshake each
- * (measured here: 365 ms for `ssh host true`, 133 ms through a master). The
- * masters are children of this process, in its process group: when the
- * engine stops the provider, they end with it. Their sockets live in a
- * private 0700 directory, removed on exit.
+ * SSH goes through one OpenSSH master connection per host (ControlMaster),
+ * and over it one agent session that runs every command for that host
+ * (provider/agent.ts): one handshake and one login shell per host and update.
+ * Masters and agents are children of this process, in its process group:
+ * when the provider ends, they end with it. Their sockets live in a private
+ * 0700 directory, removed on exit.
  */
 import { spawn } from "child_process";
 import { createHash } from "crypto";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import { shq } from "../lib/quote";
 import { AGENT_WRAPPER, HostAgent } from "./agent";
 import { JOBS_PER_HOST, Semaphore, processes } from "./limits";
 import type { SshTarget, StepTarget } from "./types";
@@ -23,11 +24,6 @@ export interface RunResult {
     stdout: string;
     stderr: string;
     timedOut: boolean;
-}
-
-/** The single-quoted shell word for a value (ssh hands the remote command to a shell). */
-export function shellWord(value: string | number): string {
-    return `'${String(value).replace(/'/g, `'\\''`)}'`;
 }
 
 function spawnAndWait(cmd: string, args: string[], stdin: string, timeoutSeconds: number): Promise<RunResult> {
@@ -116,7 +112,7 @@ export class SshPool {
             setTimeout(finish, 12_000);
         });
         const agent = new HostAgent(() => {
-            const child = spawn("ssh", [...this.args(id, t), "-o", `ControlPath=${socket}`, "-o", "ControlMaster=no", "--", t.host, `bash -c ${shellWord(AGENT_WRAPPER)}`], { stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, LC_ALL: "C.UTF-8" } });
+            const child = spawn("ssh", [...this.args(id, t), "-o", `ControlPath=${socket}`, "-o", "ControlMaster=no", "--", t.host, `bash -c ${shq(AGENT_WRAPPER)}`], { stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, LC_ALL: "C.UTF-8" } });
             this.children.push(child);
             return child;
         });

@@ -8,7 +8,8 @@
  * and a separate log-check job.
  */
 import { rewriteConfig } from "../lib/configFormats";
-import { runAt, shellWord as q, where } from "./exec";
+import { shq as q } from "../lib/quote";
+import { runAt, where, type RunResult } from "./exec";
 import { checkHealth } from "./health";
 import { StepError, failure, redact, sleep, splitFields } from "./outcome";
 import type { RolloutSpec } from "./types";
@@ -114,21 +115,16 @@ export function writeJobBudget(spec: RolloutSpec): number {
     return spec.timeoutSeconds + health + (spec.logCheck?.windowSeconds ?? 0) + 5;
 }
 
-/** Fails when the log gained a line matching the pattern since `offset`; any grep error fails too. */
+/** The log check on its own (after a health URL): the search from byte `offset`, its verdict in `LOGCHECK`. */
 export function logCheckScript(logCheck: NonNullable<RolloutSpec["logCheck"]>, offset: number): string {
-    const f = q(logCheck.path);
-    return `set -u
-[ -e ${f} ] || exit 0
-from=${Number(offset)}
-[ "$(stat -c %s -- ${f})" -ge "$from" ] || from=0
-tail -c +$((from + 1)) -- ${f} | grep -Eq -- ${q(logCheck.pattern)}
-rc=\${PIPESTATUS[1]}
-case $rc in
-  0) echo "log check: "${f}" shows auth failures after the reload" >&2; exit 1 ;;
-  1) exit 0 ;;
-  *) echo "log check: could not search "${f}" (grep exit $rc: is the pattern a valid extended regular expression?)" >&2; exit 3 ;;
-esac
-`;
+    return `set -u\nfrom=${Number(offset)}\n${logSearch(logCheck)}`;
+}
+
+/** The log check's verdict from a job's `LOGCHECK` marker: grep found a match (1), could not search (3), or no marker. */
+function logCheckFailed(r: RunResult): RunResult | undefined {
+    const lrc = /^LOGCHECK (.*)$/m.exec(r.stdout)?.[1];
+    if (lrc === "1") return undefined;
+    return { ...r, code: lrc === undefined ? r.code : lrc === "0" ? 1 : 3 };
 }
 
 export async function rollout(spec: RolloutSpec, stdin: string): Promise<void> {
@@ -161,10 +157,8 @@ export async function rollout(spec: RolloutSpec, stdin: string): Promise<void> {
         if (health === undefined) throw failure(`${spec.label}: health check`, wr, opts);
         const [verdict, tries, code] = health.split(" ");
         if (verdict !== "ok") throw failure(`${spec.label}: health check`, { ...wr, code: Number(code), timedOut: code === "124" }, { ...opts, attempts: Number(tries) });
-        if (spec.logCheck) {
-            const lrc = marker("LOGCHECK");
-            if (lrc !== "1") throw failure(logTitle, { ...wr, code: lrc === undefined ? wr.code : lrc === "0" ? 1 : 3 }, opts);
-        }
+        const failed = spec.logCheck && logCheckFailed(wr);
+        if (failed) throw failure(logTitle, failed, opts);
         return;
     }
 
@@ -174,6 +168,7 @@ export async function rollout(spec: RolloutSpec, stdin: string): Promise<void> {
         const wait = reloadedAt + spec.logCheck.windowSeconds * 1000 - Date.now();
         if (wait > 0) await sleep(wait / 1000);
         const r = await runAt(spec.target, logCheckScript(spec.logCheck, Number(marker("LOGSIZE")) || 0), "", spec.timeoutSeconds);
-        if (r.code !== 0 || r.timedOut) throw failure(logTitle, r, opts);
+        const failed = r.code !== 0 || r.timedOut ? r : logCheckFailed(r);
+        if (failed) throw failure(logTitle, failed, opts);
     }
 }

@@ -8,7 +8,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { test } from "node:test";
-import { writeAndReloadScript } from "../../provider/rollout";
+import { logCheckScript, writeAndReloadScript } from "../../provider/rollout";
 import type { RolloutSpec } from "../../provider/types";
 
 function setup(patch: Partial<RolloutSpec> = {}) {
@@ -95,4 +95,16 @@ test("a config that is a symbolic link is written through: the link stays, its t
     const d = dangling.run();
     assert.equal(d.markers.RELOAD, undefined, "nothing reloaded");
     assert.match(d.stderr, /is a symbolic link to nothing/);
+});
+
+test("the log check on its own (after a health URL) counts from its offset and reports grep's verdict", () => {
+    const { log } = setup();
+    const run = (pattern: string, offset: number) =>
+        spawnSync("bash", ["-c", logCheckScript({ path: log, pattern, windowSeconds: 1 }, offset)], { encoding: "utf8" });
+    assert.equal(run("AUTH_FAILED", 0).stdout.trim(), "LOGCHECK 0", "a match from the start of the log");
+    assert.equal(run("AUTH_FAILED", fs.statSync(log).size).stdout.trim(), "LOGCHECK 1", "nothing since the offset");
+    const bad = run("AUTH_FAILED(", 0);
+    assert.equal(bad.stdout.trim(), "LOGCHECK 2");
+    assert.match(bad.stderr, /could not search/);
+    assert.equal(spawnSync("bash", ["-c", logCheckScript({ path: `${log}.missing`, pattern: "x", windowSeconds: 1 }, 0)], { encoding: "utf8" }).stdout.trim(), "LOGCHECK 1", "no log yet: nothing logged");
 });
