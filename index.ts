@@ -1,28 +1,37 @@
-// Entry point: validate the stack's `rotation:` config, then build the rotation.
-// Nothing is registered unless the whole config is valid.
+// Entry point: validate the stack's `rotation:` config (the environment's
+// hosts and every secret), then build one rotation per secret. Nothing is
+// registered unless the whole config is valid.
 import "./lib/debugLogFilter"; // first: keeps secrets out of the SDK's debug log
 import "./lib/sourcePositions"; // keeps one source frame per resource in the state, not the whole stack
 import * as pulumi from "@pulumi/pulumi";
 import { Rotation } from "./components/rotation";
-import { parseRotationConfig } from "./lib/config";
+import { parseEnvironment } from "./lib/config";
 import { readInventory } from "./lib/inventory";
-import { resolveRotation, rotationKeys } from "./lib/resolve";
+import { resolveEnvironment, rotationKeys } from "./lib/resolve";
 
 const stack = pulumi.getStack();
 const { raw, inventory } = readInventory(stack, rotationKeys(pulumi.runtime.allConfig()), process.cwd());
-const config = parseRotationConfig(stack, raw, inventory);
-const resolved = resolveRotation(stack, config, process.cwd(), inventory);
+const env = parseEnvironment(stack, raw, inventory);
+const rotations = resolveEnvironment(stack, env, process.cwd(), inventory);
 
-let summary: Record<string, unknown>;
-if (config.generation === 0) {
-    // Generation 0 is the secret in place before the first managed rotation.
-    summary = { secret: config.secret.name, generation: 0, mode: config.mode, consumers: config.consumers.map((c) => c.name), note: "set rotation:generation to 1 to rotate" };
-} else {
-    const rotation = new Rotation(config.secret.name, { context: { stack, ...resolved } });
-    summary = { ...rotation.summary };
+const summaries: Record<string, Record<string, unknown>> = {};
+const finished = new Map<string, pulumi.Resource>();
+for (const resolved of rotations) {
+    const { config } = resolved;
+    const name = config.secret.name;
+    if (config.generation === 0) {
+        // Generation 0 is the secret in place before the first managed rotation: nothing runs.
+        summaries[name] = { generation: 0, mode: config.mode, consumers: config.consumers.map((c) => c.name), note: `set rotation:secrets.${name}.generation to 1 to rotate` };
+        continue;
+    }
+    // `after`: this rotation starts once those secrets' rotations (in this run) have completed.
+    const after = config.after.flatMap((a) => finished.get(a) ?? []);
+    const rotation = new Rotation(name, { context: { stack, ...resolved }, after });
+    finished.set(name, rotation.finished);
+    summaries[name] = { ...rotation.summary };
 }
-// A changed inventory file changes this output, so preview shows it.
-if (inventory) summary.inventory = inventory;
 
-/** What this stack's rotation is: generation, mode, consumers, phase order. Never the secret. */
-export const rotation = summary;
+/** What each secret's rotation is: generation, mode, consumers, phase order. Never a secret. */
+export const secrets = summaries;
+/** The inventory file and its sha256 (a changed inventory changes this output, so preview shows it); empty without one. */
+export const inventoryFile = inventory ? { file: inventory.file, sha256: inventory.sha256 } : {};

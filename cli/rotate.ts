@@ -1,16 +1,7 @@
 /**
- * The operator's front door: `bin/rotate <command> --stack <env>`.
- *
- *   status    generation, mode and the last audit lines of the stack
- *   preview   the plan `up` would run (pulumi preview --diff)
- *   start     bump rotation:generation and rotate (preview, then up)
- *   resume    run the current generation again (after a failure or a kill)
- *   rollback  before revocation: restore every consumer to the old secret
- *   unlock    remove a stale lock left by a killed run (file backend only)
- *   due       exit 0 if the secret's schedule says a rotation is due, 1 if not
- *             (for cron: bin/rotate due --stack prod && bin/rotate start --stack prod --yes)
- *   audit verify  check the audit log's hash chain; names the first line that breaks it
- *             (--log PATH checks that file instead of the stack's rotation:auditLog)
+ * The operator's front door: `bin/rotate <command> --stack <env> [options]`.
+ * A stack is an environment; it holds many secrets (rotation:secrets), each
+ * rotated on its own. Run `bin/rotate --help` for the commands.
  *
  * Everything else is plain Pulumi through bin/pulumi; this adds the runbook's
  * guard rails and says what happens next.
@@ -18,12 +9,34 @@
 import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
+import { parseArgs as parseCli } from "util";
 import { verifyChain } from "../lib/auditChain";
 import { committedGeneration } from "../lib/resolve";
 import { lastCompleted, nextDue } from "../lib/schedule";
 
 const ROOT = path.resolve(__dirname, "..");
 const PULUMI = path.join(ROOT, "bin", "pulumi");
+/** The Pulumi project the commands act on: this checkout, or a copy of it (ROTATION_PROJECT_DIR, used by the tests). */
+const PROJECT = process.env.ROTATION_PROJECT_DIR ? path.resolve(process.env.ROTATION_PROJECT_DIR) : ROOT;
+
+const HELP = `usage: bin/rotate <command> --stack <env> [options]
+
+  status    --stack S [--secret N]     every secret: generation, mode, committed, last completed, next due, last outcome
+  preview   --stack S                  the plan \`up\` would run (pulumi preview --diff); changes nothing
+  start     --stack S (--secret N ... | --due | --all) [--yes]
+                                       bump the named secrets' generations, preview, then rotate them;
+                                       --due: every secret whose schedule says so (and says which)
+  resume    --stack S [--secret N] [--yes]
+                                       run the stack again after a failure or a kill: every unfinished
+                                       rotation continues, steps that succeeded are not repeated
+  rollback  --stack S --secret N [--yes]
+                                       before revocation only: every consumer of N gets the old secret back
+  due       --stack S [--secret N]     exit 0 if a secret is due (names them), 1 if none
+  unlock    --stack S                  remove the stale lock of a killed run (file backend only)
+  audit verify --stack S [--log PATH]  check the audit log's hash chain
+
+Without --yes, start, resume and rollback change nothing: they say what they would do.
+--secret may be given more than once (start only).`;
 
 class UsageError extends Error {
     override readonly name = "UsageError";
@@ -33,147 +46,316 @@ interface Options {
     command: string;
     stack: string;
     yes: boolean;
+    secrets: string[];
+    due: boolean;
+    all: boolean;
     log?: string;
 }
 
-function parseArgs(argv: string[]): Options {
+const COMMANDS = ["status", "preview", "start", "resume", "rollback", "unlock", "due", "audit"];
+
+function parseArgs(argv: string[]): Options | undefined {
+    if (!argv.length || argv[0] === "--help" || argv[0] === "-h" || argv[0] === "help") return undefined;
     const [command, ...rest] = argv;
-    if (command === "audit" && rest[0] !== "verify") throw new UsageError("usage: bin/rotate audit verify --stack <name> [--log <path>]");
-    if (command === "audit") rest.shift();
-    let stack = process.env.PULUMI_STACK ?? "";
-    let yes = false;
-    let log: string | undefined;
-    for (let i = 0; i < rest.length; i++) {
-        const a = rest[i];
-        if (a === "--stack" || a === "-s") stack = rest[++i] ?? "";
-        else if (a.startsWith("--stack=")) stack = a.slice("--stack=".length);
-        else if (a === "--yes" || a === "-y") yes = true;
-        else if (command === "audit" && a === "--log") log = rest[++i];
-        else throw new UsageError(`unknown argument "${a}"`);
+    if (!COMMANDS.includes(command)) throw new UsageError(`unknown command "${command}"\n${HELP}`);
+    if (command === "audit" && rest.shift() !== "verify") throw new UsageError("usage: bin/rotate audit verify --stack <name> [--log <path>]");
+    let values: Record<string, string | boolean | string[] | undefined>;
+    try {
+        ({ values } = parseCli({
+            args: rest,
+            options: {
+                stack: { type: "string", short: "s" },
+                secret: { type: "string", multiple: true },
+                yes: { type: "boolean", short: "y" },
+                due: { type: "boolean" },
+                all: { type: "boolean" },
+                log: { type: "string" },
+                help: { type: "boolean", short: "h" },
+            },
+            strict: true,
+            allowPositionals: false,
+        }));
+    } catch (e) {
+        throw new UsageError(`${(e as Error).message}\n${HELP}`);
     }
-    if (!command || !["status", "preview", "start", "resume", "rollback", "unlock", "due", "audit"].includes(command)) {
-        throw new UsageError(`usage: bin/rotate status|preview|start|resume|rollback|unlock|due|audit verify --stack <name> [--yes]`);
+    if (values.help) return undefined;
+    const o: Options = {
+        command,
+        stack: (values.stack as string | undefined) ?? process.env.PULUMI_STACK ?? "",
+        yes: !!values.yes,
+        secrets: (values.secret as string[] | undefined) ?? [],
+        due: !!values.due,
+        all: !!values.all,
+        log: values.log as string | undefined,
+    };
+    const allowed: Record<string, string[]> = {
+        start: ["secret", "due", "all", "yes"], resume: ["secret", "yes"], rollback: ["secret", "yes"], status: ["secret"], due: ["secret"], audit: ["log"],
+    };
+    for (const k of ["secret", "due", "all", "yes", "log"]) {
+        const given = k === "secret" ? o.secrets.length > 0 : !!values[k];
+        if (given && !(allowed[command] ?? []).includes(k)) throw new UsageError(`${command} does not take --${k}`);
     }
-    if (command === "audit" && log) return { command, stack, yes, log };
-    if (!stack) throw new UsageError("name the stack: --stack <name> (e.g. --stack dev)");
-    if (!/^[A-Za-z0-9_.-]+$/.test(stack)) throw new UsageError(`invalid stack name "${stack}"`);
-    return { command, stack, yes };
+    if (command === "audit" && o.log) return o;
+    if (!o.stack) throw new UsageError("name the stack: --stack <name> (e.g. --stack dev)");
+    if (!/^[A-Za-z0-9_.-]+$/.test(o.stack)) throw new UsageError(`invalid stack name "${o.stack}"`);
+    if (command === "start" && [o.secrets.length > 0, o.due, o.all].filter(Boolean).length !== 1) {
+        throw new UsageError("start: say which secrets: --secret <name> (repeatable), --due (those whose schedule says so) or --all");
+    }
+    if ((command === "rollback" || command === "resume") && o.secrets.length > 1) throw new UsageError(`${command}: one --secret at a time`);
+    for (const n of o.secrets) if (!/^[a-z0-9][a-z0-9-]{0,62}$/.test(n)) throw new UsageError(`invalid secret name "${n}"`);
+    return o;
 }
 
-function pulumi(args: string[], capture = false): { code: number; stdout: string } {
-    const r = spawnSync(PULUMI, args, { cwd: ROOT, stdio: capture ? ["ignore", "pipe", "pipe"] : "inherit", encoding: "utf8" });
-    return { code: r.status ?? 1, stdout: r.stdout ?? "" };
+function pulumi(args: string[], capture = false): { code: number; stdout: string; stderr: string } {
+    const r = spawnSync(PULUMI, [...args, "--cwd", PROJECT], { cwd: PROJECT, stdio: capture ? ["ignore", "pipe", "pipe"] : "inherit", encoding: "utf8" });
+    return { code: r.status ?? 1, stdout: r.stdout ?? "", stderr: r.stderr ?? "" };
 }
 
 function must(args: string[], what: string): string {
     const r = pulumi(args, true);
-    if (r.code !== 0) throw new Error(`${what} failed (pulumi ${args.join(" ")})`);
+    if (r.code !== 0) throw new Error(`${what} failed (pulumi ${args.join(" ")}): ${r.stderr.trim().split("\n").slice(-2).join(" ")}`);
     return r.stdout.trim();
 }
 
-function configValue(stack: string, key: string): string | undefined {
-    const r = pulumi(["config", "get", key, "--stack", stack], true);
-    return r.code === 0 ? r.stdout.trim() : undefined;
+/** What the CLI needs of one secret's config (validated fully by the program itself). */
+interface SecretView {
+    generation: number;
+    mode: string;
+    schedule?: string;
+    store?: { kind: string; dir?: string };
+    after?: string[];
 }
 
-function storeOf(stack: string): { dir?: string; secret: string } {
-    const secret = JSON.parse(configValue(stack, "rotation:secret") ?? "{}");
-    const store = JSON.parse(configValue(stack, "rotation:store") ?? "{}");
-    return { secret: secret.name ?? "?", dir: store.kind === "file" ? path.resolve(ROOT, store.dir) : undefined };
+interface StackView {
+    secrets: Record<string, SecretView>;
+    auditLog: string;
 }
 
-function ensureStack(stack: string): void {
-    must(["stack", "select", "--create", stack, "--non-interactive"], `selecting stack ${stack}`);
+/** The stack's secrets and audit log, read once from its config (values that are Pulumi secrets are not needed). */
+function readStack(stack: string): StackView {
+    const out = must(["config", "--json", "--stack", stack], `reading the config of stack ${stack}`);
+    const all = JSON.parse(out || "{}") as Record<string, { value?: string; objectValue?: unknown }>;
+    const value = (k: string): unknown => {
+        const e = all[`rotation:${k}`];
+        if (!e) return undefined;
+        if (e.objectValue !== undefined) return e.objectValue;
+        try {
+            return JSON.parse(e.value ?? "");
+        } catch {
+            return e.value;
+        }
+    };
+    if (value("secret") !== undefined || value("generation") !== undefined) {
+        throw new UsageError(`stack ${stack} still has the one-secret layout of 0.2 (rotation:secret): move it under rotation:secrets (README, "Upgrading from 0.2")`);
+    }
+    const raw = (value("secrets") ?? {}) as Record<string, Record<string, unknown>>;
+    if (typeof raw !== "object" || !Object.keys(raw).length) throw new UsageError(`stack ${stack} has no rotation:secrets`);
+    const secrets: Record<string, SecretView> = {};
+    for (const [name, s] of Object.entries(raw)) {
+        secrets[name] = {
+            generation: Number(s.generation ?? 0),
+            mode: String(s.mode ?? "rotate"),
+            schedule: typeof s.schedule === "string" ? s.schedule : undefined,
+            store: s.store as SecretView["store"],
+            after: Array.isArray(s.after) ? (s.after as string[]) : undefined,
+        };
+    }
+    return { secrets, auditLog: path.resolve(PROJECT, String(value("auditLog") ?? ".state/audit.log")) };
+}
+
+function auditLines(view: StackView): string[] {
+    return fs.existsSync(view.auditLog) ? fs.readFileSync(view.auditLog, "utf8").split("\n").filter(Boolean) : [];
+}
+
+const storeDir = (s: SecretView) => (s.store?.kind === "file" && s.store.dir ? path.resolve(PROJECT, s.store.dir) : undefined);
+
+/** The named secrets, each checked to exist in the stack. */
+function pick(view: StackView, stack: string, names: string[]): string[] {
+    for (const n of names) {
+        if (!(n in view.secrets)) throw new UsageError(`stack ${stack} has no secret "${n}" (it has: ${Object.keys(view.secrets).join(", ")})`);
+    }
+    return names;
+}
+
+/** The stack exists in the backend, or (for commands that change things) has a stack file to create it from. */
+function selectStack(stack: string, mayCreate: boolean): void {
+    const r = pulumi(["stack", "select", stack, "--non-interactive"], true);
+    if (r.code === 0) return;
+    const file = path.join(PROJECT, "stacks", `Pulumi.${stack}.yaml`);
+    if (mayCreate && fs.existsSync(file)) {
+        must(["stack", "select", "--create", stack, "--non-interactive"], `creating stack ${stack}`);
+        return;
+    }
+    throw new UsageError(`no stack "${stack}"${fs.existsSync(file) ? " in the state backend yet (bin/rotate start creates it)" : ` (no stacks/Pulumi.${stack}.yaml either)`}`);
+}
+
+function setSecretKey(stack: string, secret: string, key: string, value: string): void {
+    must(["config", "set", "--path", `rotation:secrets.${secret}.${key}`, value, "--stack", stack], `setting rotation:secrets.${secret}.${key}`);
 }
 
 function up(o: Options, verb: string): number {
     console.log(`rotate: ${verb} on stack ${o.stack}: preview first, then the update`);
     const preview = pulumi(["preview", "--stack", o.stack, "--non-interactive"]);
     if (preview.code !== 0) return preview.code;
-    if (!o.yes) {
-        console.log("rotate: the plan above was not applied; re-run with --yes to apply it");
-        return 0;
-    }
     const t0 = Date.now();
-    const r = pulumi(["up", "--yes", "--skip-preview", "--stack", o.stack, "--non-interactive"]);
+    const r = pulumi(["up", "--yes", "--skip-preview", "--continue-on-error", "--stack", o.stack, "--non-interactive"]);
     const secs = ((Date.now() - t0) / 1000).toFixed(1);
     if (r.code === 0) {
         console.log(`rotate: ${verb} finished in ${secs}s`);
-    } else {
-        console.error(`rotate: ${verb} FAILED after ${secs}s. Nothing was revoked unless the audit log shows "revoked".`);
-        console.error(`rotate: fix the cause named above, then: bin/rotate resume --stack ${o.stack} --yes`);
-        console.error(`rotate: or, if the revocation has not started: bin/rotate rollback --stack ${o.stack} --yes`);
+        return 0;
     }
+    console.error(`rotate: ${verb} FAILED after ${secs}s. Secrets whose steps all succeeded are done; for the others nothing was revoked unless the audit log shows "revoked".`);
+    const failed = failedSecrets(readStack(o.stack), t0);
+    for (const f of failed) console.error(`rotate:   ${f}`);
+    console.error(`rotate: fix the cause named above, then: bin/rotate resume --stack ${o.stack} --yes`);
+    console.error(`rotate: or, if the revocation has not started: bin/rotate rollback --stack ${o.stack} --secret <name> --yes`);
     return r.code;
 }
 
-/** The schedule verdict for a stack: when the next rotation is due, from the audit log. */
-function dueInfo(stack: string): { schedule?: string; due?: Date; last?: Date } {
-    const secret = JSON.parse(configValue(stack, "rotation:secret") ?? "{}");
-    if (!secret.schedule) return {};
-    const audit = path.resolve(ROOT, configValue(stack, "rotation:auditLog") ?? ".state/audit.log");
-    const lines = fs.existsSync(audit) ? fs.readFileSync(audit, "utf8").split("\n") : [];
-    const last = lastCompleted(lines, secret.name);
-    return { schedule: secret.schedule, last, due: nextDue(last, secret.schedule, new Date()) };
+/** "<secret>: <phase> failed at <consumer>" for the audit log's failures since `since` (ms). */
+function failedSecrets(view: StackView, since: number): string[] {
+    const out: string[] = [];
+    for (const l of auditLines(view)) {
+        try {
+            const r = JSON.parse(l);
+            if (r.outcome === "failed" && Date.parse(r.time) >= since - 1000) out.push(`${r.secret}: ${r.phase} failed${r.consumer ? ` at consumer ${r.consumer}` : ""}`);
+        } catch {
+            // not a JSON line
+        }
+    }
+    return [...new Set(out)];
+}
+
+/** Each secret's schedule verdict from the audit log. */
+function dueInfo(view: StackView, name: string): { schedule?: string; due?: Date; last?: Date } {
+    const s = view.secrets[name];
+    const last = lastCompleted(auditLines(view), name);
+    if (!s.schedule) return { last };
+    return { schedule: s.schedule, last, due: nextDue(last, s.schedule, new Date()) };
+}
+
+function dueSecrets(view: StackView, names: string[]): string[] {
+    return names.filter((n) => {
+        const d = dueInfo(view, n);
+        return d.due !== undefined && d.due.getTime() <= Date.now();
+    });
 }
 
 function due(o: Options): number {
-    const d = dueInfo(o.stack);
-    if (!d.due) {
-        console.log(`rotate: stack ${o.stack} has no rotation:secret.schedule`);
-        return 1;
+    const view = readStack(o.stack);
+    const names = o.secrets.length ? pick(view, o.stack, o.secrets) : Object.keys(view.secrets);
+    for (const n of names) {
+        const d = dueInfo(view, n);
+        const verdict = !d.due ? "no schedule" : d.due.getTime() <= Date.now() ? "DUE" : "not due";
+        console.log(`rotate: ${o.stack}/${n}: last completed ${d.last?.toISOString() ?? "never"}, schedule ${d.schedule ?? "none"}${d.due ? `, next due ${d.due.toISOString()}` : ""}: ${verdict}`);
     }
-    const isDue = d.due.getTime() <= Date.now();
-    console.log(`rotate: stack ${o.stack}: last completed ${d.last?.toISOString() ?? "never"}, schedule ${d.schedule}, next due ${d.due.toISOString()}: ${isDue ? "DUE" : "not due"}`);
-    return isDue ? 0 : 1;
+    return dueSecrets(view, names).length ? 0 : 1;
+}
+
+/**
+ * The last outcome of a secret's runs, from its audit lines: the last failure
+ * or the last phase reached, shortened ("<phase> <outcome> [consumer] g<N> <time>").
+ * Taking back an older generation after a completed run is not an outcome.
+ */
+function lastOutcome(lines: string[], secret: string): string {
+    for (let i = lines.length - 1; i >= 0; i--) {
+        try {
+            const r = JSON.parse(lines[i]);
+            if (r.secret === secret && !(r.outcome === "ok" && (r.phase === "withdrawn" || r.phase === "unstaged"))) return `${r.phase} ${r.outcome}${r.consumer ? ` (${r.consumer})` : ""} g${r.generation} ${r.time}`;
+        } catch {
+            // not a JSON line
+        }
+    }
+    return "none";
 }
 
 function status(o: Options): number {
-    const gen = configValue(o.stack, "rotation:generation") ?? "0";
-    const mode = configValue(o.stack, "rotation:mode") ?? "rotate";
-    const { secret, dir } = storeOf(o.stack);
-    console.log(`stack ${o.stack}: secret ${secret}, generation ${gen}, mode ${mode}`);
-    if (dir) console.log(`committed (revocation started) generation: ${committedGeneration(dir, secret)}`);
-    const d = dueInfo(o.stack);
-    if (d.due) console.log(`schedule ${d.schedule}: next rotation due ${d.due.toISOString()}${d.due.getTime() <= Date.now() ? " (DUE NOW)" : ""}`);
-    const auditRel = configValue(o.stack, "rotation:auditLog") ?? ".state/audit.log";
-    const audit = path.resolve(ROOT, auditRel);
-    if (fs.existsSync(audit)) {
-        const lines = fs.readFileSync(audit, "utf8").trim().split("\n").slice(-8);
-        console.log(`last audit lines (${audit}):`);
-        for (const l of lines) console.log(`  ${l}`);
-    }
+    const view = readStack(o.stack);
+    const names = o.secrets.length ? pick(view, o.stack, o.secrets) : Object.keys(view.secrets);
+    const lines = auditLines(view);
+    const rows = names.map((n) => {
+        const s = view.secrets[n];
+        const dir = storeDir(s);
+        const d = dueInfo(view, n);
+        const due = !d.due ? "no schedule" : `${d.due.toISOString().slice(0, 16).replace("T", " ")}${d.due.getTime() <= Date.now() ? " DUE" : ""}`;
+        return [n, String(s.generation), s.mode, dir ? String(committedGeneration(dir, n)) : "-", d.last ? d.last.toISOString().slice(0, 16).replace("T", " ") : "never", due, lastOutcome(lines, n)];
+    });
+    const head = ["secret", "generation", "mode", "committed", "last completed", "next due", "last outcome"];
+    const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+    const fmt = (r: string[]) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join("  ");
+    console.log(`stack ${o.stack} (audit log ${view.auditLog})`);
+    console.log(fmt(head));
+    for (const r of rows) console.log(fmt(r));
     return 0;
 }
 
 function start(o: Options): number {
-    const gen = Number(configValue(o.stack, "rotation:generation") ?? "0");
-    const mode = configValue(o.stack, "rotation:mode") ?? "rotate";
-    const { secret, dir } = storeOf(o.stack);
-    if (dir && mode === "rotate" && gen > 0 && committedGeneration(dir, secret) < gen) {
-        console.log(`rotate: note: generation ${gen} never reached its revocation; generation ${gen + 1} replaces it (its grant is withdrawn at the end).`);
-        console.log(`rotate: to finish generation ${gen} instead: bin/rotate resume --stack ${o.stack} --yes`);
+    const view = readStack(o.stack);
+    let names: string[];
+    if (o.all) names = Object.keys(view.secrets);
+    else if (o.due) {
+        names = dueSecrets(view, Object.keys(view.secrets));
+        const notDue = Object.keys(view.secrets).filter((n) => !names.includes(n));
+        if (notDue.length) console.log(`rotate: not due: ${notDue.join(", ")}`);
+        if (!names.length) {
+            console.log(`rotate: stack ${o.stack}: no secret is due; nothing to do`);
+            return 0;
+        }
+        console.log(`rotate: due: ${names.join(", ")}`);
+    } else names = pick(view, o.stack, o.secrets);
+
+    for (const n of names) {
+        const s = view.secrets[n];
+        const dir = storeDir(s);
+        if (dir && s.mode === "rotate" && s.generation > 0 && committedGeneration(dir, n) < s.generation) {
+            console.log(`rotate: note: ${n} generation ${s.generation} never reached its revocation; generation ${s.generation + 1} replaces it (its grant is withdrawn at the end).`);
+            console.log(`rotate: to finish generation ${s.generation} instead: bin/rotate resume --stack ${o.stack} --yes`);
+        }
     }
+    const plan = names.map((n) => `${n} ${view.secrets[n].generation} -> ${view.secrets[n].generation + 1}`).join(", ");
     if (!o.yes) {
-        console.log(`rotate: would set rotation:generation to ${gen + 1}; re-run with --yes to rotate`);
+        console.log(`rotate: would rotate ${plan}; nothing was changed. Re-run with --yes to rotate`);
         return 0;
     }
-    must(["config", "set", "rotation:generation", String(gen + 1), "--stack", o.stack], "bumping the generation");
-    if (mode !== "rotate") must(["config", "set", "rotation:mode", "rotate", "--stack", o.stack], "setting mode rotate");
-    return up(o, `rotation to generation ${gen + 1}`);
+    for (const n of names) {
+        setSecretKey(o.stack, n, "generation", String(view.secrets[n].generation + 1));
+        if (view.secrets[n].mode !== "rotate") setSecretKey(o.stack, n, "mode", "rotate");
+    }
+    return up(o, `rotation of ${plan}`);
+}
+
+function resume(o: Options): number {
+    const view = readStack(o.stack);
+    if (o.secrets.length) pick(view, o.stack, o.secrets);
+    if (!o.yes) {
+        console.log(`rotate: would run stack ${o.stack} again: every rotation that did not finish continues${o.secrets.length ? ` (including ${o.secrets[0]})` : ""}; nothing was changed. Re-run with --yes`);
+        return 0;
+    }
+    return up(o, o.secrets.length ? `resume (${o.secrets[0]})` : "resume");
 }
 
 function rollback(o: Options): number {
-    const gen = Number(configValue(o.stack, "rotation:generation") ?? "0");
-    const { secret, dir } = storeOf(o.stack);
-    if (gen === 0) throw new UsageError(`stack ${o.stack}: nothing to roll back at generation 0`);
-    if (dir && committedGeneration(dir, secret) >= gen) {
-        console.error(`rotate: rollback of ${secret} generation ${gen} refused: its revocation has started, the old secret may no longer work.`);
-        console.error(`rotate: roll forward: bin/rotate resume --stack ${o.stack} --yes (or bin/rotate start for a new generation)`);
+    const view = readStack(o.stack);
+    if (!o.secrets.length) {
+        const names = Object.keys(view.secrets);
+        if (names.length !== 1) throw new UsageError(`rollback: name the secret: --secret <name> (stack ${o.stack} has ${names.join(", ")})`);
+        o.secrets = names;
+    }
+    const [n] = pick(view, o.stack, o.secrets);
+    const s = view.secrets[n];
+    if (s.generation === 0) throw new UsageError(`stack ${o.stack}: ${n} is at generation 0; nothing to roll back`);
+    const dir = storeDir(s);
+    if (dir && committedGeneration(dir, n) >= s.generation) {
+        console.error(`rotate: rollback of ${n} generation ${s.generation} refused: its revocation has started, the old secret may no longer work.`);
+        console.error(`rotate: roll forward: bin/rotate resume --stack ${o.stack} --yes (or bin/rotate start --secret ${n} for a new generation)`);
         return 3;
     }
-    must(["config", "set", "rotation:mode", "rollback", "--stack", o.stack], "setting mode rollback");
-    return up(o, `rollback of generation ${gen}`);
+    if (!o.yes) {
+        console.log(`rotate: would roll back ${n} generation ${s.generation}: every consumer gets generation ${s.generation - 1} back, then generation ${s.generation} is withdrawn at the source; nothing was changed. Re-run with --yes`);
+        return 0;
+    }
+    setSecretKey(o.stack, n, "mode", "rollback");
+    return up(o, `rollback of ${n} generation ${s.generation}`);
 }
 
 /**
@@ -213,7 +395,7 @@ function waitForOrphans(seconds: number): number[] {
 
 /** A DIY (file) backend keeps one JSON lock per running update; a killed run leaves its lock behind. */
 function unlock(o: Options): number {
-    const backend = process.env.PULUMI_BACKEND_URL ?? `file://${path.join(ROOT, ".state")}`;
+    const backend = process.env.PULUMI_BACKEND_URL ?? `file://${path.join(PROJECT, ".state")}`;
     if (!backend.startsWith("file://")) throw new UsageError("unlock handles file:// backends; for other backends use that backend's own tooling");
     const base = path.join(backend.slice("file://".length), ".pulumi", "locks");
     const locks: string[] = [];
@@ -256,7 +438,7 @@ function unlock(o: Options): number {
 
 /** Checks the audit log's hash chain (lib/auditChain.ts). */
 function auditVerify(o: Options): number {
-    const file = o.log ? path.resolve(o.log) : path.resolve(ROOT, configValue(o.stack, "rotation:auditLog") ?? ".state/audit.log");
+    const file = o.log ? path.resolve(o.log) : readStack(o.stack).auditLog;
     if (!fs.existsSync(file)) throw new UsageError(`no audit log at ${file}`);
     const r = verifyChain(fs.readFileSync(file, "utf8"));
     const legacy = r.legacy ? ` (${r.legacy} earlier lines predate the chain and are not checked)` : "";
@@ -270,9 +452,14 @@ function auditVerify(o: Options): number {
 
 function main(): number {
     const o = parseArgs(process.argv.slice(2));
+    if (!o) {
+        console.log(HELP);
+        return 0;
+    }
     if (o.command === "unlock") return unlock(o);
     if (o.command === "audit" && o.log) return auditVerify(o);
-    ensureStack(o.stack);
+    // Commands that only read never create a stack; the others create one only from its stack file.
+    selectStack(o.stack, ["start", "resume", "rollback"].includes(o.command) && o.yes);
     switch (o.command) {
         case "status":
             return status(o);
@@ -281,7 +468,7 @@ function main(): number {
         case "start":
             return start(o);
         case "resume":
-            return up(o, "resume");
+            return resume(o);
         case "rollback":
             return rollback(o);
         case "due":

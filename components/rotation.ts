@@ -23,11 +23,14 @@ export interface RotationSummary {
     consumers: string[];
     phases: string[];
     auditLog: string;
+    after?: string[];
 }
 
 export interface RotationArgs {
-    /** The validated, resolved stack config and pinned host keys. */
+    /** The validated, resolved config of this secret and its pinned host keys. */
     readonly context: RotationContext;
+    /** Resources (other secrets' rotations, `after`) that must complete before this rotation starts. */
+    readonly after?: pulumi.Resource[];
 }
 
 /**
@@ -44,6 +47,8 @@ export class Rotation extends pulumi.ComponentResource {
     readonly plan: PlanStep[];
     /** Non-secret description for stack outputs. */
     readonly summary: RotationSummary;
+    /** The last step (the audit record): done means this secret's rotation completed. */
+    readonly finished: pulumi.Resource;
 
     constructor(name: string, args: RotationArgs, opts?: pulumi.ComponentResourceOptions) {
         super(`${TOKEN}:Rotation`, name, {}, opts);
@@ -52,10 +57,14 @@ export class Rotation extends pulumi.ComponentResource {
         if (config.generation === 0) throw new Error("Rotation: generation 0 has nothing to rotate");
         this.plan = rotationPlan({ mode: config.mode, consumers: config.consumers });
         const done = new Map<string, pulumi.Resource[]>();
-        const after = (id: string): pulumi.Resource[] => this.plan.find((s) => s.id === id)!.dependsOn.flatMap((d) => done.get(d) ?? []);
+        // A step without dependencies in the plan waits for the secrets this one comes after.
+        const after = (id: string): pulumi.Resource[] => {
+            const deps = this.plan.find((s) => s.id === id)!.dependsOn;
+            return deps.length ? deps.flatMap((d) => done.get(d) ?? []) : [...(args.after ?? [])];
+        };
         const child = { parent: this };
 
-        const previous = new SecretVersion(`${name}-previous`, { context: ctx, origin: "stored" }, child);
+        const previous = new SecretVersion(`${name}-previous`, { context: ctx, origin: "stored", after: after("previous") }, child);
         done.set("previous", [previous]);
 
         const rollouts = (credential: SecretVersion) =>
@@ -79,7 +88,7 @@ export class Rotation extends pulumi.ComponentResource {
             done.set("grant-previous", [regrant.done]);
             rollouts(previous);
         } else {
-            const secret = new SecretVersion(`${name}-g${config.generation}`, { context: ctx, origin: "generate" }, child);
+            const secret = new SecretVersion(`${name}-g${config.generation}`, { context: ctx, origin: "generate", after: after("secret") }, child);
             done.set("secret", [secret]);
             const stage = new StoreStaging(`${name}-stage`, { context: ctx, credential: secret, after: after("stage") }, child);
             done.set("stage", [stage.done]);
@@ -96,7 +105,7 @@ export class Rotation extends pulumi.ComponentResource {
             done.set("verify/source", [verify.done[0]]);
             done.set("verify/consumers", [verify.done[1]]);
         }
-        new AuditRecord(`${name}-audit`, { context: ctx, after: after("audit") }, child);
+        this.finished = new AuditRecord(`${name}-audit`, { context: ctx, after: after("audit") }, child);
 
         this.summary = {
             secret: config.secret.name,
@@ -108,6 +117,7 @@ export class Rotation extends pulumi.ComponentResource {
             consumers: config.consumers.map((c) => c.name),
             phases: phaseOrder(this.plan),
             auditLog: config.auditLog,
+            ...(config.after.length ? { after: config.after } : {}),
         };
         this.registerOutputs({ summary: this.summary });
     }

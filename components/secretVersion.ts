@@ -12,6 +12,8 @@ export interface SecretVersionArgs {
     readonly context: RotationContext;
     /** "generate" makes the new generation; "stored" reads the current one from the store. */
     readonly origin: "generate" | "stored";
+    /** What must complete first (the rotations of the secrets this one comes `after`). */
+    readonly after?: pulumi.Resource[];
 }
 
 /** Default generator commands; their stdout (trailing newlines dropped) is the secret. */
@@ -56,7 +58,7 @@ export class SecretVersion extends pulumi.ComponentResource implements Credentia
                     script: fileStoreScripts(store.dir, secret.name, config.generation).readCurrent,
                     captureStdout: true,
                     triggers: triggers(args.context),
-                }, { parent: this });
+                }, { parent: this, dependsOn: args.after });
                 value = nonEmpty(read.stdout, `${secret.name}: the store's current secret is empty`);
             }
         } else if (secret.generator.kind === "random") {
@@ -64,7 +66,7 @@ export class SecretVersion extends pulumi.ComponentResource implements Credentia
             const pw = new random.RandomPassword(name, {
                 length: g.length, upper: g.upper, lower: g.lower, numeric: g.numeric, special: g.special,
                 keepers: { generation: String(config.generation) },
-            }, { parent: this });
+            }, { parent: this, dependsOn: args.after });
             value = pw.result;
         } else {
             const g = secret.generator;
@@ -76,7 +78,8 @@ export class SecretVersion extends pulumi.ComponentResource implements Credentia
                 captureStdout: true,
                 triggers: triggers(args.context),
                 audit: auditSpec(args.context, "generated"),
-            }, { parent: this });
+                guardDelete: { generation: config.generation },
+            }, { parent: this, dependsOn: args.after });
             value = nonEmpty(gen.stdout, `${secret.name}: the generator printed nothing`);
         }
         this.value = pulumi.secret(value);

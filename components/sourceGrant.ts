@@ -38,6 +38,7 @@ export class SourceGrant extends pulumi.ComponentResource {
             // (a replacement would delete, i.e. withdraw, the secret being restored).
             triggers: [g],
             audit: auditSpec(args.context, "granted"),
+            guardDelete: { generation: g },
             timeoutSeconds: 60,
         }, { parent: this, dependsOn: args.after });
         this.registerOutputs({});

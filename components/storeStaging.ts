@@ -43,6 +43,7 @@ export class StoreStaging extends pulumi.ComponentResource {
                 stdin: args.credential.value.apply((v) => stdinFields(v)),
                 triggers: triggers(args.context),
                 audit: auditSpec(args.context, "staged"),
+                guardDelete: { generation: config.generation },
             }, { parent: this, dependsOn: args.after });
         }
         this.registerOutputs({});

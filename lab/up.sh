@@ -44,7 +44,7 @@ if ((RESET)); then
   for h in "${HOSTS[@]}"; do
     rm -rf "$LAB_DIR/hosts/$h/etc" "$LAB_DIR/hosts/$h/log"
   done
-  rm -rf "$LAB_DIR/store" "$LAB_DIR/redis" "$LAB_DIR/pg" "$LAB_DIR/target/authorized_keys" "$RUN"
+  rm -rf "$LAB_DIR/store" "$LAB_DIR/redis" "$LAB_DIR/pg" "$TARGET_AUTH_KEYS" "$RUN"
 fi
 
 # ------------------------------------------------------------------ dirs
@@ -122,10 +122,12 @@ for h in "${HOSTS[@]}"; do
     "$RUN/$h-sshd.pid" "$LAB_DIR/operator/authorized_keys"
 done
 write_sshd_config "$LAB_DIR/target/sshd_config" "$TARGET_IP" "$LAB_DIR/target/ssh_host_ed25519_key" \
-  "$RUN/target-sshd.pid" "$LAB_DIR/operator/authorized_keys" "$LAB_DIR/target/authorized_keys"
-if [[ ! -f "$LAB_DIR/target/authorized_keys" ]]; then
-  cp "$LAB_DIR/store/app-deploy-key.pub" "$LAB_DIR/target/authorized_keys"
-  chmod 600 "$LAB_DIR/target/authorized_keys"
+  "$RUN/target-sshd.pid" "$LAB_DIR/operator/authorized_keys" "$TARGET_AUTH_KEYS"
+mkdir -p "$(dirname "$TARGET_AUTH_KEYS")"
+chmod 700 "$(dirname "$TARGET_AUTH_KEYS")"
+if [[ ! -f "$TARGET_AUTH_KEYS" ]]; then
+  cp "$LAB_DIR/store/app-deploy-key.pub" "$TARGET_AUTH_KEYS"
+  chmod 600 "$TARGET_AUTH_KEYS"
 fi
 for f in "$LAB_DIR"/hosts/*/sshd_config "$LAB_DIR/target/sshd_config"; do
   /usr/sbin/sshd -t -f "$f" || die "bad sshd config $f"
@@ -331,7 +333,7 @@ done
 # ------------------------------------------------------------------ lab.json
 LAB_DIR="$LAB_DIR" HOSTS_LIST="${HOSTS[*]}" \
 H1="${HOST_IP[host1]}" H2="${HOST_IP[host2]}" H3="${HOST_IP[host3]}" \
-TARGET_IP="$TARGET_IP" REDIS_IP="$REDIS_IP" REDIS_PORT="$REDIS_PORT" PG_IP="$PG_IP" PG_PORT="$PG_PORT" PGB_PORT="$PGB_PORT" \
+TARGET_IP="$TARGET_IP" TARGET_AUTH_KEYS="$TARGET_AUTH_KEYS" REDIS_IP="$REDIS_IP" REDIS_PORT="$REDIS_PORT" PG_IP="$PG_IP" PG_PORT="$PG_PORT" PGB_PORT="$PGB_PORT" \
 node - <<'EOF'
 const fs = require("fs");
 const e = process.env, L = e.LAB_DIR;
@@ -365,7 +367,7 @@ const lab = {
     pidfile: "/etc/rotation-app/pgbouncer.pid", log: "/var/log/rotation-app/pgbouncer.log" },
   target: { ip: e.TARGET_IP, port: 22, user: "root",
     hostKey: hk(`${L}/target/ssh_host_ed25519_key.pub`), hostKeyFile: `${L}/target/ssh_host_ed25519_key.pub`,
-    authorizedKeysFile: `${L}/target/authorized_keys`, keyCommentPrefix: "rotation:app-deploy-key:g" },
+    authorizedKeysFile: e.TARGET_AUTH_KEYS, keyCommentPrefix: "rotation:app-deploy-key:g" },
 };
 fs.writeFileSync(`${L}/lab.json.tmp`, JSON.stringify(lab, null, 2) + "\n");
 fs.renameSync(`${L}/lab.json.tmp`, `${L}/lab.json`);

@@ -1,7 +1,8 @@
 import { z } from "zod";
 import { ConfigError } from "./errors";
 import { inventoryProblems, type InventoryFile } from "./inventory";
-import { CONFIG_NAMESPACE, rotationConfigSchema, type RotationConfig } from "./configSchema";
+import { resourceNames } from "./plan";
+import { CONFIG_NAMESPACE, NAME, environmentSchema, type ConsumerConfig, type EnvironmentConfig, type RotationConfig, type SecretEntry, type SourceConfig } from "./configSchema";
 
 export * from "./configSchema";
 
@@ -45,62 +46,135 @@ function fallbackMessage(issue: z.core.$ZodRawIssue): string | undefined {
     }
 }
 
+/** Keys of 0.2's one-secret layout, now under rotation:secrets.<name> and rotation:hosts. */
+const LEGACY_KEYS = ["generation", "mode", "secret", "store", "source", "consumers", "consumersFile"];
+
+type Path = (string | number)[];
+
 /** Checks that need the whole config (zod checks one field at a time). */
-function crossFieldProblems(cfg: RotationConfig): string[] {
+function crossFieldProblems(env: EnvironmentConfig): string[] {
     const problems: string[] = [];
-    const at = (path: (string | number)[], msg: string) => problems.push(`${formatPath(path)}: ${msg}`);
-    const pinned = (path: (string | number)[], t: { hostKey?: string; hostKeyFile?: string }) => {
-        if (!t.hostKey && !t.hostKeyFile) at(path, "a pinned host key is required: set hostKey or hostKeyFile");
-        if (t.hostKey && t.hostKeyFile) at(path, "set only one of hostKey or hostKeyFile");
+    const at = (path: Path, msg: string) => problems.push(`${formatPath(path)}: ${msg}`);
+
+    const hostNames = Object.keys(env.hosts);
+    for (const [h, host] of Object.entries(env.hosts)) {
+        if (!NAME.test(h)) at(["hosts", h], "a host name must be 1-63 lowercase letters, digits or '-', starting with a letter or digit");
+        if (!host.hostKey && !host.hostKeyFile) at(["hosts", h], "a pinned host key is required: set hostKey or hostKeyFile");
+        if (host.hostKey && host.hostKeyFile) at(["hosts", h], "set only one of hostKey or hostKeyFile");
+    }
+    const hostExists = (path: Path, ref: string) => {
+        if (!(ref in env.hosts)) {
+            at(path, `no host ${JSON.stringify(ref)} in rotation:hosts${hostNames.length ? "" : " (it lists no hosts)"}`);
+            return false;
+        }
+        return true;
     };
 
-    const seen = new Map<string, number>();
-    const seenTargets = new Map<string, number>();
-    cfg.consumers.forEach((c, i) => {
-        const first = seen.get(c.name);
-        if (first !== undefined) at(["consumers", i, "name"], `duplicate consumer name "${c.name}" (also consumers[${first}])`);
-        else seen.set(c.name, i);
-        const target = `${c.host}:${c.port}:${c.configPath}`;
-        const firstTarget = seenTargets.get(target);
-        if (firstTarget !== undefined) at(["consumers", i, "configPath"], `consumers[${firstTarget}] already writes ${c.configPath} on ${c.host}`);
-        else seenTargets.set(target, i);
-        pinned(["consumers", i], c);
-        if (cfg.source.kind === "postgres-role") {
-            const needsUser = c.write.format === "template" ? !c.write.template.includes("{{user}}") : !c.write.userKey;
-            if (needsUser) {
-                at(["consumers", i, "write"], c.write.format === "template"
-                    ? "a postgres-role credential is a user and password pair: the template must contain {{user}}"
-                    : "a postgres-role credential is a user and password pair: set userKey");
-            }
-        } else if (c.write.format !== "template" && c.write.userKey) {
-            at(["consumers", i, "write", "userKey"], `only a postgres-role source has a per-generation user (source is ${cfg.source.kind})`);
+    const names = Object.keys(env.secrets);
+    if (!names.length) at(["secrets"], "must list at least one secret");
+    for (const [name, s] of Object.entries(env.secrets)) {
+        const P = (...rest: Path): Path => ["secrets", name, ...rest];
+        if (!NAME.test(name)) {
+            at(P(), "a secret name must be 1-63 lowercase letters, digits or '-', starting with a letter or digit (it names resources and the store entry)");
+            continue;
         }
-    });
+        const seen = new Map<string, number>();
+        const seenTargets = new Map<string, number>();
+        s.consumers.forEach((c, i) => {
+            const first = seen.get(c.name);
+            if (first !== undefined) at(P("consumers", i, "name"), `duplicate consumer name "${c.name}" (also consumers[${first}])`);
+            else seen.set(c.name, i);
+            if (hostExists(P("consumers", i, "host"), c.host)) {
+                const target = `${c.host}:${c.configPath}`;
+                const firstTarget = seenTargets.get(target);
+                if (firstTarget !== undefined) at(P("consumers", i, "configPath"), `consumers[${firstTarget}] already writes ${c.configPath} on ${c.host}`);
+                else seenTargets.set(target, i);
+            }
+            if (s.source.kind === "postgres-role") {
+                const needsUser = c.write.format === "template" ? !c.write.template.includes("{{user}}") : !c.write.userKey;
+                if (needsUser) {
+                    at(P("consumers", i, "write"), c.write.format === "template"
+                        ? "a postgres-role credential is a user and password pair: the template must contain {{user}}"
+                        : "a postgres-role credential is a user and password pair: set userKey");
+                }
+            } else if (c.write.format !== "template" && c.write.userKey) {
+                at(P("consumers", i, "write", "userKey"), `only a postgres-role source has a per-generation user (source is ${s.source.kind})`);
+            }
+        });
 
-    const { secret: s, source: src } = cfg;
-    if (src.kind === "ssh-authorized-key") pinned(["source"], src);
-    // An ssh-key needs a source that takes a public key; a command source takes any secret.
-    const fits = s.type === "ssh-key" ? src.kind === "ssh-authorized-key" || src.kind === "command" : src.kind !== "ssh-authorized-key";
-    if (!fits) {
-        at(["source", "kind"], `${article(s.type)} ${s.type} secret cannot be rotated at ${article(src.kind)} ${src.kind} source`);
+        if (s.source.kind === "ssh-authorized-key") hostExists(P("source", "host"), s.source.host);
+        // An ssh-key needs a source that takes a public key; a command source takes any secret.
+        const fits = s.type === "ssh-key" ? s.source.kind === "ssh-authorized-key" || s.source.kind === "command" : s.source.kind !== "ssh-authorized-key";
+        if (!fits) at(P("source", "kind"), `${article(s.type)} ${s.type} secret cannot be rotated at ${article(s.source.kind)} ${s.source.kind} source`);
+        if (s.type === "ssh-key" && s.generator.kind !== "command") {
+            at(P("generator", "kind"), 'an ssh-key secret needs generator kind "command" (ed25519 via ssh-keygen)');
+        }
+        if (s.mode === "rollback" && s.generation === 0) at(P("mode"), "nothing to roll back at generation 0");
+
+        const afterSeen = new Set<string>();
+        s.after.forEach((a, i) => {
+            if (a === name) at(P("after", i), "a secret cannot wait for itself");
+            else if (!(a in env.secrets)) at(P("after", i), `no secret ${JSON.stringify(a)} in rotation:secrets`);
+            else if (afterSeen.has(a)) at(P("after", i), `${JSON.stringify(a)} is listed twice`);
+            afterSeen.add(a);
+        });
     }
-    if (s.type === "ssh-key" && s.generator.kind !== "command") {
-        at(["secret", "generator", "kind"], 'an ssh-key secret needs generator kind "command" (ed25519 via ssh-keygen)');
+    const cycle = afterCycle(env.secrets);
+    if (cycle) at(["secrets", cycle[0], "after"], `a cycle: ${cycle.join(" waits for ")}; no secret of it could start`);
+    problems.push(...nameCollisions(env));
+    return problems;
+}
+
+/** The first cycle in the `after` graph, as the list of secrets around it (first repeated at the end). */
+function afterCycle(secrets: Record<string, SecretEntry>): string[] | undefined {
+    const state = new Map<string, "visiting" | "done">();
+    const stack: string[] = [];
+    const visit = (n: string): string[] | undefined => {
+        if (state.get(n) === "done") return undefined;
+        if (state.get(n) === "visiting") return [...stack.slice(stack.indexOf(n)), n];
+        state.set(n, "visiting");
+        stack.push(n);
+        for (const a of secrets[n]?.after ?? []) {
+            if (a === n || !(a in secrets)) continue;
+            const c = visit(a);
+            if (c) return c;
+        }
+        stack.pop();
+        state.set(n, "done");
+        return undefined;
+    };
+    for (const n of Object.keys(secrets).sort()) {
+        const c = visit(n);
+        if (c) return c;
     }
-    if (cfg.mode === "rollback" && cfg.generation === 0) {
-        at(["mode"], "nothing to roll back at generation 0");
+    return undefined;
+}
+
+/**
+ * Two secrets whose resources would get the same name (say secret "app" and
+ * secret "app-grant": "app-grant-g3" is both the grant of app's generation 3
+ * and a resource of app-grant). Refused before anything runs; the engine
+ * would otherwise fail at registration, possibly halfway through a run.
+ * Generations up to the next one are checked: older ones are what state holds.
+ */
+function nameCollisions(env: EnvironmentConfig): string[] {
+    const owner = new Map<string, string>();
+    const problems: string[] = [];
+    for (const n of Object.keys(env.secrets).filter((x) => NAME.test(x))) {
+        const s = env.secrets[n];
+        const clashes = new Map<string, string>();
+        for (const r of resourceNames(n, s.consumers.map((c) => c.name), s.generation + 1)) {
+            const other = owner.get(r);
+            if (other === undefined) owner.set(r, n);
+            else if (other !== n && !clashes.has(other)) clashes.set(other, r);
+        }
+        for (const [other, r] of clashes) problems.push(`${formatPath(["secrets", n])}: resource name "${r}" would belong to both secret "${other}" and secret "${n}"; rename one of them`);
     }
     return problems;
 }
 
-/**
- * Validates a stack's `rotation:` config. `raw` maps each key under the
- * namespace (without the prefix) to its value; object values may be JSON
- * strings as Pulumi stores them. When the consumers came from
- * `rotation:consumersFile` (lib/inventory.ts), errors about them name that file.
- * Throws ConfigError listing every problem.
- */
-export function parseRotationConfig(stack: string, raw: Record<string, unknown>, inventory?: InventoryFile): RotationConfig {
+/** Decodes the raw `rotation:` keys: object values may be JSON strings as Pulumi stores them. */
+function decode(stack: string, raw: Record<string, unknown>): Record<string, unknown> {
     const decoded: Record<string, unknown> = {};
     const problems: string[] = [];
     for (const [key, value] of Object.entries(raw)) {
@@ -112,12 +186,33 @@ export function parseRotationConfig(stack: string, raw: Record<string, unknown>,
                 problems.push(`${CONFIG_NAMESPACE}:${key}: is not valid JSON`);
             }
         }
-        // Pulumi hands every scalar over as a string; a numeric generation is checked as a number.
-        decoded[key] = key === "generation" && typeof value === "string" && /^-?\d+(\.\d+)?$/.test(value) ? Number(value) : value;
+        decoded[key] = value;
+    }
+    const legacy = LEGACY_KEYS.filter((k) => k in decoded);
+    for (const k of legacy) {
+        problems.push(`${CONFIG_NAMESPACE}:${k}: the one-secret layout of 0.2 is no longer read: move the secret under rotation:secrets.<name> and its hosts under rotation:hosts (README, "Upgrading from 0.2")`);
     }
     if (problems.length) throw new ConfigError(stack, problems);
+    // Pulumi hands every scalar over as a string, and `config set --path` writes numbers as strings too.
+    const secrets = decoded.secrets;
+    if (secrets && typeof secrets === "object") {
+        for (const s of Object.values(secrets as Record<string, Record<string, unknown>>)) {
+            if (s && typeof s === "object" && typeof s.generation === "string" && /^-?\d+(\.\d+)?$/.test(s.generation)) s.generation = Number(s.generation);
+        }
+    }
+    return decoded;
+}
 
-    const result = rotationConfigSchema.safeParse(decoded, { error: fallbackMessage });
+/**
+ * Validates a stack's `rotation:` config: `raw` maps each key under the
+ * namespace (without the prefix) to its value. When hosts or consumers came
+ * from `rotation:inventoryFile` (lib/inventory.ts), errors about them name
+ * that file. Throws ConfigError listing every problem.
+ */
+export function parseEnvironment(stack: string, raw: Record<string, unknown>, inventory?: InventoryFile): EnvironmentConfig {
+    const decoded = decode(stack, raw);
+    if (decoded.hosts === undefined) decoded.hosts = {};
+    const result = environmentSchema.safeParse(decoded, { error: fallbackMessage });
     if (!result.success) {
         throw new ConfigError(
             stack,
@@ -131,4 +226,39 @@ export function parseRotationConfig(stack: string, raw: Record<string, unknown>,
     const crossProblems = crossFieldProblems(result.data);
     if (crossProblems.length) throw new ConfigError(stack, inventoryProblems(crossProblems, inventory));
     return result.data;
+}
+
+/** One secret of a validated environment, its hosts expanded: what the components work with. */
+export function secretRotation(env: EnvironmentConfig, name: string): RotationConfig {
+    const s = env.secrets[name];
+    const hostOf = (ref: string) => {
+        const h = env.hosts[ref];
+        return { host: h.address, port: h.port, user: h.user, privateKeyFile: h.privateKeyFile, ...(h.hostKey ? { hostKey: h.hostKey } : {}), ...(h.hostKeyFile ? { hostKeyFile: h.hostKeyFile } : {}) };
+    };
+    const source: SourceConfig = s.source.kind === "ssh-authorized-key"
+        ? { kind: s.source.kind, ...hostOf(s.source.host), authorizedKeysFile: s.source.authorizedKeysFile, loginUser: s.source.loginUser }
+        : s.source;
+    const consumers: ConsumerConfig[] = s.consumers.map((c) => ({ ...c, ...hostOf(c.host), hostName: c.host }));
+    return structuredClone({
+        generation: s.generation,
+        mode: s.mode,
+        secret: { name, type: s.type, generator: s.generator, reason: s.reason, ...(s.schedule ? { schedule: s.schedule } : {}), operator: s.operator },
+        store: s.store,
+        source,
+        consumers,
+        auditLog: env.auditLog,
+        after: s.after,
+    });
+}
+
+/** The secrets in an order where each comes after every secret it waits for (`after`); otherwise as listed. */
+export function secretOrder(env: EnvironmentConfig): string[] {
+    const out: string[] = [];
+    const visit = (n: string) => {
+        if (out.includes(n)) return;
+        for (const a of env.secrets[n].after) visit(a);
+        out.push(n);
+    };
+    for (const n of Object.keys(env.secrets)) visit(n);
+    return out;
 }

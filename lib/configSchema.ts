@@ -171,7 +171,13 @@ const consumer = z
             .optional(),
     });
 
-export const rotationConfigSchema = z.strictObject({
+/**
+ * One secret's rotation as the components see it: the secret's entry of
+ * `rotation:secrets` with each consumer's (and an SSH source's) host
+ * expanded from `rotation:hosts`. Built by lib/config.ts after validation;
+ * never parsed from YAML.
+ */
+const rotationConfigSchema = z.strictObject({
     generation: wholeNumber().min(0, "must be 0 or more"),
     mode: z.enum(["rotate", "rollback"]).default("rotate"),
     secret,
@@ -180,11 +186,82 @@ export const rotationConfigSchema = z.strictObject({
     consumers: z.array(consumer).min(1, "must list at least one consumer"),
     /** JSON-lines audit log on the operator's machine. */
     auditLog: localPath.default(".state/audit.log"),
+    /** Secrets of the same stack whose rotation must complete first. */
+    after: z.array(name).default([]),
 });
 
 export type RotationConfig = z.output<typeof rotationConfigSchema>;
-export type ConsumerConfig = RotationConfig["consumers"][number];
+export type ConsumerConfig = RotationConfig["consumers"][number] & {
+    /** The consumer's host, as `rotation:hosts` names it. */
+    hostName?: string;
+};
 export type SourceConfig = RotationConfig["source"];
 export type StoreConfig = RotationConfig["store"];
 export type SecretConfig = RotationConfig["secret"];
 export type SshTarget = { host: string; port: number; user: string; hostKey: string; privateKeyFile: string };
+
+// ---- The stack config as written: rotation:hosts, rotation:secrets, rotation:auditLog ----
+
+/** A host of the environment, once: every SSH connection of the stack names one of these. */
+export const hostEntry = z.strictObject({
+    address: hostname,
+    port: port.default(22),
+    user: sshFields.user,
+    hostKey: hostKey.optional(),
+    hostKeyFile: localPath.optional(),
+    privateKeyFile: localPath,
+});
+
+/** A reference to a host of `rotation:hosts`; existence is checked across fields. */
+const hostRef = z.string({ error: (issue) => (issue.input === undefined ? "is required: a host of rotation:hosts" : "must be the name of a host of rotation:hosts") });
+
+const { kind: _k, ...sshSourceRest } = (source.options[2] as typeof source.options[2]).shape;
+void _k;
+const envSource = z.discriminatedUnion("kind", [
+    source.options[0],
+    source.options[1],
+    z.strictObject({
+        kind: z.literal("ssh-authorized-key"),
+        /** The host (of rotation:hosts) whose authorized_keys file the rotation edits. */
+        host: hostRef,
+        authorizedKeysFile: sshSourceRest.authorizedKeysFile,
+        loginUser: sshSourceRest.loginUser,
+    }),
+    source.options[3],
+    source.options[4],
+]);
+
+const { host: _h, port: _p, user: _u, hostKey: _hk, hostKeyFile: _hkf, privateKeyFile: _pk, ...consumerOwn } = consumer.shape;
+void [_h, _p, _u, _hk, _hkf, _pk];
+/** A consumer: its host by name, plus what is specific to this secret there. */
+export const consumerEntry = z.strictObject({ ...consumerOwn, host: hostRef });
+
+export const secretEntry = z.strictObject({
+    /** Bump to rotate (bin/rotate start does it); 0 is the secret in place before the first managed rotation. */
+    generation: wholeNumber().min(0, "must be 0 or more").default(0),
+    mode: z.enum(["rotate", "rollback"]).default("rotate"),
+    type: secret.shape.type,
+    generator: secret.shape.generator,
+    reason: secret.shape.reason,
+    schedule: secret.shape.schedule,
+    operator: secret.shape.operator,
+    store,
+    source: envSource,
+    consumers: z.array(consumerEntry).min(1, "must list at least one consumer"),
+    /** Secrets of this stack whose rotation (in the same run) must complete before this one starts. */
+    after: z.array(z.string()).default([]),
+});
+
+export const environmentSchema = z.strictObject({
+    hosts: z.record(z.string(), hostEntry),
+    secrets: z.record(z.string(), secretEntry),
+    /** JSON-lines audit log on the operator's machine, shared by every secret of the stack. */
+    auditLog: localPath.default(".state/audit.log"),
+});
+
+export type EnvironmentConfig = z.output<typeof environmentSchema>;
+export type HostEntry = z.output<typeof hostEntry>;
+export type SecretEntry = z.output<typeof secretEntry>;
+export type ConsumerEntry = z.output<typeof consumerEntry>;
+/** The names secrets and hosts may have (they become parts of resource names). */
+export const NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;

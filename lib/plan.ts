@@ -78,3 +78,15 @@ export function phaseOrder(plan: PlanStep[]): string[] {
     for (const s of plan) if (!out.includes(s.phase)) out.push(s.phase);
     return out;
 }
+
+/**
+ * Every resource name one secret's rotations register, for generations
+ * 0..`upTo` (components/rotation.ts and its parts name them so): the
+ * validation refuses two secrets of a stack that would share one.
+ */
+export function resourceNames(secret: string, consumers: string[], upTo: number): string[] {
+    const fixed = ["previous", "previous-read", "stage", "gate", "revoke", "promote", "verify", "verify-source", "verify-consumers", "audit", "rollback-guard"];
+    const names = [secret, ...fixed.map((f) => `${secret}-${f}`), ...consumers.map((c) => `${secret}-rollout-${c}`)];
+    for (let g = 0; g <= upTo; g++) names.push(`${secret}-g${g}`, `${secret}-g${g}-public-key`, `${secret}-grant-g${g}`);
+    return names;
+}

@@ -1,6 +1,6 @@
 import * as fs from "fs";
 import * as path from "path";
-import { CONFIG_NAMESPACE, type RotationConfig } from "./config";
+import { CONFIG_NAMESPACE, secretOrder, secretRotation, type EnvironmentConfig, type RotationConfig } from "./config";
 import { spawnSync } from "child_process";
 import { ConfigError, RotationRefusedError } from "./errors";
 import { inventoryProblems, type InventoryFile } from "./inventory";
@@ -14,62 +14,76 @@ export interface ResolvedRotation {
 const HOST_KEY = /^(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)|ssh-rsa) [A-Za-z0-9+/=]+$/;
 
 /**
- * Makes the operator-side paths of a validated config absolute (relative to
- * `baseDir`, the project directory), reads pinned host keys from their files
- * and checks that every local file the rotation needs exists. Every problem is
- * reported at once, naming its field, before any resource is registered.
+ * Makes the operator-side paths of a validated environment absolute
+ * (relative to `baseDir`, the project directory), reads each host's pinned
+ * key once and checks that every local file the rotations need exists.
+ * Returns every secret's rotation, each after the secrets it waits for.
+ * Every problem is reported at once, naming its field, before any resource
+ * is registered.
  */
-export function resolveRotation(stack: string, cfg: RotationConfig, baseDir: string, inventory?: InventoryFile): ResolvedRotation {
+export function resolveEnvironment(stack: string, env: EnvironmentConfig, baseDir: string, inventory?: InventoryFile): ResolvedRotation[] {
     const problems: string[] = [];
     const abs = (p: string) => path.resolve(baseDir, p);
     const mustExist = (field: string, p: string) => {
         if (!fs.existsSync(p)) problems.push(`${CONFIG_NAMESPACE}:${field}: file not found: ${p}`);
         return p;
     };
-    const hostKeyOf = (field: string, t: { hostKey?: string; hostKeyFile?: string }): string => {
-        if (t.hostKey) return t.hostKey;
-        const file = abs(t.hostKeyFile!);
+    const hostKeys: Record<string, string> = {};
+    const hosts = structuredClone(env.hosts);
+    for (const [h, host] of Object.entries(hosts)) {
+        host.privateKeyFile = mustExist(`hosts.${h}.privateKeyFile`, abs(host.privateKeyFile));
+        if (host.hostKey) {
+            hostKeys[h] = host.hostKey;
+            continue;
+        }
+        const file = abs(host.hostKeyFile!);
         try {
             const key = fs.readFileSync(file, "utf8").trim().split(/\s+/).slice(0, 2).join(" ");
-            if (!HOST_KEY.test(key)) problems.push(`${CONFIG_NAMESPACE}:${field}.hostKeyFile: ${file} does not hold an OpenSSH public host key`);
-            return key;
+            if (!HOST_KEY.test(key)) problems.push(`${CONFIG_NAMESPACE}:hosts.${h}.hostKeyFile: ${file} does not hold an OpenSSH public host key`);
+            hostKeys[h] = key;
         } catch (e) {
-            problems.push(`${CONFIG_NAMESPACE}:${field}.hostKeyFile: cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
-            return "";
+            problems.push(`${CONFIG_NAMESPACE}:hosts.${h}.hostKeyFile: cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
         }
-    };
+    }
+    const resolvedEnv: EnvironmentConfig = { ...env, hosts, auditLog: abs(env.auditLog) };
 
-    const config: RotationConfig = structuredClone(cfg);
-    config.auditLog = abs(config.auditLog);
-    if (config.store.kind === "file") {
-        config.store.dir = abs(config.store.dir);
-        checkCommittedGeneration(stack, config, committedGeneration(config.store.dir, config.secret.name));
+    const out: ResolvedRotation[] = [];
+    for (const name of secretOrder(resolvedEnv)) {
+        const config = secretRotation(resolvedEnv, name);
+        const entry = env.secrets[name];
+        const field = `secrets.${name}`;
+        if (config.store.kind === "file") {
+            config.store.dir = abs(config.store.dir);
+            try {
+                checkCommittedGeneration(stack, config, committedGeneration(config.store.dir, name));
+            } catch (e) {
+                if (e instanceof ConfigError) problems.push(...e.problems);
+                else throw e;
+            }
+        }
+        const src = config.source;
+        let sourceHostKey: string | undefined;
+        switch (src.kind) {
+            case "redis-acl":
+            case "postgres-role":
+                src.adminPasswordFile = mustExist(`${field}.source.adminPasswordFile`, abs(src.adminPasswordFile));
+                break;
+            case "http-token":
+                src.adminTokenFile = mustExist(`${field}.source.adminTokenFile`, abs(src.adminTokenFile));
+                break;
+            case "ssh-authorized-key":
+                sourceHostKey = hostKeys[entry.source.kind === "ssh-authorized-key" ? entry.source.host : ""];
+                break;
+            case "command":
+                break;
+        }
+        const consumerHostKeys: Record<string, string> = {};
+        entry.consumers.forEach((c) => (consumerHostKeys[c.name] = hostKeys[c.host]));
+        problems.push(...logPatternProblems(config.consumers, `${field}.consumers`));
+        out.push({ config, sourceHostKey, consumerHostKeys });
     }
-    const src = config.source;
-    let sourceHostKey: string | undefined;
-    switch (src.kind) {
-        case "redis-acl":
-        case "postgres-role":
-            src.adminPasswordFile = mustExist("source.adminPasswordFile", abs(src.adminPasswordFile));
-            break;
-        case "http-token":
-            src.adminTokenFile = mustExist("source.adminTokenFile", abs(src.adminTokenFile));
-            break;
-        case "ssh-authorized-key":
-            src.privateKeyFile = mustExist("source.privateKeyFile", abs(src.privateKeyFile));
-            sourceHostKey = hostKeyOf("source", src);
-            break;
-        case "command":
-            break;
-    }
-    const consumerHostKeys: Record<string, string> = {};
-    config.consumers.forEach((c, i) => {
-        c.privateKeyFile = mustExist(`consumers[${i}].privateKeyFile`, abs(c.privateKeyFile));
-        consumerHostKeys[c.name] = hostKeyOf(`consumers[${i}]`, c);
-    });
-    problems.push(...logPatternProblems(config.consumers));
     if (problems.length) throw new ConfigError(stack, inventoryProblems(problems, inventory));
-    return { config, sourceHostKey, consumerHostKeys };
+    return out;
 }
 
 /** grep -E's verdict on patterns: exit 1 (no match on empty input) means all valid, 2 an error. */
@@ -84,12 +98,12 @@ function grepRejects(patterns: string[]): string | undefined {
  * (0.1 even read it as "no auth failure"). One grep for all patterns, one per
  * pattern only to name the bad ones.
  */
-export function logPatternProblems(consumers: RotationConfig["consumers"]): string[] {
+export function logPatternProblems(consumers: RotationConfig["consumers"], field = "consumers"): string[] {
     const checked = consumers.map((c, i) => ({ i, pattern: c.logCheck?.pattern })).filter((x): x is { i: number; pattern: string } => x.pattern !== undefined);
     if (!checked.length || !grepRejects([...new Set(checked.map((x) => x.pattern))])) return [];
     return checked.flatMap(({ i, pattern }) => {
         const why = grepRejects([pattern]);
-        return why ? [`${CONFIG_NAMESPACE}:consumers[${i}].logCheck.pattern: ${JSON.stringify(pattern)} is not an extended regular expression grep -E accepts (${why})`] : [];
+        return why ? [`${CONFIG_NAMESPACE}:${field}[${i}].logCheck.pattern: ${JSON.stringify(pattern)} is not an extended regular expression grep -E accepts (${why})`] : [];
     });
 }
 
@@ -125,7 +139,7 @@ export function checkCommittedGeneration(stack: string, config: RotationConfig, 
     }
     if (config.generation < committed) {
         throw new ConfigError(stack, [
-            `${CONFIG_NAMESPACE}:generation: ${config.generation} is lower than generation ${committed} of ${name}, which was already committed (revocation started); generations only move forward: use ${committed} or higher`,
+            `${CONFIG_NAMESPACE}:secrets.${name}.generation: ${config.generation} is lower than generation ${committed} of ${name}, which was already committed (revocation started); generations only move forward: use ${committed} or higher`,
         ]);
     }
 }

@@ -20,6 +20,7 @@ import { createHash, randomUUID } from "crypto";
 import type * as provider from "@pulumi/pulumi/provider";
 import { runAt, where } from "./exec";
 import { checkAll } from "./health";
+import { deleteRefusal } from "./deleteGuard";
 import { StepError, appendAudit, failure, sleep, splitFields, undoPhase } from "./outcome";
 import { rollout } from "./rollout";
 import type { StepProps } from "./types";
@@ -94,6 +95,7 @@ async function runScript(props: StepProps, script: string, title: string): Promi
 function outputs(props: StepProps, stdout: string | undefined): Record<string, unknown> {
     const outs: Record<string, unknown> = { triggers: props.triggers, recorded: recordedDigest(props) };
     if (stdout !== undefined) outs.stdout = secret(stdout);
+    if (props.guardDelete && props.audit) Object.assign(outs, { guardDelete: props.guardDelete, audit: props.audit, title: props.title });
     if (props.deleteScript) {
         Object.assign(outs, {
             title: props.title, target: props.target, deleteScript: props.deleteScript, attempts: props.attempts,
@@ -134,8 +136,15 @@ export const stepProvider: provider.Provider = {
         const stdout = sameTriggers(old.triggers, props.triggers) ? old.stdout : await perform(props);
         return { outs: outputs(props, props.captureStdout ? stdout : undefined) };
     },
-    async delete(_id, _urn, props) {
+    async delete(_id, urn, props) {
         const p = unwrap(props) as StepProps;
+        // Under continue-on-error the engine deletes what the program no longer
+        // registers even after a step failed: never take back a generation
+        // that the secret's consumers may still use.
+        if (p.guardDelete && p.audit) {
+            const refused = deleteRefusal(p.audit, p.guardDelete.generation, p.title, urn);
+            if (refused) throw new StepError(refused);
+        }
         if (!p.deleteScript) return;
         const audit = p.audit && { ...p.audit, record: { ...p.audit.record, phase: undoPhase(p.audit.record.phase) } };
         try {

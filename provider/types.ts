@@ -73,6 +73,13 @@ export interface StepProps {
     retryDelaySeconds: number;
     timeoutSeconds: number;
     audit?: AuditSpec;
+    /**
+     * The secret generation this step belongs to: its delete (a withdrawal,
+     * an unstaging, dropping a generated value) runs only once the audit log
+     * shows that secret's rotation past it, or its rollback, completed
+     * (provider/deleteGuard.ts).
+     */
+    guardDelete?: { generation: number };
     rollout?: RolloutSpec;
     /** For op "health": the consumers' hosts, by key, and what to check per consumer. */
     hosts?: Record<string, SshTarget>;

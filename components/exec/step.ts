@@ -31,6 +31,8 @@ export interface StepArgs {
     readonly timeoutSeconds?: number;
     /** Appends one audit line with the step's outcome. */
     readonly audit?: pulumi.Input<AuditSpec>;
+    /** Its delete waits for the secret's rotation past this generation (provider/deleteGuard.ts). */
+    readonly guardDelete?: { generation: number };
     /** For op "rollout": the consumer and how to deploy to it. */
     readonly rollout?: pulumi.Input<RolloutSpec>;
     /** For op "health": the consumers' hosts, each once, by key. */

@@ -13,6 +13,9 @@ export LAB_DIR
 HOSTS=(host1 host2 host3)
 declare -A HOST_IP=([host1]=127.0.1.11 [host2]=127.0.1.12 [host3]=127.0.1.13)
 TARGET_IP=127.0.1.20
+# The deploy key's authorized_keys on the SSH target: a fixed path (one lab per
+# machine), so stack files can name it whatever directory the checkout is in.
+TARGET_AUTH_KEYS=/var/lib/rotation-lab/target/authorized_keys
 REDIS_IP=127.0.1.30
 REDIS_PORT=6379
 PG_IP=127.0.1.31

@@ -6,6 +6,7 @@ import { execFile, spawn, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import yaml from "js-yaml";
+import { environmentOf, secretEntryOf } from "../flatConfig";
 
 export const ROOT = path.resolve(__dirname, "../..");
 export const WORK = path.join(ROOT, ".test-work");
@@ -61,6 +62,7 @@ export class Workspace {
             // The project's defaults, as bin/pulumi sets them.
             PULUMI_PARALLEL: process.env.PULUMI_PARALLEL ?? "512",
             PULUMI_NODEJS_TRANSPILE_ONLY: "true",
+            PULUMI_CONTINUE_ON_ERROR: "true",
         };
         delete this.env.PULUMI_CONFIG_PASSPHRASE_FILE;
         const init = spawnSync(PULUMI, ["stack", "init", stack, "--non-interactive"], { cwd: this.dir, env: this.env, encoding: "utf8" });
@@ -71,20 +73,64 @@ export class Workspace {
         return path.join(this.dir, "stacks", `Pulumi.${this.stack}.yaml`);
     }
 
-    /** Replaces the stack's `rotation:` config (keeps the encryption salt). */
-    setConfig(config: Record<string, unknown>): void {
-        const doc = (fs.existsSync(this.stackFile) ? yaml.load(fs.readFileSync(this.stackFile, "utf8")) : {}) as Record<string, unknown>;
-        const cfg: Record<string, unknown> = {};
-        for (const [k, v] of Object.entries(config)) cfg[`rotation:${k}`] = v;
-        if (!("auditLog" in config)) cfg["rotation:auditLog"] = this.auditLog;
-        doc.config = cfg;
-        fs.writeFileSync(this.stackFile, yaml.dump(doc, { lineWidth: -1, skipInvalid: true }));
+    /** The secrets of the stack in the tests' flat form (test/flatConfig.ts), and keys beside them. */
+    private flats: Record<string, any>[] = [];
+    private extra: Record<string, unknown> = {};
+
+    /** Replaces the stack's `rotation:` config by one secret in the flat form (keeps the encryption salt). */
+    setConfig(flat: Record<string, unknown>): void {
+        this.setSecrets([flat]);
     }
 
-    /** Changes some `rotation:` keys, keeping the others. */
+    /**
+     * Replaces the stack's `rotation:` config by these secrets. A flat form's
+     * `consumersFile` (a YAML list of flat consumers) becomes an inventory file
+     * (rotation:inventoryFile) with the hosts and consumers in the product's form.
+     */
+    setSecrets(flats: Record<string, unknown>[], extra: Record<string, unknown> = {}): void {
+        this.flats = structuredClone(flats);
+        this.extra = { ...extra };
+        this.write();
+    }
+
+    /** Changes some keys of the first secret's flat form (e.g. generation, mode, consumers), keeping the others. */
     patchConfig(patch: Record<string, unknown>): void {
-        const doc = yaml.load(fs.readFileSync(this.stackFile, "utf8")) as { config: Record<string, unknown> };
-        for (const [k, v] of Object.entries(patch)) doc.config[`rotation:${k}`] = v;
+        this.patchSecret(this.flats[0].secret.name, patch);
+    }
+
+    /** Changes some keys of one secret's flat form. */
+    patchSecret(name: string, patch: Record<string, unknown>): void {
+        const flat = this.flats.find((f) => f.secret.name === name);
+        if (!flat) throw new Error(`no secret ${name} in this workspace`);
+        Object.assign(flat, structuredClone(patch));
+        this.write();
+    }
+
+    /** The stack config as the product reads it, under `rotation:` keys. */
+    private write(): void {
+        const doc = (fs.existsSync(this.stackFile) ? yaml.load(fs.readFileSync(this.stackFile, "utf8")) : {}) as Record<string, unknown>;
+        const inventory: { hosts: Record<string, unknown>; consumers: Record<string, unknown> } = { hosts: {}, consumers: {} };
+        let inventoryFile: string | undefined;
+        const inline = this.flats.map((flat) => {
+            if (!flat.consumersFile) return flat;
+            const { consumersFile, ...rest } = flat;
+            const list = yaml.load(fs.readFileSync(consumersFile, "utf8")) as Record<string, unknown>[];
+            const { hosts, entry } = secretEntryOf({ ...rest, consumers: list });
+            Object.assign(inventory.hosts, hosts);
+            inventory.consumers[flat.secret.name] = entry.consumers;
+            inventoryFile = path.join(path.dirname(consumersFile), `${path.basename(consumersFile, ".yaml")}.inventory.yaml`);
+            return { ...rest, consumers: undefined };
+        });
+        const env = environmentOf(...inline);
+        for (const s of Object.values(env.secrets as Record<string, Record<string, unknown>>)) if (s.consumers === undefined) delete s.consumers;
+        if (inventoryFile) {
+            fs.writeFileSync(inventoryFile, yaml.dump(inventory, { lineWidth: -1, skipInvalid: true }));
+            env.inventoryFile = inventoryFile;
+        }
+        const cfg: Record<string, unknown> = {};
+        for (const [k, v] of Object.entries({ ...env, ...this.extra })) cfg[`rotation:${k}`] = v;
+        if (!("auditLog" in env) && !("auditLog" in this.extra)) cfg["rotation:auditLog"] = this.auditLog;
+        doc.config = cfg;
         fs.writeFileSync(this.stackFile, yaml.dump(doc, { lineWidth: -1, skipInvalid: true }));
     }
 
@@ -123,6 +169,25 @@ export class Workspace {
         captured.push({ label: `${this.name} pulumi ${args[0]} #${n} events`, text: eventLogText });
         captured.push({ label: `${this.name} pulumi ${args[0]} #${n} ps`, text: ps.join("\n") });
         return result;
+    }
+
+    /** Runs the operator CLI (bin/rotate) on this workspace's project copy; its output joins the leak scan. */
+    rotate(args: string[]): RunResult {
+        const n = ++this.runs;
+        const t0 = Date.now();
+        const r = spawnSync(path.join(ROOT, "bin", "rotate"), [...args, "--stack", this.stack], {
+            cwd: this.dir, env: { ...this.env, ROTATION_PROJECT_DIR: this.dir }, encoding: "utf8", timeout: 600_000,
+        });
+        const stdout = r.stdout ?? "";
+        const stderr = r.stderr ?? "";
+        captured.push({ label: `${this.name} bin/rotate ${args[0]} #${n} stdout`, text: stdout });
+        captured.push({ label: `${this.name} bin/rotate ${args[0]} #${n} stderr`, text: stderr });
+        return { code: r.status ?? 1, stdout, stderr, events: [], eventLogText: "", ps: [], seconds: (Date.now() - t0) / 1000 };
+    }
+
+    /** The stack file as the product reads it (after bin/rotate changed it, say). */
+    stackConfig(): Record<string, any> {
+        return (yaml.load(fs.readFileSync(this.stackFile, "utf8")) as { config: Record<string, any> }).config;
     }
 
     /** Every file of the state backend, concatenated (encrypted secrets stay encrypted). */

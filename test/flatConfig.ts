@@ -1,0 +1,56 @@
+// Tests describe one secret's rotation in a flat form (secret, store, source,
+// consumers with their SSH fields inline), which is short to write and to
+// vary; this turns it into the stack config the product reads:
+// rotation:hosts (one host per consumer, named after it) and
+// rotation:secrets.<name>.
+const SSH_FIELDS = ["host", "port", "user", "hostKey", "hostKeyFile", "privateKeyFile"] as const;
+
+type Obj = Record<string, any>;
+
+function hostOf(t: Obj): Obj {
+    const h: Obj = { address: t.host };
+    for (const k of SSH_FIELDS.slice(1)) if (t[k] !== undefined) h[k] = t[k];
+    return h;
+}
+
+function withoutSsh(t: Obj): Obj {
+    const out: Obj = {};
+    for (const [k, v] of Object.entries(t)) if (!(SSH_FIELDS as readonly string[]).includes(k)) out[k] = v;
+    return out;
+}
+
+/** The secret's entry of rotation:secrets and the hosts it needs, from the flat form. */
+export function secretEntryOf(flat: Obj): { name: string; entry: Obj; hosts: Obj } {
+    const { name, ...secret } = flat.secret ?? {};
+    const hosts: Obj = {};
+    let source = flat.source;
+    if (source?.kind === "ssh-authorized-key") {
+        hosts[`${name}-target`] = hostOf(source);
+        source = { ...withoutSsh(source), host: `${name}-target` };
+    }
+    const consumers = Array.isArray(flat.consumers)
+        ? flat.consumers.map((c: Obj) => {
+              if (typeof c !== "object" || c === null || typeof c.name !== "string") return c;
+              hosts[c.name] = hostOf(c);
+              return { ...withoutSsh(c), host: c.name };
+          })
+        : flat.consumers;
+    const entry: Obj = { ...secret, store: flat.store, source, consumers };
+    if (flat.generation !== undefined) entry.generation = flat.generation;
+    if (flat.mode !== undefined) entry.mode = flat.mode;
+    if (flat.after !== undefined) entry.after = flat.after;
+    for (const k of Object.keys(entry)) if (entry[k] === undefined) delete entry[k];
+    return { name, entry, hosts };
+}
+
+/** The `rotation:` keys (without prefix) of a stack holding the flat forms' secrets. */
+export function environmentOf(...flats: Obj[]): Obj {
+    const env: Obj = { hosts: {}, secrets: {} };
+    for (const flat of flats) {
+        const { name, entry, hosts } = secretEntryOf(flat);
+        Object.assign(env.hosts, hosts);
+        env.secrets[name] = entry;
+        if (flat.auditLog !== undefined) env.auditLog = flat.auditLog;
+    }
+    return env;
+}
