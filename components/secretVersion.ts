@@ -78,7 +78,7 @@ export class SecretVersion extends pulumi.ComponentResource implements Credentia
                 captureStdout: true,
                 triggers: triggers(args.context),
                 audit: auditSpec(args.context, "generated"),
-                guardDelete: { generation: config.generation },
+                guardDelete: { generation: config.generation, kind: "value" },
             }, { parent: this, dependsOn: args.after });
             value = nonEmpty(gen.stdout, `${secret.name}: the generator printed nothing`);
         }

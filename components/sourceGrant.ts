@@ -38,7 +38,7 @@ export class SourceGrant extends pulumi.ComponentResource {
             // (a replacement would delete, i.e. withdraw, the secret being restored).
             triggers: [g],
             audit: auditSpec(args.context, "granted"),
-            guardDelete: { generation: g },
+            guardDelete: { generation: g, kind: "grant" },
             timeoutSeconds: 60,
         }, { parent: this, dependsOn: args.after });
         this.registerOutputs({});

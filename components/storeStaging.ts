@@ -43,7 +43,7 @@ export class StoreStaging extends pulumi.ComponentResource {
                 stdin: args.credential.value.apply((v) => stdinFields(v)),
                 triggers: triggers(args.context),
                 audit: auditSpec(args.context, "staged"),
-                guardDelete: { generation: config.generation },
+                guardDelete: { generation: config.generation, kind: "value" },
             }, { parent: this, dependsOn: args.after });
         }
         this.registerOutputs({});

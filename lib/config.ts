@@ -17,7 +17,7 @@ function formatPath(path: readonly PropertyKey[]): string {
 
 const article = (word: string) => (/^(ssh|[aeiou])/.test(word) ? "an" : "a");
 const TYPE_NAMES: Record<string, string> = {
-    string: "a string", number: "a number", int: "a whole number", boolean: "true or false", object: "an object", array: "a list",
+    string: "a string", number: "a number", int: "a whole number", boolean: "true or false", object: "an object", array: "a list", record: "a mapping",
 };
 const quoted = (values: readonly unknown[]) => values.map((v) => JSON.stringify(v)).join(", ");
 
@@ -119,9 +119,44 @@ function crossFieldProblems(env: EnvironmentConfig): string[] {
             afterSeen.add(a);
         });
     }
+    problems.push(...sharedFileProblems(env));
     const cycle = afterCycle(env.secrets);
     if (cycle) at(["secrets", cycle[0], "after"], `a cycle: ${cycle.join(" waits for ")}; no secret of it could start`);
     problems.push(...nameCollisions(env));
+    return problems;
+}
+
+/**
+ * Two secrets that write the same file on the same host must not roll out at
+ * the same moment: a rollout reads the whole file, rewrites it and writes it
+ * back (provider/rollout.ts), so two at once could lose one secret's update
+ * and leave a consumer on a value about to be revoked. One must wait for the
+ * other (`after`, directly or through others).
+ */
+function sharedFileProblems(env: EnvironmentConfig): string[] {
+    const problems: string[] = [];
+    const waitsFor = (a: string, b: string, seen = new Set<string>()): boolean => {
+        for (const x of env.secrets[a]?.after ?? []) {
+            if (x === b) return true;
+            if (!seen.has(x) && x in env.secrets) {
+                seen.add(x);
+                if (waitsFor(x, b, seen)) return true;
+            }
+        }
+        return false;
+    };
+    const first = new Map<string, { secret: string; index: number }>();
+    for (const [name, s] of Object.entries(env.secrets)) {
+        if (!NAME.test(name)) continue;
+        s.consumers.forEach((c, i) => {
+            const key = `${c.host}\0${c.configPath}`;
+            const other = first.get(key);
+            if (!other) first.set(key, { secret: name, index: i });
+            else if (other.secret !== name && !waitsFor(name, other.secret) && !waitsFor(other.secret, name)) {
+                problems.push(`${formatPath(["secrets", name, "consumers", i, "configPath"])}: secret "${other.secret}" (consumers[${other.index}]) also writes ${c.configPath} on ${c.host}; their rollouts would overwrite each other: list "${other.secret}" in this secret's after`);
+            }
+        });
+    }
     return problems;
 }
 

@@ -183,7 +183,7 @@ const rotationConfigSchema = z.strictObject({
     secret,
     store,
     source,
-    consumers: z.array(consumer).min(1, "must list at least one consumer"),
+    consumers: z.array(consumer.extend({ hostName: z.string().optional() })).min(1, "must list at least one consumer"),
     /** JSON-lines audit log on the operator's machine. */
     auditLog: localPath.default(".state/audit.log"),
     /** Secrets of the same stack whose rotation must complete first. */
@@ -191,10 +191,8 @@ const rotationConfigSchema = z.strictObject({
 });
 
 export type RotationConfig = z.output<typeof rotationConfigSchema>;
-export type ConsumerConfig = RotationConfig["consumers"][number] & {
-    /** The consumer's host, as `rotation:hosts` names it. */
-    hostName?: string;
-};
+/** A consumer with its host expanded; `hostName` is the host's name in `rotation:hosts`. */
+export type ConsumerConfig = RotationConfig["consumers"][number];
 export type SourceConfig = RotationConfig["source"];
 export type StoreConfig = RotationConfig["store"];
 export type SecretConfig = RotationConfig["secret"];

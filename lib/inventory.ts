@@ -56,8 +56,13 @@ export function readInventory(stack: string, raw: Record<string, unknown>, baseD
         throw problem(`${file} must be a mapping with "hosts" (name -> host) and/or "consumers" (secret name -> list of consumers)`);
     }
     const decode = (v: unknown) => (typeof v === "string" && /^\s*[[{]/.test(v) ? (() => { try { return JSON.parse(v); } catch { return v; } })() : v);
-    const hosts = isMap(decode(raw.hosts)) ? { ...(decode(raw.hosts) as Record<string, unknown>) } : {};
-    const secrets = isMap(decode(raw.secrets)) ? structuredClone(decode(raw.secrets) as Record<string, Record<string, unknown>>) : {};
+    // An inline value that is not a mapping stays as it is, for the validation to name.
+    const inlineHosts = decode(raw.hosts);
+    const inlineSecrets = decode(raw.secrets);
+    const hostsOk = inlineHosts === undefined || isMap(inlineHosts);
+    const secretsOk = inlineSecrets === undefined || isMap(inlineSecrets);
+    const hosts = hostsOk ? { ...((inlineHosts ?? {}) as Record<string, unknown>) } : {};
+    const secrets = secretsOk ? structuredClone((inlineSecrets ?? {}) as Record<string, Record<string, unknown>>) : {};
     const problems: string[] = [];
     const fileHosts = doc.hosts ?? {};
     const fileConsumers = doc.consumers ?? {};
@@ -68,7 +73,7 @@ export function readInventory(stack: string, raw: Record<string, unknown>, baseD
         if (h in hosts) problems.push(`${file}: hosts.${h}: also in ${CONFIG_NAMESPACE}:hosts; list each host once`);
         hosts[h] = v;
     }
-    for (const [s, list] of Object.entries(fileConsumers as Record<string, unknown>)) {
+    for (const [s, list] of Object.entries(secretsOk ? (fileConsumers as Record<string, unknown>) : {})) {
         if (!isMap(secrets[s])) problems.push(`${file}: consumers.${s}: no secret "${s}" in ${CONFIG_NAMESPACE}:secrets`);
         else if (secrets[s].consumers !== undefined) problems.push(`${file}: consumers.${s}: ${CONFIG_NAMESPACE}:secrets.${s}.consumers is set too; list them in one place`);
         else if (!Array.isArray(list)) problems.push(`${file}: consumers.${s}: must be a list of consumers`);
@@ -77,7 +82,7 @@ export function readInventory(stack: string, raw: Record<string, unknown>, baseD
     if (problems.length) throw problem(problems);
     const { inventoryFile: _drop, ...rest } = raw;
     return {
-        raw: { ...rest, hosts, secrets },
+        raw: { ...rest, hosts: hostsOk ? hosts : raw.hosts, secrets: secretsOk ? secrets : raw.secrets },
         inventory: {
             file,
             sha256: createHash("sha256").update(bytes).digest("hex"),
@@ -98,7 +103,7 @@ export function inventoryProblems(problems: readonly string[], inventory: Invent
         }
         for (const s of inventory.consumersOf) {
             const prefix = `${CONFIG_NAMESPACE}:secrets.${s}.consumers`;
-            if (p.startsWith(prefix)) return `${at}consumers.${s}${p.slice(prefix.length)}`;
+            if (p.startsWith(prefix) && /^[.:[]/.test(p.slice(prefix.length))) return `${at}consumers.${s}${p.slice(prefix.length)}`;
         }
         return p;
     });

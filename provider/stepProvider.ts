@@ -142,7 +142,7 @@ export const stepProvider: provider.Provider = {
         // registers even after a step failed: never take back a generation
         // that the secret's consumers may still use.
         if (p.guardDelete && p.audit) {
-            const refused = deleteRefusal(p.audit, p.guardDelete.generation, p.title, urn);
+            const refused = deleteRefusal(p.audit, p.guardDelete.generation, p.title, urn, p.guardDelete.kind ?? "grant");
             if (refused) throw new StepError(refused);
         }
         if (!p.deleteScript) return;

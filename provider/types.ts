@@ -79,7 +79,7 @@ export interface StepProps {
      * shows that secret's rotation past it, or its rollback, completed
      * (provider/deleteGuard.ts).
      */
-    guardDelete?: { generation: number };
+    guardDelete?: { generation: number; kind?: "grant" | "value" };
     rollout?: RolloutSpec;
     /** For op "health": the consumers' hosts, by key, and what to check per consumer. */
     hosts?: Record<string, SshTarget>;

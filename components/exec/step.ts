@@ -32,7 +32,7 @@ export interface StepArgs {
     /** Appends one audit line with the step's outcome. */
     readonly audit?: pulumi.Input<AuditSpec>;
     /** Its delete waits for the secret's rotation past this generation (provider/deleteGuard.ts). */
-    readonly guardDelete?: { generation: number };
+    readonly guardDelete?: { generation: number; kind: "grant" | "value" };
     /** For op "rollout": the consumer and how to deploy to it. */
     readonly rollout?: pulumi.Input<RolloutSpec>;
     /** For op "health": the consumers' hosts, each once, by key. */

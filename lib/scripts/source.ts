@@ -29,11 +29,14 @@ export function postgresLogin(src: Extract<SourceConfig, { kind: "postgres-role"
 }
 
 function redisScripts(src: Extract<SourceConfig, { kind: "redis-acl" }>): SourceScripts {
-    const lib = `admin_acl() {
+    // Config values reach the scripts as single-quoted shell variables, never spliced into a string.
+    const lib = `redis_user=${shq(src.user)}
+redis_at=${shq(`${src.host}:${src.port}`)}
+admin_acl() {
   local out
   out=$(printf '%s\\n' "$1" | REDISCLI_AUTH="$(cat -- ${shq(src.adminPasswordFile)})" redis-cli --no-auth-warning -h ${shq(src.host)} -p ${shq(src.port)} --user ${shq(src.adminUser)} 2>&1) || true
   case "$out" in OK) return 0 ;; *"$2"*) [ -n "$2" ] && return 0 ;; esac
-  fail "redis ${src.host}:${src.port}: ACL SETUSER ${src.user} failed: $out"
+  fail "redis $redis_at: ACL SETUSER $redis_user failed: $out"
 }
 hash_of() { printf '%s' "$1" | sha256sum | cut -c1-64; }
 auth_ok() {
@@ -42,20 +45,21 @@ auth_ok() {
   [ "$r" = PONG ]
 }
 `;
-    const user = src.user;
     return {
         target: { kind: "local" },
-        grant: `${preamble("NEW")}${lib}admin_acl "ACL SETUSER ${user} on #$(hash_of "$NEW")" ""\nauth_ok "$NEW" || fail "redis: the new password of ${user} is not accepted after the grant"\n`,
-        withdraw: `${preamble("NEW")}${lib}admin_acl "ACL SETUSER ${user} !$(hash_of "$NEW")" "does not exist"\n`,
-        revoke: `${preamble("OLD")}${lib}admin_acl "ACL SETUSER ${user} !$(hash_of "$OLD")" "does not exist"\n`,
-        verify: `${preamble("OLD", "NEW")}${lib}auth_ok "$NEW" || fail "redis: the new password of ${user} is rejected"\n! auth_ok "$OLD" || fail "redis: the old password of ${user} is still accepted"\necho "redis: old password rejected, new accepted"\n`,
+        grant: `${preamble("NEW")}${lib}admin_acl "ACL SETUSER $redis_user on #$(hash_of "$NEW")" ""\nauth_ok "$NEW" || fail "redis: the new password of $redis_user is not accepted after the grant"\n`,
+        withdraw: `${preamble("NEW")}${lib}admin_acl "ACL SETUSER $redis_user !$(hash_of "$NEW")" "does not exist"\n`,
+        revoke: `${preamble("OLD")}${lib}admin_acl "ACL SETUSER $redis_user !$(hash_of "$OLD")" "does not exist"\n`,
+        verify: `${preamble("OLD", "NEW")}${lib}auth_ok "$NEW" || fail "redis: the new password of $redis_user is rejected"\n! auth_ok "$OLD" || fail "redis: the old password of $redis_user is still accepted"\necho "redis: old password rejected, new accepted"\n`,
     };
 }
 
 function postgresScripts(src: Extract<SourceConfig, { kind: "postgres-role" }>, g: Generations): SourceScripts {
     const login = postgresLogin(src, g.generation);
     const previous = postgresLogin(src, g.generation - 1);
-    const lib = `psql_admin() {
+    const lib = `login=${shq(login)}
+previous=${shq(previous)}
+psql_admin() {
   PGPASSWORD="$(cat -- ${shq(src.adminPasswordFile)})" PGCONNECT_TIMEOUT=10 psql -X -q -At -v ON_ERROR_STOP=1 -h ${shq(src.host)} -p ${shq(src.port)} -U ${shq(src.adminUser)} -d ${shq(src.database)} -f - 2>&1
 }
 sql_lit() { local s=\${1//\\'/\\'\\'}; printf "'%s'" "$s"; }
@@ -77,12 +81,12 @@ disable() {
         grant: `${preamble("NEW")}${lib}out=$( { printf '%s\\n' "$quiet"
   printf "DO \\$\\$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '%s') THEN CREATE ROLE %s LOGIN IN ROLE %s; END IF; END\\$\\$;\\n" ${shq(login)} ${shq(login)} ${shq(src.group)}
   printf 'ALTER ROLE %s WITH LOGIN PASSWORD %s;\\n' ${shq(login)} "$(sql_lit "$NEW")"
-} | psql_admin) || fail "postgres: creating login ${login} failed: $out"
-can_login ${shq(login)} "$NEW" || fail "postgres: login ${login} is not accepted after the grant"
+} | psql_admin) || fail "postgres: creating login $login failed: $out"
+can_login "$login" "$NEW" || fail "postgres: login $login is not accepted after the grant"
 `,
-        withdraw: `${preamble("NEW")}${lib}out=$( { disable ${shq(login)}; printf 'DROP ROLE IF EXISTS %s;\\n' ${shq(login)}; } | psql_admin) || fail "postgres: dropping login ${login} failed: $out"\n`,
-        revoke: `${preamble("OLD")}${lib}out=$(disable ${shq(previous)} | psql_admin) || fail "postgres: revoking login ${previous} failed: $out"\n`,
-        verify: `${preamble("OLD", "NEW")}${lib}can_login ${shq(login)} "$NEW" || fail "postgres: login ${login} with the new password is rejected"\n! can_login ${shq(previous)} "$OLD" || fail "postgres: login ${previous} with the old password is still accepted"\necho "postgres: ${previous} rejected, ${login} accepted"\n`,
+        withdraw: `${preamble("NEW")}${lib}out=$( { disable ${shq(login)}; printf 'DROP ROLE IF EXISTS %s;\\n' ${shq(login)}; } | psql_admin) || fail "postgres: dropping login $login failed: $out"\n`,
+        revoke: `${preamble("OLD")}${lib}out=$(disable ${shq(previous)} | psql_admin) || fail "postgres: revoking login $previous failed: $out"\n`,
+        verify: `${preamble("OLD", "NEW")}${lib}can_login "$login" "$NEW" || fail "postgres: login $login with the new password is rejected"\n! can_login "$previous" "$OLD" || fail "postgres: login $previous with the old password is still accepted"\necho "postgres: $previous rejected, $login accepted"\n`,
     };
 }
 
@@ -107,7 +111,8 @@ fi
 `,
         withdraw: `${preamble("PUB")}${drop("PUB")}`,
         revoke: `${preamble("PUB")}${drop("PUB")}`,
-        verify: `${preamble("OLD", "NEW")}${pinnedKnownHosts("kh", src.host, src.port, hostKey)}try_login() {
+        verify: `${preamble("OLD", "NEW")}${pinnedKnownHosts("kh", src.host, src.port, hostKey)}account=${shq(`${src.loginUser}@${src.host}`)}
+try_login() {
   local d rc=0
   d=$(mktemp -d)
   printf '%s\\n' "$1" > "$d/key"
@@ -116,8 +121,8 @@ fi
   rm -rf -- "$d"
   return $rc
 }
-try_login "$NEW" || fail "ssh: the new key is rejected by ${src.loginUser}@${src.host}"
-! try_login "$OLD" || fail "ssh: the old key is still accepted by ${src.loginUser}@${src.host}"
+try_login "$NEW" || fail "ssh: the new key is rejected by $account"
+! try_login "$OLD" || fail "ssh: the old key is still accepted by $account"
 echo "ssh: old key rejected, new accepted"
 `,
     };

@@ -6,7 +6,8 @@ import { setMockOptions } from "@pulumi/pulumi/runtime/settings";
 
 // Internal to the SDK (not in its typings): resolves once every queued RPC has completed.
 const { waitForRPCs } = require("@pulumi/pulumi/runtime/settings") as { waitForRPCs: () => Promise<void> };
-import { parseRotationConfig, type RotationConfig } from "../../lib/config";
+import { parseEnvironment, secretRotation, type RotationConfig } from "../../lib/config";
+import { environmentOf } from "../flatConfig";
 
 export const STEP = "rotation:index:Step";
 export const RANDOM = "random:index/randomPassword:RandomPassword";
@@ -97,6 +98,13 @@ export function rawConfig(overrides: Record<string, unknown> = {}, consumers = 3
     };
 }
 
+/** The stack config (rotation:hosts, rotation:secrets) holding one secret described in the flat form. */
+export function rawEnvironment(overrides: Record<string, unknown> = {}, consumers = 3): Record<string, unknown> {
+    return environmentOf(rawConfig(overrides, consumers));
+}
+
+/** One secret's validated rotation config, as the components get it. */
 export function config(overrides: Record<string, unknown> = {}, consumers = 3): RotationConfig {
-    return parseRotationConfig("unit", rawConfig(overrides, consumers));
+    const flat = rawConfig(overrides, consumers);
+    return secretRotation(parseEnvironment("unit", environmentOf(flat)), (flat.secret as { name: string }).name);
 }

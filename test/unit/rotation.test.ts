@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import * as pulumi from "@pulumi/pulumi";
-import { HOST_KEY, MOCK_PREVIOUS, RANDOM, STEP, config, installRecordingMocks, mockSecret, promiseOf, settle, type Registered } from "./harness";
+import { HOST_KEY, MOCK_PREVIOUS, RANDOM, STEP, config, installRecordingMocks, mockSecret, promiseOf, rawConfig, settle, type Registered } from "./harness";
 import { Rotation } from "../../components/rotation";
 import { SecretVersion } from "../../components/secretVersion";
 import type { RotationConfig } from "../../lib/config";
@@ -156,7 +156,7 @@ test("postgres consumers receive the generation's login with the password", asyn
     const cfg = config({
         secret: { name: "app-pg", type: "password", generator: { kind: "random" }, reason: "r", operator: "o" },
         source: { kind: "postgres-role", host: "127.0.1.31", database: "app", group: "app", loginPrefix: "app_g", adminUser: "postgres", adminPasswordFile: "/x" },
-        consumers: [{ ...(config().consumers[0] as any), write: { format: "env-line", key: "PGPASSWORD", userKey: "PGUSER" } }],
+        consumers: [{ ...(rawConfig().consumers as any[])[0], write: { format: "env-line", key: "PGPASSWORD", userKey: "PGUSER" } }],
     });
     const { byName } = await build(cfg);
     assert.equal(byName("app-pg-rollout-web-1").inputs.stdin, `${mockSecret(2)}\0app_g2\0`);

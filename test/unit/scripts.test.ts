@@ -4,15 +4,24 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { test } from "node:test";
 import { defaultGeneratorCommand } from "../../components/secretVersion";
-import { parseRotationConfig, type RotationConfig } from "../../lib/config";
+import { parseEnvironment, secretRotation, type RotationConfig } from "../../lib/config";
 import { ConfigError } from "../../lib/errors";
 import { shq } from "../../lib/quote";
 import { logCheckScript, writeAndReloadScript } from "../../provider/rollout";
 import { sourceScripts } from "../../lib/scripts/source";
 import { fileStoreScripts } from "../../lib/scripts/store";
+import { environmentOf } from "../flatConfig";
 import { HOST_KEY, rawConfig } from "./harness";
 
 type Raw = Record<string, any>;
+
+/**
+ * A variant (one secret in the tests' flat form) as the components get it:
+ * validated as a stack's rotation:hosts and rotation:secrets, hosts expanded.
+ */
+function rotationOf(raw: Raw): RotationConfig {
+    return secretRotation(parseEnvironment("unit", environmentOf(raw)), raw.secret.name);
+}
 const secretOf = (patch: Raw) => ({ ...(rawConfig().secret as Raw), ...patch });
 const userKeys = (r: Raw) => r.consumers.forEach((c: Raw) => (c.write.userKey = "redis.user"));
 
@@ -89,7 +98,7 @@ function bashSyntax(script: string): { ok: boolean; stderr: string } {
 
 for (const [variant, raw] of Object.entries(VARIANTS)) {
     test(`bash -n accepts every generated script: ${variant}`, () => {
-        const { generated } = scriptsOf(parseRotationConfig("unit", raw()));
+        const { generated } = scriptsOf(rotationOf(raw()));
         assert.ok(Object.keys(generated).length >= 8);
         // One bash -n for all (each as a function body); on failure, find the culprit.
         if (bashSyntax(Object.values(generated).map((text, i) => `f${i}() {\n${text}\n}\n`).join("")).ok) return;
@@ -208,7 +217,7 @@ test("a hostile value in any accepted config field enters the generated scripts 
             const name = path.startsWith("source.") ? `${make().source.kind} ${path}` : path;
             if (checked.has(name)) continue;
             checked.add(name);
-            const baseline = scriptsOf(parseRotationConfig("unit", make())).generated;
+            const baseline = scriptsOf(rotationOf(make())).generated;
             const changed: string[] = [];
             const syntaxChecked = new Set<string>();
             for (const { hostile, value } of DRESSED) {
@@ -217,7 +226,7 @@ test("a hostile value in any accepted config field enters the generated scripts 
                 parent[field[field.length - 1]] = value;
                 let cfg: RotationConfig;
                 try {
-                    cfg = parseRotationConfig("unit", raw);
+                    cfg = rotationOf(raw);
                 } catch (e) {
                     if (e instanceof ConfigError) continue;
                     throw e;
