@@ -1,6 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { Step } from "./exec/step";
-import { LOCAL, TOKEN, auditSpec, triggers, type RotationContext } from "./context";
+import { LOCAL, SinglePhase, phaseStep, type RotationContext } from "./context";
 
 export interface AuditRecordArgs {
     /** Shared rotation context. */
@@ -10,18 +9,18 @@ export interface AuditRecordArgs {
 }
 
 /** The closing audit line of a rotation ("completed") or rollback ("rolled-back"). */
-export class AuditRecord extends pulumi.ComponentResource {
+export class AuditRecord extends SinglePhase {
     constructor(name: string, args: AuditRecordArgs, opts?: pulumi.ComponentResourceOptions) {
-        super(`${TOKEN}:AuditRecord`, name, {}, opts);
-        const { config } = args.context;
-        const phase = config.mode === "rollback" ? "rolled-back" : "completed";
-        new Step(name, {
-            title: `${config.secret.name}: audit record (${phase}) in ${config.auditLog}`,
-            target: LOCAL,
-            script: "true",
-            triggers: triggers(args.context, true),
-            audit: auditSpec(args.context, phase),
-        }, { parent: this, dependsOn: args.after });
-        this.registerOutputs({});
+        super("AuditRecord", name, opts, (parent) => {
+            const { config } = args.context;
+            const phase = config.mode === "rollback" ? "rolled-back" : "completed";
+            return phaseStep(args.context, name, {
+                title: `${config.secret.name}: audit record (${phase}) in ${config.auditLog}`,
+                target: LOCAL,
+                script: "true",
+                phase,
+                perMode: true,
+            }, { parent, dependsOn: args.after });
+        });
     }
 }

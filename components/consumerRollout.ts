@@ -1,8 +1,8 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { ConsumerConfig } from "../lib/config";
 import { stdinFields } from "../lib/quote";
-import { Step, type HealthPolicy } from "./exec/step";
-import { auditSpec, consumerTarget, triggers, type Credential, type RotationContext } from "./context";
+import type { HealthPolicy, Step } from "./exec/step";
+import { consumerTarget, phaseStep, type Credential, type RotationContext } from "./context";
 
 /** "app-redis → consumer web-1": how every message about this consumer starts. */
 export const consumerLabel = (ctx: RotationContext, c: ConsumerConfig) => `${ctx.config.secret.name} → consumer ${c.name}`;
@@ -34,7 +34,7 @@ export function consumerRollout(
     opts: pulumi.CustomResourceOptions,
 ): Step {
     const restoring = ctx.config.mode === "rollback";
-    return new Step(name, {
+    return phaseStep(ctx, name, {
         title: `${consumerLabel(ctx, c)}: ${restoring ? "restore" : "roll out"} g${credential.generation}`,
         op: "rollout",
         rollout: {
@@ -47,8 +47,9 @@ export function consumerRollout(
             ...(c.logCheck ? { logCheck: c.logCheck } : {}),
         },
         stdin: credential.value.apply((v) => (credential.user === undefined ? stdinFields(v) : stdinFields(v, credential.user))),
-        triggers: triggers(ctx, true),
+        perMode: true,
         timeoutSeconds: c.timeoutSeconds,
-        audit: auditSpec(ctx, restoring ? "consumer-restored" : "consumer-verified", c.name),
+        phase: restoring ? "consumer-restored" : "consumer-verified",
+        consumer: c.name,
     }, opts);
 }

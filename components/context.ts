@@ -1,7 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { ConsumerConfig, RotationConfig, SshTarget } from "../lib/config";
-import type { AuditSpec, StepTarget } from "./exec/step";
-import type { SshTarget as SshStepTarget } from "../provider/types";
+import { Step, type AuditSpec, type StepArgs, type StepTarget } from "./exec/step";
 
 /** Type-token package of every component here: `rotation:index:<Component>`. */
 export const TOKEN = "rotation:index";
@@ -54,9 +53,48 @@ export function auditSpec(ctx: RotationContext, phase: string, consumer?: string
     };
 }
 
-export function consumerTarget(ctx: RotationContext, c: ConsumerConfig): SshStepTarget {
-    const t: SshTarget = { host: c.host, port: c.port, user: c.user, hostKey: ctx.consumerHostKeys[c.name], privateKeyFile: c.privateKeyFile };
-    return { kind: "ssh", ...t };
+export function consumerTarget(ctx: RotationContext, c: ConsumerConfig): SshTarget {
+    return { kind: "ssh", host: c.host, port: c.port, user: c.user, hostKey: ctx.consumerHostKeys[c.name], privateKeyFile: c.privateKeyFile };
 }
 
 export const LOCAL: StepTarget = { kind: "local" };
+
+/** What a phase step adds to a plain step: the audit phase, and whether a mode change runs it again. */
+export type PhaseStepArgs = Omit<StepArgs, "triggers" | "audit"> & {
+    /** The audit phase its outcome is recorded under (none: no audit line). */
+    readonly phase?: string;
+    /** The consumer the audit line names. */
+    readonly consumer?: string;
+    /** Runs again when the mode changes too (rollouts, the rollback guard, the audit record). */
+    readonly perMode?: boolean;
+    /** Other triggers than the generation (a grant is keyed to its credential's generation). */
+    readonly triggers?: (string | number)[];
+};
+
+/**
+ * One step of this secret's rotation: it runs again when the generation
+ * changes (and the mode, `perMode`), and appends its outcome to the audit log
+ * under `phase`. Every phase builds its steps through here.
+ */
+export function phaseStep(ctx: RotationContext, name: string, args: PhaseStepArgs, opts: pulumi.CustomResourceOptions): Step {
+    const { phase, consumer, perMode, triggers: own, ...step } = args;
+    return new Step(name, {
+        ...step,
+        triggers: own ?? triggers(ctx, perMode),
+        ...(phase ? { audit: auditSpec(ctx, phase, consumer) } : {}),
+    }, opts);
+}
+
+/**
+ * A phase whose work is one resource (a step, or a Vault secret): a component
+ * with that resource as its only child, and `done` what later phases wait for.
+ */
+export abstract class SinglePhase extends pulumi.ComponentResource {
+    readonly done: pulumi.Resource;
+
+    protected constructor(type: string, name: string, opts: pulumi.ComponentResourceOptions | undefined, build: (parent: pulumi.Resource) => pulumi.Resource) {
+        super(`${TOKEN}:${type}`, name, {}, opts);
+        this.done = build(this);
+        this.registerOutputs({});
+    }
+}

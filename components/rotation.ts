@@ -3,8 +3,7 @@ import { phaseOrder, rotationPlan, type PlanStep } from "../lib/plan";
 import { fileStoreScripts } from "../lib/scripts/store";
 import { AuditRecord } from "./auditRecord";
 import { consumerRollout } from "./consumerRollout";
-import { LOCAL, TOKEN, auditSpec, triggers, type RotationContext } from "./context";
-import { Step } from "./exec/step";
+import { LOCAL, TOKEN, phaseStep, type RotationContext } from "./context";
 import { Promotion } from "./promotion";
 import { Revocation } from "./revocation";
 import { RotationGate } from "./rotationGate";
@@ -55,57 +54,49 @@ export class Rotation extends pulumi.ComponentResource {
         const ctx = args.context;
         const { config } = ctx;
         if (config.generation === 0) throw new Error("Rotation: generation 0 has nothing to rotate");
+        // lib/plan.ts is the graph: which phase waits for which. Here is only how each phase is built;
+        // every resource gets exactly its plan dependencies (a step without any waits for `after`).
         this.plan = rotationPlan({ mode: config.mode, consumers: config.consumers });
-        const done = new Map<string, pulumi.Resource[]>();
-        // A step without dependencies in the plan waits for the secrets this one comes after.
-        const after = (id: string): pulumi.Resource[] => {
-            const deps = this.plan.find((s) => s.id === id)!.dependsOn;
-            return deps.length ? deps.flatMap((d) => done.get(d) ?? []) : [...(args.after ?? [])];
-        };
         const child = { parent: this };
-
-        const previous = new SecretVersion(`${name}-previous`, { context: ctx, origin: "stored", after: after("previous") }, child);
-        done.set("previous", [previous]);
-
-        const rollouts = (credential: SecretVersion) =>
-            config.consumers.map((c) => {
-                const id = `rollout/${c.name}`;
-                const r = consumerRollout(`${name}-rollout-${c.name}`, ctx, c, credential, { parent: this, dependsOn: after(id) });
-                done.set(id, [r]);
-                return r;
-            });
-
-        if (config.mode === "rollback") {
-            const guard = new Step(`${name}-rollback-guard`, {
+        let previous!: SecretVersion;
+        let secret!: SecretVersion;
+        let verify: Verification | undefined;
+        const build: Record<PlanStep["phase"], (step: PlanStep, after: pulumi.Resource[]) => pulumi.Resource> = {
+            "read-previous": (_s, after) => (previous = new SecretVersion(`${name}-previous`, { context: ctx, origin: "stored", after }, child)),
+            generate: (_s, after) => (secret = new SecretVersion(`${name}-g${config.generation}`, { context: ctx, origin: "generate", after }, child)),
+            stage: (_s, after) => new StoreStaging(`${name}-stage`, { context: ctx, credential: secret, after }, child).done,
+            // In a rollback the previous generation's grant stays registered (see lib/plan.ts).
+            grant: (_s, after) => {
+                const credential = config.mode === "rollback" ? previous : secret;
+                return new SourceGrant(`${name}-grant-g${credential.generation}`, { context: ctx, credential, after }, child).done;
+            },
+            rollout: (s, after) => {
+                const c = config.consumers.find((x) => x.name === s.consumer)!;
+                return consumerRollout(`${name}-rollout-${c.name}`, ctx, c, config.mode === "rollback" ? previous : secret, { parent: this, dependsOn: after });
+            },
+            guard: (_s, after) => phaseStep(ctx, `${name}-rollback-guard`, {
                 title: `${config.secret.name}: rollback of g${config.generation} allowed (revocation not started)`,
                 target: LOCAL,
                 script: config.store.kind === "file" ? fileStoreScripts(config.store.dir, config.secret.name, config.generation).rollbackGuard : "true",
-                triggers: triggers(ctx, true),
-                audit: auditSpec(ctx, "rollback-started"),
-            }, { parent: this, dependsOn: after("guard") });
-            done.set("guard", [guard]);
-            const regrant = new SourceGrant(`${name}-grant-g${config.generation - 1}`, { context: ctx, credential: previous, after: after("grant-previous") }, child);
-            done.set("grant-previous", [regrant.done]);
-            rollouts(previous);
-        } else {
-            const secret = new SecretVersion(`${name}-g${config.generation}`, { context: ctx, origin: "generate", after: after("secret") }, child);
-            done.set("secret", [secret]);
-            const stage = new StoreStaging(`${name}-stage`, { context: ctx, credential: secret, after: after("stage") }, child);
-            done.set("stage", [stage.done]);
-            const grant = new SourceGrant(`${name}-grant-g${config.generation}`, { context: ctx, credential: secret, after: after("grant") }, child);
-            done.set("grant", [grant.done]);
-            rollouts(secret);
-            const gate = new RotationGate(`${name}-gate`, { context: ctx, rollouts: after("gate") }, child);
-            done.set("gate", [gate.done]);
-            const revoke = new Revocation(`${name}-revoke`, { context: ctx, previous, after: after("revoke") }, child);
-            done.set("revoke", [revoke.done]);
-            const promote = new Promotion(`${name}-promote`, { context: ctx, credential: secret, after: after("promote") }, child);
-            done.set("promote", [promote.done]);
-            const verify = new Verification(`${name}-verify`, { context: ctx, previous, credential: secret, after: after("verify/source") }, child);
-            done.set("verify/source", [verify.done[0]]);
-            done.set("verify/consumers", [verify.done[1]]);
+                perMode: true,
+                phase: "rollback-started",
+            }, { parent: this, dependsOn: after }),
+            gate: (_s, after) => new RotationGate(`${name}-gate`, { context: ctx, rollouts: after }, child).done,
+            revoke: (_s, after) => new Revocation(`${name}-revoke`, { context: ctx, previous, after }, child).done,
+            promote: (_s, after) => new Promotion(`${name}-promote`, { context: ctx, credential: secret, after }, child).done,
+            // One component holds both checks; each plan step gets its own resource of it.
+            verify: (s, after) => {
+                verify ??= new Verification(`${name}-verify`, { context: ctx, previous, credential: secret, after }, child);
+                return s.id === "verify/source" ? verify.done[0] : verify.done[1];
+            },
+            audit: (_s, after) => new AuditRecord(`${name}-audit`, { context: ctx, after }, child),
+        };
+        const built = new Map<string, pulumi.Resource>();
+        for (const step of this.plan) {
+            const after = step.dependsOn.length ? step.dependsOn.map((d) => built.get(d)!) : [...(args.after ?? [])];
+            built.set(step.id, build[step.phase](step, after));
         }
-        this.finished = new AuditRecord(`${name}-audit`, { context: ctx, after: after("audit") }, child);
+        this.finished = built.get("audit")!;
 
         this.summary = {
             secret: config.secret.name,

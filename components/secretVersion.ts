@@ -4,8 +4,7 @@ import * as vault from "@pulumi/vault";
 import { postgresLogin } from "../lib/scripts/source";
 import { fileStoreScripts } from "../lib/scripts/store";
 import { shq, stdinFields } from "../lib/quote";
-import { Step } from "./exec/step";
-import { LOCAL, TOKEN, auditSpec, triggers, type Credential, type RotationContext } from "./context";
+import { LOCAL, TOKEN, phaseStep, type Credential, type RotationContext } from "./context";
 
 export interface SecretVersionArgs {
     /** Shared rotation context. */
@@ -52,12 +51,11 @@ export class SecretVersion extends pulumi.ComponentResource implements Credentia
                     return v;
                 }));
             } else {
-                const read = new Step(`${name}-read`, {
+                const read = phaseStep(args.context, `${name}-read`, {
                     title: `${secret.name}: read the current secret (g${this.generation}) from the store`,
                     target: LOCAL,
                     script: fileStoreScripts(store.dir, secret.name, config.generation).readCurrent,
                     captureStdout: true,
-                    triggers: triggers(args.context),
                 }, { parent: this, dependsOn: args.after });
                 value = nonEmpty(read.stdout, `${secret.name}: the store's current secret is empty`);
             }
@@ -71,13 +69,12 @@ export class SecretVersion extends pulumi.ComponentResource implements Credentia
         } else {
             const g = secret.generator;
             const command = g.command ?? defaultGeneratorCommand(secret.type, g.length, `rotation:${secret.name}:g${config.generation}`);
-            const gen = new Step(name, {
+            const gen = phaseStep(args.context, name, {
                 title: `${secret.name}: generate secret g${config.generation}`,
                 target: LOCAL,
                 script: `set -euo pipefail\nv=$( ${command} )\n[ -n "$v" ] || { echo "the generator printed nothing" >&2; exit 1; }\nprintf '%s' "$v"\n`,
                 captureStdout: true,
-                triggers: triggers(args.context),
-                audit: auditSpec(args.context, "generated"),
+                phase: "generated",
                 guardDelete: { generation: config.generation, kind: "value" },
             }, { parent: this, dependsOn: args.after });
             value = nonEmpty(gen.stdout, `${secret.name}: the generator printed nothing`);
@@ -85,13 +82,12 @@ export class SecretVersion extends pulumi.ComponentResource implements Credentia
         this.value = pulumi.secret(value);
 
         if (secret.type === "ssh-key") {
-            const pub = new Step(`${name}-public-key`, {
+            const pub = phaseStep(args.context, `${name}-public-key`, {
                 title: `${secret.name}: derive the public key of g${this.generation}`,
                 target: LOCAL,
                 script: `set -euo pipefail\numask 077\nd=$(mktemp -d); trap 'rm -rf -- "$d"' EXIT\nIFS= read -r -d '' K || true\nprintf '%s\\n' "$K" > "$d/key"\nssh-keygen -y -f "$d/key" | awk '{print $1" "$2}'\n`,
                 stdin: this.value.apply((v) => stdinFields(v)),
                 captureStdout: true,
-                triggers: triggers(args.context),
             }, { parent: this });
             this.grantMaterial = pulumi.secret(nonEmpty(pub.stdout, `${secret.name}: no public key derived`).apply((s) => s.trim()));
         } else {

@@ -1,8 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { stdinFields } from "../lib/quote";
 import { sourceScripts } from "../lib/scripts/source";
-import { Step } from "./exec/step";
-import { TOKEN, auditSpec, type Credential, type RotationContext } from "./context";
+import { SinglePhase, phaseStep, type Credential, type RotationContext } from "./context";
 
 export interface SourceGrantArgs {
     /** Shared rotation context. */
@@ -18,29 +17,27 @@ export interface SourceGrantArgs {
  * the start of the dual-active window. Deleting the grant withdraws the
  * credential, which is how a rollback takes it back.
  */
-export class SourceGrant extends pulumi.ComponentResource {
-    /** The resource later phases wait for. */
-    readonly done: pulumi.Resource;
-
+export class SourceGrant extends SinglePhase {
     constructor(name: string, args: SourceGrantArgs, opts?: pulumi.ComponentResourceOptions) {
-        super(`${TOKEN}:SourceGrant`, name, {}, opts);
-        const { config, sourceHostKey } = args.context;
-        const g = args.credential.generation;
-        const scripts = sourceScripts(config.source, { generation: g, secretName: config.secret.name }, sourceHostKey);
-        this.done = new Step(name, {
-            title: `${config.secret.name}: grant g${g} at the ${config.source.kind} source (dual-active)`,
-            target: scripts.target,
-            script: scripts.grant,
-            deleteScript: scripts.withdraw,
-            stdin: args.credential.grantMaterial.apply((m) => stdinFields(m)),
-            // Keyed to the credential's own generation: in a rollback the previous
-            // generation's grant is re-registered unchanged instead of replaced
-            // (a replacement would delete, i.e. withdraw, the secret being restored).
-            triggers: [g],
-            audit: auditSpec(args.context, "granted"),
-            guardDelete: { generation: g, kind: "grant" },
-            timeoutSeconds: 60,
-        }, { parent: this, dependsOn: args.after });
-        this.registerOutputs({});
+        super("SourceGrant", name, opts, (parent) => {
+            const ctx = args.context;
+            const { config } = ctx;
+            const g = args.credential.generation;
+            const scripts = sourceScripts(config.source, { generation: g, secretName: config.secret.name }, ctx.sourceHostKey);
+            return phaseStep(ctx, name, {
+                title: `${config.secret.name}: grant g${g} at the ${config.source.kind} source (dual-active)`,
+                target: scripts.target,
+                script: scripts.grant,
+                deleteScript: scripts.withdraw,
+                stdin: args.credential.grantMaterial.apply((m) => stdinFields(m)),
+                // Keyed to the credential's own generation: in a rollback the previous
+                // generation's grant is re-registered unchanged instead of replaced
+                // (a replacement would delete, i.e. withdraw, the secret being restored).
+                triggers: [g],
+                phase: "granted",
+                guardDelete: { generation: g, kind: "grant" },
+                timeoutSeconds: 60,
+            }, { parent, dependsOn: args.after });
+        });
     }
 }

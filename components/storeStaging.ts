@@ -2,8 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as vault from "@pulumi/vault";
 import { stdinFields } from "../lib/quote";
 import { fileStoreScripts } from "../lib/scripts/store";
-import { Step } from "./exec/step";
-import { LOCAL, TOKEN, auditSpec, triggers, type Credential, type RotationContext } from "./context";
+import { LOCAL, SinglePhase, phaseStep, type Credential, type RotationContext } from "./context";
 
 export interface StoreStagingArgs {
     /** Shared rotation context. */
@@ -19,33 +18,28 @@ export interface StoreStagingArgs {
  * `<name>.new` in a file store, `<path>-staged` in Vault. Deleting it (after
  * promotion, or on rollback) removes the staged copy.
  */
-export class StoreStaging extends pulumi.ComponentResource {
-    /** The resource later phases wait for. */
-    readonly done: pulumi.Resource;
-
+export class StoreStaging extends SinglePhase {
     constructor(name: string, args: StoreStagingArgs, opts?: pulumi.ComponentResourceOptions) {
-        super(`${TOKEN}:StoreStaging`, name, {}, opts);
-        const { config } = args.context;
-        const { store, secret } = config;
-        if (store.kind === "vault") {
-            this.done = new vault.kv.SecretV2(name, {
-                mount: store.mount,
-                name: `${store.path}-staged`,
-                dataJson: pulumi.secret(args.credential.value.apply((value) => JSON.stringify({ value, generation: config.generation }))),
-            }, { parent: this, dependsOn: args.after });
-        } else {
+        super("StoreStaging", name, opts, (parent) => {
+            const { config } = args.context;
+            const { store, secret } = config;
+            if (store.kind === "vault") {
+                return new vault.kv.SecretV2(name, {
+                    mount: store.mount,
+                    name: `${store.path}-staged`,
+                    dataJson: pulumi.secret(args.credential.value.apply((value) => JSON.stringify({ value, generation: config.generation }))),
+                }, { parent, dependsOn: args.after });
+            }
             const scripts = fileStoreScripts(store.dir, secret.name, config.generation);
-            this.done = new Step(name, {
+            return phaseStep(args.context, name, {
                 title: `${secret.name}: stage g${config.generation} in the store`,
                 target: LOCAL,
                 script: scripts.stage,
                 deleteScript: scripts.unstage,
                 stdin: args.credential.value.apply((v) => stdinFields(v)),
-                triggers: triggers(args.context),
-                audit: auditSpec(args.context, "staged"),
+                phase: "staged",
                 guardDelete: { generation: config.generation, kind: "value" },
-            }, { parent: this, dependsOn: args.after });
-        }
-        this.registerOutputs({});
+            }, { parent, dependsOn: args.after });
+        });
     }
 }

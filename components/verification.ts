@@ -1,10 +1,9 @@
 import * as pulumi from "@pulumi/pulumi";
 import { stdinFields } from "../lib/quote";
 import { sourceScripts } from "../lib/scripts/source";
-import { Step } from "./exec/step";
+import type { SshTarget } from "../lib/config";
 import { healthPolicy } from "./consumerRollout";
-import { LOCAL, TOKEN, auditSpec, consumerTarget, triggers, type Credential, type RotationContext } from "./context";
-import type { SshTarget } from "./exec/step";
+import { LOCAL, TOKEN, consumerTarget, phaseStep, type Credential, type RotationContext } from "./context";
 
 export interface VerificationArgs {
     /** Shared rotation context. */
@@ -31,15 +30,14 @@ export class Verification extends pulumi.ComponentResource {
         const ctx = args.context;
         const { config } = ctx;
         const scripts = sourceScripts(config.source, { generation: config.generation, secretName: config.secret.name }, ctx.sourceHostKey);
-        const source = new Step(`${name}-source`, {
+        const source = phaseStep(ctx, `${name}-source`, {
             title: `${config.secret.name}: verify g${args.previous.generation} rejected and g${config.generation} accepted at the source`,
             target: LOCAL,
             script: scripts.verify,
             stdin: pulumi.all([args.previous.value, args.credential.value]).apply(([o, n]) => stdinFields(o, n)),
-            triggers: triggers(ctx),
             attempts: 3,
             retryDelaySeconds: 2,
-            audit: auditSpec(ctx, "verified"),
+            phase: "verified",
         }, { parent: this, dependsOn: args.after });
         // Each host once: a fleet has far fewer hosts than consumers.
         const hosts: Record<string, SshTarget> = {};
@@ -53,12 +51,11 @@ export class Verification extends pulumi.ComponentResource {
             }
             return { ...healthPolicy(ctx, c), host: keyOf.get(id)! };
         });
-        const consumers = new Step(`${name}-consumers`, {
+        const consumers = phaseStep(ctx, `${name}-consumers`, {
             title: `${config.secret.name}: all ${config.consumers.length} consumers healthy after revocation`,
             op: "health",
             hosts,
             checks,
-            triggers: triggers(ctx),
         }, { parent: this, dependsOn: args.after });
         this.done = [source, consumers];
         this.registerOutputs({});

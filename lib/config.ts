@@ -57,11 +57,18 @@ function crossFieldProblems(env: EnvironmentConfig): string[] {
     const at = (path: Path, msg: string) => problems.push(`${formatPath(path)}: ${msg}`);
 
     const hostNames = Object.keys(env.hosts);
+    const sameHost = new Map<string, string>();
     for (const [h, host] of Object.entries(env.hosts)) {
+        const id = `${host.address}:${host.port}:${host.user}`;
+        const first = sameHost.get(id);
+        if (first !== undefined) at(["hosts", h], `same address, port and user as hosts.${first}; list each host once`);
+        else sameHost.set(id, h);
         if (!NAME.test(h)) at(["hosts", h], "a host name must be 1-63 lowercase letters, digits or '-', starting with a letter or digit");
         if (!host.hostKey && !host.hostKeyFile) at(["hosts", h], "a pinned host key is required: set hostKey or hostKeyFile");
         if (host.hostKey && host.hostKeyFile) at(["hosts", h], "set only one of hostKey or hostKeyFile");
     }
+    // Two logins (hosts) of one machine write the same files.
+    const machine = (h: string) => (env.hosts[h] ? `${env.hosts[h].address}:${env.hosts[h].port}` : h);
     const hostExists = (path: Path, ref: string) => {
         if (!(ref in env.hosts)) {
             at(path, `no host ${JSON.stringify(ref)} in rotation:hosts${hostNames.length ? "" : " (it lists no hosts)"}`);
@@ -85,7 +92,7 @@ function crossFieldProblems(env: EnvironmentConfig): string[] {
             if (first !== undefined) at(P("consumers", i, "name"), `duplicate consumer name "${c.name}" (also consumers[${first}])`);
             else seen.set(c.name, i);
             if (hostExists(P("consumers", i, "host"), c.host)) {
-                const target = `${c.host}:${c.configPath}`;
+                const target = `${machine(c.host)}:${c.configPath}`;
                 const firstTarget = seenTargets.get(target);
                 if (firstTarget !== undefined) at(P("consumers", i, "configPath"), `consumers[${firstTarget}] already writes ${c.configPath} on ${c.host}`);
                 else seenTargets.set(target, i);
@@ -135,6 +142,7 @@ function crossFieldProblems(env: EnvironmentConfig): string[] {
  */
 function sharedFileProblems(env: EnvironmentConfig): string[] {
     const problems: string[] = [];
+    const machine = (h: string) => (env.hosts[h] ? `${env.hosts[h].address}:${env.hosts[h].port}` : h);
     const waitsFor = (a: string, b: string, seen = new Set<string>()): boolean => {
         for (const x of env.secrets[a]?.after ?? []) {
             if (x === b) return true;
@@ -149,7 +157,7 @@ function sharedFileProblems(env: EnvironmentConfig): string[] {
     for (const [name, s] of Object.entries(env.secrets)) {
         if (!NAME.test(name)) continue;
         s.consumers.forEach((c, i) => {
-            const key = `${c.host}\0${c.configPath}`;
+            const key = `${machine(c.host)}\0${c.configPath}`;
             const other = first.get(key);
             if (!other) first.set(key, { secret: name, index: i });
             else if (other.secret !== name && !waitsFor(name, other.secret) && !waitsFor(other.secret, name)) {

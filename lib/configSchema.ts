@@ -196,7 +196,8 @@ export type ConsumerConfig = RotationConfig["consumers"][number];
 export type SourceConfig = RotationConfig["source"];
 export type StoreConfig = RotationConfig["store"];
 export type SecretConfig = RotationConfig["secret"];
-export type SshTarget = { host: string; port: number; user: string; hostKey: string; privateKeyFile: string };
+/** An SSH connection as a step makes it: the host's address, its pinned key, the operator's private key. The one definition. */
+export type SshTarget = { kind: "ssh"; host: string; port: number; user: string; hostKey: string; privateKeyFile: string };
 
 // ---- The stack config as written: rotation:hosts, rotation:secrets, rotation:auditLog ----
 

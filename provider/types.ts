@@ -3,12 +3,11 @@
  * (provider/stepProvider.ts) receives it. Shared by both sides; types only.
  */
 import type { WriteSpec } from "../lib/configFormats";
+import type { SshTarget } from "../lib/configSchema";
 
+export type { SshTarget };
 /** Where a step runs: the operator's machine, or a host over SSH with its host key pinned. */
-export type StepTarget =
-    | { kind: "local" }
-    | { kind: "ssh"; host: string; port: number; user: string; hostKey: string; privateKeyFile: string };
-export type SshTarget = Extract<StepTarget, { kind: "ssh" }>;
+export type StepTarget = { kind: "local" } | SshTarget;
 
 /** One JSON line appended to the audit log with the step's outcome; never a secret. */
 export interface AuditSpec {

@@ -19,10 +19,21 @@ function withoutSsh(t: Obj): Obj {
     return out;
 }
 
-/** The secret's entry of rotation:secrets and the hosts it needs, from the flat form. */
-export function secretEntryOf(flat: Obj): { name: string; entry: Obj; hosts: Obj } {
+/**
+ * The secret's entry of rotation:secrets and the hosts it needs, from the
+ * flat form. Consumers with the same SSH fields share one host, named after
+ * the first of them (`known` carries hosts across secrets).
+ */
+export function secretEntryOf(flat: Obj, known: Obj = {}): { name: string; entry: Obj; hosts: Obj } {
     const { name, ...secret } = flat.secret ?? {};
     const hosts: Obj = {};
+    const hostFor = (c: Obj): string => {
+        const h = hostOf(c);
+        const same = Object.entries({ ...known, ...hosts }).find(([, x]) => JSON.stringify(x) === JSON.stringify(h));
+        if (same) return same[0];
+        hosts[c.name] = h;
+        return c.name;
+    };
     let source = flat.source;
     if (source?.kind === "ssh-authorized-key") {
         hosts[`${name}-target`] = hostOf(source);
@@ -31,8 +42,7 @@ export function secretEntryOf(flat: Obj): { name: string; entry: Obj; hosts: Obj
     const consumers = Array.isArray(flat.consumers)
         ? flat.consumers.map((c: Obj) => {
               if (typeof c !== "object" || c === null || typeof c.name !== "string") return c;
-              hosts[c.name] = hostOf(c);
-              return { ...withoutSsh(c), host: c.name };
+              return { ...withoutSsh(c), host: hostFor(c) };
           })
         : flat.consumers;
     const entry: Obj = { ...secret, store: flat.store, source, consumers };
@@ -47,7 +57,7 @@ export function secretEntryOf(flat: Obj): { name: string; entry: Obj; hosts: Obj
 export function environmentOf(...flats: Obj[]): Obj {
     const env: Obj = { hosts: {}, secrets: {} };
     for (const flat of flats) {
-        const { name, entry, hosts } = secretEntryOf(flat);
+        const { name, entry, hosts } = secretEntryOf(flat, env.hosts);
         Object.assign(env.hosts, hosts);
         env.secrets[name] = entry;
         if (flat.auditLog !== undefined) env.auditLog = flat.auditLog;

@@ -10,7 +10,7 @@ import { pinnedKnownHosts, preamble } from "./common";
  */
 export interface SourceScripts {
     /** Where grant, withdraw and revoke run (verify always runs locally). */
-    target: { kind: "local" } | ({ kind: "ssh" } & SshTarget);
+    target: { kind: "local" } | SshTarget;
     grant: string;
     withdraw: string;
     revoke: string;

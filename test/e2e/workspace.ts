@@ -115,7 +115,7 @@ export class Workspace {
             if (!flat.consumersFile) return flat;
             const { consumersFile, ...rest } = flat;
             const list = yaml.load(fs.readFileSync(consumersFile, "utf8")) as Record<string, unknown>[];
-            const { hosts, entry } = secretEntryOf({ ...rest, consumers: list });
+            const { hosts, entry } = secretEntryOf({ ...rest, consumers: list }, inventory.hosts);
             Object.assign(inventory.hosts, hosts);
             inventory.consumers[flat.secret.name] = entry.consumers;
             inventoryFile = path.join(path.dirname(consumersFile), `${path.basename(consumersFile, ".yaml")}.inventory.yaml`);

@@ -847,3 +847,19 @@ test("secretRotation returns a copy: changing it leaves the environment alone", 
     assert.deepEqual(env.secrets["app-redis"].after, []);
     assert.equal(secretRotation(env, "app-redis").consumers[0].port, 22);
 });
+
+test("a host listed twice (same address, port and user under two names) is refused", () => {
+    const e = rawEnvironment() as Raw;
+    e.hosts["web-2b"] = { ...e.hosts["web-2"] };
+    assertRefused(e, ["rotation:hosts.web-2b: same address, port and user as hosts.web-2; list each host once"]);
+    e.hosts["web-2b"].user = "deploy";
+    assert.ok(parseEnvironment("unit", e).hosts["web-2b"], "another login on the same machine is another host");
+});
+
+test("two logins of one machine writing the same file count as one file", () => {
+    const e = rawEnvironment() as Raw;
+    e.hosts["web-2b"] = { ...e.hosts["web-2"], user: "deploy" };
+    e.secrets["app-redis"].consumers[2].host = "web-2b";
+    e.secrets["app-redis"].consumers[2].configPath = e.secrets["app-redis"].consumers[1].configPath;
+    assertRefused(e, ["rotation:secrets.app-redis.consumers[2].configPath: consumers[1] already writes /etc/rotation-app/redis.yaml on web-2b"]);
+});

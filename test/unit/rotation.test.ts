@@ -3,6 +3,7 @@ import { test } from "node:test";
 import * as pulumi from "@pulumi/pulumi";
 import { HOST_KEY, MOCK_PREVIOUS, RANDOM, STEP, config, installRecordingMocks, mockSecret, promiseOf, rawConfig, settle, type Registered } from "./harness";
 import { Rotation } from "../../components/rotation";
+import { transitiveDependencies } from "../../lib/plan";
 import { SecretVersion } from "../../components/secretVersion";
 import type { RotationConfig } from "../../lib/config";
 
@@ -180,3 +181,40 @@ test("consumers named like the rotation's own steps (source, consumers, gate) ge
     for (const c of ["source", "consumers", "gate", "revoke"]) assert.ok(names.includes(`app-redis-rollout-${c}`));
     assert.ok(names.includes("app-redis-verify-source") && names.includes("app-redis-verify-consumers") && names.includes("app-redis-gate"));
 });
+
+/** The resource that realizes a plan step (components/rotation.ts names them so). */
+function planResourceName(secret: string, id: string, generation: number, mode: string): string {
+    if (id.startsWith("rollout/")) return `${secret}-rollout-${id.slice("rollout/".length)}`;
+    const names: Record<string, string> = {
+        previous: `${secret}-previous-read`, secret: `${secret}-g${generation}`, stage: `${secret}-stage`,
+        grant: `${secret}-grant-g${generation}`, "grant-previous": `${secret}-grant-g${generation - 1}`, guard: `${secret}-rollback-guard`,
+        gate: `${secret}-gate`, revoke: `${secret}-revoke`, promote: `${secret}-promote`,
+        "verify/source": `${secret}-verify-source`, "verify/consumers": `${secret}-verify-consumers`, audit: `${secret}-audit`,
+    };
+    assert.ok(names[id], `plan step ${id} (${mode}) has a resource`);
+    return names[id];
+}
+
+for (const mode of ["rotate", "rollback"] as const) {
+    test(`the registered graph is lib/plan.ts's graph (${mode}): each phase waits for its plan dependencies, and for no phase outside them`, async () => {
+        const cfg = config({ mode });
+        const { rotation, registered } = await build(cfg);
+        const phaseResources = new Map(rotation.plan.map((s) => {
+            const name = planResourceName("app-redis", s.id, cfg.generation, mode);
+            const r = registered.find((x) => x.name === name && (x.type === STEP || x.type === RANDOM));
+            assert.ok(r, `${s.id}: ${name} registered`);
+            return [s.id, r] as const;
+        }));
+        const idOfUrn = new Map([...phaseResources].map(([id, r]) => [r.urn, id]));
+        for (const step of rotation.plan) {
+            const r = phaseResources.get(step.id)!;
+            const direct = new Set(r.dependencies);
+            for (const d of step.dependsOn) assert.ok(direct.has(phaseResources.get(d)!.urn), `${step.id} waits for ${d}`);
+            const allowed = transitiveDependencies(rotation.plan, step.id);
+            for (const urn of waitsFor(registered, r)) {
+                const id = idOfUrn.get(urn);
+                if (id !== undefined) assert.ok(allowed.has(id), `${step.id} waits for ${id}, which the plan does not make it wait for`);
+            }
+        }
+    });
+}
