@@ -235,7 +235,11 @@ function reload(initial) {
     current = next;
     loads++;
     if (old && old.keyDir && old.keyDir !== next.keyDir) {
-      try { fs.rmSync(old.keyDir, { recursive: true, force: true }); } catch (_) { /* ignore */ }
+      // A check that began before this reload may still be starting ssh with the old copy:
+      // removing it at once made that check fail as "Permission denied" (a false AUTH_FAILED).
+      setTimeout(() => {
+        try { fs.rmSync(old.keyDir, { recursive: true, force: true }); } catch (_) { /* ignore */ }
+      }, 15000).unref();
     }
     log(`${initial ? "loaded" : "reloaded"} config ${CONFIG} (user=${next.user}, fingerprint=${fingerprint(next.secret).slice(0, 12)}...)`);
     return true;

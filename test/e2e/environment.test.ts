@@ -3,11 +3,14 @@
 // revocation while PostgreSQL completes in the same run; resume per secret
 // through bin/rotate; `--due` picks exactly the due secrets.
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
 import { after, before, test } from "node:test";
 import { assertAudit, assertRevokeAfterEveryConsumer, assertSucceeded, remember } from "./checks";
 import { consumerState, hosts, lab, labCtl, pgLoginOk, postgresStack, redisAuthOk, redisStack, sha256, sshKeyStack, storeHas, storeValue } from "./lab";
 import { scanForLeaks } from "./leaks";
-import { changedSteps, stepTimeline, Workspace } from "./workspace";
+import { changedSteps, ROOT, stepTimeline, Workspace } from "./workspace";
 
 const REDIS = "app-redis";
 const PG = "app-pg";
@@ -157,6 +160,23 @@ test("start --due rotates exactly the secrets that are due, says which, and a no
     assert.equal(status.code, 0, status.stderr);
     console.log(status.stdout.split("\n").map((l) => `# ${l}`).join("\n"));
     for (const [n, g] of [[REDIS, 2], [PG, 3], [KEY, 1]] as const) assert.match(status.stdout, new RegExp(`^${n} +${g} +rotate .*completed ok`, "m"));
+
+    // Without --yes nothing changes; a rollback after the revocation is refused; a typo creates no stack.
+    const before = JSON.stringify(ws.stackConfig());
+    const dryStart = ws.rotate(["start", "--secret", PG]);
+    assert.equal(dryStart.code, 0, dryStart.stderr);
+    assert.match(dryStart.stdout, new RegExp(`would rotate ${PG} 3 -> 4; nothing was changed`));
+    const dryRollback = ws.rotate(["rollback", "--secret", REDIS]);
+    assert.equal(dryRollback.code, 3, "a rollback after the revocation is refused");
+    assert.match(dryRollback.stderr, new RegExp(`rollback of ${REDIS} generation 2 refused: its revocation has started`));
+    assert.equal(JSON.stringify(ws.stackConfig()), before, "the stack config is unchanged");
+    const unknown = ws.rotate(["start", "--secret", "app-redsi", "--yes"]);
+    assert.equal(unknown.code, 2);
+    assert.match(unknown.stderr, /stack e2e has no secret "app-redsi" \(it has: /);
+    const typo = spawnSync(path.join(ROOT, "bin", "rotate"), ["status", "--stack", "e2e-typo"], { cwd: ws.dir, env: { ...ws.env, ROTATION_PROJECT_DIR: ws.dir }, encoding: "utf8" });
+    assert.equal(typo.status, 2);
+    assert.match(typo.stderr, /no stack "e2e-typo"/);
+    assert.ok(!fs.readdirSync(path.join(ws.stateDir, ".pulumi", "stacks"), { recursive: true }).some((f) => String(f).includes("e2e-typo")), "status created no stack");
 
     const noop = await ws.pulumi(["up", "--yes", "--skip-preview"]);
     assertSucceeded(noop, "no-op up");
