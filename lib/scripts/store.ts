@@ -32,7 +32,7 @@ fi
         /** Refuses rollback once revocation of the previous secret has started. */
         rollbackGuard: `set -euo pipefail
 if [ -f ${committed} ] && [ "$(cat -- ${committed})" -ge ${shq(generation)} ]; then
-  echo "rollback refused: revocation of the previous secret started at generation "${shq(generation)}"; the old secret may already be revoked. Roll forward instead: fix the cause and run up, or bump rotation:generation." >&2
+  echo "rollback refused: revocation of the previous secret started at generation "${shq(generation)}"; the old secret may already be revoked. Roll forward instead: fix the cause and run up, or start a new generation (bin/rotate start)." >&2
   exit 1
 fi
 `,

@@ -41,7 +41,7 @@ export function healthCommand(f: Fleet, i: number): string {
     return `p=$(sed -n 's/^REDIS_PASSWORD=//p' ${remotePath(f, i)}); if [ "$(REDISCLI_AUTH="$p" redis-cli --no-auth-warning -h ${l.redis.host} -p ${l.redis.port} --user ${f.user} PING 2>&1)" = PONG ]; then exit 0; else echo "AUTH_FAILED ${name} " >> /var/log/rotation-app/fleet.log; exit 1; fi`;
 }
 
-/** One `rotation:consumers` entry (schema: lib/configSchema.ts). */
+/** One consumer in the tests' flat form (test/flatConfig.ts turns it into a host and a consumer of rotation:secrets). */
 export function consumerEntry(f: Fleet, i: number): Record<string, unknown> {
     const l = lab();
     const h = hostOf(i);
