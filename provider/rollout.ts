@@ -19,13 +19,15 @@ import type { RolloutSpec } from "./types";
  * unchanged content is not rewritten. A symbolic link (configs often point
  * into a release directory) is written through: the link stays, the file it
  * points to is replaced (owner kept, mode 0600) and its `.bak` is beside it.
+ * A write that fails (a full disk) leaves `f` and `f.bak` as they were and
+ * neither temporary file, not even a partial copy of the old config.
  */
 function writeScript(configPath: string): string {
     return `f=${q(configPath)}
 if [ -L "$f" ]; then f=$(readlink -e -- "$f") || { echo "rotation: "${q(configPath)}" is a symbolic link to nothing" >&2; exit 1; }; fi
 d=$(dirname -- "$f")
 tmp=$(mktemp "$d/.rotation-write.XXXXXX")
-trap 'rm -f -- "$tmp"' EXIT
+trap 'rm -f -- "$tmp" "$f.bak.rotation-tmp"' EXIT
 cat > "$tmp"
 chmod 600 "$tmp"
 chown --reference="$f" "$tmp" 2>/dev/null || true

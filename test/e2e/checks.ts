@@ -2,7 +2,9 @@
 // and "revoke only after verify" mean, checked against the real engine's event
 // stream, the real source, the consumers, the store and the audit log.
 import assert from "node:assert/strict";
-import { stepTimeline, urnName, type RunResult, type Workspace } from "./workspace";
+import { spawnSync } from "node:child_process";
+import * as path from "node:path";
+import { ROOT, stepTimeline, urnName, type RunResult, type Workspace } from "./workspace";
 
 /** Every secret value a scenario handled, for the final leak scan. */
 export const secretsSeen = new Set<string>();
@@ -62,4 +64,11 @@ export function assertAudit(ws: Workspace, secret: string, generation: number, c
     const completed = lines.find((l) => l.phase === "completed")!;
     for (const k of ["time", "stack", "reason", "operator"]) assert.ok(completed[k], `audit record has ${k}`);
     assert.equal(completed.consumers, consumers);
+}
+
+/** `bin/rotate audit verify` finds the workspace's audit log one intact hash chain, every line counted. */
+export function assertAuditChain(ws: Workspace): void {
+    const r = spawnSync(path.join(ROOT, "bin", "rotate"), ["audit", "verify", "--log", ws.auditLog], { cwd: ROOT, encoding: "utf8" });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, new RegExp(`${ws.auditLines().length} lines, chain intact`));
 }

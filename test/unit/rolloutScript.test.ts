@@ -97,6 +97,26 @@ test("a config that is a symbolic link is written through: the link stays, its t
     assert.match(d.stderr, /is a symbolic link to nothing/);
 });
 
+test("a write that fails half-way (no space left for the backup copy) leaves the config, its .bak and no temporary file", () => {
+    const job = setup();
+    fs.writeFileSync(`${job.config}.bak`, "KEY=older\n");
+    // cp as on a full disk: the copy is created and partly written, then ENOSPC.
+    const bin = path.join(job.dir, "bin");
+    fs.mkdirSync(bin);
+    fs.writeFileSync(path.join(bin, "cp"), `#!/bin/bash
+printf 'KEY=o' > "\${@: -1}"
+echo "cp: error copying '\${@: -2:1}' to '\${@: -1}': No space left on device" >&2
+exit 1
+`, { mode: 0o755 });
+    const r = spawnSync("bash", ["-c", writeAndReloadScript(job.spec, true)], { input: "KEY=new\n", encoding: "utf8", env: { ...process.env, PATH: `${bin}:${process.env.PATH}` } });
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /app\.env\.bak\.rotation-tmp': No space left on device/);
+    assert.equal(r.stdout, "", "nothing reloaded");
+    assert.equal(fs.readFileSync(job.config, "utf8"), "KEY=old\n");
+    assert.equal(fs.readFileSync(`${job.config}.bak`, "utf8"), "KEY=older\n");
+    assert.deepEqual(fs.readdirSync(job.dir).sort(), ["app.env", "app.env.bak", "app.log", "bin"], "no partial copy or temporary file is left");
+});
+
 test("the log check on its own (after a health URL) counts from its offset and reports grep's verdict", () => {
     const { log } = setup();
     const run = (pattern: string, offset: number) =>

@@ -1,0 +1,666 @@
+// The fault matrix: one row per fault, each injected into a real rotation of
+// the lab's Redis password (three consumer hosts) through the real engine.
+// Every row proves the same four things:
+//   (a) no consumer lost its working secret at any moment: a sampler (its own
+//       thread, so it keeps polling while bin/rotate runs) asks every
+//       consumer's /healthz every 200 ms for the whole row; only a consumer
+//       that the fault itself breaks is left out, and the row names it;
+//   (b) nothing was revoked while a consumer was unverified: from the event
+//       log when the revocation ran, else the old password still works;
+//   (c) no config was lost: each consumer's redis.yaml is the lab's file,
+//       whole, with the old or the new password, its .bak the same file with
+//       the password before, and no temporary file is left beside them;
+//   (d) the documented way forward (fix the cause, resume) completes.
+import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { after, before, test } from "node:test";
+import { Worker } from "node:worker_threads";
+import { yamlQuote } from "../../lib/configFormats";
+import { assertAudit, assertAuditChain, assertSucceeded, remember } from "./checks";
+import { consumerState, hosts, lab, LAB_DIR, labCtl, redisAuthOk, redisStack, sha256, storeHas, storeValue, type LabHost } from "./lab";
+import { scanForLeaks } from "./leaks";
+import { changedSteps, ROOT, stepTimeline, urnName, Workspace, type EngineEvent, type RunResult } from "./workspace";
+
+const SECRET = "app-redis";
+const consumerOf = (h: LabHost) => `redis-${h.name}`;
+const rollouts = () => hosts().map((h) => `${SECRET}-rollout-${consumerOf(h)}`);
+const UP = ["up", "--yes", "--skip-preview"];
+
+let ws: Workspace;
+let base: { consumers: Record<string, unknown>[]; source: Record<string, unknown> };
+let generation = 0;
+/** Every password of the rotation, by generation: history[0] is the lab's. */
+const history: string[] = [];
+/** Each host's redis.yaml as the lab wrote it, the password's value replaced by PASSWORD. */
+const shapes = new Map<string, string>();
+
+// ------------------------------------------------------------------ the sampler (a)
+
+/** Polls each URL every `everyMs` in a worker thread; on a message, answers with the counts and stops. */
+const SAMPLER = `
+const { parentPort, workerData } = require("node:worker_threads");
+const stats = Object.fromEntries(workerData.urls.map((u) => [u, { polls: 0, failures: 0, first: [] }]));
+const busy = new Set();
+const tick = () => {
+    for (const url of workerData.urls) {
+        if (busy.has(url)) continue;
+        busy.add(url);
+        const at = new Date().toISOString();
+        fetch(url, { signal: AbortSignal.timeout(5000) })
+            .then(async (r) => ({ status: r.status, body: (await r.text()).trim() }))
+            .catch((e) => ({ status: 0, body: String(e) }))
+            .then(({ status, body }) => {
+                const s = stats[url];
+                s.polls++;
+                if (status !== 200) {
+                    s.failures++;
+                    if (s.first.length < 3) s.first.push(at + " " + status + " " + body);
+                }
+                busy.delete(url);
+            });
+    }
+};
+const timer = setInterval(tick, workerData.everyMs);
+tick();
+parentPort.once("message", () => {
+    clearInterval(timer);
+    const done = () => (busy.size ? setTimeout(done, 20) : parentPort.postMessage(stats));
+    done();
+});
+`;
+
+interface Polls { polls: number; failures: number; first: string[] }
+
+class HealthSampler {
+    private readonly worker: Worker;
+    private readonly urls: Map<string, string>;
+
+    constructor(everyMs = 200) {
+        this.urls = new Map(hosts().map((h) => [`${lab().hosts.find((x: any) => x.name === h.name).apps.redis.url}/healthz`, h.name]));
+        this.worker = new Worker(SAMPLER, { eval: true, workerData: { urls: [...this.urls.keys()], everyMs } });
+    }
+
+    /** Stops polling: per host, how many polls and failures. */
+    async stop(): Promise<Map<string, Polls>> {
+        const stats = await new Promise<Record<string, Polls>>((resolve) => {
+            this.worker.once("message", resolve);
+            this.worker.postMessage("stop");
+        });
+        await this.worker.terminate();
+        return new Map(Object.entries(stats).map(([url, s]) => [this.urls.get(url)!, s]));
+    }
+}
+
+// ------------------------------------------------------------------ the consumers' files (c)
+
+/** A lab host's own view of its files: its mount namespace, as its namespace holder sees it (also while its sshd is stopped). */
+function appEtc(h: LabHost): string {
+    const holder = fs.readFileSync(path.join(LAB_DIR, "run", `${h.name}.pid`), "utf8").trim();
+    return `/proc/${holder}/root/etc/rotation-app`;
+}
+
+const shaped = (h: LabHost, password: string) => shapes.get(h.name)!.replace("PASSWORD", yamlQuote(password));
+
+/**
+ * Every consumer's config is the lab's file with `old` or `fresh` in full
+ * (0600); its .bak, if any, is the file with the password before that one;
+ * no temporary file of a write is left. Returns which password each holds.
+ */
+function assertConfigs(old: string, fresh: string): Map<string, "old" | "new"> {
+    const held = new Map<string, "old" | "new">();
+    for (const h of hosts()) {
+        const dir = appEtc(h);
+        const config = fs.readFileSync(path.join(dir, "redis.yaml"), "utf8");
+        const holds = config === shaped(h, old) ? old : config === shaped(h, fresh) ? fresh : undefined;
+        assert.ok(holds !== undefined, `${h.name}: redis.yaml is the lab's file, whole, with the old or the new password`);
+        assert.equal(fs.statSync(path.join(dir, "redis.yaml")).mode & 0o777, 0o600, `${h.name}: redis.yaml stays 0600`);
+        const before = holds === fresh ? old : history[history.indexOf(old) - 1];
+        const bak = path.join(dir, "redis.yaml.bak");
+        if (before === undefined) assert.equal(fs.existsSync(bak), false, `${h.name}: no .bak before the first rotation`);
+        else assert.equal(fs.readFileSync(bak, "utf8"), shaped(h, before), `${h.name}: redis.yaml.bak is the file with the password before`);
+        const strays = fs.readdirSync(dir).filter((f) => f.startsWith(".rotation-write.") || f.endsWith(".rotation-tmp"));
+        assert.deepEqual(strays, [], `${h.name}: no temporary file of a write is left`);
+        held.set(h.name, holds === fresh ? "new" : "old");
+    }
+    return held;
+}
+
+// ------------------------------------------------------------------ what a run proves (b)
+
+/** In this run, the revocation (if it started) started after every rollout that ran in it had ended, and none failed. */
+function assertRevokeWaited(r: RunResult): void {
+    const revoke = stepTimeline(r.events, `${SECRET}-revoke`);
+    if (revoke.start === undefined) return;
+    for (const name of rollouts()) {
+        const t = stepTimeline(r.events, name);
+        assert.equal(t.failed, undefined, `${name} did not fail in a run that revoked`);
+        if (t.start !== undefined) assert.ok(t.end !== undefined && t.end < revoke.start, `${name} ended (seq ${t.end}) before the revocation started (seq ${revoke.start})`);
+    }
+}
+
+/** Across runs: every consumer's rollout of this generation was verified before the first revocation attempt was recorded. */
+function assertAuditOrder(gen: number): void {
+    const lines = ws.auditLines().filter((l) => l.secret === SECRET && l.generation === gen && l.mode === "rotate");
+    const revoked = lines.findIndex((l) => l.phase === "revoked");
+    if (revoked < 0) return;
+    for (const h of hosts()) {
+        const ok = lines.findIndex((l) => l.phase === "consumer-verified" && l.outcome === "ok" && l.consumer === consumerOf(h));
+        assert.ok(ok >= 0 && ok < revoked, `audit: ${consumerOf(h)} verified on g${gen} before the revocation`);
+    }
+}
+
+/** The rotation of this generation completed: old rejected, new accepted and current, every consumer healthy on it. */
+async function assertCompleted(old: string, fresh: string): Promise<void> {
+    assert.equal(storeValue(SECRET), fresh, "the staged password became current");
+    assert.equal(storeHas(`${SECRET}.new`), false, "no staged copy is left");
+    assert.equal(redisAuthOk(old), false, "the old password is rejected");
+    assert.equal(redisAuthOk(fresh), true, "the new password is accepted");
+    for (const h of hosts()) {
+        const s = await consumerState(h, "redis");
+        assert.equal(s.fingerprint, sha256(fresh), `${h.name} runs on the new password`);
+        assert.ok(s.healthy, `${h.name} is healthy`);
+    }
+    const held = assertConfigs(old, fresh);
+    for (const h of hosts()) assert.equal(held.get(h.name), "new", `${h.name}'s config holds the new password`);
+    assertAuditOrder(generation);
+    assertAudit(ws, SECRET, generation, hosts().length);
+}
+
+// ------------------------------------------------------------------ the rows
+
+/** Where the faulty run stopped the rotation. */
+type Stop = "grant" | "rollout" | "revoke" | "promote" | "killed" | "none";
+
+interface Row {
+    fault: string;
+    /** The host whose consumer the fault hits (index into the lab's hosts). */
+    host?: number;
+    /** That consumer's /healthz fails because of the fault itself: left out of the sampler's verdict. */
+    breaksHealth?: boolean;
+    stops: Stop;
+    /** For a consumer fault: what that consumer's app runs on after the failed run, and what its config holds. */
+    appOn?: "old" | "new";
+    configOn?: "old" | "new";
+    /** Injects the fault (config patches included) before the run. */
+    inject?(c: Ctx): void;
+    /** The faulty run; by default one `pulumi up`. */
+    run?(c: Ctx): Promise<RunResult>;
+    /** What the faulty run must say. */
+    says(c: Ctx): RegExp[];
+    /** Row-specific checks after the faulty run. */
+    check?(c: Ctx, r: RunResult): void | Promise<void>;
+    /** Removes the cause; runs in a finally too, so it must be idempotent. */
+    fix?(c: Ctx): void;
+    /** The way forward: `pulumi up`, or `bin/rotate resume --yes` (with unlock first after a kill). */
+    resume: "up" | "rotate";
+}
+
+interface Ctx {
+    gen: number;
+    old: string;
+    host: LabHost;
+    consumer: string;
+    /** Set by rows that act during the run. */
+    note: Record<string, unknown>;
+}
+
+/** The base consumers with one of them changed. */
+function consumersWith(i: number, patch: Record<string, unknown>): Record<string, unknown>[] {
+    return base.consumers.map((c, j) => (j === i ? { ...c, ...patch } : c));
+}
+
+const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
+const ipRe = (h: LabHost) => esc(h.ip);
+const writeTitle = (c: Ctx) => `${SECRET} → consumer ${c.consumer}: write g${c.gen} into /etc/rotation-app/redis\\.yaml \\(backup in \\.bak\\)`;
+const adminFile = () => lab().redis.adminPasswordFile as string;
+const heldAdmin = () => `${adminFile()}.held-by-test`;
+const storeDir = () => lab().storeDir as string;
+const mounted = (dir: string) => spawnSync("mountpoint", ["-q", dir]).status === 0;
+
+/** Puts the Redis admin password back if a row moved it away (a FIFO may sit in its place). */
+function restoreAdmin(): void {
+    if (fs.existsSync(heldAdmin())) fs.renameSync(heldAdmin(), adminFile());
+}
+
+function unmountStore(): void {
+    if (mounted(storeDir())) {
+        const r = spawnSync("umount", [storeDir()], { encoding: "utf8" });
+        assert.equal(r.status, 0, `umount ${storeDir()}: ${r.stderr}`);
+    }
+}
+
+const sshdPid = (h: LabHost) => fs.readFileSync(path.join(LAB_DIR, "run", `${h.name}-sshd.pid`), "utf8").trim();
+
+/** Runs bash in a lab host's mount namespace. */
+function inHost(h: LabHost, script: string, ...args: string[]): void {
+    const r = spawnSync("nsenter", ["-t", sshdPid(h), "-m", "--", "bash", "-c", `set -euo pipefail\n${script}`, "bash", ...args], { encoding: "utf8" });
+    assert.equal(r.status, 0, `on ${h.name}: ${r.stderr}`);
+}
+
+/** Whether the disk-full row's tmpfs sits over the host's /etc/rotation-app (which is itself a bind mount). */
+function tmpfsOn(h: LabHost): boolean {
+    const r = spawnSync("nsenter", ["-t", sshdPid(h), "-m", "--", "findmnt", "-n", "-o", "FSTYPE", "--mountpoint", "/etc/rotation-app"], { encoding: "utf8" });
+    return r.stdout.split("\n").includes("tmpfs");
+}
+
+/** The small tmpfs of the disk-full row: its files go back to the host's real directory, then it is unmounted. */
+function unmountTmpfs(h: LabHost): void {
+    if (!tmpfsOn(h)) return;
+    inHost(h, `rm -f /etc/rotation-app/.filler
+cp -a /etc/rotation-app/. "$1"/
+umount /etc/rotation-app`, h.etcDir);
+}
+
+const lockFiles = () => {
+    const dir = path.join(ws.stateDir, ".pulumi", "locks");
+    return fs.existsSync(dir) ? (fs.readdirSync(dir, { recursive: true }) as string[]).filter((f) => f.endsWith(".json")) : [];
+};
+
+const ROWS: Row[] = [
+    {
+        fault: "a consumer's health check fails after its reload",
+        host: 1,
+        breaksHealth: true,
+        stops: "rollout",
+        appOn: "new",
+        inject: (c) => {
+            ws.patchConfig({ generation: c.gen, consumers: consumersWith(1, { retries: 1, retryDelaySeconds: 0.5 }) });
+            labCtl("fail-health", c.host.name, "on");
+        },
+        says: (c) => [new RegExp(`${SECRET} → consumer ${c.consumer}: health check: http://${ipRe(c.host)}:8081/healthz answered 503, expected 200 \\(after 2 attempts\\)`)],
+        fix: (c) => {
+            labCtl("fail-health", c.host.name, "off");
+            ws.patchConfig({ consumers: base.consumers });
+        },
+        resume: "rotate",
+    },
+    {
+        fault: "a consumer's reload command fails",
+        host: 2,
+        stops: "rollout",
+        // The new file was written before the reload: the app keeps running on the old password.
+        appOn: "old",
+        configOn: "new",
+        inject: (c) => ws.patchConfig({ generation: c.gen, consumers: consumersWith(2, { reload: "echo reload broken >&2; exit 3" }) }),
+        says: (c) => [new RegExp(`${SECRET} → consumer ${c.consumer}: reload: exited with code 3 on root@${ipRe(c.host)}:22: reload broken`)],
+        fix: () => ws.patchConfig({ consumers: base.consumers }),
+        resume: "up",
+    },
+    {
+        fault: "a consumer's host is unreachable (sshd stopped)",
+        host: 0,
+        stops: "rollout",
+        appOn: "old",
+        inject: (c) => {
+            ws.patchConfig({ generation: c.gen });
+            labCtl("stop-host", c.host.name);
+        },
+        says: (c) => [new RegExp(`${writeTitle(c)} \\(read /etc/rotation-app/redis\\.yaml\\): exited with code 255 on root@${ipRe(c.host)}:22: .*Connection refused`)],
+        fix: (c) => labCtl("start-host", c.host.name),
+        resume: "up",
+    },
+    {
+        fault: "SSH authentication refused (a key no host authorizes)",
+        host: 1,
+        stops: "rollout",
+        appOn: "old",
+        inject: (c) => {
+            const key = path.join(ws.dir, "unauthorized_ed25519");
+            fs.rmSync(key, { force: true });
+            fs.rmSync(`${key}.pub`, { force: true });
+            const r = spawnSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "not-authorized", "-f", key], { encoding: "utf8" });
+            assert.equal(r.status, 0, r.stderr);
+            ws.patchConfig({ generation: c.gen, consumers: consumersWith(1, { privateKeyFile: key }) });
+        },
+        says: (c) => [new RegExp(`${writeTitle(c)} \\(read /etc/rotation-app/redis\\.yaml\\): exited with code 255 on root@${ipRe(c.host)}:22: .*Permission denied \\(publickey\\)`)],
+        fix: () => ws.patchConfig({ consumers: base.consumers }),
+        resume: "up",
+    },
+    {
+        fault: "a consumer's host offers another host key than the pinned one",
+        host: 0,
+        stops: "rollout",
+        appOn: "old",
+        inject: (c) => {
+            const other = hosts()[1];
+            ws.patchConfig({ generation: c.gen, consumers: consumersWith(0, { hostKeyFile: path.join(LAB_DIR, "hosts", other.name, "ssh_host_ed25519_key.pub") }) });
+        },
+        says: (c) => {
+            const fp = (h: LabHost) => spawnSync("ssh-keygen", ["-lf", path.join(LAB_DIR, "hosts", h.name, "ssh_host_ed25519_key.pub")], { encoding: "utf8" }).stdout.split(" ")[1];
+            return [new RegExp(`${writeTitle(c)} \\(read /etc/rotation-app/redis\\.yaml\\): exited with code 255 on root@${ipRe(c.host)}:22: refused: ${ipRe(c.host)}:22 offered host key ${esc(fp(c.host))} but ssh-ed25519 ${esc(fp(hosts()[1]))} is pinned\\. Nothing was sent to that host`)];
+        },
+        check: (_c, r) => assert.doesNotMatch(r.stdout + r.stderr, /ssh-keygen -R|remove with/, "no advice to drop the pin"),
+        fix: () => ws.patchConfig({ consumers: base.consumers }),
+        resume: "up",
+    },
+    {
+        fault: "the source is unreachable at the grant (closed port)",
+        stops: "grant",
+        inject: (c) => ws.patchConfig({ generation: c.gen, source: { ...base.source, port: 6390 } }),
+        says: (c) => [
+            new RegExp(`${SECRET}: grant g${c.gen} at the redis-acl source \\(dual-active\\): exited with code 1: redis 127\\.0\\.1\\.30:6390: ACL SETUSER app failed: .*Connection refused`),
+            new RegExp(`kept "${SECRET}: grant g${c.gen - 1} at the redis-acl source \\(dual-active\\)": generation ${c.gen - 1} of ${SECRET} may still be in use`),
+        ],
+        fix: () => ws.patchConfig({ source: base.source }),
+        resume: "up",
+    },
+    {
+        fault: "the source is unreachable at the revocation, every consumer already moved (admin password unreadable)",
+        stops: "revoke",
+        inject: (c) => ws.patchConfig({ generation: c.gen }),
+        // The gate, the revocation and the promotion follow each other within ~30 ms, faster than the
+        // event log can be watched: the admin password goes away once the grant (its last user before
+        // the revocation) has ended, while the rollouts run.
+        run: (c) => ws.pulumi(UP, {
+            sampleProcesses: true,
+            onEvent: (e) => {
+                if (!c.note.moved && ended(e, `${SECRET}-grant-g${c.gen}`)) {
+                    fs.renameSync(adminFile(), heldAdmin());
+                    c.note.moved = true;
+                }
+            },
+        }).finally(restoreAdmin),
+        says: (c) => [new RegExp(`${SECRET}: revoke g${c.gen - 1} at the redis-acl source: exited with code 1: cat: ${esc(adminFile())}: No such file or directory \\| redis 127\\.0\\.1\\.30:6379: ACL SETUSER app failed`)],
+        check: (c, r) => {
+            assert.ok(c.note.moved, "the admin password was moved away after the grant");
+            assert.ok(stepTimeline(r.events, `${SECRET}-revoke`).failed !== undefined, "the revocation ran and failed");
+            assert.equal(stepTimeline(r.events, `${SECRET}-promote`).start, undefined, "nothing was promoted");
+            const rollback = ws.rotate(["rollback", "--secret", SECRET]);
+            assert.equal(rollback.code, 3, "past the gate, rollback is refused");
+            assert.match(rollback.stderr, new RegExp(`rollback of ${SECRET} generation ${c.gen} refused: its revocation has started`));
+        },
+        fix: restoreAdmin,
+        resume: "rotate",
+    },
+    {
+        fault: "the store is read-only at the promotion (after the revocation)",
+        stops: "promote",
+        inject: (c) => ws.patchConfig({ generation: c.gen }),
+        // The revocation is held where it reads the admin password (a FIFO in its place, from the end of
+        // the grant), so the store can be made read-only after the gate wrote to it and before the promotion.
+        run: (c) => ws.pulumi(UP, {
+            sampleProcesses: true,
+            onEvent: (e) => {
+                if (!c.note.held && ended(e, `${SECRET}-grant-g${c.gen}`)) {
+                    fs.renameSync(adminFile(), heldAdmin());
+                    const r = spawnSync("mkfifo", ["-m", "600", adminFile()], { encoding: "utf8" });
+                    assert.equal(r.status, 0, r.stderr);
+                    c.note.held = true;
+                }
+                if (c.note.held && !c.note.readOnly && started(e, `${SECRET}-revoke`)) {
+                    const r = spawnSync("mount", ["--bind", "-o", "ro", storeDir(), storeDir()], { encoding: "utf8" });
+                    assert.equal(r.status, 0, `mount: ${r.stderr}`);
+                    c.note.readOnly = true;
+                    // Let the revocation read the admin password, then put the file back.
+                    spawn("bash", ["-c", 'timeout 30 bash -c \'cat -- "$1" > "$2"\' bash "$1" "$2" && mv -f -- "$1" "$2"', "bash", heldAdmin(), adminFile()], { stdio: "ignore" });
+                }
+            },
+        }).finally(() => {
+            restoreAdmin();
+            unmountStore();
+        }),
+        says: (c) => [new RegExp(`${SECRET}: promote g${c.gen} to current in the store: exited with code 1: chmod: changing permissions of '${esc(storeDir())}/${SECRET}\\.new': Read-only file system`)],
+        check: (c, r) => {
+            assert.ok(c.note.readOnly, "the store was read-only when the revocation started");
+            assert.ok(stepTimeline(r.events, `${SECRET}-revoke`).end !== undefined, "the revocation completed");
+            assert.ok(stepTimeline(r.events, `${SECRET}-promote`).failed !== undefined, "the promotion ran and failed");
+        },
+        fix: () => {
+            restoreAdmin();
+            unmountStore();
+        },
+        resume: "up",
+    },
+    {
+        fault: "the engine is killed (kill -9) after the first consumer's rollout ended",
+        stops: "killed",
+        inject: (c) => ws.patchConfig({ generation: c.gen }),
+        run: (c) => ws.pulumi(UP, {
+            sampleProcesses: true,
+            onEvent: (e, child) => {
+                const m = e.resOutputsEvent?.metadata;
+                if (!c.note.killedAt && m && urnName(m.urn).startsWith(`${SECRET}-rollout-`) && m.op !== "same") {
+                    c.note.killedAt = urnName(m.urn);
+                    process.kill(-child.pid!, "SIGKILL");
+                }
+            },
+        }),
+        says: () => [],
+        check: async (c, r) => {
+            assert.ok(c.note.killedAt, "the engine was killed after a consumer's rollout ended");
+            assert.equal(r.code, 137);
+            const killed = hosts().find((h) => `${SECRET}-rollout-${consumerOf(h)}` === c.note.killedAt)!;
+            assert.equal((await consumerState(killed, "redis")).fingerprint, sha256(storeValue(`${SECRET}.new`)), `${killed.name} was moved before the kill`);
+            const locked = await ws.pulumi(UP);
+            assert.notEqual(locked.code, 0, "the killed run's lock blocks the next run");
+            assert.match(locked.stdout + locked.stderr, /the stack is currently locked by 1 lock\(s\)/);
+            assert.deepEqual(changedSteps(locked.events), [], "the blocked run changed nothing");
+            const unlock = ws.rotate(["unlock"]);
+            assert.equal(unlock.code, 0, unlock.stderr);
+            assert.match(unlock.stdout, /removed the stale lock of process \d+/);
+            assert.deepEqual(lockFiles(), []);
+        },
+        resume: "rotate",
+    },
+    {
+        fault: "two operators start the same stack at once",
+        stops: "none",
+        inject: (c) => ws.patchConfig({ generation: c.gen }),
+        run: async (c) => {
+            for (let tries = 1; ; tries++) {
+                const both = await Promise.all([ws.pulumi(UP, { sampleProcesses: true }), ws.pulumi(UP)]);
+                const refused = both.filter((r) => r.code !== 0);
+                for (const r of refused) {
+                    assert.match(r.stdout + r.stderr, /the stack is currently locked by 1 lock\(s\)\. Either wait for the other process\(es\) to end/, "a refused operator is told the stack is locked");
+                    assert.equal(r.events.filter((e) => e.resourcePreEvent).length, 0, "a refused run touched no resource");
+                }
+                assert.deepEqual(lockFiles(), [], "no lock is left behind");
+                const winner = both.find((r) => r.code === 0);
+                if (winner) {
+                    assert.equal(refused.length, 1, "exactly one of them was refused");
+                    c.note.tries = tries;
+                    return winner;
+                }
+                // A tie: the file backend's lock (check, write, check again) refuses both when they lock
+                // in the same instant. Nothing ran; the way forward is to run again.
+                assert.ok(tries < 3, "a third tie in a row");
+                console.log(`# two operators: both refused (a tie of the engine's lock), nothing changed; again`);
+            }
+        },
+        says: () => [],
+        check: () => {
+            const lines = ws.auditLines().filter((l) => l.secret === SECRET && l.generation === generation);
+            for (const phase of ["generated", "staged", "granted", "revoked", "promoted", "completed"]) {
+                assert.equal(lines.filter((l) => l.phase === phase).length, 1, `${phase} was recorded once: only one operator's run did anything`);
+            }
+        },
+        resume: "up",
+    },
+    {
+        fault: "a consumer's disk is full (a 1 MiB tmpfs over its config directory)",
+        host: 2,
+        stops: "rollout",
+        appOn: "old",
+        inject: (c) => {
+            ws.patchConfig({ generation: c.gen });
+            // Over /etc/rotation-app in that host's mount namespace: a copy of its files, then a filler to the last byte.
+            inHost(c.host, `mount -t tmpfs -o size=1m,mode=755 rotation-fault /etc/rotation-app
+cp -a "$1"/. /etc/rotation-app/
+dd if=/dev/zero of=/etc/rotation-app/.filler bs=4k 2>/dev/null || true`, c.host.etcDir);
+        },
+        // Full: the new file does not fit. Then one page free: the new file fits, the backup copy does not.
+        run: async (c) => {
+            const full = await ws.pulumi(UP, { sampleProcesses: true });
+            assert.notEqual(full.code, 0);
+            assert.match(full.stdout + full.stderr, new RegExp(`${writeTitle(c)}: exited with code 1 on root@${ipRe(c.host)}:22: cat: write error: No space left on device`));
+            assert.equal(stepTimeline(full.events, `${SECRET}-gate`).start, undefined, "the gate did not open");
+            assertConfigs(c.old, storeValue(`${SECRET}.new`));
+            inHost(c.host, "truncate -s -4096 /etc/rotation-app/.filler");
+            return ws.pulumi(UP, { sampleProcesses: true });
+        },
+        says: (c) => [new RegExp(`${writeTitle(c)}: exited with code 1 on root@${ipRe(c.host)}:22: cp: error copying '/etc/rotation-app/redis\\.yaml' to '/etc/rotation-app/redis\\.yaml\\.bak\\.rotation-tmp': No space left on device`)],
+        // Freeing the space is the fix; the tmpfs itself goes after the resume (its files copied back).
+        fix: (c) => {
+            if (tmpfsOn(c.host)) inHost(c.host, "rm -f /etc/rotation-app/.filler");
+        },
+        resume: "up",
+    },
+];
+
+/** The step `name` (not its component, which has the same name) ended in this event. */
+function ended(e: EngineEvent, name: string): boolean {
+    const m = e.resOutputsEvent?.metadata;
+    return !!m && m.type === "rotation:index:Step" && urnName(m.urn) === name && m.op !== "same";
+}
+
+/** The step `name` started in this event. */
+function started(e: EngineEvent, name: string): boolean {
+    const m = e.resourcePreEvent?.metadata;
+    return !!m && m.type === "rotation:index:Step" && urnName(m.urn) === name && m.op !== "same";
+}
+
+/** Everything that may still be in place after a row, whatever failed. */
+function cleanUp(): void {
+    restoreAdmin();
+    unmountStore();
+    for (const h of hosts()) {
+        labCtl("start-host", h.name);
+        labCtl("fail-health", h.name, "off");
+        unmountTmpfs(h);
+    }
+    ws.patchConfig({ consumers: base.consumers, source: base.source });
+}
+
+async function runRow(row: Row): Promise<void> {
+    const t0 = Date.now();
+    const old = storeValue(SECRET);
+    remember(old);
+    assert.equal(old, history[generation], "the row starts from the last completed generation");
+    generation++;
+    const host = hosts()[row.host ?? 0];
+    const c: Ctx = { gen: generation, old, host, consumer: consumerOf(host), note: {} };
+    const sampler = new HealthSampler();
+    let polls: Map<string, Polls> | undefined;
+    let failed: unknown;
+    try {
+        row.inject?.(c);
+        const r = row.run ? await row.run(c) : await ws.pulumi(UP, { sampleProcesses: true });
+        const out = r.stdout + r.stderr;
+        const fresh = storeHas(`${SECRET}.new`) ? storeValue(`${SECRET}.new`) : storeValue(SECRET);
+        remember(old, fresh);
+        assert.notEqual(fresh, old, "a new password was staged");
+        history[generation] = fresh;
+        for (const re of row.says(c)) assert.match(out, re, `the faulty run says what failed:\n${out.slice(-2500)}`);
+
+        // (b) nothing revoked before every consumer was verified
+        assertRevokeWaited(r);
+        assertAuditOrder(generation);
+        const revoke = stepTimeline(r.events, `${SECRET}-revoke`);
+        const gate = stepTimeline(r.events, `${SECRET}-gate`);
+        if (row.stops === "none") {
+            assertSucceeded(r, "the run that got the lock");
+            assert.ok(revoke.end !== undefined, "it revoked");
+        } else {
+            assert.notEqual(r.code, 0, "the faulty run fails");
+            const revoked = row.stops === "promote";
+            assert.equal(storeValue(SECRET), old, "the store's current value is unchanged");
+            assert.equal(storeValue(`${SECRET}.new`), fresh, "the staged password is kept");
+            assert.equal(redisAuthOk(old), !revoked, revoked ? "the old password was revoked (after every consumer)" : "the old password still works at the source");
+            assert.equal(redisAuthOk(fresh), row.stops !== "grant", row.stops === "grant" ? "the new password was never granted" : "the new password works (dual-active)");
+            if (["grant", "rollout", "killed"].includes(row.stops)) {
+                assert.equal(gate.start, undefined, "the gate did not open");
+                assert.equal(revoke.start, undefined, "no revocation started");
+            }
+            if (row.stops === "rollout") {
+                assert.ok(stepTimeline(r.events, `${SECRET}-rollout-${c.consumer}`).failed !== undefined, `${c.consumer}'s rollout failed`);
+                assert.ok(ws.auditLines().some((l) => l.generation === generation && l.phase === "consumer-verified" && l.outcome === "failed" && l.consumer === c.consumer), "the audit log records the failure at that consumer");
+            }
+        }
+
+        // (c) no config lost; who runs on what
+        const held = assertConfigs(old, fresh);
+        for (const h of hosts()) {
+            const s = await consumerState(h, "redis");
+            const faulty = row.stops === "rollout" && h.name === host.name;
+            const expect = row.stops === "grant" ? "old" : faulty ? row.appOn! : row.stops === "killed" ? (s.fingerprint === sha256(fresh) ? "new" : "old") : "new";
+            assert.equal(s.fingerprint, sha256(expect === "new" ? fresh : old), `${h.name} runs on the ${expect} password`);
+            if (!(faulty && row.breaksHealth)) assert.ok(s.healthy, `${h.name} is healthy`);
+            const config = faulty ? row.configOn ?? row.appOn! : expect;
+            if (row.stops !== "killed") assert.equal(held.get(h.name), config, `${h.name}'s config holds the ${config} password`);
+        }
+        await row.check?.(c, r);
+        const faultSeconds = r.seconds;
+
+        // (d) fix the cause, resume, completed
+        let resumeSeconds = 0;
+        if (row.stops !== "none") {
+            row.fix?.(c);
+            const t1 = Date.now();
+            const again = row.resume === "rotate" ? ws.rotate(["resume", "--secret", SECRET, "--yes"]) : await ws.pulumi(UP, { sampleProcesses: true });
+            resumeSeconds = (Date.now() - t1) / 1000;
+            assertSucceeded(again, "resume after the fix");
+            assertRevokeWaited(again);
+        }
+        await assertCompleted(old, fresh);
+        assert.deepEqual(lockFiles(), [], "no lock is left");
+        polls = await sampler.stop();
+        console.log(`# ${row.fault}: faulty run ${faultSeconds.toFixed(1)}s, resume ${resumeSeconds.toFixed(1)}s, row ${((Date.now() - t0) / 1000).toFixed(1)}s`);
+    } catch (e) {
+        failed = e;
+    }
+    try {
+        if (!polls) polls = await sampler.stop();
+        row.fix?.(c);
+        cleanUp();
+    } catch (e) {
+        if (!failed) throw e;
+        console.log(`# cleaning up after a failed row also failed: ${(e as Error).message}`);
+    }
+    if (failed) {
+        for (const [name, p] of polls ?? []) if (p.failures) console.log(`# ${name}: ${p.failures} of ${p.polls} health polls failed: ${p.first.join("; ")}`);
+        throw failed;
+    }
+
+    // (a) no consumer lost its working secret at any moment (the broken one aside)
+    for (const h of hosts()) {
+        const p = polls!.get(h.name)!;
+        assert.ok(p.polls >= 10, `${h.name}'s /healthz was polled throughout the row (${p.polls} polls)`);
+        if (row.breaksHealth && h.name === host.name) {
+            assert.ok(p.failures > 0, `${h.name}: the fault broke its health, as the row says`);
+            continue;
+        }
+        assert.equal(p.failures, 0, `${h.name}: ${p.failures} of ${p.polls} health polls failed: ${p.first.join("; ")}`);
+    }
+}
+
+before(() => {
+    labCtl("up", "--reset");
+    ws = new Workspace("faults");
+    const cfg = redisStack(0) as typeof base;
+    base = { consumers: cfg.consumers, source: cfg.source };
+    ws.setConfig(cfg);
+    history[0] = storeValue(SECRET);
+    remember(history[0]);
+    for (const h of hosts()) {
+        const text = fs.readFileSync(path.join(h.etcDir, "redis.yaml"), "utf8");
+        const line = `  password: ${yamlQuote(history[0])}\n`;
+        assert.ok(text.includes(line), `${h.name}: the lab's redis.yaml holds the lab's password`);
+        shapes.set(h.name, text.replace(line, "  password: PASSWORD\n"));
+    }
+});
+
+after(() => {
+    if (ws) cleanUp();
+});
+
+for (const [i, row] of ROWS.entries()) {
+    test(`fault ${i + 1}: ${row.fault}`, () => runRow(row));
+}
+
+test("the audit log of every row is one intact hash chain", () => assertAuditChain(ws));
+
+test("no secret leaked anywhere in the fault matrix's runs", () => {
+    scanForLeaks(ws);
+});
