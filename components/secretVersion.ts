@@ -1,5 +1,4 @@
 import * as pulumi from "@pulumi/pulumi";
-import * as random from "@pulumi/random";
 import * as vault from "@pulumi/vault";
 import { postgresLogin } from "../lib/scripts/source";
 import { fileStoreScripts } from "../lib/scripts/store";
@@ -61,11 +60,16 @@ export class SecretVersion extends pulumi.ComponentResource implements Credentia
             }
         } else if (secret.generator.kind === "random") {
             const g = secret.generator;
-            const pw = new random.RandomPassword(name, {
-                length: g.length, upper: g.upper, lower: g.lower, numeric: g.numeric, special: g.special,
-                keepers: { generation: String(config.generation) },
+            // Drawn in the step provider (provider/random.ts): no @pulumi/random plugin needed.
+            const gen = phaseStep(args.context, name, {
+                title: `${secret.name}: generate secret g${config.generation} (random, ${g.length} characters)`,
+                op: "random",
+                random: { length: g.length, upper: g.upper, lower: g.lower, numeric: g.numeric, special: g.special },
+                captureStdout: true,
+                phase: "generated",
+                guardDelete: { generation: config.generation, kind: "value" },
             }, { parent: this, dependsOn: args.after });
-            value = pw.result;
+            value = nonEmpty(gen.stdout, `${secret.name}: the random generator returned nothing`);
         } else {
             const g = secret.generator;
             const command = g.command ?? defaultGeneratorCommand(secret.type, g.length, `rotation:${secret.name}:g${config.generation}`);

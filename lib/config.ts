@@ -117,6 +117,9 @@ function crossFieldProblems(env: EnvironmentConfig): string[] {
             at(P("generator", "kind"), 'an ssh-key secret needs generator kind "command" (ed25519 via ssh-keygen)');
         }
         if (s.mode === "rollback" && s.generation === 0) at(P("mode"), "nothing to roll back at generation 0");
+        if (s.generator.kind === "random" && !s.generator.upper && !s.generator.lower && !s.generator.numeric && !s.generator.special) {
+            at(P("generator"), "a random generator needs at least one of upper, lower, numeric or special");
+        }
 
         const afterSeen = new Set<string>();
         s.after.forEach((a, i) => {

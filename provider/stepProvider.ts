@@ -22,6 +22,7 @@ import { runAt, where } from "./exec";
 import { checkAll } from "./health";
 import { deleteRefusal } from "./deleteGuard";
 import { StepError, appendAudit, failure, sleep, splitFields, undoPhase } from "./outcome";
+import { randomSecret } from "./random";
 import { rollout } from "./rollout";
 import type { StepProps } from "./types";
 
@@ -43,7 +44,7 @@ function unwrap(v: any): any {
 const secret = (value: unknown) => ({ [SECRET_SIG]: SECRET_VALUE, value });
 
 /** Inputs whose change is recorded without running the step again. */
-const RECORDED_KEYS: (keyof StepProps)[] = ["title", "target", "op", "script", "deleteScript", "captureStdout", "attempts", "retryDelaySeconds", "timeoutSeconds", "audit", "rollout", "hosts", "checks"];
+const RECORDED_KEYS: (keyof StepProps)[] = ["title", "target", "op", "script", "deleteScript", "captureStdout", "attempts", "retryDelaySeconds", "timeoutSeconds", "audit", "rollout", "hosts", "checks", "random"];
 
 /** A short digest of the recorded inputs: outputs keep this, not a second copy of them. */
 export function recordedDigest(p: Partial<StepProps>): string {
@@ -61,6 +62,8 @@ export async function perform(props: StepProps): Promise<string | undefined> {
         let stdout: string | undefined;
         if (props.op === "rollout") {
             await rollout(props.rollout!, props.stdin ?? "");
+        } else if (props.op === "random") {
+            stdout = randomSecret(props.random!);
         } else if (props.op === "health") {
             const checks = (props.checks ?? []).map(({ host, ...c }) => ({ ...c, target: props.hosts![host] }));
             await checkAll(checks, props.title, secrets);
@@ -116,6 +119,7 @@ export const stepProvider: provider.Provider = {
             script: p.target ? undefined : "target",
             rollout: p.rollout ? undefined : "rollout",
             health: p.checks && p.hosts && p.checks.every((c) => c.host in p.hosts!) ? undefined : "checks with their hosts",
+            random: p.random ? undefined : "random",
         };
         const missing = needs[String(p.op)] ?? (p.op ? undefined : "op");
         return missing ? { inputs: news, failures: [{ property: missing.split(" ")[0], reason: `a ${p.op ?? "step"} step needs ${missing}` }] } : { inputs: news };

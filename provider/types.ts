@@ -4,6 +4,7 @@
  */
 import type { WriteSpec } from "../lib/configFormats";
 import type { SshTarget } from "../lib/configSchema";
+import type { RandomSpec } from "./random";
 
 export type { SshTarget };
 /** Where a step runs: the operator's machine, or a host over SSH with its host key pinned. */
@@ -47,7 +48,7 @@ export interface RolloutSpec extends HealthCheck {
     logCheck?: { path: string; pattern: string; windowSeconds: number };
 }
 
-export type StepOp = "script" | "rollout" | "health";
+export type StepOp = "script" | "rollout" | "health" | "random";
 
 export interface StepProps {
     /** What this step does, in the runbook's words; starts every error. */
@@ -80,6 +81,8 @@ export interface StepProps {
      */
     guardDelete?: { generation: number; kind?: "grant" | "value" };
     rollout?: RolloutSpec;
+    /** For op "random": the secret to draw (provider/random.ts); its stdout is the secret. */
+    random?: RandomSpec;
     /** For op "health": the consumers' hosts, by key, and what to check per consumer. */
     hosts?: Record<string, SshTarget>;
     checks?: ConsumerCheck[];

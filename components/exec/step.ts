@@ -1,4 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
+import type { RandomSpec } from "../../provider/random";
 import type { AuditSpec, ConsumerCheck, RolloutSpec, SshTarget, StepOp, StepTarget } from "../../provider/types";
 
 export type { AuditSpec, ConsumerCheck, HealthPolicy, RolloutSpec, SshTarget, StepTarget } from "../../provider/types";
@@ -11,7 +12,7 @@ export interface StepArgs {
     readonly title: pulumi.Input<string>;
     /** Where a script runs: the operator's machine or a host over SSH (a rollout names its own). */
     readonly target?: pulumi.Input<StepTarget>;
-    /** "script" (default) runs `script`; "rollout" deploys to one consumer; "health" checks consumers. */
+    /** "script" (default) runs `script`; "rollout" deploys to one consumer; "health" checks consumers; "random" draws a secret. */
     readonly op?: StepOp;
     /** Bash script; values from config inside it must pass through shq(). */
     readonly script?: pulumi.Input<string>;
@@ -33,6 +34,8 @@ export interface StepArgs {
     readonly audit?: pulumi.Input<AuditSpec>;
     /** Its delete waits for the secret's rotation past this generation (provider/deleteGuard.ts). */
     readonly guardDelete?: { generation: number; kind: "grant" | "value" };
+    /** For op "random": the secret to draw in the step provider (its stdout). */
+    readonly random?: pulumi.Input<RandomSpec>;
     /** For op "rollout": the consumer and how to deploy to it. */
     readonly rollout?: pulumi.Input<RolloutSpec>;
     /** For op "health": the consumers' hosts, each once, by key. */

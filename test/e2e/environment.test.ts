@@ -22,7 +22,9 @@ const pgConsumers = () => [...hosts().map((h) => `pg-${h.name}`), "pgbouncer-hos
 before(() => {
     labCtl("up", "--reset");
     ws = new Workspace("environment");
-    ws.setSecrets([{ ...redisStack(0), secret: { ...(redisStack(0).secret as object), schedule: "90d" } }, { ...postgresStack(0), secret: { ...(postgresStack(0).secret as object), schedule: "90d" } }]);
+    // Redis uses the random generator, drawn in the step provider (no @pulumi/random plugin).
+    const redisSecret = { ...(redisStack(0).secret as object), schedule: "90d", generator: { kind: "random", length: 40, special: true } };
+    ws.setSecrets([{ ...redisStack(0), secret: redisSecret }, { ...postgresStack(0), secret: { ...(postgresStack(0).secret as object), schedule: "90d" } }]);
 });
 
 after(() => {
@@ -46,6 +48,8 @@ test("one up rotates the Redis and the PostgreSQL secret together, each revoked 
     assertRevokeAfterEveryConsumer(up, PG, pgConsumers());
     const [newRedis, newPg] = [storeValue(REDIS), storeValue(PG)];
     remember(newRedis, newPg);
+    assert.match(newRedis, /^[A-Za-z0-9!#%+,\-.:=@^_~]{40}$/, "the random generator's value: 40 characters of the requested classes");
+    assert.match(newRedis, /[!#%+,\-.:=@^_~]/, "with a special character, as requested");
     assert.equal(redisAuthOk(oldRedis), false);
     assert.equal(redisAuthOk(newRedis), true);
     assert.equal(pgLoginOk(lab().postgres.initialLogin, oldPg), false, "the old login is rejected");

@@ -863,3 +863,9 @@ test("two logins of one machine writing the same file count as one file", () => 
     e.secrets["app-redis"].consumers[2].configPath = e.secrets["app-redis"].consumers[1].configPath;
     assertRefused(e, ["rotation:secrets.app-redis.consumers[2].configPath: consumers[1] already writes /etc/rotation-app/redis.yaml on web-2b"]);
 });
+
+test("a random generator with every character class turned off is refused", () => {
+    const e = rawEnvironment() as Raw;
+    e.secrets["app-redis"].generator = { kind: "random", upper: false, lower: false, numeric: false };
+    assertRefused(e, ["rotation:secrets.app-redis.generator: a random generator needs at least one of upper, lower, numeric or special"]);
+});

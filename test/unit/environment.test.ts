@@ -146,7 +146,7 @@ test("after: the waiting secret's first steps wait for the other's audit record,
         assert.ok(deps.has(step("app-redis-verify-consumers").urn));
         for (const c of CONSUMERS) assert.ok(deps.has(step(`app-redis-rollout-${c}`).urn));
     }
-    assert.equal(step("app-pg-g2").type, RANDOM, "a random generator's value is the generate step");
+    assert.equal(step("app-pg-g2").inputs.op, "random", "a random generator's value is the generate step");
     // Everything of app-pg comes after app-redis; nothing of app-redis waits for app-pg.
     assert.deepEqual(secretsWaitedFor(step("app-pg-revoke")), new Set(["app-pg", "app-redis"]));
     assert.deepEqual(secretsWaitedFor(step("app-redis-audit")), new Set(["app-redis"]));

@@ -32,6 +32,9 @@ export async function installRecordingMocks(preview = false): Promise<Registered
             if (args.type === RANDOM) {
                 return { id: `${args.name}-id`, state: { ...args.inputs, result: mockSecret(args.inputs.keepers.generation) } };
             }
+            if (args.type === STEP && args.inputs.op === "random") {
+                return { id: `${args.name}-id`, state: { ...args.inputs, stdout: mockSecret(args.inputs.triggers[0]) } };
+            }
             if (args.type === STEP && args.inputs.captureStdout) {
                 const stdout = args.name.endsWith("-previous-read") ? MOCK_PREVIOUS : `stdout-of-${args.name}`;
                 return { id: `${args.name}-id`, state: { ...args.inputs, stdout } };

@@ -42,6 +42,7 @@ test("a rotation registers every phase, one rollout per consumer, in the plan's 
     const steps = registered.filter((r) => r.type === STEP).map((r) => r.name).sort();
     const expected = [
         "app-redis-previous-read",
+        "app-redis-g2",
         "app-redis-stage",
         "app-redis-grant-g2",
         ...["web-1", "web-2", "web-3"].map((c) => `app-redis-rollout-${c}`),
@@ -53,7 +54,10 @@ test("a rotation registers every phase, one rollout per consumer, in the plan's 
         "app-redis-audit",
     ].sort();
     assert.deepEqual(steps, expected);
-    assert.equal(registered.filter((r) => r.type === RANDOM).length, 1);
+    assert.deepEqual(registered.filter((r) => r.type === STEP && r.inputs.op === "random").map((r) => [r.name, r.inputs.random]), [
+        ["app-redis-g2", { length: 32, upper: true, lower: true, numeric: true, special: false }],
+    ], "a random generator is a step the step provider runs (no @pulumi/random plugin)");
+    assert.equal(registered.filter((r) => r.type === RANDOM).length, 0);
     const components = registered.filter((r) => r.type.startsWith("rotation:index:")).map((r) => r.type);
     for (const t of ["Rotation", "SecretVersion", "StoreStaging", "SourceGrant", "RotationGate", "Revocation", "Promotion", "Verification", "AuditRecord"]) {
         assert.ok(components.includes(`rotation:index:${t}`), `component ${t} registered`);
