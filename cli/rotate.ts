@@ -393,11 +393,48 @@ function waitForOrphans(seconds: number): number[] {
     return left;
 }
 
-/** A DIY (file) backend keeps one JSON lock per running update; a killed run leaves its lock behind. */
+/**
+ * The file backend stores each object with a `.attrs` sidecar (its metadata).
+ * An engine killed while writing the stack's checkpoint can leave that
+ * sidecar empty or torn while the checkpoint itself is whole; every later
+ * command then fails with "failed to load checkpoint: EOF". The stack's
+ * sidecars that do not parse, beside a checkpoint that does, are such tears.
+ */
+function tornSidecars(root: string, stack: string): string[] {
+    const dir = path.join(root, ".pulumi", "stacks");
+    const out: string[] = [];
+    const walk = (d: string) => {
+        if (!fs.existsSync(d)) return;
+        for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+            const p = path.join(d, e.name);
+            if (e.isDirectory()) walk(p);
+            else if (e.name === `${stack}.json.attrs` || e.name === `${stack}.json.bak.attrs`) {
+                const parses = (f: string) => {
+                    try {
+                        JSON.parse(fs.readFileSync(f, "utf8"));
+                        return true;
+                    } catch {
+                        return false;
+                    }
+                };
+                if (!parses(p) && parses(p.slice(0, -".attrs".length))) out.push(p);
+            }
+        }
+    };
+    walk(dir);
+    return out;
+}
+
+/**
+ * After a killed run: removes the file backend's stale lock of the stack
+ * (one JSON lock per running update) once no process of that run is left,
+ * and repairs a checkpoint metadata file the kill left torn.
+ */
 function unlock(o: Options): number {
     const backend = process.env.PULUMI_BACKEND_URL ?? `file://${path.join(PROJECT, ".state")}`;
     if (!backend.startsWith("file://")) throw new UsageError("unlock handles file:// backends; for other backends use that backend's own tooling");
-    const base = path.join(backend.slice("file://".length), ".pulumi", "locks");
+    const root = backend.slice("file://".length);
+    const base = path.join(root, ".pulumi", "locks");
     const locks: string[] = [];
     const walk = (d: string) => {
         if (!fs.existsSync(d)) return;
@@ -408,7 +445,8 @@ function unlock(o: Options): number {
         }
     };
     walk(base);
-    if (!locks.length) {
+    const torn = tornSidecars(root, o.stack);
+    if (!locks.length && !torn.length) {
         console.log(`rotate: stack ${o.stack} holds no lock`);
         return 0;
     }
@@ -432,6 +470,10 @@ function unlock(o: Options): number {
         }
         fs.rmSync(l);
         console.log(`rotate: removed the stale lock of process ${info.pid} (${info.timestamp ?? "unknown time"})`);
+    }
+    for (const t of torn) {
+        fs.rmSync(t);
+        console.log(`rotate: removed ${t}: the killed engine left this metadata file torn while the checkpoint beside it is whole`);
     }
     return 0;
 }

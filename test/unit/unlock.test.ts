@@ -41,3 +41,25 @@ test("unlock waits for a killed run's step provider, refuses while it runs, and 
     assert.match(done.stdout, /removed the stale lock/);
     assert.equal(fs.existsSync(lock), false);
 });
+
+test("unlock repairs the checkpoint's metadata file a kill left empty, and only when the checkpoint itself is whole", () => {
+    const { env, lock } = staleLock();
+    const state = env.PULUMI_BACKEND_URL!.slice("file://".length);
+    const stacks = path.join(state, ".pulumi", "stacks", "secret-rotation");
+    fs.mkdirSync(stacks, { recursive: true });
+    const checkpoint = path.join(stacks, "prod.json");
+    fs.writeFileSync(checkpoint, JSON.stringify({ version: 3, checkpoint: { stack: "prod" } }));
+    fs.writeFileSync(`${checkpoint}.attrs`, ""); // as found after kill -9: the engine was writing it
+    fs.writeFileSync(`${checkpoint}.bak`, "{\"version\": 3, \"checkpo"); // a torn checkpoint: its sidecar is left alone
+    fs.writeFileSync(`${checkpoint}.bak.attrs`, "");
+    const r = unlock(env);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /removed the stale lock/);
+    assert.match(r.stdout, new RegExp(`removed ${checkpoint.replace(/[.]/g, "\\.")}\\.attrs: the killed engine left this metadata file torn`));
+    assert.equal(fs.existsSync(lock), false);
+    assert.equal(fs.existsSync(`${checkpoint}.attrs`), false, "the torn sidecar is gone");
+    assert.ok(fs.existsSync(checkpoint), "the checkpoint stays");
+    assert.ok(fs.existsSync(`${checkpoint}.bak.attrs`), "beside a torn checkpoint, nothing is removed");
+    const again = unlock(env);
+    assert.match(again.stdout, /holds no lock/);
+});
