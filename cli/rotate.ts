@@ -401,28 +401,25 @@ function waitForOrphans(seconds: number): number[] {
  * sidecars that do not parse, beside a checkpoint that does, are such tears.
  */
 function tornSidecars(root: string, stack: string): string[] {
-    const dir = path.join(root, ".pulumi", "stacks");
-    const out: string[] = [];
-    const walk = (d: string) => {
-        if (!fs.existsSync(d)) return;
-        for (const e of fs.readdirSync(d, { withFileTypes: true })) {
-            const p = path.join(d, e.name);
-            if (e.isDirectory()) walk(p);
-            else if (e.name === `${stack}.json.attrs` || e.name === `${stack}.json.bak.attrs`) {
-                const parses = (f: string) => {
-                    try {
-                        JSON.parse(fs.readFileSync(f, "utf8"));
-                        return true;
-                    } catch {
-                        return false;
-                    }
-                };
-                if (!parses(p) && parses(p.slice(0, -".attrs".length))) out.push(p);
-            }
+    const parses = (f: string) => {
+        try {
+            JSON.parse(fs.readFileSync(f, "utf8"));
+            return true;
+        } catch {
+            return false;
         }
     };
-    walk(dir);
-    return out;
+    return filesUnder(path.join(root, ".pulumi", "stacks"), (p) => [`${stack}.json.attrs`, `${stack}.json.bak.attrs`].includes(path.basename(p)))
+        .filter((p) => !parses(p) && parses(p.slice(0, -".attrs".length)));
+}
+
+/** Every file below `dir` (none if it does not exist) that `keep` accepts. */
+function filesUnder(dir: string, keep: (file: string) => boolean): string[] {
+    if (!fs.existsSync(dir)) return [];
+    return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
+        const p = path.join(dir, e.name);
+        return e.isDirectory() ? filesUnder(p, keep) : keep(p) ? [p] : [];
+    });
 }
 
 /**
@@ -434,17 +431,7 @@ function unlock(o: Options): number {
     const backend = process.env.PULUMI_BACKEND_URL ?? `file://${path.join(PROJECT, ".state")}`;
     if (!backend.startsWith("file://")) throw new UsageError("unlock handles file:// backends; for other backends use that backend's own tooling");
     const root = backend.slice("file://".length);
-    const base = path.join(root, ".pulumi", "locks");
-    const locks: string[] = [];
-    const walk = (d: string) => {
-        if (!fs.existsSync(d)) return;
-        for (const e of fs.readdirSync(d, { withFileTypes: true })) {
-            const p = path.join(d, e.name);
-            if (e.isDirectory()) walk(p);
-            else if (p.split(path.sep).includes(o.stack) && p.endsWith(".json")) locks.push(p);
-        }
-    };
-    walk(base);
+    const locks = filesUnder(path.join(root, ".pulumi", "locks"), (p) => p.split(path.sep).includes(o.stack) && p.endsWith(".json"));
     const torn = tornSidecars(root, o.stack);
     if (!locks.length && !torn.length) {
         console.log(`rotate: stack ${o.stack} holds no lock`);

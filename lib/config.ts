@@ -2,7 +2,7 @@ import { z } from "zod";
 import { ConfigError } from "./errors";
 import { inventoryProblems, type InventoryFile } from "./inventory";
 import { resourceNames } from "./plan";
-import { CONFIG_NAMESPACE, NAME, environmentSchema, type ConsumerConfig, type EnvironmentConfig, type RotationConfig, type SecretEntry, type SourceConfig } from "./configSchema";
+import { CONFIG_NAMESPACE, NAME, decodeConfigValue, environmentSchema, type ConsumerConfig, type EnvironmentConfig, type RotationConfig, type SecretEntry, type SourceConfig } from "./configSchema";
 
 export * from "./configSchema";
 
@@ -51,6 +51,9 @@ const LEGACY_KEYS = ["generation", "mode", "secret", "store", "source", "consume
 
 type Path = (string | number)[];
 
+/** The machine a host of rotation:hosts is (address and port): two logins of one machine write the same files. */
+const machineOf = (env: EnvironmentConfig, host: string) => (env.hosts[host] ? `${env.hosts[host].address}:${env.hosts[host].port}` : host);
+
 /** Checks that need the whole config (zod checks one field at a time). */
 function crossFieldProblems(env: EnvironmentConfig): string[] {
     const problems: string[] = [];
@@ -67,8 +70,6 @@ function crossFieldProblems(env: EnvironmentConfig): string[] {
         if (!host.hostKey && !host.hostKeyFile) at(["hosts", h], "a pinned host key is required: set hostKey or hostKeyFile");
         if (host.hostKey && host.hostKeyFile) at(["hosts", h], "set only one of hostKey or hostKeyFile");
     }
-    // Two logins (hosts) of one machine write the same files.
-    const machine = (h: string) => (env.hosts[h] ? `${env.hosts[h].address}:${env.hosts[h].port}` : h);
     const hostExists = (path: Path, ref: string) => {
         if (!(ref in env.hosts)) {
             at(path, `no host ${JSON.stringify(ref)} in rotation:hosts${hostNames.length ? "" : " (it lists no hosts)"}`);
@@ -92,7 +93,7 @@ function crossFieldProblems(env: EnvironmentConfig): string[] {
             if (first !== undefined) at(P("consumers", i, "name"), `duplicate consumer name "${c.name}" (also consumers[${first}])`);
             else seen.set(c.name, i);
             if (hostExists(P("consumers", i, "host"), c.host)) {
-                const target = `${machine(c.host)}:${c.configPath}`;
+                const target = `${machineOf(env, c.host)}:${c.configPath}`;
                 const firstTarget = seenTargets.get(target);
                 if (firstTarget !== undefined) at(P("consumers", i, "configPath"), `consumers[${firstTarget}] already writes ${c.configPath} on ${c.host}`);
                 else seenTargets.set(target, i);
@@ -145,7 +146,6 @@ function crossFieldProblems(env: EnvironmentConfig): string[] {
  */
 function sharedFileProblems(env: EnvironmentConfig): string[] {
     const problems: string[] = [];
-    const machine = (h: string) => (env.hosts[h] ? `${env.hosts[h].address}:${env.hosts[h].port}` : h);
     const waitsFor = (a: string, b: string, seen = new Set<string>()): boolean => {
         for (const x of env.secrets[a]?.after ?? []) {
             if (x === b) return true;
@@ -160,7 +160,7 @@ function sharedFileProblems(env: EnvironmentConfig): string[] {
     for (const [name, s] of Object.entries(env.secrets)) {
         if (!NAME.test(name)) continue;
         s.consumers.forEach((c, i) => {
-            const key = `${machine(c.host)}\0${c.configPath}`;
+            const key = `${machineOf(env, c.host)}\0${c.configPath}`;
             const other = first.get(key);
             if (!other) first.set(key, { secret: name, index: i });
             else if (other.secret !== name && !waitsFor(name, other.secret) && !waitsFor(other.secret, name)) {
@@ -223,15 +223,9 @@ function nameCollisions(env: EnvironmentConfig): string[] {
 function decode(stack: string, raw: Record<string, unknown>): Record<string, unknown> {
     const decoded: Record<string, unknown> = {};
     const problems: string[] = [];
-    for (const [key, value] of Object.entries(raw)) {
-        if (typeof value === "string" && /^\s*[[{]/.test(value)) {
-            try {
-                decoded[key] = JSON.parse(value);
-                continue;
-            } catch {
-                problems.push(`${CONFIG_NAMESPACE}:${key}: is not valid JSON`);
-            }
-        }
+    for (const [key, given] of Object.entries(raw)) {
+        const { value, invalidJson } = decodeConfigValue(given);
+        if (invalidJson) problems.push(`${CONFIG_NAMESPACE}:${key}: is not valid JSON`);
         decoded[key] = value;
     }
     const legacy = LEGACY_KEYS.filter((k) => k in decoded);

@@ -7,6 +7,20 @@ import { z } from "zod";
 /** Config keys live in the `rotation:` namespace of each stack's config. */
 export const CONFIG_NAMESPACE = "rotation";
 
+/**
+ * One raw `rotation:` value as Pulumi hands it over: an object or list
+ * arrives as a JSON string. A string that looks like JSON but does not parse
+ * is returned as it is, flagged.
+ */
+export function decodeConfigValue(value: unknown): { value: unknown; invalidJson: boolean } {
+    if (typeof value !== "string" || !/^\s*[[{]/.test(value)) return { value, invalidJson: false };
+    try {
+        return { value: JSON.parse(value), invalidJson: false };
+    } catch {
+        return { value, invalidJson: true };
+    }
+}
+
 /** An integer; a missing one is reported as missing, not as "not a whole number". */
 const wholeNumber = () => z.int({ error: (issue) => (issue.input === undefined ? "is required" : "must be a whole number") });
 const noNul = (s: string) => !s.includes("\0");

@@ -13,7 +13,7 @@ import { createHash } from "crypto";
 import * as fs from "fs";
 import * as path from "path";
 import yaml from "js-yaml";
-import { CONFIG_NAMESPACE } from "./configSchema";
+import { CONFIG_NAMESPACE, decodeConfigValue } from "./configSchema";
 import { ConfigError } from "./errors";
 
 export interface InventoryFile {
@@ -55,10 +55,9 @@ export function readInventory(stack: string, raw: Record<string, unknown>, baseD
     if (!isMap(doc) || Object.keys(doc).some((k) => k !== "hosts" && k !== "consumers")) {
         throw problem(`${file} must be a mapping with "hosts" (name -> host) and/or "consumers" (secret name -> list of consumers)`);
     }
-    const decode = (v: unknown) => (typeof v === "string" && /^\s*[[{]/.test(v) ? (() => { try { return JSON.parse(v); } catch { return v; } })() : v);
-    // An inline value that is not a mapping stays as it is, for the validation to name.
-    const inlineHosts = decode(raw.hosts);
-    const inlineSecrets = decode(raw.secrets);
+    // An inline value that is not a mapping (or not JSON) stays as it is, for the validation to name.
+    const inlineHosts = decodeConfigValue(raw.hosts).value;
+    const inlineSecrets = decodeConfigValue(raw.secrets).value;
     const hostsOk = inlineHosts === undefined || isMap(inlineHosts);
     const secretsOk = inlineSecrets === undefined || isMap(inlineSecrets);
     const hosts = hostsOk ? { ...((inlineHosts ?? {}) as Record<string, unknown>) } : {};

@@ -48,6 +48,7 @@ export function resolveEnvironment(stack: string, env: EnvironmentConfig, baseDi
     const resolvedEnv: EnvironmentConfig = { ...env, hosts, auditLog: abs(env.auditLog) };
 
     const out: ResolvedRotation[] = [];
+    const logChecked: { field: string; consumers: RotationConfig["consumers"] }[] = [];
     for (const name of secretOrder(resolvedEnv)) {
         const config = secretRotation(resolvedEnv, name);
         const entry = env.secrets[name];
@@ -79,9 +80,10 @@ export function resolveEnvironment(stack: string, env: EnvironmentConfig, baseDi
         }
         const consumerHostKeys: Record<string, string> = {};
         entry.consumers.forEach((c) => (consumerHostKeys[c.name] = hostKeys[c.host]));
-        problems.push(...logPatternProblems(config.consumers, `${field}.consumers`));
+        logChecked.push({ field: `${field}.consumers`, consumers: config.consumers });
         out.push({ config, sourceHostKey, consumerHostKeys });
     }
+    problems.push(...logPatternProblems(logChecked));
     if (problems.length) throw new ConfigError(stack, inventoryProblems(problems, inventory));
     return out;
 }
@@ -95,15 +97,17 @@ function grepRejects(patterns: string[]): string | undefined {
 /**
  * Every log check's pattern as grep -E on the hosts will read it: a pattern
  * grep cannot parse would make the check fail at the end of every rollout
- * (0.1 even read it as "no auth failure"). One grep for all patterns, one per
- * pattern only to name the bad ones.
+ * (0.1 even read it as "no auth failure"). One grep for every pattern of the
+ * stack, one per pattern only to name the bad ones. `groups` are consumer
+ * lists with the config field they sit at (`secrets.<name>.consumers`).
  */
-export function logPatternProblems(consumers: RotationConfig["consumers"], field = "consumers"): string[] {
-    const checked = consumers.map((c, i) => ({ i, pattern: c.logCheck?.pattern })).filter((x): x is { i: number; pattern: string } => x.pattern !== undefined);
+export function logPatternProblems(groups: { field: string; consumers: RotationConfig["consumers"] }[]): string[] {
+    const checked = groups.flatMap(({ field, consumers }) =>
+        consumers.flatMap((c, i) => (c.logCheck ? [{ at: `${field}[${i}]`, pattern: c.logCheck.pattern }] : [])));
     if (!checked.length || !grepRejects([...new Set(checked.map((x) => x.pattern))])) return [];
-    return checked.flatMap(({ i, pattern }) => {
+    return checked.flatMap(({ at, pattern }) => {
         const why = grepRejects([pattern]);
-        return why ? [`${CONFIG_NAMESPACE}:${field}[${i}].logCheck.pattern: ${JSON.stringify(pattern)} is not an extended regular expression grep -E accepts (${why})`] : [];
+        return why ? [`${CONFIG_NAMESPACE}:${at}.logCheck.pattern: ${JSON.stringify(pattern)} is not an extended regular expression grep -E accepts (${why})`] : [];
     });
 }
 
