@@ -11,6 +11,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { parseArgs as parseCli } from "util";
 import { verifyChain } from "../lib/auditChain";
+import { decodeConfigValue } from "../lib/configSchema";
 import { committedGeneration } from "../lib/resolve";
 import { lastCompleted, nextDue } from "../lib/schedule";
 
@@ -123,12 +124,13 @@ interface SecretView {
     mode: string;
     schedule?: string;
     store?: { kind: string; dir?: string };
-    after?: string[];
 }
 
 interface StackView {
     secrets: Record<string, SecretView>;
     auditLog: string;
+    /** The audit log's lines, read on first use. */
+    lines?: string[];
 }
 
 /** The stack's secrets and audit log, read once from its config (values that are Pulumi secrets are not needed). */
@@ -137,13 +139,7 @@ function readStack(stack: string): StackView {
     const all = JSON.parse(out || "{}") as Record<string, { value?: string; objectValue?: unknown }>;
     const value = (k: string): unknown => {
         const e = all[`rotation:${k}`];
-        if (!e) return undefined;
-        if (e.objectValue !== undefined) return e.objectValue;
-        try {
-            return JSON.parse(e.value ?? "");
-        } catch {
-            return e.value;
-        }
+        return e?.objectValue ?? decodeConfigValue(e?.value).value;
     };
     if (value("secret") !== undefined || value("generation") !== undefined) {
         throw new UsageError(`stack ${stack} still has the one-secret layout of 0.2 (rotation:secret): move it under rotation:secrets (README, "Upgrading from 0.2")`);
@@ -157,14 +153,15 @@ function readStack(stack: string): StackView {
             mode: String(s.mode ?? "rotate"),
             schedule: typeof s.schedule === "string" ? s.schedule : undefined,
             store: s.store as SecretView["store"],
-            after: Array.isArray(s.after) ? (s.after as string[]) : undefined,
         };
     }
     return { secrets, auditLog: path.resolve(PROJECT, String(value("auditLog") ?? ".state/audit.log")) };
 }
 
+/** The audit log's lines, read once per command however many secrets ask. */
 function auditLines(view: StackView): string[] {
-    return fs.existsSync(view.auditLog) ? fs.readFileSync(view.auditLog, "utf8").split("\n").filter(Boolean) : [];
+    view.lines ??= fs.existsSync(view.auditLog) ? fs.readFileSync(view.auditLog, "utf8").split("\n").filter(Boolean) : [];
+    return view.lines;
 }
 
 const storeDir = (s: SecretView) => (s.store?.kind === "file" && s.store.dir ? path.resolve(PROJECT, s.store.dir) : undefined);
