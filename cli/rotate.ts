@@ -12,7 +12,9 @@ import * as path from "path";
 import { parseArgs as parseCli } from "util";
 import { verifyChain } from "../lib/auditChain";
 import { decodeConfigValue } from "../lib/configSchema";
-import { committedGeneration } from "../lib/resolve";
+import { committedGeneration, resolveVaultStore } from "../lib/resolve";
+import { secretEntry } from "../lib/configSchema";
+import { vaultCommittedGeneration } from "../lib/vault";
 import { lastCompleted, nextDue } from "../lib/schedule";
 
 const ROOT = path.resolve(__dirname, "..");
@@ -123,7 +125,8 @@ interface SecretView {
     generation: number;
     mode: string;
     schedule?: string;
-    store?: { kind: string; dir?: string };
+    /** As written in the stack config (checked when used). */
+    store?: unknown;
 }
 
 interface StackView {
@@ -164,7 +167,20 @@ function auditLines(view: StackView): string[] {
     return view.lines;
 }
 
-const storeDir = (s: SecretView) => (s.store?.kind === "file" && s.store.dir ? path.resolve(PROJECT, s.store.dir) : undefined);
+/**
+ * The generation of `n` whose revocation started, from its store: a file
+ * store's marker, or a Vault secret's metadata (asked over the API).
+ * Throws, naming the store's field, when the store cannot be asked.
+ */
+async function committedOf(stack: string, n: string, s: SecretView): Promise<number> {
+    const parsed = secretEntry.shape.store.safeParse(s.store);
+    if (!parsed.success) throw new Error(`stack ${stack}: rotation:secrets.${n}.store is not valid (bin/rotate preview names the problem)`);
+    const store = parsed.data;
+    if (store.kind === "file") return committedGeneration(path.resolve(PROJECT, store.dir), n);
+    const problems = resolveVaultStore(store, PROJECT, `secrets.${n}.store`);
+    if (problems.length) throw new Error(problems.join("; "));
+    return vaultCommittedGeneration(store);
+}
 
 /** The named secrets, each checked to exist in the stack. */
 function pick(view: StackView, stack: string, names: string[]): string[] {
@@ -266,27 +282,32 @@ function lastOutcome(lines: string[], secret: string): string {
     return "none";
 }
 
-function status(o: Options): number {
+async function status(o: Options): Promise<number> {
     const view = readStack(o.stack);
     const names = o.secrets.length ? pick(view, o.stack, o.secrets) : Object.keys(view.secrets);
     const lines = auditLines(view);
-    const rows = names.map((n) => {
+    const notes: string[] = [];
+    const rows = await Promise.all(names.map(async (n) => {
         const s = view.secrets[n];
-        const dir = storeDir(s);
+        const committed = await committedOf(o.stack, n, s).then(String, (e: Error) => {
+            notes.push(`rotate: ${n}: committed generation unknown: ${e.message}`);
+            return "?";
+        });
         const d = dueInfo(view, n);
         const due = !d.due ? "no schedule" : `${d.due.toISOString().slice(0, 16).replace("T", " ")}${d.due.getTime() <= Date.now() ? " DUE" : ""}`;
-        return [n, String(s.generation), s.mode, dir ? String(committedGeneration(dir, n)) : "-", d.last ? d.last.toISOString().slice(0, 16).replace("T", " ") : "never", due, lastOutcome(lines, n)];
-    });
+        return [n, String(s.generation), s.mode, committed, d.last ? d.last.toISOString().slice(0, 16).replace("T", " ") : "never", due, lastOutcome(lines, n)];
+    }));
     const head = ["secret", "generation", "mode", "committed", "last completed", "next due", "last outcome"];
     const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
     const fmt = (r: string[]) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join("  ");
     console.log(`stack ${o.stack} (audit log ${view.auditLog})`);
     console.log(fmt(head));
     for (const r of rows) console.log(fmt(r));
+    for (const note of notes) console.log(note);
     return 0;
 }
 
-function start(o: Options): number {
+async function start(o: Options): Promise<number> {
     const view = readStack(o.stack);
     let names: string[];
     if (o.all) names = Object.keys(view.secrets);
@@ -303,8 +324,9 @@ function start(o: Options): number {
 
     for (const n of names) {
         const s = view.secrets[n];
-        const dir = storeDir(s);
-        if (dir && s.mode === "rotate" && s.generation > 0 && committedGeneration(dir, n) < s.generation) {
+        // Advisory only: a store that cannot be asked is reported by the run itself.
+        const committed = s.mode === "rotate" && s.generation > 0 ? await committedOf(o.stack, n, s).catch(() => undefined) : undefined;
+        if (committed !== undefined && committed < s.generation) {
             console.log(`rotate: note: ${n} generation ${s.generation} never reached its revocation; generation ${s.generation + 1} replaces it (its grant is withdrawn at the end).`);
             console.log(`rotate: to finish generation ${s.generation} instead: bin/rotate resume --stack ${o.stack} --yes`);
         }
@@ -331,7 +353,7 @@ function resume(o: Options): number {
     return up(o, o.secrets.length ? `resume (${o.secrets[0]})` : "resume");
 }
 
-function rollback(o: Options): number {
+async function rollback(o: Options): Promise<number> {
     const view = readStack(o.stack);
     if (!o.secrets.length) {
         const names = Object.keys(view.secrets);
@@ -341,8 +363,14 @@ function rollback(o: Options): number {
     const [n] = pick(view, o.stack, o.secrets);
     const s = view.secrets[n];
     if (s.generation === 0) throw new UsageError(`stack ${o.stack}: ${n} is at generation 0; nothing to roll back`);
-    const dir = storeDir(s);
-    if (dir && committedGeneration(dir, n) >= s.generation) {
+    let committed: number;
+    try {
+        committed = await committedOf(o.stack, n, s);
+    } catch (e) {
+        console.error(`rotate: rollback of ${n}: cannot tell whether its revocation has started: ${(e as Error).message}; nothing was changed`);
+        return 1;
+    }
+    if (committed >= s.generation) {
         console.error(`rotate: rollback of ${n} generation ${s.generation} refused: its revocation has started, the old secret may no longer work.`);
         console.error(`rotate: roll forward: bin/rotate resume --stack ${o.stack} --yes (or bin/rotate start --secret ${n} for a new generation)`);
         return 3;
@@ -476,7 +504,7 @@ function auditVerify(o: Options): number {
     return 1;
 }
 
-function main(): number {
+async function main(): Promise<number> {
     const o = parseArgs(process.argv.slice(2));
     if (!o) {
         console.log(HELP);
@@ -505,9 +533,10 @@ function main(): number {
     return 2;
 }
 
-try {
-    process.exitCode = main();
-} catch (e) {
-    console.error(`rotate: ${(e as Error).message}`);
-    process.exitCode = e instanceof UsageError ? 2 : 1;
-}
+main().then(
+    (code) => (process.exitCode = code),
+    (e: Error) => {
+        console.error(`rotate: ${e.message}`);
+        process.exitCode = e instanceof UsageError ? 2 : 1;
+    },
+);

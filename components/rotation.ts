@@ -1,15 +1,15 @@
 import * as pulumi from "@pulumi/pulumi";
 import { phaseOrder, rotationPlan, type PlanStep } from "../lib/plan";
-import { fileStoreScripts } from "../lib/scripts/store";
 import { AuditRecord } from "./auditRecord";
 import { consumerRollout } from "./consumerRollout";
-import { LOCAL, TOKEN, phaseStep, type RotationContext } from "./context";
+import { TOKEN, phaseStep, type RotationContext } from "./context";
 import { Promotion } from "./promotion";
 import { Revocation } from "./revocation";
 import { RotationGate } from "./rotationGate";
 import { SecretVersion } from "./secretVersion";
 import { SourceGrant } from "./sourceGrant";
 import { StoreStaging } from "./storeStaging";
+import { storeStep } from "./storeStep";
 import { Verification } from "./verification";
 
 export interface RotationSummary {
@@ -76,8 +76,7 @@ export class Rotation extends pulumi.ComponentResource {
             },
             guard: (_s, after) => phaseStep(ctx, `${name}-rollback-guard`, {
                 title: `${config.secret.name}: rollback of g${config.generation} allowed (revocation not started)`,
-                target: LOCAL,
-                script: config.store.kind === "file" ? fileStoreScripts(config.store.dir, config.secret.name, config.generation).rollbackGuard : "true",
+                ...storeStep(ctx, "guard"),
                 perMode: true,
                 phase: "rollback-started",
             }, { parent: this, dependsOn: after }),

@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
-import { fileStoreScripts } from "../lib/scripts/store";
-import { LOCAL, SinglePhase, phaseStep, type RotationContext } from "./context";
+import { SinglePhase, phaseStep, type RotationContext } from "./context";
+import { storeStep } from "./storeStep";
 
 export interface RotationGateArgs {
     /** Shared rotation context. */
@@ -11,8 +11,9 @@ export interface RotationGateArgs {
 
 /**
  * The point of no return: it runs only after every consumer was deployed,
- * reloaded and found healthy, and records (in a file store) that revocation
- * of the previous secret starts, after which rollback is refused.
+ * reloaded and found healthy, and records in the store (a file store's
+ * marker, a Vault secret's metadata) that revocation of the previous secret
+ * starts, after which rollback is refused.
  */
 export class RotationGate extends SinglePhase {
     constructor(name: string, args: RotationGateArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -20,8 +21,7 @@ export class RotationGate extends SinglePhase {
             const { config } = args.context;
             return phaseStep(args.context, name, {
                 title: `${config.secret.name}: gate, all ${config.consumers.length} consumers verified on g${config.generation}`,
-                target: LOCAL,
-                script: config.store.kind === "file" ? fileStoreScripts(config.store.dir, config.secret.name, config.generation).commit : "true",
+                ...storeStep(args.context, "commit"),
                 phase: "rolled-out",
             }, { parent, dependsOn: args.rollouts });
         });

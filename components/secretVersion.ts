@@ -1,9 +1,8 @@
 import * as pulumi from "@pulumi/pulumi";
-import * as vault from "@pulumi/vault";
 import { postgresLogin } from "../lib/scripts/source";
-import { fileStoreScripts } from "../lib/scripts/store";
 import { shq, stdinFields } from "../lib/quote";
 import { LOCAL, TOKEN, phaseStep, type Credential, type RotationContext } from "./context";
+import { storeStep } from "./storeStep";
 
 export interface SecretVersionArgs {
     /** Shared rotation context. */
@@ -36,28 +35,20 @@ export class SecretVersion extends pulumi.ComponentResource implements Credentia
     constructor(name: string, args: SecretVersionArgs, opts?: pulumi.ComponentResourceOptions) {
         super(`${TOKEN}:SecretVersion`, name, {}, opts);
         const { config } = args.context;
-        const { secret, store, source } = config;
+        const { secret, source } = config;
         this.generation = args.origin === "generate" ? config.generation : config.generation - 1;
         if (source.kind === "postgres-role") this.user = postgresLogin(source, this.generation);
 
         let value: pulumi.Output<string>;
         if (args.origin === "stored") {
-            if (store.kind === "vault") {
-                const current = vault.kv.getSecretV2Output({ mount: store.mount, name: store.path }, { parent: this });
-                value = pulumi.secret(current.data.apply((d) => {
-                    const v = (d as Record<string, unknown>)["value"];
-                    if (typeof v !== "string" || !v) throw new Error(`store: vault ${store.mount}/${store.path} has no "value" field`);
-                    return v;
-                }));
-            } else {
-                const read = phaseStep(args.context, `${name}-read`, {
-                    title: `${secret.name}: read the current secret (g${this.generation}) from the store`,
-                    target: LOCAL,
-                    script: fileStoreScripts(store.dir, secret.name, config.generation).readCurrent,
-                    captureStdout: true,
-                }, { parent: this, dependsOn: args.after });
-                value = nonEmpty(read.stdout, `${secret.name}: the store's current secret is empty`);
-            }
+            // Read once per generation and kept (secret) in the state: a resume after
+            // promotion still has the old secret, though the store's `current` is the new one.
+            const read = phaseStep(args.context, `${name}-read`, {
+                title: `${secret.name}: read the current secret (g${this.generation}) from the store`,
+                ...storeStep(args.context, "read"),
+                captureStdout: true,
+            }, { parent: this, dependsOn: args.after });
+            value = nonEmpty(read.stdout, `${secret.name}: the store's current secret is empty`);
         } else if (secret.generator.kind === "random") {
             const g = secret.generator;
             // Drawn in the step provider (provider/random.ts): no @pulumi/random plugin needed.

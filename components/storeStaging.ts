@@ -1,8 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
-import * as vault from "@pulumi/vault";
 import { stdinFields } from "../lib/quote";
-import { fileStoreScripts } from "../lib/scripts/store";
-import { LOCAL, SinglePhase, phaseStep, type Credential, type RotationContext } from "./context";
+import { SinglePhase, phaseStep, type Credential, type RotationContext } from "./context";
+import { storeStep } from "./storeStep";
 
 export interface StoreStagingArgs {
     /** Shared rotation context. */
@@ -15,27 +14,16 @@ export interface StoreStagingArgs {
 
 /**
  * Stages the new secret in the credential store beside the current one:
- * `<name>.new` in a file store, `<path>-staged` in Vault. Deleting it (after
+ * `<name>.new` in a file store, field `new` of the KV secret in Vault. Deleting it (after
  * promotion, or on rollback) removes the staged copy.
  */
 export class StoreStaging extends SinglePhase {
     constructor(name: string, args: StoreStagingArgs, opts?: pulumi.ComponentResourceOptions) {
         super("StoreStaging", name, opts, (parent) => {
             const { config } = args.context;
-            const { store, secret } = config;
-            if (store.kind === "vault") {
-                return new vault.kv.SecretV2(name, {
-                    mount: store.mount,
-                    name: `${store.path}-staged`,
-                    dataJson: pulumi.secret(args.credential.value.apply((value) => JSON.stringify({ value, generation: config.generation }))),
-                }, { parent, dependsOn: args.after });
-            }
-            const scripts = fileStoreScripts(store.dir, secret.name, config.generation);
             return phaseStep(args.context, name, {
-                title: `${secret.name}: stage g${config.generation} in the store`,
-                target: LOCAL,
-                script: scripts.stage,
-                deleteScript: scripts.unstage,
+                title: `${config.secret.name}: stage g${config.generation} in the store`,
+                ...storeStep(args.context, "stage"),
                 stdin: args.credential.value.apply((v) => stdinFields(v)),
                 phase: "staged",
                 guardDelete: { generation: config.generation, kind: "value" },

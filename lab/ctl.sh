@@ -3,13 +3,16 @@
 #   ctl.sh fail-health HOST on|off   make every app on HOST answer /healthz 503 "forced failure"
 #   ctl.sh stop-host HOST            stop HOST's sshd only (host unreachable over ssh; apps keep running)
 #   ctl.sh start-host HOST           start HOST's sshd again (inside the host's mount namespace)
+#   ctl.sh stop-openbao              stop OpenBao (the secret store becomes unreachable; state kept)
+#   ctl.sh start-openbao             start OpenBao again (and unseal it); also unseals a sealed one
+#   ctl.sh seal-openbao              seal the running OpenBao (every request answers 503 until start-openbao)
 #   ctl.sh status                    one line per service: "<name> <addr> up|down"
 #   ctl.sh env                       shell export lines for tests (eval "$(lab/ctl.sh env)")
 set -euo pipefail
 # shellcheck source=lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
-usage() { sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 check_host() { [[ -n "${1:-}" && -n "${HOST_IP[$1]:-}" ]] || die "unknown host '${1:-}' (one of: ${HOSTS[*]})"; }
 
 cmd="${1:-}"; shift || true
@@ -36,6 +39,24 @@ case "$cmd" in
     nsenter -t "$holder" -m -- /usr/sbin/sshd -f "$LAB_DIR/hosts/$h/sshd_config" -E "$RUN/$h-sshd.log" </dev/null >/dev/null 2>&1
     wait_for 10 port_open "$ip" 22 || die "$h: sshd did not come up (see $RUN/$h-sshd.log)"
     say "$h: sshd started" ;;
+  stop-openbao)
+    bao_stop
+    say "openbao: stopped" ;;
+  start-openbao)
+    [[ -s "$BAO_UNSEAL_KEY_FILE" && -d "$BAO_DATA" ]] || die "openbao was never initialized (run lab/up.sh)"
+    if bao_ok; then say "openbao: already up"; exit 0; fi
+    if pidfile_alive "$RUN/openbao.pid" && [[ "$(bao_health_code)" == 503 ]]; then
+      bao_unseal || die "openbao: unseal failed"
+      wait_for 10 bao_ok || die "openbao: not healthy after unseal (see $RUN/openbao.log)"
+      say "openbao: unsealed"; exit 0
+    fi
+    bao_start
+    bao_ok || die "openbao: not healthy (see $RUN/openbao.log)"
+    say "openbao: started" ;;
+  seal-openbao)
+    r="$(bao_api PUT sys/seal "$BAO_ROOT_TOKEN_FILE" </dev/null)"
+    [[ "$r" == 204* || "$r" == 200* ]] || die "openbao: seal failed: $r"
+    say "openbao: sealed" ;;
   status)
     st() { if port_open "$2" "$3"; then echo "$1 $2:$3 up"; else echo "$1 $2:$3 down"; fi; }
     for h in "${HOSTS[@]}"; do
@@ -48,6 +69,11 @@ case "$cmd" in
     st target-sshd "$TARGET_IP" 22
     st redis "$REDIS_IP" "$REDIS_PORT"
     st postgres "$PG_IP" "$PG_PORT"
+    st openbao "$BAO_IP" "$BAO_PORT"
+    case "$(bao_health_code)" in
+      503) echo "openbao sealed" ;;
+      501) echo "openbao not initialized" ;;
+    esac
     ;;
   env)
     q() { printf '%q' "$1"; }
@@ -80,6 +106,16 @@ export SSH_TARGET_AUTHORIZED_KEYS=$(q "$TARGET_AUTH_KEYS")
 export STORE_APP_REDIS=$(q "$LAB_DIR/store/app-redis")
 export STORE_APP_PG=$(q "$LAB_DIR/store/app-pg")
 export STORE_APP_DEPLOY_KEY=$(q "$LAB_DIR/store/app-deploy-key")
+export OPENBAO_ADDR=$BAO_ADDR
+export OPENBAO_CACERT=$(q "$BAO_CACERT")
+export OPENBAO_BIN=$(q "$BAO_BIN")
+export OPENBAO_ROOT_TOKEN_FILE=$(q "$BAO_ROOT_TOKEN_FILE")
+export OPENBAO_ROLE_ID_FILE=$(q "$BAO_ROLE_ID_FILE")
+export OPENBAO_SECRET_ID_FILE=$(q "$BAO_SECRET_ID_FILE")
+export OPENBAO_APPROLE_MOUNT=approle
+export OPENBAO_KV_MOUNT=$BAO_KV_MOUNT
+export OPENBAO_KV_PREFIX=$BAO_KV_PREFIX
+export OPENBAO_AUDIT_LOG=$(q "$BAO_AUDIT_LOG")
 EOF
     ;;
   *) usage ;;

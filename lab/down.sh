@@ -4,6 +4,10 @@ set -euo pipefail
 # shellcheck source=lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
+# OpenBao's graceful shutdown (seal, raft) takes 1-2 s: start it now, reap it below
+bao_pid="$(pidfile_pid "$RUN/openbao.pid")"
+pid_alive "$bao_pid" && kill -TERM "$bao_pid" 2>/dev/null || true
+
 for h in "${HOSTS[@]}"; do
   say "stopping $h"
   stop_host_all "$h"
@@ -21,6 +25,10 @@ say "stopping redis"
 kill_pidfile "$RUN/redis.pid"
 kill_listeners "$REDIS_IP"
 
+say "stopping openbao"
+bao_stop
+kill_listeners "$BAO_IP"
+
 say "stopping postgres"
 if [[ -f "$LAB_DIR/pg/data/postmaster.pid" ]]; then
   (cd / && runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$LAB_DIR/pg/data" stop -m fast -w -t 20 >/dev/null 2>&1) || true
@@ -36,7 +44,7 @@ lab_stragglers() {
     comm="$(cat "/proc/$p/comm" 2>/dev/null)" || continue
     cmd="$(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null)" || continue
     case "$comm" in
-      sshd|pgbouncer|redis-server|postgres|ssh|sleep) echo "$p" ;;
+      sshd|pgbouncer|redis-server|postgres|ssh|sleep|bao) echo "$p" ;;
       *) [[ "$cmd" == *"$LAB_SRC/consumer/app.js"* || "$cmd" == *"$LAB_SRC/lib/host-ns.sh"* ]] && echo "$p" ;;
     esac
   done

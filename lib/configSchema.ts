@@ -85,8 +85,34 @@ const store = z.discriminatedUnion("kind", [
     z.strictObject({ kind: z.literal("file"), dir: localPath }),
     z.strictObject({
         kind: z.literal("vault"),
-        mount: z.string().regex(/^[A-Za-z0-9_-]+$/, "must be a KV v2 mount name"),
-        path: z.string().regex(/^[A-Za-z0-9_./-]+$/, "must be a KV path"),
+        /** The Vault (or OpenBao) server; default: the VAULT_ADDR environment variable. */
+        address: httpUrl().optional(),
+        mount: z.string().regex(/^[A-Za-z0-9_-]+(\/[A-Za-z0-9_-]+)*$/, "must be a KV v2 mount path such as 'secret'"),
+        path: z
+            .string()
+            .regex(/^[A-Za-z0-9_-]+(\/[A-Za-z0-9_.-]+)*$/, "must be a KV path such as 'apps/redis' (letters, digits, '_', '-', '.', separated by '/')")
+            .refine((p) => !p.split("/").some((s) => s === "." || s === ".."), "must not contain '.' or '..' segments"),
+        /** CA bundle that signs the server's certificate; default: VAULT_CACERT. */
+        caFile: localPath.optional(),
+        /** Enterprise / OpenBao namespace (X-Vault-Namespace); default: VAULT_NAMESPACE. */
+        namespace: z.string().regex(/^[A-Za-z0-9_-]+(\/[A-Za-z0-9_-]+)*\/?$/, "must be a namespace path such as 'team-a'").optional(),
+        /** How the operator authenticates; the token never enters config, state or a command line. */
+        auth: z
+            .discriminatedUnion("method", [
+                z.strictObject({
+                    method: z.literal("token"),
+                    /** A file holding the token; default: the VAULT_TOKEN environment variable. */
+                    tokenFile: localPath.optional(),
+                }),
+                z.strictObject({
+                    method: z.literal("approle"),
+                    roleIdFile: localPath,
+                    secretIdFile: localPath,
+                    /** Where the AppRole auth method is mounted. */
+                    mount: z.string().regex(/^[A-Za-z0-9_-]+(\/[A-Za-z0-9_-]+)*$/, "must be an auth mount path such as 'approle'").default("approle"),
+                }),
+            ])
+            .default({ method: "token" }),
     }),
 ]);
 

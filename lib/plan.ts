@@ -44,7 +44,8 @@ export function rotationPlan(input: PlanInput): PlanStep[] {
         return steps;
     }
     add("secret", "generate", []);
-    add("stage", "stage", ["secret"]);
+    // Staging waits for the read of the secret in use too: a store that cannot be read is not written.
+    add("stage", "stage", ["secret", "previous"]);
     add("grant", "grant", ["stage", "previous"]);
     const verified = rollouts("grant");
     add("gate", "gate", verified);

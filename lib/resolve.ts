@@ -4,6 +4,7 @@ import { CONFIG_NAMESPACE, secretOrder, secretRotation, type EnvironmentConfig, 
 import { spawnSync } from "child_process";
 import { ConfigError, RotationRefusedError } from "./errors";
 import { inventoryProblems, type InventoryFile } from "./inventory";
+import { VaultError, storeLabel, vaultPreflight, type VaultStore } from "./vault";
 
 export interface ResolvedRotation {
     config: RotationConfig;
@@ -61,6 +62,9 @@ export function resolveEnvironment(stack: string, env: EnvironmentConfig, baseDi
                 if (e instanceof ConfigError) problems.push(...e.problems);
                 else throw e;
             }
+        } else {
+            // The server is asked later (checkVaultStores); here only what this machine holds.
+            problems.push(...resolveVaultStore(config.store, baseDir, `${field}.store`));
         }
         const src = config.source;
         let sourceHostKey: string | undefined;
@@ -86,6 +90,62 @@ export function resolveEnvironment(stack: string, env: EnvironmentConfig, baseDi
     problems.push(...logPatternProblems(logChecked));
     if (problems.length) throw new ConfigError(stack, inventoryProblems(problems, inventory));
     return out;
+}
+
+/**
+ * Completes a Vault store's settings on this machine, in place: the address,
+ * CA file and namespace from VAULT_ADDR, VAULT_CACERT and VAULT_NAMESPACE
+ * where the config has none, its files absolute (relative to `baseDir`) and
+ * present, a token source present. Returns the problems, each naming its
+ * field (`at` is e.g. `secrets.app-redis.store`).
+ */
+export function resolveVaultStore(st: VaultStore, baseDir: string, at: string): string[] {
+    const problems: string[] = [];
+    const file = (field: string, p: string) => {
+        const f = path.resolve(baseDir, p);
+        if (!fs.existsSync(f)) problems.push(`${CONFIG_NAMESPACE}:${at}.${field}: file not found: ${f}`);
+        return f;
+    };
+    st.address ??= process.env.VAULT_ADDR || undefined;
+    if (!st.address) problems.push(`${CONFIG_NAMESPACE}:${at}.address: is required (or set VAULT_ADDR)`);
+    else if (!/^https?:\/\/[^/?#]+\/?$/.test(st.address)) problems.push(`${CONFIG_NAMESPACE}:${at}.address: must be the server's http(s) URL without a path, e.g. https://vault.example:8200`);
+    st.caFile ??= process.env.VAULT_CACERT || undefined;
+    if (st.caFile) st.caFile = file("caFile", st.caFile);
+    st.namespace ??= process.env.VAULT_NAMESPACE || undefined;
+    if (st.auth.method === "approle") {
+        st.auth.roleIdFile = file("auth.roleIdFile", st.auth.roleIdFile);
+        st.auth.secretIdFile = file("auth.secretIdFile", st.auth.secretIdFile);
+    } else if (st.auth.tokenFile) {
+        st.auth.tokenFile = file("auth.tokenFile", st.auth.tokenFile);
+    } else if (!process.env.VAULT_TOKEN) {
+        problems.push(`${CONFIG_NAMESPACE}:${at}.auth: no token: set VAULT_TOKEN, or auth.tokenFile, or use auth.method "approle"`);
+    }
+    return problems;
+}
+
+/**
+ * Asks each Vault store's server, before anything is registered: it answers,
+ * the token works, the mount is KV version 2, and the generation is allowed
+ * by the committed one (forward only; no rollback after revocation started),
+ * exactly as for a file store. Every problem at once, each naming its store.
+ */
+export async function checkVaultStores(stack: string, rotations: ResolvedRotation[]): Promise<void> {
+    const problems: string[] = [];
+    await Promise.all(rotations.map(async ({ config }) => {
+        const store = config.store;
+        if (store.kind !== "vault" || config.generation === 0) return;
+        const at = `${CONFIG_NAMESPACE}:secrets.${config.secret.name}.store`;
+        try {
+            const { committed, exists } = await vaultPreflight(store);
+            if (!exists) problems.push(`${at}: ${storeLabel(store)}: no secret at this path: put the secret in use as field "current" first`);
+            checkCommittedGeneration(stack, config, committed);
+        } catch (e) {
+            if (e instanceof ConfigError) problems.push(...e.problems);
+            else if (e instanceof VaultError) problems.push(`${at}: ${e.message}`);
+            else throw e;
+        }
+    }));
+    if (problems.length) throw new ConfigError(stack, problems.sort());
 }
 
 /** grep -E's verdict on patterns: exit 1 (no match on empty input) means all valid, 2 an error. */

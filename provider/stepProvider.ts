@@ -21,9 +21,10 @@ import type * as provider from "@pulumi/pulumi/provider";
 import { runAt, where } from "./exec";
 import { checkAll } from "./health";
 import { deleteRefusal } from "./deleteGuard";
-import { StepError, appendAudit, failure, sleep, splitFields, undoPhase } from "./outcome";
+import { StepError, appendAudit, failure, redact, sleep, splitFields, undoPhase } from "./outcome";
 import { randomSecret } from "./random";
 import { rollout } from "./rollout";
+import { vaultStep } from "../lib/vault";
 import type { StepProps } from "./types";
 
 export const STEP_TYPE = "rotation:index:Step";
@@ -44,7 +45,7 @@ function unwrap(v: any): any {
 const secret = (value: unknown) => ({ [SECRET_SIG]: SECRET_VALUE, value });
 
 /** Inputs whose change is recorded without running the step again. */
-const RECORDED_KEYS: (keyof StepProps)[] = ["title", "target", "op", "script", "deleteScript", "captureStdout", "attempts", "retryDelaySeconds", "timeoutSeconds", "audit", "rollout", "hosts", "checks", "random"];
+const RECORDED_KEYS: (keyof StepProps)[] = ["title", "target", "op", "script", "deleteScript", "captureStdout", "attempts", "retryDelaySeconds", "timeoutSeconds", "audit", "rollout", "hosts", "checks", "random", "vault"];
 
 /** A short digest of the recorded inputs: outputs keep this, not a second copy of them. */
 export function recordedDigest(p: Partial<StepProps>): string {
@@ -64,6 +65,8 @@ export async function perform(props: StepProps): Promise<string | undefined> {
             await rollout(props.rollout!, props.stdin ?? "");
         } else if (props.op === "random") {
             stdout = randomSecret(props.random!);
+        } else if (props.op === "vault") {
+            stdout = await vaultStep(props.vault!, secrets[0]);
         } else if (props.op === "health") {
             const checks = (props.checks ?? []).map(({ host, ...c }) => ({ ...c, target: props.hosts![host] }));
             await checkAll(checks, props.title, secrets);
@@ -73,7 +76,7 @@ export async function perform(props: StepProps): Promise<string | undefined> {
         appendAudit(props.audit, "ok");
         return props.captureStdout ? stdout : undefined;
     } catch (e) {
-        const message = e instanceof StepError ? e.message : `${props.title}: ${String((e as Error).message)}`;
+        const message = e instanceof StepError ? e.message : redact(`${props.title}: ${String((e as Error).message)}`, secrets);
         appendAudit(props.audit, "failed", message.split("\n")[0]);
         throw new StepError(message);
     }
@@ -99,15 +102,22 @@ function outputs(props: StepProps, stdout: string | undefined): Record<string, u
     const outs: Record<string, unknown> = { triggers: props.triggers, recorded: recordedDigest(props) };
     if (stdout !== undefined) outs.stdout = secret(stdout);
     if (props.guardDelete && props.audit) Object.assign(outs, { guardDelete: props.guardDelete, audit: props.audit, title: props.title });
-    if (props.deleteScript) {
+    if (undoable(props)) {
         Object.assign(outs, {
             title: props.title, target: props.target, deleteScript: props.deleteScript, attempts: props.attempts,
+            ...(props.op === "vault" ? { op: props.op, vault: props.vault } : {}),
             retryDelaySeconds: props.retryDelaySeconds, timeoutSeconds: props.timeoutSeconds,
             ...(props.audit ? { audit: props.audit } : {}),
             ...(props.stdin !== undefined ? { stdin: secret(props.stdin) } : {}),
         });
     }
-    return outs;
+    // State keeps no undefined values (a vault step has neither target nor deleteScript).
+    return Object.fromEntries(Object.entries(outs).filter(([, v]) => v !== undefined));
+}
+
+/** A step whose delete does something: a delete script, or a staged copy in Vault to remove. */
+function undoable(p: StepProps): boolean {
+    return Boolean(p.deleteScript) || (p.op === "vault" && p.vault?.action === "stage");
 }
 
 export const stepProvider: provider.Provider = {
@@ -120,6 +130,7 @@ export const stepProvider: provider.Provider = {
             rollout: p.rollout ? undefined : "rollout",
             health: p.checks && p.hosts && p.checks.every((c) => c.host in p.hosts!) ? undefined : "checks with their hosts",
             random: p.random ? undefined : "random",
+            vault: p.vault ? undefined : "vault",
         };
         const missing = needs[String(p.op)] ?? (p.op ? undefined : "op");
         return missing ? { inputs: news, failures: [{ property: missing.split(" ")[0], reason: `a ${p.op ?? "step"} step needs ${missing}` }] } : { inputs: news };
@@ -149,10 +160,19 @@ export const stepProvider: provider.Provider = {
             const refused = deleteRefusal(p.audit, p.guardDelete.generation, p.title, urn, p.guardDelete.kind ?? "grant");
             if (refused) throw new StepError(refused);
         }
-        if (!p.deleteScript) return;
+        if (!undoable(p)) return;
         const audit = p.audit && { ...p.audit, record: { ...p.audit.record, phase: undoPhase(p.audit.record.phase) } };
         try {
-            await runScript({ ...p, attempts: Math.max(1, p.attempts) }, p.deleteScript, `${p.title} (undo)`);
+            if (p.op === "vault") {
+                const fields = splitFields(p.stdin);
+                try {
+                    await vaultStep({ ...p.vault!, action: "unstage" }, fields[0]);
+                } catch (e) {
+                    throw new StepError(redact(`${p.title} (undo): ${(e as Error).message}`, fields));
+                }
+            } else {
+                await runScript({ ...p, attempts: Math.max(1, p.attempts) }, p.deleteScript!, `${p.title} (undo)`);
+            }
         } catch (e) {
             appendAudit(audit, "failed", String((e as Error).message).split("\n")[0]);
             throw e;

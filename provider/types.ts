@@ -4,6 +4,7 @@
  */
 import type { WriteSpec } from "../lib/configFormats";
 import type { SshTarget } from "../lib/configSchema";
+import type { VaultStepSpec } from "../lib/vault";
 import type { RandomSpec } from "./random";
 
 export type { SshTarget };
@@ -48,7 +49,7 @@ export interface RolloutSpec extends HealthCheck {
     logCheck?: { path: string; pattern: string; windowSeconds: number };
 }
 
-export type StepOp = "script" | "rollout" | "health" | "random";
+export type StepOp = "script" | "rollout" | "health" | "random" | "vault";
 
 export interface StepProps {
     /** What this step does, in the runbook's words; starts every error. */
@@ -58,6 +59,7 @@ export interface StepProps {
     /**
      * "script": run `script` at `target`. "rollout": deploy the secret on stdin
      * to one consumer (`rollout`). "health": check every consumer in `checks`.
+     * "random": draw a secret. "vault": a Vault store phase (`vault`).
      */
     op: StepOp;
     script?: string;
@@ -83,6 +85,12 @@ export interface StepProps {
     rollout?: RolloutSpec;
     /** For op "random": the secret to draw (provider/random.ts); its stdout is the secret. */
     random?: RandomSpec;
+    /**
+     * For op "vault": a store phase against a Vault KV v2 secret (lib/vault.ts);
+     * the new secret is the first stdin field, "read" returns the previous as
+     * stdout. Deleting a "stage" step removes the staged copy.
+     */
+    vault?: VaultStepSpec;
     /** For op "health": the consumers' hosts, by key, and what to check per consumer. */
     hosts?: Record<string, SshTarget>;
     checks?: ConsumerCheck[];

@@ -1,5 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { RandomSpec } from "../../provider/random";
+import type { VaultStepSpec } from "../../lib/vault";
 import type { AuditSpec, ConsumerCheck, RolloutSpec, SshTarget, StepOp, StepTarget } from "../../provider/types";
 
 export type { AuditSpec, ConsumerCheck, HealthPolicy, RolloutSpec, SshTarget, StepTarget } from "../../provider/types";
@@ -12,7 +13,7 @@ export interface StepArgs {
     readonly title: pulumi.Input<string>;
     /** Where a script runs: the operator's machine or a host over SSH (a rollout names its own). */
     readonly target?: pulumi.Input<StepTarget>;
-    /** "script" (default) runs `script`; "rollout" deploys to one consumer; "health" checks consumers; "random" draws a secret. */
+    /** "script" (default) runs `script`; "rollout" deploys to one consumer; "health" checks consumers; "random" draws a secret; "vault" is a Vault store phase. */
     readonly op?: StepOp;
     /** Bash script; values from config inside it must pass through shq(). */
     readonly script?: pulumi.Input<string>;
@@ -36,6 +37,8 @@ export interface StepArgs {
     readonly guardDelete?: { generation: number; kind: "grant" | "value" };
     /** For op "random": the secret to draw in the step provider (its stdout). */
     readonly random?: pulumi.Input<RandomSpec>;
+    /** For op "vault": the store phase to run against a Vault KV v2 secret (a staged one is removed on delete). */
+    readonly vault?: pulumi.Input<VaultStepSpec>;
     /** For op "rollout": the consumer and how to deploy to it. */
     readonly rollout?: pulumi.Input<RolloutSpec>;
     /** For op "health": the consumers' hosts, each once, by key. */

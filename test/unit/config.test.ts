@@ -215,6 +215,26 @@ const MALFORMED: { name: string; defect: (e: Raw) => void; problems: string[] }[
     { name: "unknown store kind", defect: (e) => (sec(e).store = { kind: "s3", bucket: "b" }), problems: [`${S}.store.kind: unknown kind "s3": must be one of "file", "vault"`] },
     { name: "file store without dir", defect: (e) => delete sec(e).store.dir, problems: [`${S}.store.dir: is required`] },
     {
+        name: "vault store: address with a path, '..' in the KV path, namespace with a space",
+        defect: (e) => (sec(e).store = { kind: "vault", address: "ftp://vault:8200", mount: "secret", path: "apps/../redis", namespace: "team a" }),
+        problems: [`${S}.store.address: must be an http(s) URL`, `${S}.store.path: must not contain '.' or '..' segments`, `${S}.store.namespace: must be a namespace path such as 'team-a'`],
+    },
+    {
+        name: "vault store: unknown auth method, approle without its files",
+        defect: (e) => (sec(e).store = { kind: "vault", mount: "secret", path: "apps/redis", auth: { method: "userpass" } }),
+        problems: [`${S}.store.auth.method: unknown method "userpass": must be one of "token", "approle"`],
+    },
+    {
+        name: "vault store: approle without its secret id file",
+        defect: (e) => (sec(e).store = { kind: "vault", mount: "secret", path: "apps/redis", auth: { method: "approle", roleIdFile: "r" } }),
+        problems: [`${S}.store.auth.secretIdFile: is required`],
+    },
+    {
+        name: "vault store: a token in the config is not a field (tokens stay out of config)",
+        defect: (e) => (sec(e).store = { kind: "vault", mount: "secret", path: "apps/redis", auth: { method: "token", token: "hvs.x" } }),
+        problems: [`${S}.store.auth.token: unknown key`],
+    },
+    {
         name: "unknown source kind",
         defect: (e) => (sec(e).source.kind = "mysql"),
         problems: [`${S}.source.kind: unknown kind "mysql": must be one of "redis-acl", "postgres-role", "ssh-authorized-key", "http-token", "command"`],

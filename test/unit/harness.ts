@@ -42,7 +42,6 @@ export async function installRecordingMocks(preview = false): Promise<Registered
             return { id: `${args.name}-id`, state: args.inputs };
         },
         call(args) {
-            if (args.token === "vault:kv/getSecretV2:getSecretV2") return { data: { value: MOCK_PREVIOUS } };
             throw new Error(`unexpected call ${args.token}`);
         },
     };

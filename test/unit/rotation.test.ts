@@ -168,11 +168,24 @@ test("postgres consumers receive the generation's login with the password", asyn
     assert.match(byName("app-pg-revoke").inputs.script, /'app_g1'/);
 });
 
-test("a vault store stages and promotes through vault KV v2 and keeps the current path on delete", async () => {
-    const { registered } = await build(config({ store: { kind: "vault", mount: "kv", path: "apps/redis" } }));
-    const kv = registered.filter((r) => r.type === "vault:kv/secretV2:SecretV2");
-    assert.deepEqual(kv.map((r) => r.inputs.name).sort(), ["apps/redis", "apps/redis-staged"]);
-    for (const r of kv) assert.equal(JSON.parse(r.inputs.dataJson).value, mockSecret(2));
+test("a vault store's phases are Vault calls in the step provider: read, stage (new secret on stdin), commit at the gate, promote", async () => {
+    const store = { kind: "vault", address: "https://vault.test:8200", mount: "kv", path: "apps/redis", auth: { method: "token", tokenFile: "/t" } };
+    const { byName, registered } = await build(config({ store }));
+    const vaultSteps = registered.filter((r) => r.type === STEP && r.inputs.op === "vault");
+    const actions = Object.fromEntries(vaultSteps.map((r) => [r.name, r.inputs.vault.action]));
+    assert.deepEqual(actions, { "app-redis-previous-read": "read", "app-redis-stage": "stage", "app-redis-gate": "commit", "app-redis-promote": "promote" });
+    for (const r of vaultSteps) {
+        assert.equal(r.inputs.vault.generation, 2);
+        assert.deepEqual(r.inputs.vault.store, { ...store, auth: { method: "token", tokenFile: "/t" } });
+        assert.equal(r.inputs.script, undefined, `${r.name} runs no script`);
+    }
+    assert.equal(byName("app-redis-stage").inputs.stdin, `${mockSecret(2)}\0`);
+    assert.equal(byName("app-redis-promote").inputs.stdin, `${mockSecret(2)}\0`);
+    assert.equal(byName("app-redis-previous-read").inputs.captureStdout, true);
+    // Nothing in the inputs holds a token: only the file's path.
+    assert.doesNotMatch(JSON.stringify(vaultSteps.map((r) => r.inputs)), /hvs\.|s\.[A-Za-z0-9]{20}/);
+    const rollback = await build(config({ store, mode: "rollback" }));
+    assert.equal(rollback.byName("app-redis-rollback-guard").inputs.vault.action, "guard");
 });
 
 test("consumers named like the rotation's own steps (source, consumers, gate) get names of their own", async () => {
