@@ -229,8 +229,8 @@ bao_start() {
   wait_for 20 bao_answers_or_died || true
   bao_answers || die "openbao did not come up (see $RUN/openbao.log)"
   if [[ "$(bao_health_code)" == 503 ]]; then
-    bao_unseal || die "openbao: unseal with $BAO_UNSEAL_KEY_FILE failed (see $RUN/openbao.log; lab/up.sh --reset starts afresh)"
-    wait_for 10 bao_ok || die "openbao unsealed but not healthy (see $RUN/openbao.log)"
+    # bao_unseal itself waits until the server reports healthy.
+    bao_unseal || die "openbao: unseal with $BAO_UNSEAL_KEY_FILE failed or it did not become healthy (see $RUN/openbao.log; lab/up.sh --reset starts afresh)"
   fi
 }
 bao_stop() {
