@@ -91,3 +91,28 @@ export function resourceNames(secret: string, consumers: string[], upTo: number)
     for (let g = 0; g <= upTo; g++) names.push(`${secret}-g${g}`, `${secret}-g${g}-public-key`, `${secret}-grant-g${g}`);
     return names;
 }
+
+/**
+ * The name of the step resource (`rotation:index:Step`) that realizes a plan
+ * step of secret `secret` at generation `generation` (components/rotation.ts
+ * and its parts name them so); the console maps engine events back to plan
+ * steps with it. In a rollback the grant kept is the previous generation's.
+ */
+export function stepResourceName(secret: string, step: PlanStep, generation: number, mode: Mode): string {
+    switch (step.phase) {
+        case "read-previous":
+            return `${secret}-previous-read`;
+        case "generate":
+            return `${secret}-g${generation}`;
+        case "grant":
+            return `${secret}-grant-g${mode === "rollback" ? generation - 1 : generation}`;
+        case "rollout":
+            return `${secret}-rollout-${step.consumer}`;
+        case "guard":
+            return `${secret}-rollback-guard`;
+        case "verify":
+            return `${secret}-${step.id.replace("/", "-")}`;
+        default:
+            return `${secret}-${step.phase}`;
+    }
+}

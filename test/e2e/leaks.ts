@@ -23,6 +23,11 @@ export function scanForLeaks(ws: Workspace): void {
         { label: `${ws.name} state backend files`, text: ws.stateText() },
         { label: `${ws.name} audit log`, text: fs.existsSync(ws.auditLog) ? fs.readFileSync(ws.auditLog, "utf8") : "" },
         { label: `${ws.name} stack outputs (--show-secrets)`, text: outputs.stdout },
+        // bin/rotate's run reports and plan pictures.
+        ...["reports", "plans"].flatMap((d) => {
+            const dir = path.join(ws.stateDir, d);
+            return fs.existsSync(dir) ? fs.readdirSync(dir).map((f) => ({ label: `${ws.name} ${d}/${f}`, text: fs.readFileSync(path.join(dir, f), "utf8") })) : [];
+        }),
     ];
     assert.ok(captured.some((c) => c.label.endsWith(" ps") && c.text.length > 0), "ps snapshots were taken during rollouts");
     for (const secret of secretsSeen) {

@@ -185,6 +185,25 @@ export class Workspace {
         return { code: r.status ?? 1, stdout, stderr, events: [], eventLogText: "", ps: [], seconds: (Date.now() - t0) / 1000 };
     }
 
+    /** bin/rotate as `rotate` runs it, with `ps` snapshots of every process while it runs (for the leak scan). */
+    async rotateSampled(args: string[]): Promise<RunResult> {
+        const n = ++this.runs;
+        const t0 = Date.now();
+        const child = spawn(path.join(ROOT, "bin", "rotate"), [...args, "--stack", this.stack], { cwd: this.dir, env: { ...this.env, ROTATION_PROJECT_DIR: this.dir } });
+        let stdout = "";
+        let stderr = "";
+        child.stdout.on("data", (d) => (stdout += d));
+        child.stderr.on("data", (d) => (stderr += d));
+        const ps: string[] = [];
+        const sampler = setInterval(() => execFile("ps", ["-eo", "pid,args", "--no-headers"], (_e, out) => ps.push(out)), 150);
+        const code = await new Promise<number>((resolve) => child.on("close", (c) => resolve(c ?? 1)));
+        clearInterval(sampler);
+        captured.push({ label: `${this.name} bin/rotate ${args[0]} #${n} stdout`, text: stdout });
+        captured.push({ label: `${this.name} bin/rotate ${args[0]} #${n} stderr`, text: stderr });
+        captured.push({ label: `${this.name} bin/rotate ${args[0]} #${n} ps`, text: ps.join("\n") });
+        return { code, stdout, stderr, events: [], eventLogText: "", ps, seconds: (Date.now() - t0) / 1000 };
+    }
+
     /** The stack file as the product reads it (after bin/rotate changed it, say). */
     stackConfig(): Record<string, any> {
         return (yaml.load(fs.readFileSync(this.stackFile, "utf8")) as { config: Record<string, any> }).config;

@@ -3,7 +3,7 @@ import { test } from "node:test";
 import * as pulumi from "@pulumi/pulumi";
 import { HOST_KEY, MOCK_PREVIOUS, RANDOM, STEP, config, installRecordingMocks, mockSecret, promiseOf, rawConfig, settle, type Registered } from "./harness";
 import { Rotation } from "../../components/rotation";
-import { transitiveDependencies } from "../../lib/plan";
+import { rotationPlan, stepResourceName, transitiveDependencies } from "../../lib/plan";
 import { SecretVersion } from "../../components/secretVersion";
 import type { RotationConfig } from "../../lib/config";
 
@@ -63,6 +63,16 @@ test("a rotation registers every phase, one rollout per consumer, in the plan's 
         assert.ok(components.includes(`rotation:index:${t}`), `component ${t} registered`);
     }
 });
+
+for (const mode of ["rotate", "rollback"] as const) {
+    test(`${mode}: every plan step is the step resource the console expects (stepResourceName)`, async () => {
+        const cfg = { ...config(), mode };
+        const { registered } = await build(cfg);
+        const steps = new Set(registered.filter((r) => r.type === STEP).map((r) => r.name));
+        const plan = rotationPlan({ mode, consumers: cfg.consumers });
+        for (const s of plan) assert.ok(steps.has(stepResourceName("app-redis", s, cfg.generation, mode)), `${s.id} -> ${stepResourceName("app-redis", s, cfg.generation, mode)} registered`);
+    });
+}
 
 test("the revocation waits for every consumer's rollout (deploy, reload, health and log check in one step)", async () => {
     const { registered, byName } = await build(config());

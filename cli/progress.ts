@@ -1,0 +1,225 @@
+/**
+ * Live progress of a run from the engine's events: which step of which
+ * secret started, ended or failed, mapped back to the plan (lib/plan.ts).
+ * On a terminal the view is redrawn in place (a header per secret with its
+ * phases, one line per consumer); otherwise each change is one timestamped
+ * line, for CI and log files. The tracker's records feed the report.
+ *
+ * The in-place redraw is a few ANSI sequences (cursor up, clear below):
+ * log-update, the usual library, is ESM-only from version 5 and needs Node
+ * 22 from version 7, and this project runs on Node 20 as CommonJS.
+ */
+import type { EngineEvent } from "@pulumi/pulumi/automation";
+import { rotationPlan, stepResourceName, type PlanStep } from "../lib/plan";
+import type { RunSecret, StepOutcome, StepRecord } from "./runRecord";
+
+const STEP_TYPE = "rotation:index:Step";
+
+/** The resource name at the end of a URN (`urn:pulumi:stack::project::type$type::name`). */
+export const urnName = (urn: string) => urn.slice(urn.lastIndexOf("::") + 2);
+
+/** Every plan step of the run's secrets, keyed by its step resource's name. */
+export function planIndex(secrets: RunSecret[]): Map<string, StepRecord> {
+    const index = new Map<string, StepRecord>();
+    for (const s of secrets) {
+        for (const step of rotationPlan({ mode: s.mode, consumers: s.consumers.map((name) => ({ name })) })) {
+            const resource = stepResourceName(s.name, step, s.generation, s.mode);
+            index.set(resource, { secret: s.name, step: step.id, phase: step.phase, ...(step.consumer ? { consumer: step.consumer } : {}), resource, outcome: "pending" });
+        }
+    }
+    return index;
+}
+
+/** Which secret a resource outside the plan belongs to: the longest secret name it starts with. */
+function ownerOf(resource: string, secrets: RunSecret[]): string | undefined {
+    return secrets.map((s) => s.name).filter((n) => resource.startsWith(`${n}-`)).sort((a, b) => b.length - a.length)[0];
+}
+
+export interface ChangeListener {
+    (step: StepRecord, change: "started" | "ended"): void;
+}
+
+/** The run's steps as the engine events describe them. */
+export class RunTracker {
+    readonly steps: StepRecord[];
+    readonly errors: string[] = [];
+    private readonly byResource: Map<string, StepRecord>;
+    private readonly listeners: ChangeListener[] = [];
+
+    constructor(readonly secrets: RunSecret[], private readonly now: () => number = Date.now) {
+        this.byResource = planIndex(secrets);
+        this.steps = [...this.byResource.values()];
+    }
+
+    onChange(l: ChangeListener): void {
+        this.listeners.push(l);
+    }
+
+    /** The record of a step resource, created for steps outside the plan (a withdrawal of an older grant, say). */
+    private record(resource: string): StepRecord | undefined {
+        let r = this.byResource.get(resource);
+        if (r) return r;
+        const secret = ownerOf(resource, this.secrets);
+        if (!secret) return undefined;
+        r = { secret, step: resource.slice(secret.length + 1), phase: "other", resource, outcome: "pending" };
+        this.byResource.set(resource, r);
+        this.steps.push(r);
+        return r;
+    }
+
+    handle(e: EngineEvent): void {
+        const at = this.now();
+        const pre = e.resourcePreEvent?.metadata;
+        const done = e.resOutputsEvent?.metadata;
+        const failed = e.resOpFailedEvent?.metadata;
+        const diag = e.diagnosticEvent;
+        if (pre && pre.type === STEP_TYPE) {
+            const r = this.record(urnName(pre.urn));
+            // A step the engine has nothing to do for is "unchanged", not started.
+            if (r && pre.op !== "same") {
+                Object.assign(r, { op: pre.op, start: at, outcome: "running" as StepOutcome });
+                this.emit(r, "started");
+            } else if (r) r.op = pre.op;
+        } else if (done && done.type === STEP_TYPE) {
+            const r = this.record(urnName(done.urn));
+            if (r && r.outcome !== "failed") {
+                Object.assign(r, { op: done.op, end: at, outcome: (done.op === "same" ? "unchanged" : "ok") as StepOutcome });
+                this.emit(r, "ended");
+            }
+        } else if (failed && failed.type === STEP_TYPE) {
+            const r = this.record(urnName(failed.urn));
+            // Announced once: the step's error (a diagnostic event) usually came first.
+            if (r && r.outcome !== "failed") {
+                Object.assign(r, { end: at, outcome: "failed" as StepOutcome });
+                this.emit(r, "ended");
+            }
+        } else if (diag && diag.severity === "error") {
+            const message = diag.message.replace(/\u001b\[[0-9;]*m/g, "").trim();
+            const r = diag.urn ? this.record(urnName(diag.urn)) : undefined;
+            if (r) {
+                // The engine's error line for a failed step: keep the step provider's message only.
+                const first = r.error === undefined && r.outcome !== "failed";
+                r.error = r.error ? `${r.error} ${stepError(message)}` : stepError(message);
+                if (r.outcome !== "failed") Object.assign(r, { end: at, outcome: "failed" as StepOutcome });
+                if (first) this.emit(r, "ended");
+            } else if (message && !/^update failed$/i.test(message)) this.errors.push(message);
+        }
+    }
+
+    private emit(r: StepRecord, change: "started" | "ended"): void {
+        for (const l of this.listeners) l(r, change);
+    }
+
+    /** Steps that were running when the run ended (killed, cancelled) count as failed without an error of their own. */
+    finish(): void {
+        const at = this.now();
+        for (const r of this.steps) if (r.outcome === "running") Object.assign(r, { end: at, outcome: "failed" as StepOutcome, error: r.error ?? "the run ended while this step was running" });
+    }
+
+    failedSecrets(): string[] {
+        return [...new Set(this.steps.filter((s) => s.outcome === "failed").map((s) => s.secret))];
+    }
+}
+
+/** "error: <provider message>" → the provider's message, without the engine's wrapping. */
+export function stepError(message: string): string {
+    return message
+        .replace(/^error:\s*/i, "")
+        .replace(/^(update|create|delete|updating|creating|deleting) failed:?\s*/i, "")
+        .split("\n")
+        .map((l) => l.trim())
+        .filter(Boolean)
+        .join(" ");
+}
+
+const seconds = (ms: number) => `${(ms / 1000).toFixed(1)}s`;
+
+/** What one consumer's line says: its step and where it is. */
+function consumerState(r: StepRecord, now: number): string {
+    switch (r.outcome) {
+        case "pending":
+            return "waiting";
+        case "running":
+            return `${r.op === "delete" ? "withdrawing" : "deploy, reload, health, log check"} ${seconds(now - (r.start ?? now))}`;
+        case "ok":
+            return `ok ${seconds((r.end ?? now) - (r.start ?? now))}`;
+        case "unchanged":
+            return "unchanged (done before)";
+        case "failed":
+            return `FAILED ${seconds((r.end ?? now) - (r.start ?? now))}`;
+    }
+}
+
+const PHASE_LABEL: Record<string, string> = { "read-previous": "read", generate: "generate", stage: "stage", grant: "grant", rollout: "rollout", guard: "guard", gate: "gate", revoke: "revoke", promote: "promote", verify: "verify", audit: "audit" };
+
+/** One secret's phases in plan order, each marked done (+), running (>), failed (!) or to come (.). */
+function phaseLine(steps: StepRecord[]): string {
+    const phases: string[] = [];
+    for (const s of steps) if (s.phase !== "other" && !phases.includes(s.phase)) phases.push(s.phase);
+    return phases
+        .map((p) => {
+            const of = steps.filter((s) => s.phase === p);
+            const mark = of.some((s) => s.outcome === "failed") ? "!" : of.some((s) => s.outcome === "running") ? ">" : of.every((s) => s.outcome === "ok" || s.outcome === "unchanged") ? "+" : ".";
+            const count = p === "rollout" ? ` ${of.filter((s) => s.outcome === "ok" || s.outcome === "unchanged").length}/${of.length}` : "";
+            return `${mark}${PHASE_LABEL[p] ?? p}${count}`;
+        })
+        .join(" ");
+}
+
+/** The terminal view: a header per secret, then its consumers (summarized when they do not fit). */
+export function renderFrame(tracker: RunTracker, title: string, now: number, rows: number, cols: number): string[] {
+    const out: string[] = [title];
+    const perSecret = Math.max(3, Math.floor((rows - 2) / Math.max(1, tracker.secrets.length)) - 2);
+    for (const s of tracker.secrets) {
+        const steps = tracker.steps.filter((r) => r.secret === s.name);
+        // A secret the run found finished (a resume's others) is left out.
+        if (steps.length && steps.every((r) => r.outcome === "unchanged")) continue;
+        out.push(`${s.name} ${s.mode === "rollback" ? `roll back g${s.generation}` : `g${s.generation - 1} -> g${s.generation}`}: ${phaseLine(steps)}`);
+        const consumers = steps.filter((r) => r.phase === "rollout");
+        const width = Math.max(8, ...consumers.map((c) => (c.consumer ?? "").length));
+        const shown = consumers.length <= perSecret ? consumers : consumers.filter((c) => c.outcome === "failed" || c.outcome === "running").slice(0, perSecret - 1);
+        for (const c of shown) out.push(`  ${(c.consumer ?? "").padEnd(width)}  ${consumerState(c, now)}${c.error ? `: ${c.error}` : ""}`);
+        if (shown.length < consumers.length) {
+            const count = (o: StepOutcome) => consumers.filter((c) => c.outcome === o).length;
+            out.push(`  ${consumers.length} consumers: ${count("ok") + count("unchanged")} done, ${count("running")} running, ${count("pending")} waiting, ${count("failed")} failed`);
+        }
+        for (const r of steps.filter((x) => x.phase !== "rollout" && x.outcome === "failed")) out.push(`  ${r.step} FAILED: ${r.error ?? "(no message)"}`);
+    }
+    return out.map((l) => (l.length > cols ? `${l.slice(0, cols - 1)}…` : l));
+}
+
+/** Redraws a block of lines in place on a terminal. */
+export class LiveView {
+    private drawn = 0;
+    private timer?: NodeJS.Timeout;
+
+    constructor(private readonly out: NodeJS.WriteStream, private readonly frame: () => string[]) {}
+
+    start(intervalMs = 250): void {
+        this.out.write("\u001b[?25l"); // hide the cursor while redrawing
+        this.draw();
+        this.timer = setInterval(() => this.draw(), intervalMs);
+    }
+
+    draw(): void {
+        const lines = this.frame();
+        const up = this.drawn ? `\u001b[${this.drawn}A\r` : "";
+        this.out.write(`${up}\u001b[0J${lines.join("\n")}\n`);
+        this.drawn = lines.length;
+    }
+
+    stop(): void {
+        if (this.timer) clearInterval(this.timer);
+        this.draw();
+        this.out.write("\u001b[?25h");
+    }
+}
+
+/** The plain view: one timestamped line per change. */
+export function plainLine(r: StepRecord, change: "started" | "ended", at: number): string {
+    const what = `${r.secret} ${r.consumer ? `consumer ${r.consumer}` : r.phase === "other" ? `${r.step} (${r.op ?? "step"})` : r.phase === "verify" ? r.step : r.phase}`;
+    const verb = change === "started" ? "started" : r.outcome === "failed" ? `FAILED${r.error ? `: ${r.error}` : ""}` : `${r.outcome} in ${seconds((r.end ?? at) - (r.start ?? at))}`;
+    return `${new Date(at).toISOString()} ${what} ${verb}`;
+}
+
+export type { PlanStep };

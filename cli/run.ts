@@ -1,0 +1,156 @@
+/**
+ * One update of a stack as the console runs it (start, resume, rollback):
+ * `up` through the Automation API with the engine's events driving the live
+ * view, then the verdict (which exit code, what to do next), the report and
+ * the `--json` document.
+ */
+import * as fs from "fs";
+import * as path from "path";
+import type { Stack } from "@pulumi/pulumi/automation";
+import { LiveView, RunTracker, plainLine, renderFrame } from "./progress";
+import { writeReport } from "./report";
+import type { RunOutcome, RunRecord, RunSecret } from "./runRecord";
+import { LockedError, PROJECT, stackLocks } from "./stack";
+
+/** The exit codes of bin/rotate, as README and --help give them. */
+export const EXIT = {
+    done: 0,
+    /** A step failed before any revocation of the failed secrets started: the old secret still works everywhere. */
+    failed: 1,
+    usage: 2,
+    refused: 3,
+    locked: 4,
+    /** A step failed after a secret's revocation started: roll forward (resume), rollback is refused. */
+    failedAfterRevocation: 5,
+} as const;
+
+export const EXIT_CODES_HELP = `Exit codes:
+  0  done (for due: a secret is due)
+  1  failed before revocation: nothing of the failed secrets was revoked, the old secret still works
+     (for due: nothing is due)
+  2  usage or config error: nothing was changed
+  3  refused (e.g. a rollback after the revocation started): nothing was changed
+  4  locked: another update holds the stack, or a killed run left its lock (bin/rotate unlock)
+  5  failed after a revocation started: fix the cause, then resume (roll forward)`;
+
+export interface RunOptions {
+    stack: Stack;
+    command: RunRecord["command"];
+    secrets: RunSecret[];
+    /** What the run does, in words ("rotation of app-redis 2 -> 3"). */
+    what: string;
+    auditLog: string;
+    /** How progress is shown: redrawn in place, timestamped lines, or Pulumi's own output. */
+    view: "live" | "plain" | "engine";
+    /** Where progress lines go (stderr when stdout carries --json). */
+    out: NodeJS.WriteStream;
+    /** The generation whose revocation started, per secret (for the verdict of a failure). */
+    committed: (secret: string) => Promise<number | undefined>;
+}
+
+export interface RunResult {
+    record: RunRecord;
+    report: string;
+}
+
+const compact = (ms: number) => new Date(ms).toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
+
+/** The audit log's lines this run appended for the stack. */
+function auditOfRun(file: string, stack: string, since: number): Record<string, unknown>[] {
+    if (!fs.existsSync(file)) return [];
+    return fs.readFileSync(file, "utf8").split("\n").flatMap((l) => {
+        try {
+            const r = JSON.parse(l) as Record<string, unknown>;
+            return r.stack === stack && Date.parse(String(r.time)) >= since - 1000 ? [r] : [];
+        } catch {
+            return [];
+        }
+    });
+}
+
+export async function runUpdate(o: RunOptions): Promise<RunResult> {
+    const stack = o.stack.name;
+    const started = Date.now();
+    const tracker = new RunTracker(o.secrets);
+    const title = () => `rotate: stack ${stack}: ${o.what}, ${((Date.now() - started) / 1000).toFixed(0)}s`;
+    let live: LiveView | undefined;
+    if (o.view === "live") {
+        live = new LiveView(o.out, () => renderFrame(tracker, title(), Date.now(), o.out.rows || 40, o.out.columns || 120));
+        live.start();
+    } else if (o.view === "plain") {
+        o.out.write(`${new Date(started).toISOString()} rotate: stack ${stack}: ${o.what}\n`);
+        tracker.onChange((r, change) => {
+            if (r.outcome !== "unchanged") o.out.write(`${plainLine(r, change, Date.now())}\n`);
+        });
+    }
+    // Ctrl-C reaches the engine too (same process group), which stops starting steps and lets running ones end.
+    const onInt = () => o.out.write(`\nrotate: interrupted: the engine lets running steps finish and starts no new ones\n`);
+    process.on("SIGINT", onInt);
+    let engineError = "";
+    let ok = true;
+    try {
+        await o.stack.up({
+            onEvent: (e) => tracker.handle(e),
+            continueOnError: true,
+            color: o.view === "engine" ? "auto" : "never",
+            ...(o.view === "engine" ? { onOutput: (s: string) => o.out.write(s) } : {}),
+        });
+    } catch (e) {
+        ok = false;
+        engineError = (e as Error).message;
+    } finally {
+        process.off("SIGINT", onInt);
+        tracker.finish();
+        live?.stop();
+    }
+    if (!ok && /currently locked|another update is currently in progress/i.test(engineError)) {
+        const [lock] = stackLocks(stack);
+        throw new LockedError(lock
+            ? `stack ${stack} is locked by process ${lock.pid} on ${lock.hostname} since ${lock.timestamp ?? "an unknown time"}${lock.alive ? "; wait for it to finish" : `, which no longer runs: bin/rotate unlock --stack ${stack}, then resume`}`
+            : `stack ${stack} is locked by another update; wait for it to finish`);
+    }
+
+    const failed = tracker.failedSecrets();
+    let exitCode: number = ok ? EXIT.done : EXIT.failed;
+    const next: string[] = [];
+    const errors = [...tracker.errors];
+    if (!ok) {
+        if (!failed.length) {
+            // The engine failed before any step: the program refused the config, say.
+            const lines = engineError.split("\n").map((l) => l.trim()).filter((l) => l && !/^(code|stdout|stderr|err\?):/.test(l));
+            if (!errors.length) errors.push(...lines.slice(-6));
+            if (errors.some((l) => /Invalid rotation config/.test(l))) exitCode = EXIT.usage;
+            else if (errors.some((l) => /refused/.test(l))) exitCode = EXIT.refused;
+        }
+        for (const s of failed) {
+            const secret = o.secrets.find((x) => x.name === s);
+            const committed = secret ? await o.committed(s).catch(() => undefined) : undefined;
+            if (secret && secret.mode === "rotate" && committed !== undefined && committed >= secret.generation) {
+                exitCode = EXIT.failedAfterRevocation;
+                next.push(`${s}: its revocation has started, so roll forward: fix the cause above, then bin/rotate resume --stack ${stack} --yes`);
+            } else {
+                next.push(`${s}: nothing of it was revoked and the old secret still works. Fix the cause above, then bin/rotate resume --stack ${stack} --yes`);
+                if (secret?.mode === "rotate") next.push(`${s}: or take it back: bin/rotate rollback --stack ${stack} --secret ${s} --yes`);
+            }
+        }
+        if (!failed.length && exitCode === EXIT.failed) next.push(`fix the cause above, then bin/rotate resume --stack ${stack} --yes`);
+    }
+    const outcome: RunOutcome = ok ? (o.command === "rollback" ? "rolled-back" : "succeeded") : "failed";
+    const ended = Date.now();
+    const record: RunRecord = {
+        id: `${stack}-${compact(started)}-${o.command}`,
+        stack,
+        command: o.command,
+        started,
+        ended,
+        outcome,
+        exitCode,
+        secrets: o.secrets,
+        steps: tracker.steps,
+        audit: auditOfRun(o.auditLog, stack, started),
+        next,
+        errors,
+    };
+    const report = writeReport(record, path.join(PROJECT, ".state", "reports"));
+    return { record, report };
+}

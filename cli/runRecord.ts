@@ -1,0 +1,62 @@
+/**
+ * What the console knows about one run of `bin/rotate` (start, resume,
+ * rollback): which secrets, and for every step of their plans when it
+ * started and ended and how, taken from the engine's events. The live
+ * progress (cli/progress.ts) fills it in; the report (cli/report.ts) and
+ * `--json` are written from it. Never holds a secret value: step errors are
+ * the step provider's redacted messages.
+ */
+import type { Mode, PlanStep } from "../lib/plan";
+
+/** One secret of the run as the plan sees it. */
+export interface RunSecret {
+    name: string;
+    /** The generation this run moves to (rotate) or takes back (rollback). */
+    generation: number;
+    mode: Mode;
+    consumers: string[];
+    /** Secrets whose rotation must complete before this one starts (`after`). */
+    after: string[];
+}
+
+export type StepOutcome = "pending" | "running" | "ok" | "unchanged" | "failed";
+
+/** One engine step (one `rotation:index:Step` resource). */
+export interface StepRecord {
+    secret: string;
+    /** The plan step's id (lib/plan.ts), e.g. "rollout/web-1"; "other" for steps outside the plan (a withdrawal of an older grant). */
+    step: string;
+    phase: PlanStep["phase"] | "other";
+    consumer?: string;
+    /** The Pulumi resource name, e.g. "app-redis-rollout-web-1". */
+    resource: string;
+    /** The engine's operation: create, update, same, delete, ... */
+    op?: string;
+    /** ms since the epoch, as the console saw the engine's events. */
+    start?: number;
+    end?: number;
+    outcome: StepOutcome;
+    /** The redacted error of a failed step. */
+    error?: string;
+}
+
+export type RunOutcome = "succeeded" | "failed" | "rolled-back" | "refused" | "locked";
+
+export interface RunRecord {
+    /** Unique per run, e.g. "dev-20261126T120000Z-start". */
+    id: string;
+    stack: string;
+    command: "start" | "resume" | "rollback";
+    started: number;
+    ended: number;
+    outcome: RunOutcome;
+    exitCode: number;
+    secrets: RunSecret[];
+    steps: StepRecord[];
+    /** The audit log's lines that this run appended (parsed JSON). */
+    audit: Record<string, unknown>[];
+    /** On failure: what to do next, one command or sentence per entry. */
+    next: string[];
+    /** Error lines of the run that no step claims (the engine's own). */
+    errors: string[];
+}

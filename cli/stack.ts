@@ -1,0 +1,136 @@
+/**
+ * The stack as the console sees it, through the Pulumi Automation API: a
+ * LocalWorkspace over this project, run by bin/pulumi (so the console and a
+ * plain `bin/pulumi up` share one set of defaults: backend, dev passphrase,
+ * parallelism, continue-on-error). The config is read once per command and
+ * validated by the program's own schema (lib/config.ts).
+ */
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { LocalWorkspace, PulumiCommand, Stack, type ConfigMap } from "@pulumi/pulumi/automation";
+import { parseEnvironment, type EnvironmentConfig } from "../lib/config";
+import { readInventory, type InventoryFile } from "../lib/inventory";
+import { rotationKeys } from "../lib/resolve";
+
+export const ROOT = path.resolve(__dirname, "..");
+/** The Pulumi project the commands act on: this checkout, or a copy of it (ROTATION_PROJECT_DIR, used by the tests). */
+export const PROJECT = process.env.ROTATION_PROJECT_DIR ? path.resolve(process.env.ROTATION_PROJECT_DIR) : ROOT;
+
+/** A problem with what the operator asked (exit code 2). */
+export class UsageError extends Error {
+    override readonly name = "UsageError";
+}
+
+/** The stack is locked by another update (exit code 4). */
+export class LockedError extends Error {
+    override readonly name = "LockedError";
+}
+
+export interface StackConfig {
+    env: EnvironmentConfig;
+    inventory?: InventoryFile;
+    /** The raw `rotation:` keys as the program receives them. */
+    raw: Record<string, unknown>;
+}
+
+let workspace: Promise<LocalWorkspace> | undefined;
+
+/** The project's workspace; bin/pulumi is the CLI it runs (ROOT/bin/pulumi). */
+export function openWorkspace(): Promise<LocalWorkspace> {
+    workspace ??= (async () => {
+        if (!fs.existsSync(path.join(ROOT, ".tools", "bin", "pulumi"))) throw new UsageError("the Pulumi toolchain is not installed; run: npm run setup");
+        const pulumiCommand = await PulumiCommand.get({ root: ROOT, skipVersionCheck: true });
+        return LocalWorkspace.create({ workDir: PROJECT, pulumiCommand, envVars: { ROTATION_PROJECT_DIR: PROJECT } });
+    })();
+    return workspace;
+}
+
+/** The backend's file root, when the state lives in a file:// backend (bin/pulumi's default). */
+export function fileBackendRoot(): string | undefined {
+    const url = process.env.PULUMI_BACKEND_URL ?? `file://${path.join(PROJECT, ".state")}`;
+    return url.startsWith("file://") ? url.slice("file://".length) : undefined;
+}
+
+/**
+ * The stack, which must exist. Only a mutating command that was confirmed
+ * (`mayCreate`) creates it, and only from its stack file: a mistyped name on
+ * a command that reads creates nothing.
+ */
+export async function openStack(name: string, mayCreate: boolean): Promise<Stack> {
+    const ws = await openWorkspace();
+    const stacks = await ws.listStacks();
+    if (stacks.some((s) => s.name === name || s.name.endsWith(`/${name}`))) return Stack.select(name, ws);
+    const file = path.join(PROJECT, "stacks", `Pulumi.${name}.yaml`);
+    if (mayCreate && fs.existsSync(file)) return Stack.create(name, ws);
+    const have = stacks.map((s) => s.name).join(", ") || "none";
+    throw new UsageError(`no stack "${name}"${fs.existsSync(file) ? " in the state backend yet (bin/rotate start --yes creates it)" : ` (no stacks/Pulumi.${name}.yaml either; stacks: ${have})`}`);
+}
+
+/** The stack's `rotation:` config, read once and validated by the program's schema (throws ConfigError naming every field). */
+export async function readConfig(stack: Stack): Promise<StackConfig> {
+    const all: ConfigMap = await stack.getAllConfig();
+    const flat: Record<string, string> = {};
+    for (const [k, v] of Object.entries(all)) flat[k] = v.value;
+    const { raw, inventory } = readInventory(stack.name, rotationKeys(flat), PROJECT);
+    if (raw.secret !== undefined || raw.generation !== undefined) {
+        throw new UsageError(`stack ${stack.name} still has the one-secret layout of 0.2 (rotation:secret): move it under rotation:secrets (README, "Upgrading from 0.2")`);
+    }
+    return { env: parseEnvironment(stack.name, raw, inventory), inventory, raw };
+}
+
+/** Sets `rotation:secrets.<secret>.<key>` for every entry, in one CLI call. */
+export async function setSecretKeys(stack: Stack, values: { secret: string; key: string; value: string }[]): Promise<void> {
+    if (!values.length) return;
+    const map: ConfigMap = {};
+    for (const v of values) map[`rotation:secrets.${v.secret}.${v.key}`] = { value: v.value };
+    await stack.setAllConfig(map, true);
+}
+
+export interface LockInfo {
+    pid: number;
+    hostname: string;
+    timestamp?: string;
+    file: string;
+    alive: boolean;
+}
+
+/** The file backend's locks of the stack (one JSON file per running update), each with whether its process lives. */
+export function stackLocks(stack: string): LockInfo[] {
+    const root = fileBackendRoot();
+    if (!root) return [];
+    return filesUnder(path.join(root, ".pulumi", "locks"), (p) => p.split(path.sep).includes(stack) && p.endsWith(".json")).flatMap((file) => {
+        try {
+            const info = JSON.parse(fs.readFileSync(file, "utf8")) as { pid: number; hostname: string; timestamp?: string };
+            let alive = info.hostname !== os.hostname(); // another host's lock: assume it lives
+            if (!alive) {
+                try {
+                    process.kill(info.pid, 0);
+                    alive = true;
+                } catch {
+                    alive = false;
+                }
+            }
+            return [{ ...info, file, alive }];
+        } catch {
+            return [];
+        }
+    });
+}
+
+/** Refuses (LockedError) when another update holds the stack, naming it and what to do. */
+export function assertUnlocked(stack: string): void {
+    const [lock] = stackLocks(stack);
+    if (!lock) return;
+    if (lock.alive) throw new LockedError(`stack ${stack} is being changed by process ${lock.pid} on ${lock.hostname} since ${lock.timestamp ?? "an unknown time"}; nothing was changed. Wait for it to finish.`);
+    throw new LockedError(`stack ${stack} holds the lock of a run that no longer exists (process ${lock.pid} on ${lock.hostname}, since ${lock.timestamp ?? "an unknown time"}); nothing was changed. Run: bin/rotate unlock --stack ${stack}, then resume`);
+}
+
+/** Every file below `dir` (none if it does not exist) that `keep` accepts. */
+export function filesUnder(dir: string, keep: (file: string) => boolean): string[] {
+    if (!fs.existsSync(dir)) return [];
+    return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
+        const p = path.join(dir, e.name);
+        return e.isDirectory() ? filesUnder(p, keep) : keep(p) ? [p] : [];
+    });
+}
