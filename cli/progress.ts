@@ -102,7 +102,11 @@ export class RunTracker {
                 r.error = r.error ? `${r.error} ${stepError(message)}` : stepError(message);
                 if (r.outcome !== "failed") Object.assign(r, { end: at, outcome: "failed" as StepOutcome });
                 if (first) this.emit(r, "ended");
-            } else if (message && !/^update failed$/i.test(message)) this.errors.push(message);
+            } else {
+                // The engine's own errors; its closing "update failed" says nothing the exit code does not.
+                const own = message.replace(/^error:\s*/i, "");
+                if (own && !/^update failed$/i.test(own)) this.errors.push(own);
+            }
         }
     }
 
