@@ -1,0 +1,83 @@
+/** What the console's commands share: the stack and its config, the secrets asked for, the audit log, the store's committed generation. */
+import * as fs from "fs";
+import * as path from "path";
+import type { Stack } from "@pulumi/pulumi/automation";
+import { NAME, type EnvironmentConfig, type SecretEntry } from "../lib/config";
+import { committedGeneration, resolveVaultStore } from "../lib/resolve";
+import { lastCompleted, nextDue } from "../lib/schedule";
+import { vaultCommittedGeneration } from "../lib/vault";
+import type { RunSecret } from "./runRecord";
+import { PROJECT, UsageError, openStack, readConfig, type StackConfig } from "./stack";
+
+export interface Common {
+    stack: string;
+    json?: boolean;
+}
+export interface Mutating extends Common {
+    yes?: boolean;
+    plain?: boolean;
+    engineOutput?: boolean;
+}
+
+/** Output for people goes to stdout, unless stdout carries the --json document. */
+export const say = (o: Common, line: string) => (o.json ? process.stderr : process.stdout).write(`${line}\n`);
+export const printJson = (doc: unknown) => process.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
+
+export function checkStackName(o: Common): void {
+    if (!o.stack) throw new UsageError("name the stack: --stack <name> (e.g. --stack dev)");
+    if (!/^[A-Za-z0-9_.-]+$/.test(o.stack)) throw new UsageError(`invalid stack name "${o.stack}"`);
+}
+
+/** The named secrets, each checked to exist in the stack (all of them when none is named). */
+export function pick(env: EnvironmentConfig, stack: string, names: string[] | undefined): string[] {
+    for (const n of names ?? []) {
+        if (!NAME.test(n)) throw new UsageError(`invalid secret name "${n}"`);
+        if (!(n in env.secrets)) throw new UsageError(`stack ${stack} has no secret "${n}" (it has: ${Object.keys(env.secrets).join(", ")})`);
+    }
+    return names?.length ? names : Object.keys(env.secrets);
+}
+
+export function auditLogOf(env: EnvironmentConfig): string {
+    return path.resolve(PROJECT, env.auditLog);
+}
+
+/** The audit log's lines, read once per command however many secrets ask. */
+export function auditLines(env: EnvironmentConfig): string[] {
+    const file = auditLogOf(env);
+    return fs.existsSync(file) ? fs.readFileSync(file, "utf8").split("\n").filter(Boolean) : [];
+}
+
+/**
+ * The generation of `n` whose revocation started, from its store: a file
+ * store's marker, or a Vault secret's metadata (asked over the API).
+ * Throws, naming the store's field, when the store cannot be asked.
+ */
+export async function committedOf(n: string, s: SecretEntry): Promise<number> {
+    const store = structuredClone(s.store);
+    if (store.kind === "file") return committedGeneration(path.resolve(PROJECT, store.dir), n);
+    const problems = resolveVaultStore(store, PROJECT, `secrets.${n}.store`);
+    if (problems.length) throw new Error(problems.join("; "));
+    return vaultCommittedGeneration(store);
+}
+
+/** Each secret's schedule verdict from the audit log. */
+export function dueInfo(env: EnvironmentConfig, lines: string[], name: string): { schedule?: string; due?: Date; last?: Date } {
+    const s = env.secrets[name];
+    const last = lastCompleted(lines, name);
+    if (!s.schedule) return { last };
+    return { schedule: s.schedule, last, due: nextDue(last, s.schedule, new Date()) };
+}
+
+export const isDue = (d: { due?: Date }) => d.due !== undefined && d.due.getTime() <= Date.now();
+
+/** The secret as a run of the plan sees it: at generation `generation`, in `mode`. */
+export function runSecret(env: EnvironmentConfig, name: string, generation: number, mode: RunSecret["mode"]): RunSecret {
+    return { name, generation, mode, consumers: env.secrets[name].consumers.map((c) => c.name), after: env.secrets[name].after };
+}
+
+/** Opens the stack and reads its config; read-only commands never create a stack. */
+export async function load(o: Common, mayCreate = false): Promise<{ stack: Stack; config: StackConfig }> {
+    checkStackName(o);
+    const stack = await openStack(o.stack, mayCreate);
+    return { stack, config: await readConfig(stack) };
+}
