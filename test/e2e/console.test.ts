@@ -133,6 +133,9 @@ test("a mistyped stack or option is exit 2 and creates nothing; start without --
     assert.equal(dry.code, 0, dry.stderr);
     assert.match(dry.stdout, /would rotate app-redis 0 -> 1; nothing was changed/);
     assert.match(dry.stdout, /rollout .*3 consumers/, "the plan table is shown");
+    const due = ws.rotate(["due"]);
+    assert.equal(due.code, 1, "due: nothing is due (no secret has a schedule) is exit 1");
+    assert.match(due.stdout, /app-redis: last completed never, schedule none: no schedule/);
     const json = ws.rotate(["start", "--secret", REDIS, "--json"]);
     assert.equal(JSON.parse(json.stdout).outcome, "not-confirmed");
     assert.equal(stackFileText(), before, "the stack file is unchanged");
