@@ -10,7 +10,8 @@ import { checkVaultStores, resolveEnvironment } from "../lib/resolve";
 import { planSteps, planTable } from "./planGraph";
 import { type Mutating, auditLines, auditLogOf, committedOf, dueInfo, isDue, load, pick, printJson, runSecret, say } from "./common";
 import { EXIT, runUpdate } from "./run";
-import type { RunSecret } from "./runRecord";
+import type { RunRecord, RunSecret } from "./runRecord";
+import { describeWindow, isOpen, nextOpening } from "../lib/window";
 import { PROJECT, UsageError, assertUnlocked, setSecretKeys, type StackConfig } from "./stack";
 
 /**
@@ -30,7 +31,14 @@ export function viewOf(o: Mutating): "live" | "plain" | "engine" {
     return !o.plain && !o.json && process.stdout.isTTY && process.env.TERM !== "dumb" ? "live" : "plain";
 }
 
-export async function update(o: Mutating, stack: Stack, config: StackConfig, command: "start" | "resume" | "rollback", secrets: RunSecret[], what: string): Promise<number> {
+/** A run's --json document. */
+function runJson(o: Mutating, command: string, record: RunRecord, report: string) {
+    const steps = record.steps.map((s) => ({ secret: s.secret, step: s.step, phase: s.phase, consumer: s.consumer, wave: s.wave, outcome: s.outcome, seconds: s.start && s.end ? (s.end - s.start) / 1000 : undefined, error: s.error }));
+    return { stack: o.stack, command, outcome: record.outcome, exitCode: record.exitCode, seconds: (record.ended - record.started) / 1000, report, secrets: record.secrets, steps, audit: record.audit, next: record.next, errors: record.errors };
+}
+
+/** Runs the update, says how it went (unless --json: the caller prints the document), returns its record. */
+export async function update(o: Mutating, stack: Stack, config: StackConfig, command: "start" | "resume" | "rollback", secrets: RunSecret[], what: string): Promise<{ record: RunRecord; report: string }> {
     const { env } = config;
     const { record, report } = await runUpdate({
         stack,
@@ -43,11 +51,7 @@ export async function update(o: Mutating, stack: Stack, config: StackConfig, com
         committed: (n) => committedOf(n, env.secrets[n]),
     });
     const secs = ((record.ended - record.started) / 1000).toFixed(1);
-    if (o.json) {
-        const steps = record.steps.map((s) => ({ secret: s.secret, step: s.step, phase: s.phase, consumer: s.consumer, outcome: s.outcome, seconds: s.start && s.end ? (s.end - s.start) / 1000 : undefined, error: s.error }));
-        printJson({ stack: o.stack, command, outcome: record.outcome, exitCode: record.exitCode, seconds: Number(secs), report, secrets, steps, audit: record.audit, next: record.next, errors: record.errors });
-        return record.exitCode;
-    }
+    if (o.json) return { record, report };
     if (record.outcome !== "failed") {
         console.log(`rotate: ${what}: ${record.outcome} in ${secs}s`);
     } else {
@@ -57,13 +61,42 @@ export async function update(o: Mutating, stack: Stack, config: StackConfig, com
         for (const n of record.next) console.error(`rotate: next: ${n}`);
     }
     console.log(`rotate: report: ${report}`);
+    return { record, report };
+}
+
+/** update() for a command that ends with it: prints the --json document, returns the exit code. */
+async function finalUpdate(o: Mutating, stack: Stack, config: StackConfig, command: "resume" | "rollback", secrets: RunSecret[], what: string): Promise<number> {
+    const { record, report } = await update(o, stack, config, command, secrets, what);
+    if (o.json) printJson(runJson(o, command, record, report));
     return record.exitCode;
+}
+
+/**
+ * The window check of `start`: a secret whose window is closed is refused
+ * (naming the next opening), or with `--due` left for later; with
+ * `--outside-window` it goes ahead and its audit lines say so.
+ */
+function windowVerdicts(o: Mutating & { outsideWindow?: boolean; due?: boolean }, env: EnvironmentConfig, names: string[], now: Date): { go: string[]; outside: string[] } {
+    const closed = names.filter((n) => env.secrets[n].window && !isOpen(env.secrets[n].window!, now));
+    const why = (n: string) => {
+        const w = env.secrets[n].window!;
+        return `${n}: outside its rotation window (${describeWindow(w)}); it next opens ${nextOpening(w, now).toISOString()}`;
+    };
+    if (!closed.length || o.outsideWindow) {
+        for (const n of closed) say(o, `rotate: ${why(n)}; going ahead (--outside-window, recorded in the audit log)`);
+        return { go: names, outside: closed };
+    }
+    if (o.due) {
+        for (const n of closed) say(o, `rotate: due but not now: ${why(n)}`);
+        return { go: names.filter((n) => !closed.includes(n)), outside: [] };
+    }
+    throw new RotationRefusedError(`${closed.map(why).join("; ")}. Nothing was changed. Start it then, or pass --outside-window (recorded in the audit log)`);
 }
 
 /** Unfinished or not: every secret with a generation, as the stack's next `up` will run it. */
 export const stackSecrets = (env: EnvironmentConfig) => Object.keys(env.secrets).filter((n) => env.secrets[n].generation > 0).map((n) => runSecret(env, n, env.secrets[n].generation, env.secrets[n].mode));
 
-export async function start(o: Mutating & { secret?: string[]; due?: boolean; all?: boolean }): Promise<number> {
+export async function start(o: Mutating & { secret?: string[]; due?: boolean; all?: boolean; outsideWindow?: boolean }): Promise<number> {
     if ([!!o.secret?.length, !!o.due, !!o.all].filter(Boolean).length !== 1) {
         throw new UsageError("start: say which secrets: --secret <name> (repeatable), --due (those whose schedule says so) or --all");
     }
@@ -83,6 +116,13 @@ export async function start(o: Mutating & { secret?: string[]; due?: boolean; al
         }
         say(o, `rotate: due: ${names.join(", ")}`);
     } else names = pick(env, o.stack, o.secret);
+    const { go, outside } = windowVerdicts(o, env, names, new Date());
+    if (!go.length) {
+        say(o, `rotate: stack ${o.stack}: no due secret's window is open; nothing to do`);
+        if (o.json) printJson({ stack: o.stack, command: "start", outcome: "outside-window", exitCode: 0, secrets: [] });
+        return EXIT.done;
+    }
+    names = go;
 
     for (const n of names) {
         const s = env.secrets[n];
@@ -106,9 +146,40 @@ export async function start(o: Mutating & { secret?: string[]; due?: boolean; al
     await setSecretKeys(stack, names.flatMap((n) => [
         { secret: n, key: "generation", value: String(env.secrets[n].generation + 1) },
         ...(env.secrets[n].mode !== "rotate" ? [{ secret: n, key: "mode", value: "rotate" }] : []),
+        // Recorded in every audit line of this generation; cleared for a generation started inside its window.
+        ...(outside.includes(n) || env.secrets[n].outsideWindow ? [{ secret: n, key: "outsideWindow", value: String(outside.includes(n)) }] : []),
     ]));
     say(o, `rotate: rotating ${planned} on stack ${o.stack}`);
-    return update(o, stack, config, "start", secrets, `rotation of ${planned}`);
+    const first = await update(o, stack, config, "start", secrets, `rotation of ${planned}`);
+    const back = await rollBackOnFailure(o, stack, config, first.record);
+    if (o.json) printJson({ ...runJson(o, "start", first.record, first.report), ...(back ? { exitCode: first.record.exitCode, outcome: "rolled-back", rollback: runJson(o, "rollback", back.record, back.report) } : {}) });
+    return first.record.exitCode;
+}
+
+/**
+ * `rollout.onFailure: rollback`: a secret that failed before its revocation
+ * is taken back at once by a rollback update (every consumer moved gets the
+ * old secret again, the new grant is withdrawn, the staged copy removed).
+ * The start still ends non-zero: it did not rotate.
+ */
+async function rollBackOnFailure(o: Mutating, stack: Stack, config: StackConfig, record: RunRecord): Promise<{ record: RunRecord; report: string } | undefined> {
+    if (record.exitCode !== EXIT.failed) return undefined;
+    const failed = new Set(record.steps.filter((s) => s.outcome === "failed").map((s) => s.secret));
+    const names = record.secrets.filter((s) => failed.has(s.name) && config.env.secrets[s.name].rollout.onFailure === "rollback").map((s) => s.name);
+    if (!names.length) return undefined;
+    for (const n of names) {
+        const step = record.steps.find((s) => s.secret === n && s.outcome === "failed")!;
+        say(o, `rotate: ${n}: rollout.onFailure is rollback: taking generation ${record.secrets.find((s) => s.name === n)!.generation} back now (${step.consumer ? `consumer ${step.consumer}` : step.step} failed: ${step.error ?? "see above"})`);
+    }
+    await setSecretKeys(stack, names.map((n) => ({ secret: n, key: "mode", value: "rollback" })));
+    const env = structuredClone(config.env);
+    for (const n of names) env.secrets[n].generation += 1;
+    const secrets = stackSecrets(env).map((x) => (names.includes(x.name) ? { ...x, mode: "rollback" as const } : x));
+    const back = await update(o, stack, config, "rollback", secrets, `automatic rollback of ${names.join(", ")}`);
+    say(o, back.record.exitCode === EXIT.done
+        ? `rotate: rolled back ${names.join(", ")}: every consumer holds the old secret again and the new one is withdrawn; the rotation failed (exit ${record.exitCode})`
+        : `rotate: the automatic rollback of ${names.join(", ")} FAILED too: nothing was revoked, the old secret still works; fix the cause, then bin/rotate rollback --stack ${o.stack} --secret <name> --yes`);
+    return back;
 }
 
 export async function resume(o: Mutating & { secret?: string }): Promise<number> {
@@ -122,7 +193,7 @@ export async function resume(o: Mutating & { secret?: string }): Promise<number>
         return EXIT.done;
     }
     assertUnlocked(o.stack);
-    return update(o, stack, config, "resume", stackSecrets(env), `resume of stack ${o.stack}`);
+    return finalUpdate(o, stack, config, "resume", stackSecrets(env), `resume of stack ${o.stack}`);
 }
 
 export async function rollback(o: Mutating & { secret?: string }): Promise<number> {
@@ -156,5 +227,5 @@ export async function rollback(o: Mutating & { secret?: string }): Promise<numbe
     assertUnlocked(o.stack);
     await setSecretKeys(stack, [{ secret: n, key: "mode", value: "rollback" }]);
     const secrets = stackSecrets(env).map((x) => (x.name === n ? { ...x, mode: "rollback" as const } : x));
-    return update(o, stack, config, "rollback", secrets, `rollback of ${n} generation ${s.generation}`);
+    return finalUpdate(o, stack, config, "rollback", secrets, `rollback of ${n} generation ${s.generation}`);
 }

@@ -72,7 +72,8 @@ export const isDue = (d: { due?: Date }) => d.due !== undefined && d.due.getTime
 
 /** The secret as a run of the plan sees it: at generation `generation`, in `mode`. */
 export function runSecret(env: EnvironmentConfig, name: string, generation: number, mode: RunSecret["mode"]): RunSecret {
-    return { name, generation, mode, consumers: env.secrets[name].consumers.map((c) => c.name), after: env.secrets[name].after };
+    const s = env.secrets[name];
+    return { name, generation, mode, consumers: s.consumers.map((c) => c.name), after: s.after, ...(s.rollout.waves.length > 1 || s.rollout.waves[0] !== "100%" ? { waves: s.rollout.waves } : {}) };
 }
 
 /** Opens the stack and reads its config; read-only commands never create a stack. */

@@ -21,6 +21,8 @@ export interface PlanGraphStep {
     id: string;
     phase: PlanStep["phase"];
     consumer?: string;
+    /** A rollout's canary wave (1-based), when there are several. */
+    wave?: number;
     /** Includes the `after` secrets' audit steps for the steps that wait on nothing else. */
     dependsOn: string[];
 }
@@ -39,7 +41,7 @@ interface SecretPlan {
 }
 
 const plans = (secrets: RunSecret[]): SecretPlan[] =>
-    secrets.map((secret) => ({ secret, plan: rotationPlan({ mode: secret.mode, consumers: secret.consumers.map((name) => ({ name })) }) }));
+    secrets.map((secret) => ({ secret, plan: rotationPlan({ mode: secret.mode, consumers: secret.consumers.map((name) => ({ name })), waves: secret.waves }) }));
 
 /** The `after` secrets that run in this run too; the others are not waited for (index.ts does the same). */
 const afterInRun = (s: RunSecret, secrets: RunSecret[]) => s.after.filter((a) => a !== s.name && secrets.some((o) => o.name === a));
@@ -69,6 +71,7 @@ export function planSteps(secrets: RunSecret[]): PlanGraphStep[] {
             id: `${s.name}/${step.id}`,
             phase: step.phase,
             ...(step.consumer ? { consumer: step.consumer } : {}),
+            ...(step.wave ? { wave: step.wave } : {}),
             dependsOn: step.dependsOn.length ? step.dependsOn.map((d) => `${s.name}/${d}`) : after,
         }));
     });
@@ -105,11 +108,18 @@ export function planDot(secrets: RunSecret[]): string {
     };
     // With rankdir=LR dot puts what is declared first at the bottom: secrets and consumers are declared
     // last first, so they read top-down in the config's order. One row per consumer: rollouts share a rank.
+    // Canary waves: each wave a column of its own (it waits for the one before), boxed and labelled.
     const stacked = (s: RunSecret, rollouts: PlanStep[], indent: string) => {
         if (!rollouts.length) return;
-        out.push(`${indent}{ rank=same;`);
-        for (const step of [...rollouts].reverse()) node(s, step, `${indent}  `);
-        out.push(`${indent}}`);
+        const waves = [...new Set(rollouts.map((st) => st.wave ?? 0))];
+        for (const w of waves) {
+            const members = rollouts.filter((st) => (st.wave ?? 0) === w);
+            if (w) out.push(`${indent}subgraph ${q(`cluster_${s.name}_wave${w}`)} {`, `${indent}  id=${q(`${s.name}/wave-${w}`)}; label=${q(`wave ${w} (${members.length})`)}; style="dashed,rounded"; color="#8a6d00"; fontsize=10;`);
+            out.push(`${indent}{ rank=same;`);
+            for (const step of [...members].reverse()) node(s, step, `${indent}  `);
+            out.push(`${indent}}`);
+            if (w) out.push(`${indent}}`);
+        }
     };
     for (const { secret: s, plan } of plans(secrets).reverse()) {
         out.push(`  subgraph ${q(`cluster_${s.name}`)} {`, `    id=${q(s.name)}; label=${q(secretTitle(s))}; labeljust=l; color="#888888";`);
@@ -166,7 +176,8 @@ function phaseRows(s: RunSecret, plan: PlanStep[], all: PlanGraphStep[]): string
     const phaseOf = new Map<string, string>(all.map((st) => [st.id, st.secret === s.name ? st.phase : `${st.secret} audit`]));
     return [...new Set(plan.map((st) => st.phase))].map((phase) => {
         const mine = plan.filter((st) => st.phase === phase);
-        const what = phase === "rollout" ? consumerList(mine.map((st) => st.consumer!))
+        const waves = new Set(mine.map((st) => st.wave ?? 0)).size;
+        const what = phase === "rollout" ? `${consumerList(mine.map((st) => st.consumer!))}${waves > 1 ? ` in ${waves} waves (${s.waves!.join(", ")}), each after the one before` : ""}`
             : mine.length > 1 ? mine.map((st) => st.id.replace(`${phase}/`, "")).join(", ")
             : stepLabel(mine[0], s);
         const deps = all.filter((st) => st.secret === s.name && st.phase === phase).flatMap((st) => st.dependsOn);

@@ -22,9 +22,9 @@ export const urnName = (urn: string) => urn.slice(urn.lastIndexOf("::") + 2);
 export function planIndex(secrets: RunSecret[]): Map<string, StepRecord> {
     const index = new Map<string, StepRecord>();
     for (const s of secrets) {
-        for (const step of rotationPlan({ mode: s.mode, consumers: s.consumers.map((name) => ({ name })) })) {
+        for (const step of rotationPlan({ mode: s.mode, consumers: s.consumers.map((name) => ({ name })), waves: s.waves })) {
             const resource = stepResourceName(s.name, step, s.generation, s.mode);
-            index.set(resource, { secret: s.name, step: step.id, phase: step.phase, ...(step.consumer ? { consumer: step.consumer } : {}), resource, outcome: "pending" });
+            index.set(resource, { secret: s.name, step: step.id, phase: step.phase, ...(step.consumer ? { consumer: step.consumer } : {}), ...(step.wave ? { wave: step.wave } : {}), resource, outcome: "pending" });
         }
     }
     return index;
@@ -182,7 +182,7 @@ export function renderFrame(tracker: RunTracker, title: string, now: number, row
         const consumers = steps.filter((r) => r.phase === "rollout");
         const width = Math.max(8, ...consumers.map((c) => (c.consumer ?? "").length));
         const shown = consumers.length <= perSecret ? consumers : consumers.filter((c) => c.outcome === "failed" || c.outcome === "running").slice(0, perSecret - 1);
-        for (const c of shown) out.push(`  ${(c.consumer ?? "").padEnd(width)}  ${consumerState(c, now)}${c.error ? `: ${c.error}` : ""}`);
+        for (const c of shown) out.push(`  ${(c.consumer ?? "").padEnd(width)}  ${c.wave ? `w${c.wave} ` : ""}${consumerState(c, now)}${c.error ? `: ${c.error}` : ""}`);
         if (shown.length < consumers.length) {
             const count = (o: StepOutcome) => consumers.filter((c) => c.outcome === o).length;
             out.push(`  ${consumers.length} consumers: ${count("ok") + count("unchanged")} done, ${count("running")} running, ${count("pending")} waiting, ${count("failed")} failed`);

@@ -68,7 +68,7 @@ export function timelineGroups(run: RunRecord): Group[] {
     const byStart = (a: StepRecord, b: StepRecord) => (a.start ?? Infinity) - (b.start ?? Infinity);
     const groups: Group[] = run.secrets.map((secret) => {
         const mine = run.steps.filter((s) => s.secret === secret.name);
-        const plan = rotationPlan({ mode: secret.mode, consumers: secret.consumers.map((name) => ({ name })) });
+        const plan = rotationPlan({ mode: secret.mode, consumers: secret.consumers.map((name) => ({ name })), waves: secret.waves });
         const rows = plan.flatMap((p): StepRecord[] => {
             const found = mine.filter((s) => s.step === p.id);
             return found.length ? found : [{ secret: secret.name, step: p.id, phase: p.phase, ...(p.consumer ? { consumer: p.consumer } : {}), resource: "", outcome: "pending" }];

@@ -52,7 +52,8 @@ function program(run: (p: Promise<number>) => void): Command {
     mutating(cli.command("start").description("bump the named secrets' generations, then rotate them")
         .option("--secret <name>", "rotate this secret (repeatable)", collect)
         .option("--due", "every secret whose schedule says so (and say which)")
-        .option("--all", "every secret of the stack"))
+        .option("--all", "every secret of the stack")
+        .option("--outside-window", "start even where a secret's rotation window is closed (recorded in the audit log)"))
         .action((o) => run(start(o)));
     mutating(cli.command("resume").description("run the stack again after a failure or a kill: unfinished rotations continue, steps that succeeded are not repeated")
         .option("--secret <name>", "the secret you mean to finish (the whole stack runs)"))

@@ -7,6 +7,7 @@
  * the step provider's redacted messages.
  */
 import type { Mode, PlanStep } from "../lib/plan";
+import type { WaveEntry } from "../lib/waves";
 
 /** One secret of the run as the plan sees it. */
 export interface RunSecret {
@@ -17,6 +18,8 @@ export interface RunSecret {
     consumers: string[];
     /** Secrets whose rotation must complete before this one starts (`after`). */
     after: string[];
+    /** Canary waves (rollout.waves); absent: one wave. */
+    waves?: WaveEntry[];
 }
 
 export type StepOutcome = "pending" | "running" | "ok" | "unchanged" | "failed";
@@ -28,6 +31,8 @@ export interface StepRecord {
     step: string;
     phase: PlanStep["phase"] | "other";
     consumer?: string;
+    /** A rollout's canary wave (1-based), when there are several. */
+    wave?: number;
     /** The Pulumi resource name, e.g. "app-redis-rollout-web-1". */
     resource: string;
     /** The engine's operation: create, update, same, delete, ... */

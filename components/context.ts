@@ -49,6 +49,8 @@ export function auditSpec(ctx: RotationContext, phase: string, consumer?: string
             reason: config.secret.reason,
             operator: config.secret.operator,
             consumers: config.consumers.length,
+            // Started with `bin/rotate start --outside-window` although the secret's window was closed.
+            ...(config.outsideWindow ? { outsideWindow: "yes" } : {}),
         },
     };
 }

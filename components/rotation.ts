@@ -1,5 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { phaseOrder, rotationPlan, type PlanStep } from "../lib/plan";
+import { formWaves } from "../lib/waves";
 import { AuditRecord } from "./auditRecord";
 import { consumerRollout } from "./consumerRollout";
 import { TOKEN, phaseStep, type RotationContext } from "./context";
@@ -23,6 +24,9 @@ export interface RotationSummary {
     phases: string[];
     auditLog: string;
     after?: string[];
+    /** The consumers of each wave, when the secret rolls out in waves. */
+    waves?: string[][];
+    onFailure?: string;
 }
 
 export interface RotationArgs {
@@ -56,7 +60,7 @@ export class Rotation extends pulumi.ComponentResource {
         if (config.generation === 0) throw new Error("Rotation: generation 0 has nothing to rotate");
         // lib/plan.ts is the graph: which phase waits for which. Here is only how each phase is built;
         // every resource gets exactly its plan dependencies (a step without any waits for `after`).
-        this.plan = rotationPlan({ mode: config.mode, consumers: config.consumers });
+        this.plan = rotationPlan({ mode: config.mode, consumers: config.consumers, waves: config.rollout.waves });
         const child = { parent: this };
         let previous!: SecretVersion;
         let secret!: SecretVersion;
@@ -96,6 +100,7 @@ export class Rotation extends pulumi.ComponentResource {
             built.set(step.id, build[step.phase](step, after));
         }
         this.finished = built.get("audit")!;
+        const waves = formWaves(config.consumers.map((c) => c.name), config.mode === "rollback" ? ["100%"] : config.rollout.waves);
 
         this.summary = {
             secret: config.secret.name,
@@ -108,6 +113,7 @@ export class Rotation extends pulumi.ComponentResource {
             phases: phaseOrder(this.plan),
             auditLog: config.auditLog,
             ...(config.after.length ? { after: config.after } : {}),
+            ...(waves.length > 1 ? { waves, onFailure: config.rollout.onFailure } : {}),
         };
         this.registerOutputs({ summary: this.summary });
     }

@@ -288,6 +288,9 @@ export function secretRotation(env: EnvironmentConfig, name: string): RotationCo
         consumers,
         auditLog: env.auditLog,
         after: s.after,
+        rollout: s.rollout,
+        ...(s.window ? { window: s.window } : {}),
+        outsideWindow: s.outsideWindow,
     });
 }
 

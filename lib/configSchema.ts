@@ -3,6 +3,8 @@
  * message. Parsing and the checks across fields are in config.ts.
  */
 import { z } from "zod";
+import { rolloutSchema } from "./waves";
+import { windowSchema } from "./window";
 
 /** Config keys live in the `rotation:` namespace of each stack's config. */
 export const CONFIG_NAMESPACE = "rotation";
@@ -228,6 +230,12 @@ const rotationConfigSchema = z.strictObject({
     auditLog: localPath.default(".state/audit.log"),
     /** Secrets of the same stack whose rotation must complete first. */
     after: z.array(name).default([]),
+    /** Canary waves and what a failure does (lib/waves.ts). */
+    rollout: rolloutSchema.default({ waves: ["100%"], onFailure: "stop" }),
+    /** When bin/rotate may start a rotation of it (lib/window.ts); none: any time. */
+    window: windowSchema.optional(),
+    /** Set by `bin/rotate start --outside-window` for this generation; the audit lines record it. */
+    outsideWindow: z.boolean().default(false),
 });
 
 export type RotationConfig = z.output<typeof rotationConfigSchema>;
@@ -275,6 +283,9 @@ void [_h, _p, _u, _hk, _hkf, _pk];
 /** A consumer: its host by name, plus what is specific to this secret there. */
 export const consumerEntry = z.strictObject({ ...consumerOwn, host: hostRef });
 
+/** A boolean as `pulumi config set --path` writes it (a string) or as YAML has it. */
+const flag = z.preprocess((v) => (v === "true" ? true : v === "false" ? false : v), z.boolean({ error: "must be true or false" }));
+
 export const secretEntry = z.strictObject({
     /** Bump to rotate (bin/rotate start does it); 0 is the secret in place before the first managed rotation. */
     generation: wholeNumber().min(0, "must be 0 or more").default(0),
@@ -289,6 +300,12 @@ export const secretEntry = z.strictObject({
     consumers: z.array(consumerEntry).min(1, "must list at least one consumer"),
     /** Secrets of this stack whose rotation (in the same run) must complete before this one starts. */
     after: z.array(z.string()).default([]),
+    /** Canary waves, e.g. {waves: [1, "10%", "100%"], onFailure: rollback}; default one wave, stop. */
+    rollout: rolloutSchema.default({ waves: ["100%"], onFailure: "stop" }),
+    /** When a rotation may start: {days: [mon, ...], start: "09:00", end: "17:00", timeZone: "Europe/Berlin"}. */
+    window: windowSchema.optional(),
+    /** Set by `bin/rotate start --outside-window` (recorded in the audit lines); do not set by hand. */
+    outsideWindow: flag.default(false),
 });
 
 export const environmentSchema = z.strictObject({

@@ -5,6 +5,8 @@
  * the revocation waits for every consumer's health check, nothing is revoked
  * in a rollback, and so on.
  */
+import { formWaves, type WaveEntry } from "./waves";
+
 export type Mode = "rotate" | "rollback";
 
 export interface PlanStep {
@@ -13,25 +15,36 @@ export interface PlanStep {
     /** The runbook phase it belongs to. */
     phase: "generate" | "read-previous" | "stage" | "grant" | "rollout" | "gate" | "revoke" | "promote" | "verify" | "audit" | "guard";
     consumer?: string;
+    /** A rollout's wave (1-based), when the secret rolls out in waves. */
+    wave?: number;
     dependsOn: string[];
 }
 
 export interface PlanInput {
     mode: Mode;
     consumers: { name: string }[];
+    /** Canary waves (lib/waves.ts); default one wave. A rollback restores every consumer at once. */
+    waves?: readonly WaveEntry[];
 }
 
 export function rotationPlan(input: PlanInput): PlanStep[] {
     const steps: PlanStep[] = [];
-    const add = (id: string, phase: PlanStep["phase"], dependsOn: string[], consumer?: string) => {
-        steps.push({ id, phase, dependsOn, ...(consumer ? { consumer } : {}) });
+    const add = (id: string, phase: PlanStep["phase"], dependsOn: string[], consumer?: string, wave?: number) => {
+        steps.push({ id, phase, dependsOn, ...(consumer ? { consumer } : {}), ...(wave ? { wave } : {}) });
         return id;
     };
-    const rollouts = (after: string) =>
-        input.consumers.map((c) => {
-            // One step per consumer: deploy, reload, health and log check run in it, in that order.
-            return add(`rollout/${c.name}`, "rollout", [after], c.name);
+    // One step per consumer: deploy, reload, health and log check run in it, in that order.
+    // Each wave starts once every consumer of the wave before it passed all four.
+    const rollouts = (after: string, waves: readonly WaveEntry[]) => {
+        const all: string[] = [];
+        let previous = [after];
+        const formed = formWaves(input.consumers, waves);
+        formed.forEach((wave, i) => {
+            previous = wave.map((c) => add(`rollout/${c.name}`, "rollout", previous, c.name, formed.length > 1 ? i + 1 : undefined));
+            all.push(...previous);
         });
+        return all;
+    };
 
     add("previous", "read-previous", []);
     if (input.mode === "rollback") {
@@ -39,7 +52,7 @@ export function rotationPlan(input: PlanInput): PlanStep[] {
         // The previous generation's grant stays registered: were it dropped,
         // Pulumi would delete it and so withdraw the very secret being restored.
         const regrant = add("grant-previous", "grant", [guard]);
-        const done = rollouts(regrant);
+        const done = rollouts(regrant, ["100%"]);
         add("audit", "audit", done);
         return steps;
     }
@@ -47,7 +60,7 @@ export function rotationPlan(input: PlanInput): PlanStep[] {
     // Staging waits for the read of the secret in use too: a store that cannot be read is not written.
     add("stage", "stage", ["secret", "previous"]);
     add("grant", "grant", ["stage", "previous"]);
-    const verified = rollouts("grant");
+    const verified = rollouts("grant", input.waves ?? ["100%"]);
     add("gate", "gate", verified);
     add("revoke", "revoke", ["gate"]);
     add("promote", "promote", ["revoke"]);

@@ -49,6 +49,7 @@ export function secretEntryOf(flat: Obj, known: Obj = {}): { name: string; entry
     if (flat.generation !== undefined) entry.generation = flat.generation;
     if (flat.mode !== undefined) entry.mode = flat.mode;
     if (flat.after !== undefined) entry.after = flat.after;
+    for (const k of ["rollout", "window", "outsideWindow"]) if (flat[k] !== undefined) entry[k] = flat[k];
     for (const k of Object.keys(entry)) if (entry[k] === undefined) delete entry[k];
     return { name, entry, hosts };
 }

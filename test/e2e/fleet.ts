@@ -27,10 +27,10 @@ const newPassword = () => randomBytes(24).toString("base64").replace(/[^A-Za-z0-
 
 /** Consumer i lives on host1..host3 in turn. */
 const hostOf = (i: number) => lab().hosts[i % lab().hosts.length];
-const consumerName = (f: Fleet, i: number) => `${f.user}-${i}`;
+export const consumerName = (f: Fleet, i: number) => `${f.user}-${i}`;
 const remotePath = (f: Fleet, i: number) => `/etc/rotation-app/fleet/${consumerName(f, i)}.env`;
 /** The same file seen from the root namespace. */
-const localPath = (f: Fleet, i: number) => path.join(hostOf(i).etcDir, "fleet", `${consumerName(f, i)}.env`);
+export const localPath = (f: Fleet, i: number) => path.join(hostOf(i).etcDir, "fleet", `${consumerName(f, i)}.env`);
 export const storeFile = (f: Fleet) => path.join(lab().storeDir, f.secret);
 const readStore = (f: Fleet) => fs.readFileSync(storeFile(f), "utf8");
 
