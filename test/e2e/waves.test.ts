@@ -131,8 +131,13 @@ test("a closed window refuses start naming the next opening; --outside-window pr
     const hhmm = (h: number) => `${String((now.getUTCHours() + h) % 24).padStart(2, "0")}:00`;
     const window = { days: ["sun", "mon", "tue", "wed", "thu", "fri", "sat"], start: hhmm(2), end: hhmm(3), timeZone: "UTC" };
     const opening = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate(), now.getUTCHours() + 2));
-    wsRb.setConfig(flat(rb, 1, { mode: "rollback", rollout: { waves: [1, 2, "100%"], onFailure: "rollback" }, window }));
+    const due = { ...(stackConfig(rb, 1).secret as Record<string, unknown>), schedule: "1d" }; // never completed: due now
+    wsRb.setConfig(flat(rb, 1, { mode: "rollback", secret: due, rollout: { waves: [1, 2, "100%"], onFailure: "rollback" }, window }));
     const before = JSON.stringify(wsRb.stackConfig());
+    const dueRun = wsRb.rotate(["start", "--due", "--yes"]);
+    assert.equal(dueRun.code, 0, dueRun.stdout + dueRun.stderr);
+    assert.match(dueRun.stdout, new RegExp(`due but not now: ${rb.secret}: outside its rotation window`));
+    assert.match(dueRun.stdout, /no due secret's window is open; nothing to do/);
     const refused = wsRb.rotate(["start", "--secret", rb.secret, "--yes"]);
     assert.equal(refused.code, 3, refused.stdout + refused.stderr);
     assert.match(refused.stderr, new RegExp(`${rb.secret}: outside its rotation window \\(sun,mon,tue,wed,thu,fri,sat ${window.start}-${window.end} UTC\\); it next opens ${opening.toISOString().replace(/\./g, "\\.")}`));
