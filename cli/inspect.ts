@@ -39,8 +39,9 @@ export async function status(o: Common & { secret?: string[] }): Promise<number>
         const d = dueInfo(env, lines, n);
         return { secret: n, generation: s.generation, mode: s.mode, committed, lastCompleted: d.last?.toISOString(), schedule: d.schedule, nextDue: d.due?.toISOString(), due: isDue(d), lastOutcome: lastOutcome(lines, n) };
     }));
+    const lastCheck = readLastCheck(o.stack);
     if (o.json) {
-        printJson({ stack: o.stack, auditLog: auditLogOf(env), secrets: rows, notes });
+        printJson({ stack: o.stack, auditLog: auditLogOf(env), secrets: rows, notes, lastCheck });
         return EXIT.done;
     }
     const short = (iso?: string) => (iso ? iso.slice(0, 16).replace("T", " ") : undefined);
@@ -52,6 +53,10 @@ export async function status(o: Common & { secret?: string[] }): Promise<number>
     console.log(fmt(head));
     for (const r of table) console.log(fmt(r));
     for (const note of notes) console.log(note);
+    if (lastCheck) {
+        const off = lastCheck.consumers.filter((c) => c.holds !== "current").map((c) => `${c.secret} ${c.consumer} ${c.holds}`);
+        console.log(`last check ${lastCheck.time}: ${lastCheck.ok ? `every consumer current (${lastCheck.consumers.length})` : `drift: ${off.join(", ") || "the source still accepts a previous secret"}`}`);
+    } else console.log(`last check: never (bin/rotate check --stack ${o.stack})`);
     return EXIT.done;
 }
 
@@ -84,6 +89,16 @@ export async function plan(o: Common & { secret?: string[]; out?: string }): Pro
     console.log(planTable(secrets, { color: !!process.stdout.isTTY }));
     console.log(`rotate: picture: ${file} (${(svg.length / 1024).toFixed(0)} KiB, ${((Date.now() - t0) / 1000).toFixed(1)}s)`);
     return EXIT.done;
+}
+
+/** The last `bin/rotate check` of the stack, if any. */
+function readLastCheck(stack: string): { time: string; ok: boolean; consumers: { secret: string; consumer: string; holds: string }[] } | undefined {
+    const f = path.join(PROJECT, ".state", "checks", `${stack}.json`);
+    try {
+        return JSON.parse(fs.readFileSync(f, "utf8"));
+    } catch {
+        return undefined;
+    }
 }
 
 export async function preview(o: Common): Promise<number> {

@@ -15,6 +15,7 @@
 import { Command, CommanderError, Option } from "commander";
 import { ConfigError, RotationRefusedError } from "../lib/errors";
 import { resume, rollback, start } from "./change";
+import { check } from "./check";
 import { checkStackName } from "./common";
 import { auditVerify, due, plan, preview, status } from "./inspect";
 import { EXIT, EXIT_CODES_HELP } from "./run";
@@ -47,6 +48,9 @@ function program(run: (p: Promise<number>) => void): Command {
         .addOption(stackOption()).option("--secret <name>", "only this secret (repeatable)", collect)
         .option("--out <file.svg>", "where to write the picture (default .state/plans/<stack>-plan.svg)").addOption(json())
         .action((o) => run(plan(o)));
+    cli.command("check").description("which generation each consumer holds (current, previous, unknown, missing, unreachable), proven by an HMAC under a fresh nonce; and whether the source still accepts the previous secret. Exit 0 all current, 1 drift")
+        .addOption(stackOption()).option("--secret <name>", "only this secret (repeatable)", collect).addOption(json())
+        .action((o) => run(check(o)));
     cli.command("preview").description("the engine's own preview of the stack (pulumi preview --diff); changes nothing")
         .addOption(stackOption()).action((o) => run(preview(o)));
     mutating(cli.command("start").description("bump the named secrets' generations, then rotate them")

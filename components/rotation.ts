@@ -84,7 +84,7 @@ export class Rotation extends pulumi.ComponentResource {
                 perMode: true,
                 phase: "rollback-started",
             }, { parent: this, dependsOn: after }),
-            gate: (_s, after) => new RotationGate(`${name}-gate`, { context: ctx, rollouts: after }, child).done,
+            gate: (_s, after) => new RotationGate(`${name}-gate`, { context: ctx, rollouts: after, credential: secret, previous }, child).done,
             revoke: (_s, after) => new Revocation(`${name}-revoke`, { context: ctx, previous, after }, child).done,
             promote: (_s, after) => new Promotion(`${name}-promote`, { context: ctx, credential: secret, after }, child).done,
             // One component holds both checks; each plan step gets its own resource of it.

@@ -1,5 +1,8 @@
 import * as pulumi from "@pulumi/pulumi";
-import { SinglePhase, phaseStep, type RotationContext } from "./context";
+import { stdinFields } from "../lib/quote";
+import { postgresLogin } from "../lib/scripts/source";
+import { consumerLabel } from "./consumerRollout";
+import { SinglePhase, consumerHosts, phaseStep, type Credential, type RotationContext } from "./context";
 import { storeStep } from "./storeStep";
 
 export interface RotationGateArgs {
@@ -7,23 +10,38 @@ export interface RotationGateArgs {
     readonly context: RotationContext;
     /** The last step of every consumer's rollout. */
     readonly rollouts: pulumi.Resource[];
+    /** The new credential, which every consumer must hold before the gate opens. */
+    readonly credential: Credential;
+    /** The credential it replaces (a consumer still on it is named as such). */
+    readonly previous: Credential;
 }
 
 /**
  * The point of no return: it runs only after every consumer was deployed,
- * reloaded and found healthy, and records in the store (a file store's
- * marker, a Vault secret's metadata) that revocation of the previous secret
- * starts, after which rollback is refused.
+ * reloaded and found healthy. First it asks every consumer (not only those
+ * this run deployed to) which secret its config holds, by an HMAC under a
+ * fresh nonce (provider/drift.ts): one reverted behind the rotation's back,
+ * or unreachable, keeps the gate shut and is named. Then it records in the
+ * store (a file store's marker, a Vault secret's metadata) that revocation
+ * of the previous secret starts, after which rollback is refused.
  */
 export class RotationGate extends SinglePhase {
     constructor(name: string, args: RotationGateArgs, opts?: pulumi.ComponentResourceOptions) {
         super("RotationGate", name, opts, (parent) => {
-            const { config } = args.context;
-            return phaseStep(args.context, name, {
+            const ctx = args.context;
+            const { config } = ctx;
+            const { hosts, hostOf } = consumerHosts(ctx);
+            const src = config.source;
+            return phaseStep(ctx, name, {
                 title: `${config.secret.name}: gate, all ${config.consumers.length} consumers verified on g${config.generation}`,
-                ...storeStep(args.context, "commit"),
+                ...storeStep(ctx, "commit"),
+                hosts,
+                drift: config.consumers.map((c) => ({ host: hostOf(c), label: consumerLabel(ctx, c), configPath: c.configPath, write: c.write, timeoutSeconds: c.timeoutSeconds })),
+                ...(src.kind === "postgres-role" ? { users: { current: postgresLogin(src, args.credential.generation), previous: postgresLogin(src, args.previous.generation) } } : {}),
+                stdin: pulumi.all([args.credential.value, args.previous.value]).apply(([n, o]) => stdinFields(n, o)),
                 phase: "rolled-out",
             }, { parent, dependsOn: args.rollouts });
         });
     }
 }
+

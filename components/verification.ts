@@ -1,9 +1,8 @@
 import * as pulumi from "@pulumi/pulumi";
 import { stdinFields } from "../lib/quote";
 import { sourceScripts } from "../lib/scripts/source";
-import type { SshTarget } from "../lib/config";
 import { healthPolicy } from "./consumerRollout";
-import { LOCAL, TOKEN, consumerTarget, phaseStep, type Credential, type RotationContext } from "./context";
+import { LOCAL, TOKEN, consumerHosts, phaseStep, type Credential, type RotationContext } from "./context";
 
 export interface VerificationArgs {
     /** Shared rotation context. */
@@ -39,18 +38,8 @@ export class Verification extends pulumi.ComponentResource {
             retryDelaySeconds: 2,
             phase: "verified",
         }, { parent: this, dependsOn: args.after });
-        // Each host once: a fleet has far fewer hosts than consumers.
-        const hosts: Record<string, SshTarget> = {};
-        const keyOf = new Map<string, string>();
-        const checks = config.consumers.map((c) => {
-            const t = consumerTarget(ctx, c);
-            const id = JSON.stringify(t);
-            if (!keyOf.has(id)) {
-                keyOf.set(id, `h${keyOf.size}`);
-                hosts[keyOf.get(id)!] = t;
-            }
-            return { ...healthPolicy(ctx, c), host: keyOf.get(id)! };
-        });
+        const { hosts, hostOf } = consumerHosts(ctx);
+        const checks = config.consumers.map((c) => ({ ...healthPolicy(ctx, c), host: hostOf(c) }));
         const consumers = phaseStep(ctx, `${name}-consumers`, {
             title: `${config.secret.name}: all ${config.consumers.length} consumers healthy after revocation`,
             op: "health",

@@ -102,6 +102,7 @@ export class SshPool {
                 if (!done) {
                     done = true;
                     clearInterval(poll);
+                    clearTimeout(giveUp);
                     resolve();
                 }
             };
@@ -109,7 +110,8 @@ export class SshPool {
             // directly and reports the real error (e.g. connection refused).
             const poll = setInterval(() => fs.existsSync(socket) && finish(), 15);
             child.on("exit", finish);
-            setTimeout(finish, 12_000);
+            // Cleared once ready: a pending timer would keep a short-lived process (bin/rotate check) alive 12 s.
+            const giveUp = setTimeout(finish, 12_000);
         });
         const agent = new HostAgent(() => {
             const child = spawn("ssh", [...this.args(id, t), "-o", `ControlPath=${socket}`, "-o", "ControlMaster=no", "--", t.host, `bash -c ${shq(AGENT_WRAPPER)}`], { stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, LC_ALL: "C.UTF-8" } });

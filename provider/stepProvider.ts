@@ -19,6 +19,7 @@
 import { createHash, randomUUID } from "crypto";
 import type * as provider from "@pulumi/pulumi/provider";
 import { runAt, where } from "./exec";
+import { checkDrift } from "./drift";
 import { checkAll } from "./health";
 import { deleteRefusal } from "./deleteGuard";
 import { StepError, appendAudit, failure, redact, sleep, splitFields, undoPhase } from "./outcome";
@@ -61,6 +62,8 @@ export async function perform(props: StepProps): Promise<string | undefined> {
     const secrets = splitFields(props.stdin);
     try {
         let stdout: string | undefined;
+        // The gate asks every consumer first: nothing is committed while one is not on the new secret.
+        if (props.drift) await checkDrift(props.title, props.drift, props.hosts!, secrets, props.users);
         if (props.op === "rollout") {
             await rollout(props.rollout!, props.stdin ?? "");
         } else if (props.op === "random") {
@@ -132,6 +135,7 @@ export const stepProvider: provider.Provider = {
             random: p.random ? undefined : "random",
             vault: p.vault ? undefined : "vault",
         };
+        if (p.drift && !(p.hosts && p.drift.every((c) => c.host in p.hosts!))) needs[String(p.op)] = "hosts for its drift checks";
         const missing = needs[String(p.op)] ?? (p.op ? undefined : "op");
         return missing ? { inputs: news, failures: [{ property: missing.split(" ")[0], reason: `a ${p.op ?? "step"} step needs ${missing}` }] } : { inputs: news };
     },

@@ -51,6 +51,16 @@ export interface RolloutSpec extends HealthCheck {
 
 export type StepOp = "script" | "rollout" | "health" | "random" | "vault";
 
+/** In a step with `drift` (the gate): one consumer whose config must hold the new secret (its host a key of the step's `hosts`). */
+export interface DriftCheck {
+    host: string;
+    /** e.g. "app-redis → consumer web-1". */
+    label: string;
+    configPath: string;
+    write: WriteSpec;
+    timeoutSeconds: number;
+}
+
 export interface StepProps {
     /** What this step does, in the runbook's words; starts every error. */
     title: string;
@@ -94,4 +104,11 @@ export interface StepProps {
     /** For op "health": the consumers' hosts, by key, and what to check per consumer. */
     hosts?: Record<string, SshTarget>;
     checks?: ConsumerCheck[];
+    /**
+     * Before the step's own work (the gate's commit): every consumer, asked for an HMAC of what its config
+     * holds (lib/scripts/check.ts); stdin is the new secret, then the previous.
+     * `users` are the logins a template renders with (postgres-role).
+     */
+    drift?: DriftCheck[];
+    users?: { current: string; previous: string };
 }

@@ -3,7 +3,9 @@ import { atomicWriteFn, preamble } from "./common";
 
 /**
  * The file credential store: `<dir>/<name>` holds the current secret,
- * `<dir>/<name>.new` the staged one, `<dir>/<name>.committed` the generation
+ * `<dir>/<name>.new` the staged one, `<dir>/<name>.previous` the one the last
+ * promotion replaced (so `bin/rotate check` can tell a consumer still on it),
+ * `<dir>/<name>.committed` the generation
  * whose revocation was started (after which rollback is refused). All files
  * mode 0600, written atomically. Scripts run on the operator's machine.
  */
@@ -11,6 +13,7 @@ export function fileStoreScripts(dir: string, name: string, generation: number) 
     const current = shq(`${dir}/${name}`);
     const staged = shq(`${dir}/${name}.new`);
     const committed = shq(`${dir}/${name}.committed`);
+    const previous = shq(`${dir}/${name}.previous`);
     const same = (file: string, v: string) => `{ [ -f ${file} ] && cmp -s ${file} <(printf '%s' "$${v}"); }`;
     return {
         /** stdout: the current secret (the previous generation, during a rotation). */
@@ -22,6 +25,7 @@ export function fileStoreScripts(dir: string, name: string, generation: number) 
         commit: `set -euo pipefail\nprintf '%s\\n' ${shq(generation)} > ${committed}.tmp && chmod 600 ${committed}.tmp && mv -f -- ${committed}.tmp ${committed}\n`,
         promote: `${preamble("NEW")}if ${same(staged, "NEW")}; then
   chmod 600 ${staged}
+  if [ -f ${current} ]; then cp -- ${current} ${previous}.tmp && chmod 600 ${previous}.tmp && mv -f -- ${previous}.tmp ${previous}; fi
   mv -f -- ${staged} ${current}
 elif ${same(current, "NEW")}; then
   : # already promoted by an earlier, interrupted run

@@ -1,0 +1,34 @@
+/**
+ * The operator's side of the drift check (lib/scripts/check.ts runs on the
+ * host): a fresh nonce per consumer and run, the HMACs of the values the
+ * consumer should hold, and the verdict from the host's answer. Values never
+ * leave this process; the host's answer is an HMAC under a nonce used once.
+ */
+import { createHmac, randomBytes } from "crypto";
+import { renderTemplate, type WriteSpec } from "./configFormats";
+
+export type Holding = "current" | "previous" | "unknown" | "missing" | "unreachable";
+
+/** 32 random bytes, hex: the HMAC key for one consumer in one check. */
+export const freshNonce = (): string => randomBytes(32).toString("hex");
+
+export const hmacOf = (nonceHex: string, value: string): string => createHmac("sha256", Buffer.from(nonceHex, "hex")).update(value, "utf8").digest("hex");
+
+/** What the host HMACs for a consumer holding `value`: the value, or for a template the whole rendered file. */
+export const hmacInput = (write: WriteSpec, value: string, user?: string): string => (write.format === "template" ? renderTemplate(write.template, value, user) : value);
+
+/**
+ * What the consumer holds, from the host script's output and the expected
+ * HMACs (`previous` absent when the store no longer keeps it). Several values
+ * (an env file with the key twice): the worst of them counts.
+ */
+export function holding(output: string, expected: { current: string; previous?: string }): { holds: Holding; detail?: string } {
+    const lines = output.split("\n").filter((l) => l.startsWith("CHECK "));
+    const missing = lines.find((l) => l.startsWith("CHECK missing "));
+    if (missing) return { holds: "missing", detail: missing.slice("CHECK missing ".length) };
+    const hmacs = lines.filter((l) => l.startsWith("CHECK hmac ")).map((l) => l.slice("CHECK hmac ".length).trim());
+    if (!hmacs.length) return { holds: "unknown", detail: "the host gave no answer" };
+    const each = hmacs.map((h): Holding => (h === expected.current ? "current" : expected.previous !== undefined && h === expected.previous ? "previous" : "unknown"));
+    const worst = (["unknown", "previous", "current"] as const).find((x) => each.includes(x))!;
+    return { holds: worst, ...(hmacs.length > 1 && new Set(each).size > 1 ? { detail: `the key appears ${hmacs.length} times with different values` } : {}) };
+}

@@ -1,0 +1,39 @@
+/**
+ * The gate's drift check: before the revocation, every consumer of the
+ * secret (not only those this run deployed to) answers an HMAC, under a fresh
+ * nonce, of the value its config holds (lib/scripts/check.ts). Any consumer
+ * not on the new secret keeps the gate shut, named: one restored from a
+ * backup, edited by hand or unreachable would otherwise lose its access at
+ * the revocation.
+ */
+import { freshNonce, hmacInput, hmacOf, holding } from "../lib/drift";
+import { driftCheckScript } from "../lib/scripts/check";
+import { hostKeyRefusal, runAt } from "./exec";
+import { StepError, redact } from "./outcome";
+import type { DriftCheck, SshTarget } from "./types";
+
+/** What one consumer holds, in words, or undefined when it holds the new secret. */
+async function askOne(c: DriftCheck, target: SshTarget, next: string, previous: string | undefined, users?: { current: string; previous: string }): Promise<string | undefined> {
+    const nonce = freshNonce();
+    const r = await runAt(target, driftCheckScript(c.configPath, c.write, nonce), "", c.timeoutSeconds);
+    if (r.timedOut || r.code !== 0) {
+        return `unreachable (${hostKeyRefusal(target, r.stderr) ?? (r.timedOut ? `no answer within ${c.timeoutSeconds}s` : r.stderr.trim().split("\n").pop() ?? `exit ${r.code}`)})`;
+    }
+    const v = holding(r.stdout, {
+        current: hmacOf(nonce, hmacInput(c.write, next, users?.current)),
+        ...(previous !== undefined ? { previous: hmacOf(nonce, hmacInput(c.write, previous, users?.previous)) } : {}),
+    });
+    if (v.holds === "current") return undefined;
+    const what = { previous: "holds the previous secret", unknown: "holds neither the new nor the previous secret", missing: "holds no secret", unreachable: "is unreachable" }[v.holds];
+    return `${what}${v.detail ? ` (${v.detail})` : ""}`;
+}
+
+/** Resolves when every consumer holds the new secret; otherwise a StepError naming each one that does not. */
+export async function checkDrift(title: string, checks: DriftCheck[], hosts: Record<string, SshTarget>, secrets: string[], users?: { current: string; previous: string }): Promise<void> {
+    const [next, previous] = secrets;
+    const answers = await Promise.all(checks.map(async (c) => ({ c, off: await askOne(c, hosts[c.host], next, previous, users) })));
+    const off = answers.filter((a) => a.off !== undefined);
+    if (off.length) {
+        throw new StepError(redact(`${title}: ${off.length} of ${checks.length} consumers are not on the new secret, so nothing is revoked: ${off.map((a) => `${a.c.label} ${a.off}`).join("; ")}. Put them back on it (bin/rotate resume redeploys only what changed; a consumer reverted by hand needs its rollout run again: bin/pulumi up --replace <its rollout URN>), then resume`, secrets));
+    }
+}

@@ -1,0 +1,71 @@
+// The drift check's host script run for real with bash and openssl on local
+// files in every write format, and the operator's verdict from its answer.
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { test } from "node:test";
+import { rewriteConfig, type WriteSpec } from "../../lib/configFormats";
+import { freshNonce, hmacInput, hmacOf, holding } from "../../lib/drift";
+import { driftCheckScript } from "../../lib/scripts/check";
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), "drift-"));
+const CURRENT = `cur-"quoted" \\ back'slash #hash ü`;
+const PREVIOUS = "prev-Secret-0123";
+
+function check(content: string | undefined, write: WriteSpec, file = "app.conf") {
+    const f = path.join(dir, file);
+    fs.rmSync(f, { force: true });
+    if (content !== undefined) fs.writeFileSync(f, content);
+    const nonce = freshNonce();
+    const r = spawnSync("bash", ["-c", driftCheckScript(f, write, nonce)], { encoding: "utf8" });
+    assert.equal(r.status, 0, r.stderr);
+    return { ...holding(r.stdout, { current: hmacOf(nonce, hmacInput(write, CURRENT)), previous: hmacOf(nonce, hmacInput(write, PREVIOUS)) }), stdout: r.stdout, nonce };
+}
+
+const formats: { write: WriteSpec; base: string }[] = [
+    { write: { format: "yaml-key", key: "redis.password" }, base: "# app\nredis:\n  host: x  # the host\n  password: \"old\"  # rotated\nother:\n  password: nope\n" },
+    { write: { format: "env-line", key: "TOKEN" }, base: "A=1\nTOKEN=old\nB=2\n" },
+    { write: { format: "template", template: "[auth]\nsecret = {{secret}}\n" }, base: "" },
+];
+
+for (const { write, base } of formats) {
+    test(`${write.format}: a config written by the product holds current; the previous value is previous; another is unknown`, () => {
+        assert.equal(check(rewriteConfig(write, base, CURRENT), write).holds, "current");
+        assert.equal(check(rewriteConfig(write, base, PREVIOUS), write).holds, "previous");
+        assert.equal(check(rewriteConfig(write, base, "something-else"), write).holds, "unknown");
+        const r = check(rewriteConfig(write, base, CURRENT), write);
+        assert.doesNotMatch(r.stdout, /cur-|prev-/, "no value in the answer");
+        assert.match(r.stdout, /^CHECK hmac [0-9a-f]{64}\n$/);
+    });
+}
+
+test("yaml-key: values written by hand (plain, single-quoted, with a comment) are read as YAML reads them", () => {
+    const w: WriteSpec = { format: "yaml-key", key: "redis.password" };
+    assert.equal(check(`redis:\n  password: ${PREVIOUS}   # reverted by hand\n`, w).holds, "previous");
+    assert.equal(check(`redis:\n  password: '${PREVIOUS}'\n`, w).holds, "previous");
+    assert.equal(check(`redis:\n  password: "${PREVIOUS}"\r\n`, w).holds, "previous", "CRLF");
+    assert.equal(check(`password: ${PREVIOUS}\nredis:\n  host: x\n`, w).holds, "missing", "a password outside redis: is not the key");
+    assert.equal(check(`redis:\n  password: |\n    ${PREVIOUS}\n`, w).holds, "missing");
+    assert.equal(check(`redis:\n  password:\n`, w).holds, "missing");
+});
+
+test("env-line: every KEY= line counts (the worst wins); export prefix; a missing file or key is missing", () => {
+    const w: WriteSpec = { format: "env-line", key: "TOKEN" };
+    assert.equal(check(`export TOKEN=${CURRENT}\n`, w).holds, "current");
+    const two = check(`TOKEN=${CURRENT}\nTOKEN=${PREVIOUS}\n`, w);
+    assert.equal(two.holds, "previous");
+    assert.match(two.detail!, /appears 2 times/);
+    assert.deepEqual([check(undefined, w).holds, check(undefined, w).detail?.startsWith("no file")], ["missing", true]);
+    assert.equal(check("OTHER=1\n", w).holds, "missing");
+});
+
+test("the nonce differs per check, and so does the answer for the same value", () => {
+    const w: WriteSpec = { format: "env-line", key: "TOKEN" };
+    const a = check(`TOKEN=${CURRENT}\n`, w);
+    const b = check(`TOKEN=${CURRENT}\n`, w);
+    assert.notEqual(a.nonce, b.nonce);
+    assert.notEqual(a.stdout, b.stdout, "no stable hash of the secret leaves the host");
+    assert.throws(() => driftCheckScript("/x", w, "short"), /32 random bytes/);
+});
