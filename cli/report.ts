@@ -97,6 +97,15 @@ function auditTable(run: RunRecord): Part {
     return { html: t.html, height: t.height + 20 * wraps };
 }
 
+/** The stack's last `bin/rotate check`: when, and every consumer that was not on the current secret. */
+function lastCheck(run: RunRecord): Part {
+    const c = run.lastCheck;
+    if (!c) return { html: `<p class="muted">none yet (bin/rotate check --stack ${esc(run.stack)})</p>`, height: 30 };
+    if (c.ok) return { html: `<p>${esc(c.time)}: every consumer held the current secret, and the source rejected the previous one.</p>`, height: 30 };
+    const t = table(["Secret", "Consumer", "Holds"], [300, 400, 300], c.off.map((o) => [esc(o.secret), esc(o.consumer), `<span class="bad">${esc(o.holds)}</span>`]));
+    return { html: `<p>${esc(c.time)}: drift found.</p>${t.html}`, height: 30 + t.height };
+}
+
 /** The report and the window size that shows all of it. */
 function build(run: RunRecord): { html: string; width: number; height: number } {
     const groups = timelineGroups(run);
@@ -108,6 +117,7 @@ function build(run: RunRecord): { html: string; width: number; height: number } 
         section("Timeline", timeline(run, groups)),
         section("Consumers", consumersTable(groups)),
         section(`Audit lines appended by this run (${run.audit.length})`, auditTable(run)),
+        section("Last drift check", lastCheck(run)),
     ];
     const width = SVG_W + 2 * PAD;
     const height = Math.ceil((2 * PAD + parts.reduce((n, p) => n + p.height, 0)) * 1.05) + 40;

@@ -25,9 +25,9 @@ export const EXIT = {
 } as const;
 
 export const EXIT_CODES_HELP = `Exit codes:
-  0  done (for due: a secret is due)
+  0  done (for due: a secret is due; for check: every consumer current)
   1  failed before revocation: nothing of the failed secrets was revoked, the old secret still works
-     (for due: nothing is due)
+     (for due: nothing is due; for check: drift found)
   2  usage or config error: nothing was changed
   3  refused (e.g. a rollback after the revocation started): nothing was changed
   4  locked: another update holds the stack, or a killed run left its lock (bin/rotate unlock)
@@ -66,6 +66,16 @@ function auditOfRun(file: string, stack: string, since: number): Record<string, 
             return [];
         }
     });
+}
+
+/** The stack's last drift check (cli/check.ts keeps it), for the report. */
+function lastCheckOf(stack: string): Pick<RunRecord, "lastCheck"> {
+    try {
+        const c = JSON.parse(fs.readFileSync(path.join(PROJECT, ".state", "checks", `${stack}.json`), "utf8")) as { time: string; ok: boolean; consumers: { secret: string; consumer: string; holds: string }[] };
+        return { lastCheck: { time: c.time, ok: c.ok, off: c.consumers.filter((x) => x.holds !== "current").map(({ secret, consumer, holds }) => ({ secret, consumer, holds })) } };
+    } catch {
+        return {};
+    }
 }
 
 export async function runUpdate(o: RunOptions): Promise<RunResult> {
@@ -150,6 +160,7 @@ export async function runUpdate(o: RunOptions): Promise<RunResult> {
         audit: auditOfRun(o.auditLog, stack, started),
         next,
         errors,
+        ...lastCheckOf(stack),
     };
     const report = writeReport(record, path.join(PROJECT, ".state", "reports"));
     return { record, report };

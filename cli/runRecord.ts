@@ -64,4 +64,6 @@ export interface RunRecord {
     next: string[];
     /** Error lines of the run that no step claims (the engine's own). */
     errors: string[];
+    /** The stack's last `bin/rotate check` (cli/check.ts), if any: when, and who was not on the current secret. */
+    lastCheck?: { time: string; ok: boolean; off: { secret: string; consumer: string; holds: string }[] };
 }

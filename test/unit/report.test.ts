@@ -221,6 +221,17 @@ test("renderReport: the file is self-contained and names its size", () => {
     }
 });
 
+test("renderReport: the stack's last drift check, or that there was none", () => {
+    const none = renderReport(rotateRun());
+    assert.match(none, /Last drift check<\/h2><p class="muted">none yet \(bin\/rotate check --stack dev\)/);
+    const drift = renderReport({ ...rotateRun(), lastCheck: { time: "2026-11-26T11:00:00.000Z", ok: false, off: [{ secret: SECRET, consumer: "web-2", holds: "previous" }, { secret: SECRET, consumer: "web-<3>", holds: "unreachable" }] } });
+    assert.match(drift, /2026-11-26T11:00:00\.000Z: drift found\./);
+    assert.match(drift, /<td>web-2<\/td><td><span class="bad">previous<\/span><\/td>/);
+    assert.ok(drift.includes("web-&lt;3&gt;") && !drift.includes("web-<3>"), "escaped");
+    const clean = renderReport({ ...rotateRun(), lastCheck: { time: "2026-11-26T11:00:00.000Z", ok: true, off: [] } });
+    assert.match(clean, /every consumer held the current secret/);
+});
+
 test("reportFileName and writeReport: a private file named by stack, start and command", () => {
     const run = rotateRun();
     assert.equal(reportFileName(run), "dev-20261126T120000Z-start.html");
