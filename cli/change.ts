@@ -6,7 +6,8 @@
 import type { Stack } from "@pulumi/pulumi/automation";
 import { type EnvironmentConfig } from "../lib/config";
 import { RotationRefusedError } from "../lib/errors";
-import { checkVaultStores, resolveEnvironment } from "../lib/resolve";
+import { checkVaultStores, resolveEnvironment, type ResolvedRotation } from "../lib/resolve";
+import { describeProblems, preflightProblems } from "./preflight";
 import { planSteps, planTable } from "./planGraph";
 import { type Mutating, auditLines, auditLogOf, committedOf, dueInfo, isDue, load, pick, printJson, runSecret, say } from "./common";
 import { EXIT, runUpdate } from "./run";
@@ -19,11 +20,12 @@ import { PROJECT, UsageError, assertUnlocked, setSecretKeys, type StackConfig } 
  * mode set) the way the program will, before anything is written: every
  * local file, each Vault store's server, the forward-only rule.
  */
-export async function checkBeforeChange(stackName: string, config: StackConfig, changes: Record<string, { generation?: number; mode?: "rotate" | "rollback" }>): Promise<void> {
+export async function checkBeforeChange(stackName: string, config: StackConfig, changes: Record<string, { generation?: number; mode?: "rotate" | "rollback" }>): Promise<ResolvedRotation[]> {
     const env = structuredClone(config.env);
     for (const [n, c] of Object.entries(changes)) Object.assign(env.secrets[n], c);
     const rotations = resolveEnvironment(stackName, env, PROJECT, config.inventory);
     await checkVaultStores(stackName, rotations);
+    return rotations;
 }
 
 export function viewOf(o: Mutating): "live" | "plain" | "engine" {
@@ -135,7 +137,12 @@ export async function start(o: Mutating & { secret?: string[]; due?: boolean; al
     }
     const secrets = names.map((n) => runSecret(env, n, env.secrets[n].generation + 1, "rotate"));
     const planned = secrets.map((s) => `${s.name} ${s.generation - 1} -> ${s.generation}`).join(", ");
-    await checkBeforeChange(o.stack, config, Object.fromEntries(secrets.map((s) => [s.name, { generation: s.generation, mode: "rotate" as const }])));
+    const rotations = await checkBeforeChange(o.stack, config, Object.fromEntries(secrets.map((s) => [s.name, { generation: s.generation, mode: "rotate" as const }])));
+    // Pre-flight: every host, config, reload program, disk, the source and the store, before anything is written.
+    const problems = await preflightProblems(rotations.filter((r) => names.includes(r.config.secret.name)));
+    if (problems.length) {
+        throw new RotationRefusedError(`pre-flight found ${problems.length} problem(s); nothing was changed:\n${describeProblems(problems).map((l) => `rotate:   ${l}`).join("\n")}\nrotate: fix them, then start again (bin/rotate preflight --stack ${o.stack} checks without starting)`);
+    }
     if (!o.yes) {
         say(o, planTable(secrets, { color: false }));
         say(o, `rotate: would rotate ${planned}; nothing was changed. Re-run with --yes to rotate`);

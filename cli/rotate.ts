@@ -16,6 +16,7 @@ import { Command, CommanderError, Option } from "commander";
 import { ConfigError, RotationRefusedError } from "../lib/errors";
 import { resume, rollback, start } from "./change";
 import { check } from "./check";
+import { preflight } from "./preflight";
 import { checkStackName } from "./common";
 import { auditVerify, due, plan, preview, status } from "./inspect";
 import { EXIT, EXIT_CODES_HELP } from "./run";
@@ -51,6 +52,9 @@ function program(run: (p: Promise<number>) => void): Command {
     cli.command("check").description("which generation each consumer holds (current, previous, unknown, missing, unreachable), proven by an HMAC under a fresh nonce; and whether the source still accepts the previous secret. Exit 0 all current, 1 drift")
         .addOption(stackOption()).option("--secret <name>", "only this secret (repeatable)", collect).addOption(json())
         .action((o) => run(check(o)));
+    cli.command("preflight").description("what a rotation needs, checked before anything changes: every consumer's host, config file and key, reload program and free space; the source's admin credential; the store. Exit 0 all clear, 1 problems")
+        .addOption(stackOption()).option("--secret <name>", "only this secret (repeatable)", collect).addOption(json())
+        .action((o) => run(preflight(o)));
     cli.command("preview").description("the engine's own preview of the stack (pulumi preview --diff); changes nothing")
         .addOption(stackOption()).action((o) => run(preview(o)));
     mutating(cli.command("start").description("bump the named secrets' generations, then rotate them")

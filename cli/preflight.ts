@@ -1,0 +1,73 @@
+/**
+ * `bin/rotate preflight`, and the same checks at the start of `bin/rotate
+ * start` before anything is written: every consumer's host, config, reload
+ * program and free space, the source's admin credential and the store
+ * (lib/scripts/preflight.ts), all in parallel. Read-only.
+ */
+import type { ResolvedRotation } from "../lib/resolve";
+import { resolveEnvironment } from "../lib/resolve";
+import { consumerPreflightScript, sourcePreflightScript, storePreflightScript } from "../lib/scripts/preflight";
+import { sourceScripts } from "../lib/scripts/source";
+import { hostKeyRefusal, pool, runAt, where } from "../provider/exec";
+import type { StepTarget } from "../provider/types";
+import { type Common, load, pick, printJson } from "./common";
+import { EXIT } from "./run";
+import { PROJECT } from "./stack";
+
+export interface PreflightProblem {
+    secret: string;
+    /** "consumer <name>", "source" or "store". */
+    at: string;
+    problem: string;
+}
+
+/** Runs one pre-flight script; an unreachable host is itself the problem. */
+async function ask(target: StepTarget, script: string, timeoutSeconds: number): Promise<string[]> {
+    const r = await runAt(target, script, "", timeoutSeconds);
+    if (r.timedOut) return [`no answer within ${timeoutSeconds}s${where(target)}`];
+    if (r.code !== 0) {
+        const why = target.kind === "ssh" ? hostKeyRefusal(target, r.stderr) : undefined;
+        return [why ?? `cannot run the checks${where(target)}: ${r.stderr.trim().split("\n").pop() ?? `exit ${r.code}`}`];
+    }
+    return r.stdout.split("\n").filter((l) => l.startsWith("PREFLIGHT ")).map((l) => l.slice("PREFLIGHT ".length));
+}
+
+/** Every problem of these rotations, each naming its secret and where. */
+export async function preflightProblems(rotations: ResolvedRotation[]): Promise<PreflightProblem[]> {
+    const jobs = rotations.flatMap((r) => {
+        const { config } = r;
+        const secret = config.secret.name;
+        const source = sourcePreflightScript(config);
+        const store = storePreflightScript(config);
+        return [
+            ...config.consumers.map(async (c) => {
+                const target = { kind: "ssh" as const, host: c.host, port: c.port, user: c.user, hostKey: r.consumerHostKeys[c.name], privateKeyFile: c.privateKeyFile };
+                return (await ask(target, consumerPreflightScript(c.configPath, c.write, c.reload), c.timeoutSeconds)).map((problem) => ({ secret, at: `consumer ${c.name}`, problem }));
+            }),
+            ...(source ? [ask(sourceScripts(config.source, { generation: config.generation, secretName: secret }, r.sourceHostKey).target, source, 30).then((ps) => ps.map((problem) => ({ secret, at: "source", problem })))] : []),
+            ...(store ? [ask({ kind: "local" }, store, 30).then((ps) => ps.map((problem) => ({ secret, at: "store", problem })))] : []),
+        ];
+    });
+    try {
+        return (await Promise.all(jobs)).flat();
+    } finally {
+        pool.close();
+    }
+}
+
+export const describeProblems = (ps: PreflightProblem[]) => ps.map((p) => `${p.secret} ${p.at}: ${p.problem}`);
+
+export async function preflight(o: Common & { secret?: string[] }): Promise<number> {
+    const t0 = Date.now();
+    const { config } = await load(o);
+    const names = pick(config.env, o.stack, o.secret);
+    const rotations = resolveEnvironment(o.stack, config.env, PROJECT, config.inventory).filter((r) => names.includes(r.config.secret.name));
+    const problems = await preflightProblems(rotations);
+    const consumers = rotations.reduce((n, r) => n + r.config.consumers.length, 0);
+    if (o.json) printJson({ stack: o.stack, ok: !problems.length, seconds: (Date.now() - t0) / 1000, consumers, problems });
+    else {
+        for (const line of describeProblems(problems)) console.log(`rotate: pre-flight: ${line}`);
+        console.log(`rotate: pre-flight of ${names.join(", ")} (${consumers} consumers): ${problems.length ? `${problems.length} problem(s)` : "all clear"} in ${((Date.now() - t0) / 1000).toFixed(1)}s`);
+    }
+    return problems.length ? 1 : EXIT.done;
+}

@@ -1,0 +1,74 @@
+/**
+ * Pre-flight: what a rotation needs, checked before anything changes. On each
+ * consumer's host: the config file exists, is a file (or a link to one) in a
+ * directory the rollout can replace it in, holds the key its write format
+ * expects (read as the drift check reads it), the reload command's program
+ * exists, and there is room for the new file beside it and its `.bak`. At
+ * the source and the store (on the operator's machine, or the source's host):
+ * the admin credential works and the store is writable.
+ *
+ * Output: `PREFLIGHT <problem>` per problem, nothing when all is well.
+ */
+import type { WriteSpec } from "../configFormats";
+import type { RotationConfig } from "../config";
+import { freshNonce } from "../drift";
+import { shq } from "../quote";
+import { driftCheckScript } from "./check";
+
+export function consumerPreflightScript(configPath: string, write: WriteSpec, reload: string): string {
+    return `set -uo pipefail
+f=${shq(configPath)}
+problem() { printf 'PREFLIGHT %s\\n' "$*"; }
+t=$f
+if [ -L "$f" ]; then t=$(readlink -e -- "$f") || { problem "$f is a symbolic link to nothing"; exit 0; }; fi
+if [ ! -e "$t" ]; then problem "no config file $f"; exit 0; fi
+[ -f "$t" ] || { problem "$f is not a regular file"; exit 0; }
+d=$(dirname -- "$t")
+[ -w "$d" ] || problem "the directory $d is not writable: the new config could not replace $f"
+cmd=${shq(reload.trim().split(/\s+/)[0] ?? "")}
+type -t -- "$cmd" >/dev/null 2>&1 || problem "the reload command's program $cmd is not found on this host"
+size=$(stat -c %s -- "$t")
+need=$((2 * size + 65536))
+avail=$(df --output=avail -B1 -- "$d" 2>/dev/null | tail -n 1 | tr -d ' ')
+[ -n "$avail" ] && [ "$avail" -lt "$need" ] && problem "only $avail bytes free in $d; the new $f and its .bak need $need"
+( ${driftCheckScript(configPath, write, freshNonce()).replace(/\n/g, "\n  ")}) | sed -n 's/^CHECK missing /PREFLIGHT /p'
+`;
+}
+
+const PROBLEM = `set -uo pipefail\nproblem() { printf 'PREFLIGHT %s\\n' "$*"; }\n`;
+
+/** A file store on the operator's machine: its directory writable, the current secret there. (A Vault store is asked by checkVaultStores.) */
+export function storePreflightScript(config: RotationConfig): string | undefined {
+    const st = config.store;
+    if (st.kind !== "file") return undefined;
+    return `${PROBLEM}[ -d ${shq(st.dir)} ] && [ -w ${shq(st.dir)} ] || problem "store: ${st.dir} is not a writable directory"
+[ -f ${shq(`${st.dir}/${config.secret.name}`)} ] || problem "store: no current secret at ${st.dir}/${config.secret.name}"
+`;
+}
+
+/** The source's admin credential (or, for an SSH key, its authorized_keys file), checked where the source's scripts run. */
+export function sourcePreflightScript(config: RotationConfig): string | undefined {
+    const checks: string[] = [];
+    const src = config.source;
+    switch (src.kind) {
+        case "redis-acl":
+            checks.push(`out=$(printf 'PING\\n' | REDISCLI_AUTH="$(cat -- ${shq(src.adminPasswordFile)} 2>/dev/null)" timeout 10 redis-cli --no-auth-warning -h ${shq(src.host)} -p ${shq(src.port)} --user ${shq(src.adminUser)} 2>&1) || true
+[ "$out" = PONG ] || problem "source: redis ${src.host}:${src.port} does not accept the admin credential of ${src.adminUser}: $(printf '%s' "$out" | head -n 1)"`);
+            break;
+        case "postgres-role":
+            checks.push(`out=$(PGPASSWORD="$(cat -- ${shq(src.adminPasswordFile)} 2>/dev/null)" PGCONNECT_TIMEOUT=10 psql -X -At -h ${shq(src.host)} -p ${shq(src.port)} -U ${shq(src.adminUser)} -d ${shq(src.database)} -c 'select 1' 2>&1) || true
+[ "$out" = 1 ] || problem "source: postgres ${src.host}:${src.port} does not accept the admin login ${src.adminUser}: $(printf '%s' "$out" | head -n 1)"`);
+            break;
+        case "http-token":
+            checks.push(`code=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 10 -- ${shq(src.testUrl)} 2>/dev/null) || true
+[ -n "$code" ] && [ "$code" != 000 ] || problem "source: ${src.testUrl} does not answer"`);
+            break;
+        case "ssh-authorized-key":
+            checks.push(`f=${shq(src.authorizedKeysFile)}
+{ [ -f "$f" ] && [ -w "$f" ]; } || [ -w "$(dirname -- "$f")" ] || problem "source: $f cannot be written on this host"`);
+            break;
+        case "command":
+            break;
+    }
+    return checks.length ? `${PROBLEM}${checks.join("\n")}\n` : undefined;
+}
