@@ -29,7 +29,7 @@ export const EXIT_CODES_HELP = `Exit codes:
   1  failed before revocation: nothing of the failed secrets was revoked, the old secret still works
      (for due: nothing is due; for check: drift found)
   2  usage or config error: nothing was changed
-  3  refused (e.g. a rollback after the revocation started): nothing was changed
+  3  refused (a rollback after the revocation started, a closed window, a failed pre-flight): nothing was changed
   4  locked: another update holds the stack, or a killed run left its lock (bin/rotate unlock)
   5  failed after a revocation started: fix the cause, then resume (roll forward)`;
 
