@@ -40,13 +40,14 @@ function runJson(o: Mutating, command: string, record: RunRecord, report: string
 }
 
 /** Runs the update, says how it went (unless --json: the caller prints the document), returns its record. */
-export async function update(o: Mutating, stack: Stack, config: StackConfig, command: "start" | "resume" | "rollback", secrets: RunSecret[], what: string): Promise<{ record: RunRecord; report: string }> {
+export async function update(o: Mutating, stack: Stack, config: StackConfig, command: "start" | "resume" | "rollback", secrets: RunSecret[], what: string, replace?: string[]): Promise<{ record: RunRecord; report: string }> {
     const { env } = config;
     const { record, report } = await runUpdate({
         stack,
         command,
         secrets,
         what,
+        replace,
         auditLog: auditLogOf(env),
         view: viewOf(o),
         out: o.json ? process.stderr : process.stdout,
@@ -67,8 +68,8 @@ export async function update(o: Mutating, stack: Stack, config: StackConfig, com
 }
 
 /** update() for a command that ends with it: prints the --json document, returns the exit code. */
-async function finalUpdate(o: Mutating, stack: Stack, config: StackConfig, command: "resume" | "rollback", secrets: RunSecret[], what: string): Promise<number> {
-    const { record, report } = await update(o, stack, config, command, secrets, what);
+async function finalUpdate(o: Mutating, stack: Stack, config: StackConfig, command: "resume" | "rollback", secrets: RunSecret[], what: string, replace?: string[]): Promise<number> {
+    const { record, report } = await update(o, stack, config, command, secrets, what, replace);
     if (o.json) printJson(runJson(o, command, record, report));
     return record.exitCode;
 }
@@ -189,18 +190,25 @@ async function rollBackOnFailure(o: Mutating, stack: Stack, config: StackConfig,
     return back;
 }
 
-export async function resume(o: Mutating & { secret?: string }): Promise<number> {
+export async function resume(o: Mutating & { secret?: string; redeploy?: string[] }): Promise<number> {
     const { stack, config } = await load(o);
     const { env } = config;
     if (o.secret) pick(env, o.stack, [o.secret]);
+    if (o.redeploy?.length && !o.secret) throw new UsageError("resume: --redeploy needs the secret whose consumers they are: --secret <name>");
+    for (const c of o.redeploy ?? []) {
+        if (!env.secrets[o.secret!].consumers.some((x) => x.name === c)) throw new UsageError(`resume: ${o.secret} has no consumer "${c}" (it has: ${env.secrets[o.secret!].consumers.map((x) => x.name).join(", ")})`);
+    }
+    // A consumer's rollout that succeeded is not repeated; --redeploy runs it again (its config was reverted behind the rotation's back).
+    const project = (await stack.workspace.projectSettings()).name;
+    const replace = (o.redeploy ?? []).map((c) => `urn:pulumi:${o.stack}::${project}::rotation:index:Rotation$rotation:index:Step::${o.secret}-rollout-${c}`);
     await checkBeforeChange(o.stack, config, {});
     if (!o.yes) {
-        say(o, `rotate: would run stack ${o.stack} again: every rotation that did not finish continues${o.secret ? ` (including ${o.secret})` : ""}; nothing was changed. Re-run with --yes`);
+        say(o, `rotate: would run stack ${o.stack} again: every rotation that did not finish continues${o.secret ? ` (including ${o.secret})` : ""}${o.redeploy?.length ? `, deploying ${o.secret} to ${o.redeploy.join(", ")} again` : ""}; nothing was changed. Re-run with --yes`);
         if (o.json) printJson({ stack: o.stack, command: "resume", outcome: "not-confirmed", exitCode: 0 });
         return EXIT.done;
     }
     assertUnlocked(o.stack);
-    return finalUpdate(o, stack, config, "resume", stackSecrets(env), `resume of stack ${o.stack}`);
+    return finalUpdate(o, stack, config, "resume", stackSecrets(env), `resume of stack ${o.stack}${o.redeploy?.length ? ` (redeploying ${o.redeploy.join(", ")})` : ""}`, replace);
 }
 
 export async function rollback(o: Mutating & { secret?: string }): Promise<number> {

@@ -64,7 +64,8 @@ function program(run: (p: Promise<number>) => void): Command {
         .option("--outside-window", "start even where a secret's rotation window is closed (recorded in the audit log)"))
         .action((o) => run(start(o)));
     mutating(cli.command("resume").description("run the stack again after a failure or a kill: unfinished rotations continue, steps that succeeded are not repeated")
-        .option("--secret <name>", "the secret you mean to finish (the whole stack runs)"))
+        .option("--secret <name>", "the secret you mean to finish (the whole stack runs)")
+        .option("--redeploy <consumer>", "deploy the secret to this consumer again although its rollout succeeded (its config was reverted; the gate named it); repeatable, needs --secret", collect))
         .action((o) => run(resume(o)));
     mutating(cli.command("rollback").description("before revocation only: every consumer gets the old secret back, the new one is withdrawn")
         .option("--secret <name>", "the secret to roll back (required when the stack has several)"))

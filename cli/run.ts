@@ -44,6 +44,8 @@ export interface RunOptions {
     view: "live" | "plain" | "engine";
     /** Where progress lines go (stderr when stdout carries --json). */
     out: NodeJS.WriteStream;
+    /** Step URNs to run again although they succeeded (resume --redeploy: a consumer reverted behind the rotation's back). */
+    replace?: string[];
     /** The generation whose revocation started, per secret (for the verdict of a failure). */
     committed: (secret: string) => Promise<number | undefined>;
 }
@@ -102,6 +104,7 @@ export async function runUpdate(o: RunOptions): Promise<RunResult> {
         await o.stack.up({
             onEvent: (e) => tracker.handle(e),
             continueOnError: true,
+            ...(o.replace?.length ? { replace: o.replace } : {}),
             color: o.view === "engine" ? "auto" : "never",
             ...(o.view === "engine" ? { onOutput: (s: string) => o.out.write(s) } : {}),
         });

@@ -36,7 +36,7 @@ export class RotationGate extends SinglePhase {
                 title: `${config.secret.name}: gate, all ${config.consumers.length} consumers verified on g${config.generation}`,
                 ...storeStep(ctx, "commit"),
                 hosts,
-                drift: config.consumers.map((c) => ({ host: hostOf(c), label: consumerLabel(ctx, c), configPath: c.configPath, write: c.write, timeoutSeconds: c.timeoutSeconds })),
+                drift: config.consumers.map((c) => ({ host: hostOf(c), consumer: c.name, label: consumerLabel(ctx, c), configPath: c.configPath, write: c.write, timeoutSeconds: c.timeoutSeconds })),
                 ...(src.kind === "postgres-role" ? { users: { current: postgresLogin(src, args.credential.generation), previous: postgresLogin(src, args.previous.generation) } } : {}),
                 stdin: pulumi.all([args.credential.value, args.previous.value]).apply(([n, o]) => stdinFields(n, o)),
                 phase: "rolled-out",

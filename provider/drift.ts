@@ -34,6 +34,7 @@ export async function checkDrift(title: string, checks: DriftCheck[], hosts: Rec
     const answers = await Promise.all(checks.map(async (c) => ({ c, off: await askOne(c, hosts[c.host], next, previous, users) })));
     const off = answers.filter((a) => a.off !== undefined);
     if (off.length) {
-        throw new StepError(redact(`${title}: ${off.length} of ${checks.length} consumers are not on the new secret, so nothing is revoked: ${off.map((a) => `${a.c.label} ${a.off}`).join("; ")}. Put them back on it (bin/rotate resume redeploys only what changed; a consumer reverted by hand needs its rollout run again: bin/pulumi up --replace <its rollout URN>), then resume`, secrets));
+        const redeploy = off.map((a) => `--redeploy ${a.c.consumer}`).join(" ");
+        throw new StepError(redact(`${title}: ${off.length} of ${checks.length} consumers are not on the new secret, so nothing is revoked: ${off.map((a) => `${a.c.label} ${a.off}`).join("; ")}. Once they are reachable, deploy the new secret to them again and let the gate ask again: bin/rotate resume --stack <stack> --secret ${checks[0].label.split(" → ")[0]} ${redeploy} --yes`, secrets));
     }
 }

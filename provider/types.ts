@@ -54,6 +54,8 @@ export type StepOp = "script" | "rollout" | "health" | "random" | "vault";
 /** In a step with `drift` (the gate): one consumer whose config must hold the new secret (its host a key of the step's `hosts`). */
 export interface DriftCheck {
     host: string;
+    /** The consumer's name (for the way forward: bin/rotate resume --redeploy <name>). */
+    consumer: string;
     /** e.g. "app-redis → consumer web-1". */
     label: string;
     configPath: string;

@@ -93,7 +93,18 @@ test("the gate refuses to revoke while a consumer was reverted between its rollo
     assert.equal(redisAuthOk(old), true, "the old secret still works: nothing was revoked");
     assert.ok(!ws.auditLines().some((l) => l.generation === 2 && l.phase === "revoked"), "no revocation in the audit log");
     assert.ok(ws.auditLines().some((l) => l.generation === 2 && l.phase === "rolled-out" && l.outcome === "failed"), "the gate's failure is audited");
-    remember(fs.readFileSync(path.join(hosts()[1].etcDir, "redis.yaml"), "utf8").match(/password: "([^"]+)"/)![1]);
+    assert.match(up.stdout + up.stderr, /bin\/rotate resume --stack <stack> --secret app-redis --redeploy redis-host1 --yes/, "the way forward is named");
+    const fresh = fs.readFileSync(path.join(hosts()[1].etcDir, "redis.yaml"), "utf8").match(/password: "([^"]+)"/)![1];
+    remember(fresh);
+
+    // The way forward: deploy to the reverted consumer again; the gate asks again and the rotation completes.
+    const plain = ws.rotate(["resume", "--secret", SECRET, "--yes"]);
+    assert.equal(plain.code, 1, "a resume without --redeploy meets the same refusal");
+    const fixed = ws.rotate(["resume", "--secret", SECRET, "--redeploy", "redis-host1", "--yes"]);
+    assert.equal(fixed.code, 0, fixed.stdout + fixed.stderr);
+    assert.equal(redisAuthOk(old), false, "the old secret is revoked now");
+    assert.equal(redisAuthOk(fresh), true);
+    assert.equal((await checkJson()).code, 0, "every consumer holds the current secret");
 });
 
 test("check over 50 consumers: time", async () => {
