@@ -15,6 +15,17 @@ import { freshNonce } from "../drift";
 import { shq } from "../quote";
 import { driftCheckScript } from "./check";
 
+/**
+ * The reload command's program exists: its first word, when that is a plain
+ * program name or path (a command starting with a variable assignment, a
+ * subshell or a quote is the operator's own shell; it is not second-guessed).
+ */
+function reloadProgramCheck(reload: string): string {
+    const first = reload.trim().split(/\s+/)[0] ?? "";
+    if (!/^[A-Za-z0-9_./+-]+$/.test(first)) return "";
+    return `type -t -- ${shq(first)} >/dev/null 2>&1 || problem "the reload command's program ${first} is not found on this host"\n`;
+}
+
 export function consumerPreflightScript(configPath: string, write: WriteSpec, reload: string): string {
     return `set -uo pipefail
 f=${shq(configPath)}
@@ -25,9 +36,7 @@ if [ ! -e "$t" ]; then problem "no config file $f"; exit 0; fi
 [ -f "$t" ] || { problem "$f is not a regular file"; exit 0; }
 d=$(dirname -- "$t")
 [ -w "$d" ] || problem "the directory $d is not writable: the new config could not replace $f"
-cmd=${shq(reload.trim().split(/\s+/)[0] ?? "")}
-type -t -- "$cmd" >/dev/null 2>&1 || problem "the reload command's program $cmd is not found on this host"
-size=$(stat -c %s -- "$t")
+${reloadProgramCheck(reload)}size=$(stat -c %s -- "$t")
 need=$((2 * size + 65536))
 avail=$(df --output=avail -B1 -- "$d" 2>/dev/null | tail -n 1 | tr -d ' ')
 [ -n "$avail" ] && [ "$avail" -lt "$need" ] && problem "only $avail bytes free in $d; the new $f and its .bak need $need"
