@@ -7,21 +7,21 @@
 import * as fs from "fs";
 import * as path from "path";
 import type { RotationConfig } from "../lib/config";
-import { freshNonce, hmacInput, hmacOf, holding, type Holding } from "../lib/drift";
-import { resolveEnvironment, type ResolvedRotation } from "../lib/resolve";
-import { driftCheckScript } from "../lib/scripts/check";
+import type { Holding } from "../lib/drift";
+import { consumerTarget, resolveEnvironment, type ResolvedRotation } from "../lib/resolve";
 import { postgresLogin, sourceScripts } from "../lib/scripts/source";
 import { vaultRead } from "../lib/vault";
-import { hostKeyRefusal, pool, runAt } from "../provider/exec";
+import { askHolding } from "../provider/drift";
+import { pool, runAt } from "../provider/exec";
 import { stdinFields } from "../lib/quote";
-import { type Common, load, pick, printJson } from "./common";
+import { type Common, load, pick, printJson, writeLastCheck } from "./common";
 import { EXIT } from "./run";
 import { PROJECT } from "./stack";
 
 export interface ConsumerCheck {
     secret: string;
     consumer: string;
-    holds: Holding | "staged";
+    holds: Holding;
     detail?: string;
 }
 
@@ -57,24 +57,12 @@ async function storeValues(config: RotationConfig): Promise<Values> {
     return { current: str("current")!, previous: str("previous"), staged: str("new") };
 }
 
-/** One consumer's answer, with a nonce of its own. */
+/** One consumer's answer (provider/drift.ts, as the gate asks it), with a nonce of its own. */
 async function checkConsumer(r: ResolvedRotation, c: RotationConfig["consumers"][number], v: Values): Promise<ConsumerCheck> {
     const { config } = r;
-    const base = { secret: config.secret.name, consumer: c.name };
-    const nonce = freshNonce();
-    const target = { kind: "ssh" as const, host: c.host, port: c.port, user: c.user, hostKey: r.consumerHostKeys[c.name], privateKeyFile: c.privateKeyFile };
-    const res = await runAt(target, driftCheckScript(c.configPath, c.write, nonce), "", c.timeoutSeconds);
-    if (res.timedOut || res.code !== 0) {
-        const why = hostKeyRefusal(target, res.stderr) ?? (res.timedOut ? `no answer within ${c.timeoutSeconds}s` : res.stderr.trim().split("\n").pop() ?? `exit ${res.code}`);
-        return { ...base, holds: "unreachable", detail: why };
-    }
     const login = (g: number) => (config.source.kind === "postgres-role" ? postgresLogin(config.source, g) : undefined);
-    const mac = (value: string, g: number) => hmacOf(nonce, hmacInput(c.write, value, login(g)));
-    const g = config.generation;
-    const verdict = holding(res.stdout, { current: mac(v.current, g), ...(v.previous !== undefined ? { previous: mac(v.previous, g - 1) } : {}) });
-    // During a rotation a consumer already on the staged secret is where it should be.
-    if (verdict.holds === "unknown" && v.staged !== undefined && holding(res.stdout, { current: mac(v.staged, g) }).holds === "current") return { ...base, holds: "staged" };
-    return { ...base, ...verdict };
+    const verdict = await askHolding(consumerTarget(r, c), c, v, { current: login(config.generation), previous: login(config.generation - 1) });
+    return { secret: config.secret.name, consumer: c.name, ...verdict };
 }
 
 /** Whether the source accepts the previous secret (and the current one), by its verify script. */
@@ -115,9 +103,7 @@ export async function check(o: Common & { secret?: string[] }): Promise<number> 
     const stillAccepted = sources.filter((s) => s.previousAccepted || s.currentAccepted === false);
     const ok = !drift.length && !stillAccepted.length;
     const result = { stack: o.stack, time: new Date(t0).toISOString(), seconds: (Date.now() - t0) / 1000, ok, consumers, sources };
-    const dir = path.join(PROJECT, ".state", "checks");
-    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-    fs.writeFileSync(path.join(dir, `${o.stack}.json`), JSON.stringify(result, null, 2), { mode: 0o600 });
+    writeLastCheck(o.stack, result);
     if (o.json) printJson(result);
     else {
         const w = Math.max(8, ...consumers.map((c) => `${c.secret} ${c.consumer}`.length));

@@ -19,6 +19,28 @@ export interface Mutating extends Common {
     engineOutput?: boolean;
 }
 
+/** A stack's last `bin/rotate check`, as cli/check.ts writes it and status and the run report read it. */
+export interface LastCheck {
+    time: string;
+    ok: boolean;
+    consumers: { secret: string; consumer: string; holds: string }[];
+}
+
+const lastCheckFile = (stack: string) => path.join(PROJECT, ".state", "checks", `${stack}.json`);
+
+export function writeLastCheck(stack: string, result: LastCheck): void {
+    fs.mkdirSync(path.dirname(lastCheckFile(stack)), { recursive: true, mode: 0o700 });
+    fs.writeFileSync(lastCheckFile(stack), JSON.stringify(result, null, 2), { mode: 0o600 });
+}
+
+export function readLastCheck(stack: string): LastCheck | undefined {
+    try {
+        return JSON.parse(fs.readFileSync(lastCheckFile(stack), "utf8"));
+    } catch {
+        return undefined;
+    }
+}
+
 /** Output for people goes to stdout, unless stdout carries the --json document. */
 export const say = (o: Common, line: string) => (o.json ? process.stderr : process.stdout).write(`${line}\n`);
 export const printJson = (doc: unknown) => process.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);

@@ -3,7 +3,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { verifyChain } from "../lib/auditChain";
 import { planSteps, planTable, renderPlanSvg } from "./planGraph";
-import { type Common, auditLines, auditLogOf, committedOf, dueInfo, isDue, load, pick, printJson, runSecret, say } from "./common";
+import { type Common, readLastCheck, auditLines, auditLogOf, committedOf, dueInfo, isDue, load, pick, printJson, runSecret, say } from "./common";
 import { EXIT } from "./run";
 import { PROJECT, UsageError } from "./stack";
 
@@ -89,16 +89,6 @@ export async function plan(o: Common & { secret?: string[]; out?: string }): Pro
     console.log(planTable(secrets, { color: !!process.stdout.isTTY }));
     console.log(`rotate: picture: ${file} (${(svg.length / 1024).toFixed(0)} KiB, ${((Date.now() - t0) / 1000).toFixed(1)}s)`);
     return EXIT.done;
-}
-
-/** The last `bin/rotate check` of the stack, if any. */
-function readLastCheck(stack: string): { time: string; ok: boolean; consumers: { secret: string; consumer: string; holds: string }[] } | undefined {
-    const f = path.join(PROJECT, ".state", "checks", `${stack}.json`);
-    try {
-        return JSON.parse(fs.readFileSync(f, "utf8"));
-    } catch {
-        return undefined;
-    }
 }
 
 export async function preview(o: Common): Promise<number> {

@@ -4,8 +4,7 @@
  * program and free space, the source's admin credential and the store
  * (lib/scripts/preflight.ts), all in parallel. Read-only.
  */
-import type { ResolvedRotation } from "../lib/resolve";
-import { resolveEnvironment } from "../lib/resolve";
+import { consumerTarget, resolveEnvironment, type ResolvedRotation } from "../lib/resolve";
 import { consumerPreflightScript, sourcePreflightScript, storePreflightScript } from "../lib/scripts/preflight";
 import { sourceScripts } from "../lib/scripts/source";
 import { hostKeyRefusal, pool, runAt, where } from "../provider/exec";
@@ -41,8 +40,7 @@ export async function preflightProblems(rotations: ResolvedRotation[]): Promise<
         const store = storePreflightScript(config);
         return [
             ...config.consumers.map(async (c) => {
-                const target = { kind: "ssh" as const, host: c.host, port: c.port, user: c.user, hostKey: r.consumerHostKeys[c.name], privateKeyFile: c.privateKeyFile };
-                return (await ask(target, consumerPreflightScript(c.configPath, c.write, c.reload), c.timeoutSeconds)).map((problem) => ({ secret, at: `consumer ${c.name}`, problem }));
+                return (await ask(consumerTarget(r, c), consumerPreflightScript(c.configPath, c.write, c.reload), c.timeoutSeconds)).map((problem) => ({ secret, at: `consumer ${c.name}`, problem }));
             }),
             ...(source ? [ask(sourceScripts(config.source, { generation: config.generation, secretName: secret }, r.sourceHostKey).target, source, 30).then((ps) => ps.map((problem) => ({ secret, at: "source", problem })))] : []),
             ...(store ? [ask({ kind: "local" }, store, 30).then((ps) => ps.map((problem) => ({ secret, at: "store", problem })))] : []),

@@ -10,6 +10,7 @@ import type { Stack } from "@pulumi/pulumi/automation";
 import { LiveView, RunTracker, plainLine, renderFrame } from "./progress";
 import { writeReport } from "./report";
 import type { RunOutcome, RunRecord, RunSecret } from "./runRecord";
+import { readLastCheck } from "./common";
 import { LockedError, PROJECT, stackLocks } from "./stack";
 
 /** The exit codes of bin/rotate, as README and --help give them. */
@@ -72,12 +73,8 @@ function auditOfRun(file: string, stack: string, since: number): Record<string, 
 
 /** The stack's last drift check (cli/check.ts keeps it), for the report. */
 function lastCheckOf(stack: string): Pick<RunRecord, "lastCheck"> {
-    try {
-        const c = JSON.parse(fs.readFileSync(path.join(PROJECT, ".state", "checks", `${stack}.json`), "utf8")) as { time: string; ok: boolean; consumers: { secret: string; consumer: string; holds: string }[] };
-        return { lastCheck: { time: c.time, ok: c.ok, off: c.consumers.filter((x) => x.holds !== "current").map(({ secret, consumer, holds }) => ({ secret, consumer, holds })) } };
-    } catch {
-        return {};
-    }
+    const c = readLastCheck(stack);
+    return c ? { lastCheck: { time: c.time, ok: c.ok, off: c.consumers.filter((x) => x.holds !== "current").map(({ secret, consumer, holds }) => ({ secret, consumer, holds })) } } : {};
 }
 
 export async function runUpdate(o: RunOptions): Promise<RunResult> {

@@ -1,5 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { ConsumerConfig, RotationConfig, SshTarget } from "../lib/config";
+import { consumerTarget } from "../lib/resolve";
 import { Step, type AuditSpec, type StepArgs, type StepTarget } from "./exec/step";
 
 /** Type-token package of every component here: `rotation:index:<Component>`. */
@@ -55,9 +56,7 @@ export function auditSpec(ctx: RotationContext, phase: string, consumer?: string
     };
 }
 
-export function consumerTarget(ctx: RotationContext, c: ConsumerConfig): SshTarget {
-    return { kind: "ssh", host: c.host, port: c.port, user: c.user, hostKey: ctx.consumerHostKeys[c.name], privateKeyFile: c.privateKeyFile };
-}
+export { consumerTarget };
 
 export const LOCAL: StepTarget = { kind: "local" };
 

@@ -1,6 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
 import { phaseOrder, rotationPlan, type PlanStep } from "../lib/plan";
-import { formWaves } from "../lib/waves";
 import { AuditRecord } from "./auditRecord";
 import { consumerRollout } from "./consumerRollout";
 import { TOKEN, phaseStep, type RotationContext } from "./context";
@@ -100,7 +99,9 @@ export class Rotation extends pulumi.ComponentResource {
             built.set(step.id, build[step.phase](step, after));
         }
         this.finished = built.get("audit")!;
-        const waves = formWaves(config.consumers.map((c) => c.name), config.mode === "rollback" ? ["100%"] : config.rollout.waves);
+        // The plan numbers a rollout's wave only when there are several.
+        const waves: string[][] = [];
+        for (const s of this.plan) if (s.wave) (waves[s.wave - 1] ??= []).push(s.consumer!);
 
         this.summary = {
             secret: config.secret.name,

@@ -7,7 +7,8 @@
 import { createHmac, randomBytes } from "crypto";
 import { renderTemplate, type WriteSpec } from "./configFormats";
 
-export type Holding = "current" | "previous" | "unknown" | "missing" | "unreachable";
+/** `staged`: the value staged by a rotation in progress (only when one is asked about). */
+export type Holding = "current" | "previous" | "staged" | "unknown" | "missing" | "unreachable";
 
 /** 32 random bytes, hex: the HMAC key for one consumer in one check. */
 export const freshNonce = (): string => randomBytes(32).toString("hex");
@@ -19,16 +20,17 @@ export const hmacInput = (write: WriteSpec, value: string, user?: string): strin
 
 /**
  * What the consumer holds, from the host script's output and the expected
- * HMACs (`previous` absent when the store no longer keeps it). Several values
- * (an env file with the key twice): the worst of them counts.
+ * HMACs (`previous` absent when the store no longer keeps it, `staged` only
+ * during a rotation). Several values (an env file with the key twice): the
+ * worst of them counts.
  */
-export function holding(output: string, expected: { current: string; previous?: string }): { holds: Holding; detail?: string } {
+export function holding(output: string, expected: { current: string; previous?: string; staged?: string }): { holds: Holding; detail?: string } {
     const lines = output.split("\n").filter((l) => l.startsWith("CHECK "));
     const missing = lines.find((l) => l.startsWith("CHECK missing "));
     if (missing) return { holds: "missing", detail: missing.slice("CHECK missing ".length) };
     const hmacs = lines.filter((l) => l.startsWith("CHECK hmac ")).map((l) => l.slice("CHECK hmac ".length).trim());
     if (!hmacs.length) return { holds: "unknown", detail: "the host gave no answer" };
-    const each = hmacs.map((h): Holding => (h === expected.current ? "current" : expected.previous !== undefined && h === expected.previous ? "previous" : "unknown"));
-    const worst = (["unknown", "previous", "current"] as const).find((x) => each.includes(x))!;
+    const each = hmacs.map((h): Holding => (h === expected.current ? "current" : h === expected.previous ? "previous" : h === expected.staged ? "staged" : "unknown"));
+    const worst = (["unknown", "previous", "staged", "current"] as const).find((x) => each.includes(x))!;
     return { holds: worst, ...(hmacs.length > 1 && new Set(each).size > 1 ? { detail: `the key appears ${hmacs.length} times with different values` } : {}) };
 }

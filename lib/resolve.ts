@@ -1,6 +1,6 @@
 import * as fs from "fs";
 import * as path from "path";
-import { CONFIG_NAMESPACE, secretOrder, secretRotation, type EnvironmentConfig, type RotationConfig } from "./config";
+import { CONFIG_NAMESPACE, secretOrder, secretRotation, type EnvironmentConfig, type RotationConfig, type SshTarget } from "./config";
 import { spawnSync } from "child_process";
 import { ConfigError, RotationRefusedError } from "./errors";
 import { inventoryProblems, type InventoryFile } from "./inventory";
@@ -10,6 +10,11 @@ export interface ResolvedRotation {
     config: RotationConfig;
     sourceHostKey?: string;
     consumerHostKeys: Record<string, string>;
+}
+
+/** The SSH connection to a consumer's host, its key pinned. */
+export function consumerTarget(r: Pick<ResolvedRotation, "consumerHostKeys">, c: RotationConfig["consumers"][number]): SshTarget {
+    return { kind: "ssh", host: c.host, port: c.port, user: c.user, hostKey: r.consumerHostKeys[c.name], privateKeyFile: c.privateKeyFile };
 }
 
 const HOST_KEY = /^(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)|ssh-rsa) [A-Za-z0-9+/=]+$/;

@@ -6,25 +6,41 @@
  * backup, edited by hand or unreachable would otherwise lose its access at
  * the revocation.
  */
-import { freshNonce, hmacInput, hmacOf, holding } from "../lib/drift";
+import { freshNonce, hmacInput, hmacOf, holding, type Holding } from "../lib/drift";
 import { driftCheckScript } from "../lib/scripts/check";
 import { hostKeyRefusal, runAt } from "./exec";
 import { StepError, redact } from "./outcome";
 import type { DriftCheck, SshTarget } from "./types";
 
-/** What one consumer holds, in words, or undefined when it holds the new secret. */
-async function askOne(c: DriftCheck, target: SshTarget, next: string, previous: string | undefined, users?: { current: string; previous: string }): Promise<string | undefined> {
+/** A consumer's config as the drift check reads it. */
+export type DriftTarget = Pick<DriftCheck, "configPath" | "write" | "timeoutSeconds">;
+
+/**
+ * Asks one consumer which of these values its config holds: a fresh nonce,
+ * the host's HMAC, compared with ours. `users` are the logins a template
+ * renders with for each value (postgres-role). Shared by the gate and
+ * `bin/rotate check`.
+ */
+export async function askHolding(
+    target: SshTarget,
+    c: DriftTarget,
+    values: { current: string; previous?: string; staged?: string },
+    users: { current?: string; previous?: string } = {},
+): Promise<{ holds: Holding; detail?: string }> {
     const nonce = freshNonce();
     const r = await runAt(target, driftCheckScript(c.configPath, c.write, nonce), "", c.timeoutSeconds);
     if (r.timedOut || r.code !== 0) {
-        return `unreachable (${hostKeyRefusal(target, r.stderr) ?? (r.timedOut ? `no answer within ${c.timeoutSeconds}s` : r.stderr.trim().split("\n").pop() ?? `exit ${r.code}`)})`;
+        return { holds: "unreachable", detail: hostKeyRefusal(target, r.stderr) ?? (r.timedOut ? `no answer within ${c.timeoutSeconds}s` : r.stderr.trim().split("\n").pop() ?? `exit ${r.code}`) };
     }
-    const v = holding(r.stdout, {
-        current: hmacOf(nonce, hmacInput(c.write, next, users?.current)),
-        ...(previous !== undefined ? { previous: hmacOf(nonce, hmacInput(c.write, previous, users?.previous)) } : {}),
-    });
+    const mac = (v: string | undefined, user?: string) => (v === undefined ? undefined : hmacOf(nonce, hmacInput(c.write, v, user)));
+    return holding(r.stdout, { current: mac(values.current, users.current)!, previous: mac(values.previous, users.previous), staged: mac(values.staged, users.current) });
+}
+
+/** What one consumer holds, in words, or undefined when it holds the new secret. */
+async function askOne(c: DriftCheck, target: SshTarget, next: string, previous: string | undefined, users?: { current: string; previous: string }): Promise<string | undefined> {
+    const v = await askHolding(target, c, { current: next, previous }, users);
     if (v.holds === "current") return undefined;
-    const what = { previous: "holds the previous secret", unknown: "holds neither the new nor the previous secret", missing: "holds no secret", unreachable: "is unreachable" }[v.holds];
+    const what = { previous: "holds the previous secret", staged: "holds a staged secret", unknown: "holds neither the new nor the previous secret", missing: "holds no secret", unreachable: "is unreachable" }[v.holds];
     return `${what}${v.detail ? ` (${v.detail})` : ""}`;
 }
 
