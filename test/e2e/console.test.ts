@@ -234,6 +234,17 @@ test("exit 3: a rollback after the revocation is refused and changes nothing", (
     assert.equal(stackFileText(), before);
 });
 
+test("preview is the engine's own, and --engine-output shows Pulumi's output instead of the console's lines", () => {
+    const preview = ws.rotate(["preview"]);
+    assert.equal(preview.code, 0, preview.stderr);
+    assert.match(preview.stdout, /Previewing update \(e2e\)/);
+    assert.match(preview.stdout, /Resources:/);
+    const engine = ws.rotate(["resume", "--yes", "--engine-output"]);
+    assert.equal(engine.code, 0, engine.stdout + engine.stderr);
+    assert.match(engine.stdout, /Updating \(e2e\)/, "Pulumi's own update output");
+    assert.doesNotMatch(engine.stdout, /^\d{4}-\d\d-\d\dT\S+ app-redis /m, "not the console's plain lines");
+});
+
 test("exit 4: a lock held by a live process, or left by a killed run, refuses start and resume before anything changes", () => {
     const before = stackFileText();
     fs.mkdirSync(lockDir(), { recursive: true });
