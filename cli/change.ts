@@ -7,7 +7,9 @@ import type { Stack } from "@pulumi/pulumi/automation";
 import { type EnvironmentConfig } from "../lib/config";
 import { RotationRefusedError } from "../lib/errors";
 import { checkVaultStores, resolveEnvironment, type ResolvedRotation } from "../lib/resolve";
-import { describeProblems, preflightProblems } from "./preflight";
+import { type Reason, secretEntry } from "../lib/configSchema";
+import { type SecretChange, ceremonyOfStart, envAfter } from "./approve";
+import { describeProblems, runPreflight } from "./preflight";
 import { planSteps, planTable } from "./planGraph";
 import { type Mutating, auditLines, auditLogOf, committedOf, dueInfo, isDue, load, pick, printJson, runSecret, say } from "./common";
 import { EXIT, runUpdate } from "./run";
@@ -20,9 +22,8 @@ import { PROJECT, UsageError, assertUnlocked, setSecretKeys, type StackConfig } 
  * mode set) the way the program will, before anything is written: every
  * local file, each Vault store's server, the forward-only rule.
  */
-export async function checkBeforeChange(stackName: string, config: StackConfig, changes: Record<string, { generation?: number; mode?: "rotate" | "rollback" }>): Promise<ResolvedRotation[]> {
-    const env = structuredClone(config.env);
-    for (const [n, c] of Object.entries(changes)) Object.assign(env.secrets[n], c);
+export async function checkBeforeChange(stackName: string, config: StackConfig, changes: Record<string, SecretChange>): Promise<ResolvedRotation[]> {
+    const env = envAfter(config.env, changes);
     const rotations = resolveEnvironment(stackName, env, PROJECT, config.inventory);
     await checkVaultStores(stackName, rotations);
     return rotations;
@@ -36,11 +37,11 @@ export function viewOf(o: Mutating): "live" | "plain" | "engine" {
 /** A run's --json document. */
 function runJson(o: Mutating, command: string, record: RunRecord, report: string) {
     const steps = record.steps.map((s) => ({ secret: s.secret, step: s.step, phase: s.phase, consumer: s.consumer, wave: s.wave, outcome: s.outcome, seconds: s.start && s.end ? (s.end - s.start) / 1000 : undefined, error: s.error }));
-    return { stack: o.stack, command, outcome: record.outcome, exitCode: record.exitCode, seconds: (record.ended - record.started) / 1000, report, secrets: record.secrets, steps, audit: record.audit, next: record.next, errors: record.errors };
+    return { stack: o.stack, command, outcome: record.outcome, exitCode: record.exitCode, seconds: (record.ended - record.started) / 1000, report, secrets: record.secrets, ...(record.preflight ? { preflight: record.preflight } : {}), steps, audit: record.audit, next: record.next, errors: record.errors };
 }
 
 /** Runs the update, says how it went (unless --json: the caller prints the document), returns its record. */
-export async function update(o: Mutating, stack: Stack, config: StackConfig, command: "start" | "resume" | "rollback", secrets: RunSecret[], what: string, replace?: string[]): Promise<{ record: RunRecord; report: string }> {
+export async function update(o: Mutating, stack: Stack, config: StackConfig, command: "start" | "resume" | "rollback", secrets: RunSecret[], what: string, replace?: string[], preflight?: RunRecord["preflight"]): Promise<{ record: RunRecord; report: string }> {
     const { env } = config;
     const { record, report } = await runUpdate({
         stack,
@@ -48,6 +49,7 @@ export async function update(o: Mutating, stack: Stack, config: StackConfig, com
         secrets,
         what,
         replace,
+        preflight,
         auditLog: auditLogOf(env),
         view: viewOf(o),
         out: o.json ? process.stderr : process.stdout,
@@ -99,10 +101,17 @@ function windowVerdicts(o: Mutating & { outsideWindow?: boolean; due?: boolean }
 /** Unfinished or not: every secret with a generation, as the stack's next `up` will run it. */
 export const stackSecrets = (env: EnvironmentConfig) => Object.keys(env.secrets).filter((n) => env.secrets[n].generation > 0).map((n) => runSecret(env, n, env.secrets[n].generation, env.secrets[n].mode));
 
-export async function start(o: Mutating & { secret?: string[]; due?: boolean; all?: boolean; outsideWindow?: boolean }): Promise<number> {
+/** --note as the config will hold it: one line, at most 200 characters (checked before anything is written). */
+function checkNote(note: string | undefined): void {
+    const r = secretEntry.shape.note.safeParse(note);
+    if (!r.success) throw new UsageError(`--note ${r.error.issues[0].message}`);
+}
+
+export async function start(o: Mutating & { secret?: string[]; due?: boolean; all?: boolean; outsideWindow?: boolean; reason?: Reason; note?: string; request?: string; key?: string }): Promise<number> {
     if ([!!o.secret?.length, !!o.due, !!o.all].filter(Boolean).length !== 1) {
         throw new UsageError("start: say which secrets: --secret <name> (repeatable), --due (those whose schedule says so) or --all");
     }
+    checkNote(o.note);
     const { stack, config } = await load(o, !!o.yes);
     const { env } = config;
     let names: string[];
@@ -138,12 +147,21 @@ export async function start(o: Mutating & { secret?: string[]; due?: boolean; al
     }
     const secrets = names.map((n) => runSecret(env, n, env.secrets[n].generation + 1, "rotate"));
     const planned = secrets.map((s) => `${s.name} ${s.generation - 1} -> ${s.generation}`).join(", ");
-    const rotations = await checkBeforeChange(o.stack, config, Object.fromEntries(secrets.map((s) => [s.name, { generation: s.generation, mode: "rotate" as const }])));
+    // Every start says why (the runbook's reasons); a note of an earlier rotation does not carry over.
+    const reason: Reason = o.reason ?? "scheduled";
+    const changes = Object.fromEntries(secrets.map((s): [string, SecretChange] => [s.name, { generation: s.generation, mode: "rotate", reason, note: o.note }]));
+    const rotations = await checkBeforeChange(o.stack, config, changes);
     // Pre-flight: every host, config, reload program, disk, the source and the store, before anything is written.
-    const problems = await preflightProblems(rotations.filter((r) => names.includes(r.config.secret.name)));
-    if (problems.length) {
-        throw new RotationRefusedError(`pre-flight found ${problems.length} problem(s); nothing was changed:\n${describeProblems(problems).map((l) => `rotate:   ${l}`).join("\n")}\nrotate: fix them, then start again (bin/rotate preflight --stack ${o.stack} checks without starting)`);
+    const pre = await runPreflight(rotations.filter((r) => names.includes(r.config.secret.name)));
+    if (!pre.ok) {
+        if (o.json) printJson({ stack: o.stack, command: "start", outcome: "refused", exitCode: EXIT.refused, preflight: pre });
+        throw new RotationRefusedError(`pre-flight found ${pre.problems.length} problem(s); nothing was changed:\n${describeProblems(pre.problems).map((l) => `rotate:   ${l}`).join("\n")}\nrotate: fix them, then start again (bin/rotate preflight --stack ${o.stack} checks without starting)`);
     }
+    say(o, `rotate: pre-flight: ${pre.consumers} consumer(s), the source and the store: all clear in ${pre.seconds.toFixed(1)}s`);
+    const ceremony = ceremonyOfStart(o, envAfter(env, changes), names);
+    if (ceremony.kind === "stop") return ceremony.exitCode;
+    const approval = ceremony.kind === "approved" ? ceremony.approval : undefined;
+    for (const s of secrets) Object.assign(s, { reason, note: o.note, approval });
     if (!o.yes) {
         say(o, planTable(secrets, { color: false }));
         say(o, `rotate: would rotate ${planned}; nothing was changed. Re-run with --yes to rotate`);
@@ -156,9 +174,13 @@ export async function start(o: Mutating & { secret?: string[]; due?: boolean; al
         ...(env.secrets[n].mode !== "rotate" ? [{ secret: n, key: "mode", value: "rotate" }] : []),
         // Recorded in every audit line of this generation; cleared for a generation started inside its window.
         ...(outside.includes(n) || env.secrets[n].outsideWindow ? [{ secret: n, key: "outsideWindow", value: String(outside.includes(n)) }] : []),
+        { secret: n, key: "reason", value: reason },
+        ...(o.note !== undefined || env.secrets[n].note !== undefined ? [{ secret: n, key: "note", value: o.note }] : []),
+        // The ceremony's witnesses of this generation; an earlier generation's do not carry over.
+        ...(approval ? ["request", "requester", "approver"].map((k) => ({ secret: n, key: `approval.${k}`, value: approval[k as keyof typeof approval] })) : env.secrets[n].approval ? [{ secret: n, key: "approval", value: undefined }] : []),
     ]));
     say(o, `rotate: rotating ${planned} on stack ${o.stack}`);
-    const first = await update(o, stack, config, "start", secrets, `rotation of ${planned}`);
+    const first = await update(o, stack, config, "start", secrets, `rotation of ${planned}`, undefined, pre);
     const back = await rollBackOnFailure(o, stack, config, first.record);
     if (o.json) printJson({ ...runJson(o, "start", first.record, first.report), ...(back ? { exitCode: first.record.exitCode, outcome: "rolled-back", rollback: runJson(o, "rollback", back.record, back.report) } : {}) });
     return first.record.exitCode;

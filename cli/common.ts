@@ -95,7 +95,11 @@ export const isDue = (d: { due?: Date }) => d.due !== undefined && d.due.getTime
 /** The secret as a run of the plan sees it: at generation `generation`, in `mode`. */
 export function runSecret(env: EnvironmentConfig, name: string, generation: number, mode: RunSecret["mode"]): RunSecret {
     const s = env.secrets[name];
-    return { name, generation, mode, consumers: s.consumers.map((c) => c.name), after: s.after, ...(s.rollout.waves.length > 1 || s.rollout.waves[0] !== "100%" ? { waves: s.rollout.waves } : {}) };
+    return {
+        name, generation, mode, consumers: s.consumers.map((c) => c.name), after: s.after,
+        ...(s.rollout.waves.length > 1 || s.rollout.waves[0] !== "100%" ? { waves: s.rollout.waves } : {}),
+        reason: s.reason, ...(s.note ? { note: s.note } : {}), ...(s.approval ? { approval: s.approval } : {}),
+    };
 }
 
 /** Opens the stack and reads its config; read-only commands never create a stack. */

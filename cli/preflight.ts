@@ -11,6 +11,7 @@ import { hostKeyRefusal, pool, runAt, where } from "../provider/exec";
 import type { StepTarget } from "../provider/types";
 import { type Common, load, pick, printJson } from "./common";
 import { EXIT } from "./run";
+import type { PreflightResult } from "./runRecord";
 import { PROJECT } from "./stack";
 
 export interface PreflightProblem {
@@ -55,17 +56,21 @@ export async function preflightProblems(rotations: ResolvedRotation[]): Promise<
 
 export const describeProblems = (ps: PreflightProblem[]) => ps.map((p) => `${p.secret} ${p.at}: ${p.problem}`);
 
-export async function preflight(o: Common & { secret?: string[] }): Promise<number> {
+/** The pre-flight of these rotations, timed, as the run record and --json carry it. */
+export async function runPreflight(rotations: ResolvedRotation[]): Promise<PreflightResult> {
     const t0 = Date.now();
+    const problems = await preflightProblems(rotations);
+    return { ok: !problems.length, seconds: (Date.now() - t0) / 1000, consumers: rotations.reduce((n, r) => n + r.config.consumers.length, 0), problems };
+}
+
+export async function preflight(o: Common & { secret?: string[] }): Promise<number> {
     const { config } = await load(o);
     const names = pick(config.env, o.stack, o.secret);
-    const rotations = resolveEnvironment(o.stack, config.env, PROJECT, config.inventory).filter((r) => names.includes(r.config.secret.name));
-    const problems = await preflightProblems(rotations);
-    const consumers = rotations.reduce((n, r) => n + r.config.consumers.length, 0);
-    if (o.json) printJson({ stack: o.stack, ok: !problems.length, seconds: (Date.now() - t0) / 1000, consumers, problems });
+    const result = await runPreflight(resolveEnvironment(o.stack, config.env, PROJECT, config.inventory).filter((r) => names.includes(r.config.secret.name)));
+    if (o.json) printJson({ stack: o.stack, ...result });
     else {
-        for (const line of describeProblems(problems)) console.log(`rotate: pre-flight: ${line}`);
-        console.log(`rotate: pre-flight of ${names.join(", ")} (${consumers} consumers): ${problems.length ? `${problems.length} problem(s)` : "all clear"} in ${((Date.now() - t0) / 1000).toFixed(1)}s`);
+        for (const line of describeProblems(result.problems)) console.log(`rotate: pre-flight: ${line}`);
+        console.log(`rotate: pre-flight of ${names.join(", ")} (${result.consumers} consumers): ${result.ok ? "all clear" : `${result.problems.length} problem(s)`} in ${result.seconds.toFixed(1)}s`);
     }
-    return problems.length ? 1 : EXIT.done;
+    return result.ok ? EXIT.done : 1;
 }

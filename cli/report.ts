@@ -55,10 +55,14 @@ function header(run: RunRecord): Part {
     };
 }
 
+/** The reason, the note and the ceremony's witnesses, in words. */
+export const whyOf = (s: RunRecord["secrets"][number]) =>
+    [s.reason ?? "", s.note ? `"${s.note}"` : "", s.approval ? `requested by ${s.approval.requester}, approved by ${s.approval.approver} (request ${s.approval.request})` : ""].filter(Boolean).join(" · ") || "—";
+
 function secretsTable(run: RunRecord): Part {
-    const t = table(["Secret", "Generation", "Mode", "Consumers", "After"], [220, 110, 110, 520, 300],
-        run.secrets.map((s) => [esc(s.name), s.mode === "rollback" ? `g${s.generation} (taken back)` : `g${s.generation}`, esc(s.mode), esc(s.consumers.join(", ")), esc(s.after.join(", ") || "—")]));
-    return { html: t.html, height: t.height + run.secrets.reduce((n, s) => n + 20 * (lines(s.consumers.join(", "), 500) - 1), 0) };
+    const t = table(["Secret", "Generation", "Mode", "Consumers", "Why", "After"], [200, 100, 90, 420, 360, 90],
+        run.secrets.map((s) => [esc(s.name), s.mode === "rollback" ? `g${s.generation} (taken back)` : `g${s.generation}`, esc(s.mode), `${s.consumers.length}: ${esc(s.consumers.join(", "))}`, esc(whyOf(s)), esc(s.after.join(", ") || "—")]));
+    return { html: t.html, height: t.height + run.secrets.reduce((n, s) => n + 20 * (Math.max(lines(s.consumers.join(", "), 400), lines(whyOf(s), 340)) - 1), 0) };
 }
 
 function nextSteps(run: RunRecord): Part {
@@ -97,6 +101,15 @@ function auditTable(run: RunRecord): Part {
     return { html: t.html, height: t.height + 20 * wraps };
 }
 
+/** What the pre-flight checked before anything was written. */
+function preflightPart(p: NonNullable<RunRecord["preflight"]>): Part {
+    const verdict = p.ok ? "all clear" : `<span class="bad">${p.problems.length} problem(s)</span>`;
+    const head = `<p>${p.consumers} consumer(s) (host key, config file and key, reload program, free space), the source's admin credential and the store: ${verdict} in ${p.seconds.toFixed(1)} s.</p>`;
+    if (p.ok) return { html: head, height: 30 };
+    const t = table(["Secret", "Where", "Problem"], [200, 250, 800], p.problems.map((x) => [esc(x.secret), esc(x.at), esc(x.problem)]));
+    return { html: head + t.html, height: 30 + t.height };
+}
+
 /** The stack's last `bin/rotate check`: when, and every consumer that was not on the current secret. */
 function lastCheck(run: RunRecord): Part {
     const c = run.lastCheck;
@@ -113,6 +126,7 @@ function build(run: RunRecord): { html: string; width: number; height: number } 
     const parts = [
         header(run),
         section("Secrets", secretsTable(run)),
+        ...(run.preflight ? [section("Pre-flight", preflightPart(run.preflight))] : []),
         ...(failure(run) ? [section("What to do next", nextSteps(run), ` class="next"`)] : []),
         section("Timeline", timeline(run, groups)),
         section("Consumers", consumersTable(groups)),

@@ -14,6 +14,8 @@
  */
 import { Command, CommanderError, Option } from "commander";
 import { ConfigError, RotationRefusedError } from "../lib/errors";
+import { REASONS } from "../lib/configSchema";
+import { approve } from "./approve";
 import { resume, rollback, start } from "./change";
 import { check } from "./check";
 import { preflight } from "./preflight";
@@ -61,8 +63,18 @@ function program(run: (p: Promise<number>) => void): Command {
         .option("--secret <name>", "rotate this secret (repeatable)", collect)
         .option("--due", "every secret whose schedule says so (and say which)")
         .option("--all", "every secret of the stack")
-        .option("--outside-window", "start even where a secret's rotation window is closed (recorded in the audit log)"))
+        .option("--outside-window", "start even where a secret's rotation window is closed (recorded in the audit log)")
+        .addOption(new Option("--reason <reason>", "why, for the audit log (default: scheduled)").choices(REASONS))
+        .option("--note <text>", "a note for the audit log, e.g. the incident's ticket (one line)")
+        .option("--request <id>", "the ceremony: run this request, approved by a second person (bin/rotate approve)")
+        .option("--key <file>", "the ceremony: the SSH private key that signs a new request (default: $ROTATION_SIGNING_KEY, ~/.ssh/id_ed25519)"))
         .action((o) => run(start(o)));
+    cli.command("approve").description("the ceremony: a second person approves a rotation request with their own SSH key (without --yes: show what it would run)")
+        .addOption(stackOption()).requiredOption("--request <id>", "the request's id (or its .json file)")
+        .option("--key <file>", "your SSH private key (default: $ROTATION_SIGNING_KEY, ~/.ssh/id_ed25519)")
+        .option("-y, --yes", "really approve").addOption(json())
+        .addHelpText("after", `\n${EXIT_CODES_HELP}`)
+        .action((o) => run(approve(o)));
     mutating(cli.command("resume").description("run the stack again after a failure or a kill: unfinished rotations continue, steps that succeeded are not repeated")
         .option("--secret <name>", "the secret you mean to finish (the whole stack runs)")
         .option("--redeploy <consumer>", "deploy the secret to this consumer again although its rollout succeeded (its config was reverted; the gate named it); repeatable, needs --secret", collect))

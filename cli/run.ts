@@ -23,6 +23,8 @@ export const EXIT = {
     locked: 4,
     /** A step failed after a secret's revocation started: roll forward (resume), rollback is refused. */
     failedAfterRevocation: 5,
+    /** The ceremony: a request was recorded; it runs once a second person approves it (bin/rotate approve). */
+    awaitingApproval: 6,
 } as const;
 
 export const EXIT_CODES_HELP = `Exit codes:
@@ -30,9 +32,11 @@ export const EXIT_CODES_HELP = `Exit codes:
   1  failed before revocation: nothing of the failed secrets was revoked, the old secret still works
      (for due: nothing is due; for check: drift found)
   2  usage or config error: nothing was changed
-  3  refused (a rollback after the revocation started, a closed window, a failed pre-flight): nothing was changed
+  3  refused (a rollback after the revocation started, a closed window, a failed pre-flight, an approval
+     that does not check out): nothing was changed
   4  locked: another update holds the stack, or a killed run left its lock (bin/rotate unlock)
-  5  failed after a revocation started: fix the cause, then resume (roll forward)`;
+  5  failed after a revocation started: fix the cause, then resume (roll forward)
+  6  awaiting approval: the ceremony's request was recorded, nothing was rotated (bin/rotate approve)`;
 
 export interface RunOptions {
     stack: Stack;
@@ -47,6 +51,8 @@ export interface RunOptions {
     out: NodeJS.WriteStream;
     /** Step URNs to run again although they succeeded (resume --redeploy: a consumer reverted behind the rotation's back). */
     replace?: string[];
+    /** The pre-flight that cleared this run (start only). */
+    preflight?: RunRecord["preflight"];
     /** The generation whose revocation started, per secret (for the verdict of a failure). */
     committed: (secret: string) => Promise<number | undefined>;
 }
@@ -160,6 +166,7 @@ export async function runUpdate(o: RunOptions): Promise<RunResult> {
         audit: auditOfRun(o.auditLog, stack, started),
         next,
         errors,
+        ...(o.preflight ? { preflight: o.preflight } : {}),
         ...lastCheckOf(stack),
     };
     const report = writeReport(record, path.join(PROJECT, ".state", "reports"));

@@ -20,6 +20,18 @@ export interface RunSecret {
     after: string[];
     /** Canary waves (rollout.waves); absent: one wave. */
     waves?: WaveEntry[];
+    /** Why this generation (the runbook's reason), a note, and the ceremony's witnesses if it had one. */
+    reason?: string;
+    note?: string;
+    approval?: { request: string; requester: string; approver: string };
+}
+
+/** A pre-flight's outcome, as start's --json, its report and `bin/rotate preflight --json` give it. */
+export interface PreflightResult {
+    ok: boolean;
+    seconds: number;
+    consumers: number;
+    problems: { secret: string; at: string; problem: string }[];
 }
 
 export type StepOutcome = "pending" | "running" | "ok" | "unchanged" | "failed";
@@ -64,6 +76,8 @@ export interface RunRecord {
     next: string[];
     /** Error lines of the run that no step claims (the engine's own). */
     errors: string[];
+    /** The pre-flight of a start (cli/preflight.ts): what was checked, how long it took, the problems (none, or the run would not have started). */
+    preflight?: PreflightResult;
     /** The stack's last `bin/rotate check` (cli/check.ts), if any: when, and who was not on the current secret. */
     lastCheck?: { time: string; ok: boolean; off: { secret: string; consumer: string; holds: string }[] };
 }

@@ -80,11 +80,13 @@ export async function readConfig(stack: Stack): Promise<StackConfig> {
 }
 
 /** Sets `rotation:secrets.<secret>.<key>` for every entry, in one CLI call. */
-export async function setSecretKeys(stack: Stack, values: { secret: string; key: string; value: string }[]): Promise<void> {
-    if (!values.length) return;
+/** Sets keys of secrets' config (a value of undefined removes the key), in one write each. */
+export async function setSecretKeys(stack: Stack, values: { secret: string; key: string; value: string | undefined }[]): Promise<void> {
     const map: ConfigMap = {};
-    for (const v of values) map[`rotation:secrets.${v.secret}.${v.key}`] = { value: v.value };
-    await stack.setAllConfig(map, true);
+    for (const v of values) if (v.value !== undefined) map[`rotation:secrets.${v.secret}.${v.key}`] = { value: v.value };
+    const gone = values.filter((v) => v.value === undefined).map((v) => `rotation:secrets.${v.secret}.${v.key}`);
+    if (Object.keys(map).length) await stack.setAllConfig(map, true);
+    if (gone.length) await stack.removeAllConfig(gone, true);
 }
 
 export interface LockInfo {

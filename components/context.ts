@@ -48,10 +48,13 @@ export function auditSpec(ctx: RotationContext, phase: string, consumer?: string
             phase,
             ...(consumer ? { consumer } : {}),
             reason: config.secret.reason,
+            ...(config.secret.note ? { note: config.secret.note } : {}),
             operator: config.secret.operator,
             consumers: config.consumers.length,
             // Started with `bin/rotate start --outside-window` although the secret's window was closed.
             ...(config.outsideWindow ? { outsideWindow: "yes" } : {}),
+            // The two-person ceremony's witnesses (bin/rotate approve, lib/ceremony.ts).
+            ...(config.approval ? { ceremony: config.approval.request, requestedBy: config.approval.requester, approvedBy: config.approval.approver } : {}),
         },
     };
 }

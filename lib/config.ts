@@ -282,7 +282,7 @@ export function secretRotation(env: EnvironmentConfig, name: string): RotationCo
     return structuredClone({
         generation: s.generation,
         mode: s.mode,
-        secret: { name, type: s.type, generator: s.generator, reason: s.reason, ...(s.schedule ? { schedule: s.schedule } : {}), operator: s.operator },
+        secret: { name, type: s.type, generator: s.generator, reason: s.reason, ...(s.note ? { note: s.note } : {}), ...(s.schedule ? { schedule: s.schedule } : {}), operator: s.operator },
         store: s.store,
         source,
         consumers,
@@ -291,6 +291,7 @@ export function secretRotation(env: EnvironmentConfig, name: string): RotationCo
         rollout: s.rollout,
         ...(s.window ? { window: s.window } : {}),
         outsideWindow: s.outsideWindow,
+        ...(s.approval ? { approval: s.approval } : {}),
     });
 }
 

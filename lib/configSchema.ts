@@ -6,6 +6,10 @@ import { z } from "zod";
 import { rolloutSchema } from "./waves";
 import { windowSchema } from "./window";
 
+/** Why a secret is rotated, as the runbook's audit trail names it. */
+export const REASONS = ["scheduled", "incident", "personnel-change", "audit-finding"] as const;
+export type Reason = (typeof REASONS)[number];
+
 /** Config keys live in the `rotation:` namespace of each stack's config. */
 export const CONFIG_NAMESPACE = "rotation";
 
@@ -44,6 +48,14 @@ const shellCommand = text.refine((s) => s.length <= 4096, "must be at most 4096 
 /** z.url() alone accepts any scheme (file:, javascript:, ftp:); these URLs are fetched with curl. */
 const httpUrl = () => z.url({ protocol: /^https?$/, error: "must be an http(s) URL" });
 
+/** The ceremony's witnesses of one generation: the request and who made and approved it (lib/ceremony.ts). */
+const principal = z.string().regex(/^[^\s"\\]{1,200}$/, "must be an allowed signer's principal");
+const approvalSchema = z.strictObject({
+    request: z.string().regex(/^[A-Za-z0-9_.-]{1,100}$/, "must be a request id"),
+    requester: principal,
+    approver: principal,
+});
+
 /** How to reach a host over SSH; the host key is pinned, inline or from a file. */
 const sshFields = {
     host: hostname,
@@ -75,7 +87,10 @@ const secret = z.strictObject({
     name,
     type: z.enum(["password", "api-token", "ssh-key"]),
     generator: generator.default({ kind: "random", length: 32, upper: true, lower: true, numeric: true, special: false }),
-    reason: text.refine((s) => s.length <= 200 && !/[\r\n]/.test(s), "must be one line of at most 200 characters"),
+    /** Why this generation: one of REASONS (the runbook's list); free text goes in `note`. */
+    reason: z.enum(REASONS, { error: `must be one of ${REASONS.join(", ")} (free text goes in note)` }).default("scheduled"),
+    /** A free note for the audit line, e.g. the incident's ticket. */
+    note: text.refine((s) => s.length <= 200 && !/[\r\n]/.test(s), "must be one line of at most 200 characters").optional(),
     schedule: z
         .string()
         .regex(/^[1-9][0-9]{0,3}[dw]$/, "must be an interval such as '90d' or '12w'")
@@ -236,6 +251,8 @@ const rotationConfigSchema = z.strictObject({
     window: windowSchema.optional(),
     /** Set by `bin/rotate start --outside-window` for this generation; the audit lines record it. */
     outsideWindow: z.boolean().default(false),
+    /** The ceremony's witnesses of this generation, when it had one. */
+    approval: approvalSchema.optional(),
 });
 
 export type RotationConfig = z.output<typeof rotationConfigSchema>;
@@ -286,6 +303,17 @@ export const consumerEntry = z.strictObject({ ...consumerOwn, host: hostRef });
 /** A boolean as `pulumi config set --path` writes it (a string) or as YAML has it. */
 const flag = z.preprocess((v) => (v === "true" ? true : v === "false" ? false : v), z.boolean({ error: "must be true or false" }));
 
+/** A ceremony: a second person must approve each rotation (lib/ceremony.ts). */
+export const ceremonySchema = z.strictObject({
+    required: flag.default(true),
+    /** The team's allowed-signers file (ssh-keygen(1) ALLOWED SIGNERS): who may request and approve. */
+    approvers: localPath,
+    /** How long a request may wait for its approval and its start, e.g. "4h", "2d". */
+    validFor: z.string().regex(/^[1-9][0-9]{0,4}[smhd]$/, "must be a duration such as '30m', '4h' or '2d'").default("24h"),
+    /** Where requests and approvals are kept; a directory the team shares if they work from different checkouts. */
+    dir: localPath.default(".state/ceremony"),
+});
+
 export const secretEntry = z.strictObject({
     /** Bump to rotate (bin/rotate start does it); 0 is the secret in place before the first managed rotation. */
     generation: wholeNumber().min(0, "must be 0 or more").default(0),
@@ -293,6 +321,7 @@ export const secretEntry = z.strictObject({
     type: secret.shape.type,
     generator: secret.shape.generator,
     reason: secret.shape.reason,
+    note: secret.shape.note,
     schedule: secret.shape.schedule,
     operator: secret.shape.operator,
     store,
@@ -306,6 +335,10 @@ export const secretEntry = z.strictObject({
     window: windowSchema.optional(),
     /** Set by `bin/rotate start --outside-window` (recorded in the audit lines); do not set by hand. */
     outsideWindow: flag.default(false),
+    /** Two-person approval for this secret; overrides the stack's `rotation:ceremony`. */
+    ceremony: ceremonySchema.optional(),
+    /** Set by `bin/rotate start --request <id>` once the approval is verified: the ceremony's witnesses, recorded in the audit lines; do not set by hand. */
+    approval: approvalSchema.optional(),
 });
 
 export const environmentSchema = z.strictObject({
@@ -313,9 +346,13 @@ export const environmentSchema = z.strictObject({
     secrets: z.record(z.string(), secretEntry),
     /** JSON-lines audit log on the operator's machine, shared by every secret of the stack. */
     auditLog: localPath.default(".state/audit.log"),
+    /** Two-person approval for every secret of the stack (a secret's own `ceremony` overrides it). */
+    ceremony: ceremonySchema.optional(),
 });
 
 export type EnvironmentConfig = z.output<typeof environmentSchema>;
+export type CeremonyConfig = z.output<typeof ceremonySchema>;
+export type Approval = z.output<typeof approvalSchema>;
 export type HostEntry = z.output<typeof hostEntry>;
 export type SecretEntry = z.output<typeof secretEntry>;
 export type ConsumerEntry = z.output<typeof consumerEntry>;

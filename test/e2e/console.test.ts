@@ -33,7 +33,7 @@ function tokenStack(): Record<string, unknown> {
     const hash = `h=$(printf %s "$S" | sha256sum | cut -c1-64)`;
     return {
         generation: 0,
-        secret: { name: TOKEN, type: "api-token", generator: { kind: "random", length: 24 }, reason: "e2e console", operator: "e2e-tests" },
+        secret: { name: TOKEN, type: "api-token", generator: { kind: "random", length: 24 }, reason: "scheduled", note: "e2e console", operator: "e2e-tests" },
         store: { kind: "file", dir: l.storeDir },
         source: {
             kind: "command",

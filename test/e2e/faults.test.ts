@@ -19,7 +19,7 @@ import { after, before, test } from "node:test";
 import { Worker } from "node:worker_threads";
 import { yamlQuote } from "../../lib/configFormats";
 import { assertAudit, assertAuditChain, assertSucceeded, remember } from "./checks";
-import { consumerState, hosts, lab, LAB_DIR, labCtl, redisAuthOk, redisStack, sha256, storeHas, storeValue, type LabHost } from "./lab";
+import { consumerState, fillConfigDir, hosts, inHost, lab, LAB_DIR, labCtl, redisAuthOk, redisStack, sha256, storeHas, storeValue, tmpfsOn, unmountTmpfs, type LabHost } from "./lab";
 import { scanForLeaks } from "./leaks";
 import { changedSteps, ROOT, stepTimeline, urnName, Workspace, type EngineEvent, type RunResult } from "./workspace";
 
@@ -229,28 +229,6 @@ function unmountStore(): void {
         const r = spawnSync("umount", [storeDir()], { encoding: "utf8" });
         assert.equal(r.status, 0, `umount ${storeDir()}: ${r.stderr}`);
     }
-}
-
-const sshdPid = (h: LabHost) => fs.readFileSync(path.join(LAB_DIR, "run", `${h.name}-sshd.pid`), "utf8").trim();
-
-/** Runs bash in a lab host's mount namespace. */
-function inHost(h: LabHost, script: string, ...args: string[]): void {
-    const r = spawnSync("nsenter", ["-t", sshdPid(h), "-m", "--", "bash", "-c", `set -euo pipefail\n${script}`, "bash", ...args], { encoding: "utf8" });
-    assert.equal(r.status, 0, `on ${h.name}: ${r.stderr}`);
-}
-
-/** Whether the disk-full row's tmpfs sits over the host's /etc/rotation-app (which is itself a bind mount). */
-function tmpfsOn(h: LabHost): boolean {
-    const r = spawnSync("nsenter", ["-t", sshdPid(h), "-m", "--", "findmnt", "-n", "-o", "FSTYPE", "--mountpoint", "/etc/rotation-app"], { encoding: "utf8" });
-    return r.stdout.split("\n").includes("tmpfs");
-}
-
-/** The small tmpfs of the disk-full row: its files go back to the host's real directory, then it is unmounted. */
-function unmountTmpfs(h: LabHost): void {
-    if (!tmpfsOn(h)) return;
-    inHost(h, `rm -f /etc/rotation-app/.filler
-cp -a /etc/rotation-app/. "$1"/
-umount /etc/rotation-app`, h.etcDir);
 }
 
 const lockFiles = () => {
@@ -485,10 +463,7 @@ const ROWS: Row[] = [
         appOn: "old",
         inject: (c) => {
             ws.patchConfig({ generation: c.gen });
-            // Over /etc/rotation-app in that host's mount namespace: a copy of its files, then a filler to the last byte.
-            inHost(c.host, `mount -t tmpfs -o size=1m,mode=755 rotation-fault /etc/rotation-app
-cp -a "$1"/. /etc/rotation-app/
-dd if=/dev/zero of=/etc/rotation-app/.filler bs=4k 2>/dev/null || true`, c.host.etcDir);
+            fillConfigDir(c.host);
         },
         // Full: the new file does not fit. Then one page free: the new file fits, the backup copy does not.
         run: async (c) => {

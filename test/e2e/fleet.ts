@@ -67,7 +67,7 @@ export function stackConfig(f: Fleet, generation: number): Record<string, unknow
     const l = lab();
     return {
         generation,
-        secret: { name: f.secret, type: "password", generator: { kind: "command", length: 32 }, reason: "fleet benchmark", operator: "bench" },
+        secret: { name: f.secret, type: "password", generator: { kind: "command", length: 32 }, reason: "scheduled", note: "fleet benchmark", operator: "bench" },
         store: { kind: "file", dir: l.storeDir },
         source: { kind: "redis-acl", host: l.redis.host, port: l.redis.port, user: f.user, adminUser: l.redis.adminUser, adminPasswordFile: l.redis.adminPasswordFile },
     };

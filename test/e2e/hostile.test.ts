@@ -37,7 +37,7 @@ before(() => {
     });
     ws.setConfig({
         generation: 1,
-        secret: { name: SECRET, type: "api-token", generator: { kind: "command", command: `cat -- ${valueFile}` }, reason: "hostile characters", operator: "e2e" },
+        secret: { name: SECRET, type: "api-token", generator: { kind: "command", command: `cat -- ${valueFile}` }, reason: "scheduled", note: "hostile characters", operator: "e2e" },
         store: { kind: "file", dir: l.storeDir },
         source: {
             kind: "command",

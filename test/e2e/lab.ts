@@ -1,6 +1,7 @@
 // The lab as the end-to-end tests see it: its description (lab.json), stack
 // configs that rotate its secrets, and direct checks against its real
 // services (Redis AUTH, PostgreSQL login, SSH login, consumer /healthz).
+import assert from "node:assert/strict";
 import { spawnSync } from "child_process";
 import { createHash } from "crypto";
 import * as fs from "fs";
@@ -119,7 +120,7 @@ const secretOf = (name: string, type = "password") => ({
     name,
     type,
     generator: { kind: "command", length: 32 },
-    reason: "e2e scheduled rotation",
+    reason: "scheduled", note: "e2e scheduled rotation",
     operator: "e2e-tests",
 });
 
@@ -179,4 +180,35 @@ export function sshKeyStack(generation: number): Record<string, unknown> {
         },
         consumers: hosts().map((h) => consumer(h, "ssh", { format: "template", template: "{{secret}}\n" })),
     };
+}
+
+// ---- Inside a lab host (its mount namespace, entered through its sshd): the disk-full faults.
+
+export const sshdPid = (h: LabHost) => fs.readFileSync(path.join(LAB_DIR, "run", `${h.name}-sshd.pid`), "utf8").trim();
+
+/** Runs bash in a lab host's mount namespace. */
+export function inHost(h: LabHost, script: string, ...args: string[]): void {
+    const r = spawnSync("nsenter", ["-t", sshdPid(h), "-m", "--", "bash", "-c", `set -euo pipefail\n${script}`, "bash", ...args], { encoding: "utf8" });
+    assert.equal(r.status, 0, `on ${h.name}: ${r.stderr}`);
+}
+
+/** Whether the disk-full row's tmpfs sits over the host's /etc/rotation-app (which is itself a bind mount). */
+export function tmpfsOn(h: LabHost): boolean {
+    const r = spawnSync("nsenter", ["-t", sshdPid(h), "-m", "--", "findmnt", "-n", "-o", "FSTYPE", "--mountpoint", "/etc/rotation-app"], { encoding: "utf8" });
+    return r.stdout.split("\n").includes("tmpfs");
+}
+
+/** The small tmpfs of the disk-full row: its files go back to the host's real directory, then it is unmounted. */
+export function unmountTmpfs(h: LabHost): void {
+    if (!tmpfsOn(h)) return;
+    inHost(h, `rm -f /etc/rotation-app/.filler
+cp -a /etc/rotation-app/. "$1"/
+umount /etc/rotation-app`, h.etcDir);
+}
+
+/** A full disk under the host's configs: a 1 MiB tmpfs over /etc/rotation-app holding a copy of its files, then a filler to the last byte. */
+export function fillConfigDir(h: LabHost): void {
+    inHost(h, `mount -t tmpfs -o size=1m,mode=755 rotation-fault /etc/rotation-app
+cp -a "$1"/. /etc/rotation-app/
+dd if=/dev/zero of=/etc/rotation-app/.filler bs=4k 2>/dev/null || true`, h.etcDir);
 }

@@ -23,8 +23,8 @@ export function scanForLeaks(ws: Workspace): void {
         { label: `${ws.name} state backend files`, text: ws.stateText() },
         { label: `${ws.name} audit log`, text: fs.existsSync(ws.auditLog) ? fs.readFileSync(ws.auditLog, "utf8") : "" },
         { label: `${ws.name} stack outputs (--show-secrets)`, text: outputs.stdout },
-        // bin/rotate's run reports and plan pictures.
-        ...["reports", "plans"].flatMap((d) => {
+        // bin/rotate's run reports, plan pictures, ceremony requests and approvals.
+        ...["reports", "plans", "ceremony"].flatMap((d) => {
             const dir = path.join(ws.stateDir, d);
             return fs.existsSync(dir) ? fs.readdirSync(dir).map((f) => ({ label: `${ws.name} ${d}/${f}`, text: fs.readFileSync(path.join(dir, f), "utf8") })) : [];
         }),

@@ -322,7 +322,8 @@ const MALFORMED: { name: string; defect: (e: Raw) => void; problems: string[] }[
     { name: "rollback at generation 0", defect: (e) => ((sec(e).generation = 0), (sec(e).mode = "rollback")), problems: [`${S}.mode: nothing to roll back at generation 0`] },
     { name: "unknown mode", defect: (e) => (sec(e).mode = "undo"), problems: [`${S}.mode: must be one of "rotate", "rollback"`] },
     { name: "NUL byte in reload", defect: (e) => (c0(e).reload = "systemctl reload app\0rm -rf /"), problems: [`${S}.consumers[0].reload: must not contain a NUL byte`] },
-    { name: "reason with a newline", defect: (e) => (sec(e).reason = "scheduled\nINFO forged log line"), problems: [`${S}.reason: must be one line of at most 200 characters`] },
+    { name: "note with a newline", defect: (e) => (sec(e).note = "scheduled\nINFO forged log line"), problems: [`${S}.note: must be one line of at most 200 characters`] },
+    { name: "reason outside the runbook's list", defect: (e) => (sec(e).reason = "quarterly rotation"), problems: [`${S}.reason: must be one of scheduled, incident, personnel-change, audit-finding (free text goes in note)`] },
     { name: "invalid JSON in a config value", defect: (e) => (e.secrets = "{app-redis: {}}"), problems: ["rotation:secrets: is not valid JSON"] },
     {
         name: "multiple problems reported together",
@@ -387,7 +388,7 @@ test("ConfigError is named, carries the stack and lists the problems", () => {
 const flatRedis = () => rawConfig();
 const flatPg = () => {
     const r = rawConfig({
-        secret: { name: "app-pg", type: "password", generator: { kind: "random", length: 40 }, reason: "quarterly", operator: "bob" },
+        secret: { name: "app-pg", type: "password", generator: { kind: "random", length: 40 }, reason: "scheduled", note: "quarterly", operator: "bob" },
         source: { ...pgSource },
     }) as Raw;
     r.consumers.forEach((c: Raw) => Object.assign(c, { configPath: "/etc/rotation-app/pg.env", write: { format: "env-line", key: "PGPASSWORD", userKey: "PGUSER" } }));
@@ -395,7 +396,7 @@ const flatPg = () => {
 };
 const flatSsh = () => {
     const r = rawConfig({
-        secret: { name: "app-deploy-key", type: "ssh-key", generator: { kind: "command" }, reason: "yearly", operator: "carol" },
+        secret: { name: "app-deploy-key", type: "ssh-key", generator: { kind: "command" }, reason: "scheduled", note: "yearly", operator: "carol" },
         source: { kind: "ssh-authorized-key", host: "127.0.1.40", port: 2222, user: "root", hostKey: HOST_KEY, privateKeyFile: "/root/.ssh/target_ed25519", authorizedKeysFile: "/home/app/.ssh/authorized_keys", loginUser: "app" },
     }, 2) as Raw;
     r.consumers.forEach((c: Raw) => Object.assign(c, { configPath: "/etc/rotation-app/deploy_key", write: { format: "template", template: "{{secret}}\n" } }));
@@ -839,7 +840,7 @@ test("secretRotation expands each consumer's host (address, port, user, host key
     assert.equal("hostKey" in pg.consumers[1], false, "no hostKey key when the host pins a file");
     assert.deepEqual(pg.consumers[0].write, { format: "env-line", key: "PGPASSWORD", userKey: "PGUSER" });
     assert.equal(pg.consumers[0].configPath, "/etc/rotation-app/pg.env");
-    assert.deepEqual(pg.secret, { name: "app-pg", type: "password", generator: { kind: "random", length: 40, upper: true, lower: true, numeric: true, special: false }, reason: "quarterly", operator: "bob" });
+    assert.deepEqual(pg.secret, { name: "app-pg", type: "password", generator: { kind: "random", length: 40, upper: true, lower: true, numeric: true, special: false }, reason: "scheduled", note: "quarterly", operator: "bob" });
     assert.equal(pg.generation, 2);
     assert.equal(pg.mode, "rotate");
     assert.deepEqual(pg.after, ["app-redis"]);

@@ -20,7 +20,7 @@ type Line = { stack?: string; secret?: string; generation?: unknown; mode?: stri
 function auditLog(lines: Line[]): string {
     const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "delete-guard-")), "audit.log");
     fs.writeFileSync(file, "");
-    for (const l of lines) appendChained(file, { time: "2025-01-01T00:00:00.000Z", reason: "r", operator: "o", consumers: 3, ...l });
+    for (const l of lines) appendChained(file, { time: "2025-01-01T00:00:00.000Z", reason: "scheduled", note: "r", operator: "o", consumers: 3, ...l });
     return file;
 }
 

@@ -324,7 +324,7 @@ test("resolveEnvironment reads each host's key file once, however many secrets u
 test("resolveEnvironment reads an ssh source's host key like a consumer's", () => {
     const { dir, raw } = project();
     const flat = rawConfig({
-        secret: { name: "app-deploy-key", type: "ssh-key", generator: { kind: "command" }, reason: "r", operator: "o" },
+        secret: { name: "app-deploy-key", type: "ssh-key", generator: { kind: "command" }, reason: "scheduled", note: "r", operator: "o" },
         store: { kind: "file", dir: "store" },
         source: { kind: "ssh-authorized-key", host: "127.0.1.40", user: "root", hostKeyFile: "keys/target.pub", privateKeyFile: "keys/id_ed25519", authorizedKeysFile: "/root/.ssh/authorized_keys", loginUser: "root" },
     }, 1) as Raw;

@@ -34,7 +34,7 @@ function rotateRun(v: Variant = {}): RunRecord {
         return s;
     };
     const line = (at: number, phase: string, outcome: string, consumer?: string) =>
-        audit.push({ time: new Date(T0 + at * 1000).toISOString(), stack: "dev", secret: SECRET, generation: 2, mode: "rotate", phase, ...(consumer ? { consumer } : {}), reason: "quarterly", operator: "alice", consumers: consumers.length, outcome, prev: "a".repeat(64), hash: "b".repeat(64) });
+        audit.push({ time: new Date(T0 + at * 1000).toISOString(), stack: "dev", secret: SECRET, generation: 2, mode: "rotate", phase, ...(consumer ? { consumer } : {}), reason: "scheduled", note: "quarterly", operator: "alice", consumers: consumers.length, outcome, prev: "a".repeat(64), hash: "b".repeat(64) });
     step("previous", "read-previous", "previous", 0.2, 0.6, { op: "same", outcome: "unchanged" });
     step("secret", "generate", "g2", 0.3, 0.9);
     line(0.9, "generated", "ok");

@@ -169,7 +169,7 @@ test("rollback restores consumers to the previous secret and registers no grant,
 
 test("postgres consumers receive the generation's login with the password", async () => {
     const cfg = config({
-        secret: { name: "app-pg", type: "password", generator: { kind: "random" }, reason: "r", operator: "o" },
+        secret: { name: "app-pg", type: "password", generator: { kind: "random" }, reason: "scheduled", note: "r", operator: "o" },
         source: { kind: "postgres-role", host: "127.0.1.31", database: "app", group: "app", loginPrefix: "app_g", adminUser: "postgres", adminPasswordFile: "/x" },
         consumers: [{ ...(rawConfig().consumers as any[])[0], write: { format: "env-line", key: "PGPASSWORD", userKey: "PGUSER" } }],
     });
