@@ -6,13 +6,16 @@
 #   ctl.sh stop-openbao              stop OpenBao (the secret store becomes unreachable; state kept)
 #   ctl.sh start-openbao             start OpenBao again (and unseal it); also unseals a sealed one
 #   ctl.sh seal-openbao              seal the running OpenBao (every request answers 503 until start-openbao)
+#   ctl.sh stop-tokenapi | start-tokenapi   stop / start the token API (tokens kept)
 #   ctl.sh status                    one line per service: "<name> <addr> up|down"
 #   ctl.sh env                       shell export lines for tests (eval "$(lab/ctl.sh env)")
 set -euo pipefail
 # shellcheck source=lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+# shellcheck source=lib/tokenapi.sh
+source "$LAB_SRC/lib/tokenapi.sh"
 
-usage() { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 check_host() { [[ -n "${1:-}" && -n "${HOST_IP[$1]:-}" ]] || die "unknown host '${1:-}' (one of: ${HOSTS[*]})"; }
 
 cmd="${1:-}"; shift || true
@@ -53,6 +56,8 @@ case "$cmd" in
     bao_start
     bao_ok || die "openbao: not healthy (see $RUN/openbao.log)"
     say "openbao: started" ;;
+  stop-tokenapi) tokenapi_stop; say "token API: stopped" ;;
+  start-tokenapi) if tokenapi_ok; then say "token API: already up"; else tokenapi_start; say "token API: started"; fi ;;
   seal-openbao)
     r="$(bao_api PUT sys/seal "$BAO_ROOT_TOKEN_FILE" </dev/null)"
     [[ "$r" == 204* || "$r" == 200* ]] || die "openbao: seal failed: $r"
@@ -74,6 +79,7 @@ case "$cmd" in
       503) echo "openbao sealed" ;;
       501) echo "openbao not initialized" ;;
     esac
+    tokenapi_status
     ;;
   env)
     q() { printf '%q' "$1"; }
@@ -117,6 +123,7 @@ export OPENBAO_KV_MOUNT=$BAO_KV_MOUNT
 export OPENBAO_KV_PREFIX=$BAO_KV_PREFIX
 export OPENBAO_AUDIT_LOG=$(q "$BAO_AUDIT_LOG")
 EOF
+    tokenapi_env
     ;;
   *) usage ;;
 esac

@@ -3,6 +3,8 @@
 set -euo pipefail
 # shellcheck source=lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+# shellcheck source=lib/tokenapi.sh
+source "$LAB_SRC/lib/tokenapi.sh"
 
 # OpenBao's graceful shutdown (seal, raft) takes 1-2 s: start it now, reap it below
 bao_pid="$(pidfile_pid "$RUN/openbao.pid")"
@@ -24,6 +26,9 @@ fi
 say "stopping redis"
 kill_pidfile "$RUN/redis.pid"
 kill_listeners "$REDIS_IP"
+
+say "stopping the token API"
+tokenapi_stop
 
 say "stopping openbao"
 bao_stop

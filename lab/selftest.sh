@@ -158,4 +158,32 @@ r="$(as_app GET "$BAO_KV_MOUNT/data/$BAO_KV_PREFIX/app-pg")"
 [[ "$r" == 200* ]] || fail "AppRole token after stop/start-openbao: $r"
 ok "ctl.sh stop-openbao/start-openbao (unreachable, then unsealed again; token and data kept)"
 
+# 9. the token API and what rotates through it (lib/tokenapi.sh); tokens go to curl on a pipe, never argv
+# shellcheck source=lib/tokenapi.sh
+source "$LAB_SRC/lib/tokenapi.sh"
+whoami_with() { printf 'Authorization: Bearer %s\n' "$(cat)" | curl -s -m 5 -o /dev/null -w '%{http_code}' -H @- "$TOKENAPI_URL/whoami" 2>/dev/null || true; }
+for h in "${HOSTS[@]}"; do
+  r="$(http "http://${HOST_IP[$h]}:$TOKEN_APP_PORT/healthz")"
+  [[ "$r" == "200 ok token accepted"* ]] || fail "$h token-app /healthz: $r"
+done
+held="$(sed -n 's/^API_TOKEN=//p' "$(host_etc host1)/token.env")"
+[[ "$(printf '%s' "$held" | whoami_with)" == 200 ]] || fail "token API: host1's token is not accepted at $TOKENAPI_URL/whoami"
+[[ "$(printf 'never-issued-%s-0123456789' "$RANDOM" | whoami_with)" == 401 ]] || fail "token API: an unknown token is not refused with 401"
+[[ "$(stat -c %a "$TOKENAPI_ADMIN_FILE") $(stat -c %a "$TOKENAPI_DIR/tokens.json")" == "600 600" ]] || fail "token API: admin token file or storage is not 0600"
+code="$(printf 'Authorization: Bearer %s\n' "$(cat "$TOKENAPI_ADMIN_FILE")" | curl -s -m 5 -o /dev/null -w '%{http_code}' -X DELETE -H @- "$TOKENAPI_URL/tokens/0000000000000000" 2>/dev/null || true)"
+[[ "$code" == 404 ]] || fail "token API: DELETE of an unknown fingerprint with the admin token answered $code, not 404"
+for f in "$TOKENAPI_DIR/tokens.json" "$TOKENAPI_LOG"; do
+  if printf '%s' "$held" | grep -qF -f - "$f"; then fail "token API: $f holds a token in plaintext"; fi
+done
+ok "token API $TOKENAPI_URL: token apps healthy on ${HOSTS[*]}, host1's token 200, unknown 401, admin DELETE 404, storage and log 0600 without a token"
+bash "$LAB_SRC/ctl.sh" stop-tokenapi >/dev/null
+r="$(http "http://${HOST_IP[host1]}:$TOKEN_APP_PORT/healthz")"
+bash "$LAB_SRC/ctl.sh" start-tokenapi >/dev/null || fail "ctl.sh start-tokenapi failed"
+[[ "$r" == 503* ]] || fail "host1 token-app should answer 503 while the token API is down: $r"
+[[ "$(printf '%s' "$held" | whoami_with)" == 200 ]] || fail "token API: host1's token lost across stop/start"
+ok "ctl.sh stop-tokenapi/start-tokenapi (consumers 503 while down; tokens kept)"
+h1="$(sha256sum <"$(host_etc host1)/api-key" | cut -c1-64)"
+grep -qxF "$h1" "$API_KEYS_FILE" || fail "command source: host1's api-key is not on the key list $API_KEYS_FILE"
+ok "command source: host1's api-key is on the key list $API_KEYS_FILE"
+
 echo "selftest: PASS ($((SECONDS - START))s)"

@@ -11,6 +11,8 @@
 set -euo pipefail
 # shellcheck source=lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+# shellcheck source=lib/tokenapi.sh
+source "$LAB_SRC/lib/tokenapi.sh"
 START=$SECONDS
 
 RESET=0
@@ -59,6 +61,7 @@ if ((RESET)); then
   # and the TLS files (CA, server cert) stay
   rm -rf "$BAO_DATA" "$BAO_CONFIG"
   rm -f "$BAO_AUDIT_LOG" "$BAO_UNSEAL_KEY_FILE" "$BAO_ROOT_TOKEN_FILE" "$BAO_ROLE_ID_FILE" "$BAO_SECRET_ID_FILE"
+  tokenapi_reset
 fi
 
 # ------------------------------------------------------------------ dirs
@@ -527,8 +530,11 @@ for h in "${started[@]}"; do
   wait_for 15 host_ok "$h" || die "$h did not come up (see $RUN/$h*.out, $RUN/$h-sshd.log, $(host_log "$h"))"
 done
 
+# ------------------------------------------------------------------ token API (lib/tokenapi.sh)
+tokenapi_up
+
 # ------------------------------------------------------------------ lab.json
-LAB_DIR="$LAB_DIR" HOSTS_LIST="${HOSTS[*]}" \
+TOKENAPI_JSON="$(tokenapi_json)" LAB_DIR="$LAB_DIR" HOSTS_LIST="${HOSTS[*]}" \
 H1="${HOST_IP[host1]}" H2="${HOST_IP[host2]}" H3="${HOST_IP[host3]}" \
 TARGET_IP="$TARGET_IP" TARGET_AUTH_KEYS="$TARGET_AUTH_KEYS" REDIS_IP="$REDIS_IP" REDIS_PORT="$REDIS_PORT" PG_IP="$PG_IP" PG_PORT="$PG_PORT" PGB_PORT="$PGB_PORT" \
 BAO_IP="$BAO_IP" BAO_PORT="$BAO_PORT" BAO_ADDR="$BAO_ADDR" BAO_VERSION="$BAO_VERSION" BAO_BIN="$BAO_BIN" BAO_CACERT="$BAO_CACERT" \
@@ -544,6 +550,7 @@ const apps = (ip) => ({
   redis: { port: 8081, url: `http://${ip}:8081`, config: "/etc/rotation-app/redis.yaml", pidfile: "/etc/rotation-app/redis-app.pid", log: "/var/log/rotation-app/redis-app.log" },
   pg: { port: 8082, url: `http://${ip}:8082`, config: "/etc/rotation-app/pg.env", pidfile: "/etc/rotation-app/pg-app.pid", log: "/var/log/rotation-app/pg-app.log" },
   ssh: { port: 8083, url: `http://${ip}:8083`, config: "/etc/rotation-app/deploy_key", pidfile: "/etc/rotation-app/ssh-app.pid", log: "/var/log/rotation-app/ssh-app.log" },
+  token: { port: 8084, url: `http://${ip}:8084`, config: "/etc/rotation-app/token.env", pidfile: "/etc/rotation-app/token-app.pid", log: "/var/log/rotation-app/token-app.log" },
 });
 const lab = {
   labDir: L,
@@ -576,6 +583,7 @@ const lab = {
     secrets: { redis: `${e.BAO_KV_PREFIX}/app-redis`, pg: `${e.BAO_KV_PREFIX}/app-pg` },
     transitMount: "transit", transitKey: e.BAO_TRANSIT_KEY,
     auditLog: e.BAO_AUDIT_LOG, dataDir: e.BAO_DATA, config: e.BAO_CONFIG, pidfile: `${e.RUN}/openbao.pid`, log: `${e.RUN}/openbao.log` },
+  ...JSON.parse(e.TOKENAPI_JSON),
 };
 fs.writeFileSync(`${L}/lab.json.tmp`, JSON.stringify(lab, null, 2) + "\n");
 fs.renameSync(`${L}/lab.json.tmp`, `${L}/lab.json`);

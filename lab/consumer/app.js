@@ -2,7 +2,7 @@
 // Lab consumer service: holds one secret read from its config file and
 // proves it on GET /healthz by authenticating to the source with it.
 //
-//   node app.js --kind redis|pg|ssh --config PATH --listen IP:PORT
+//   node app.js --kind redis|pg|ssh|token --config PATH --listen IP:PORT
 //               --log PATH --pidfile PATH
 //               [--target user@host] [--known-hosts PATH]   (kind ssh)
 //
@@ -15,7 +15,7 @@
 //                            (503 "forced failure" while <configdir>/FAIL_HEALTH exists)
 //   GET /secret-fingerprint  sha256 hex of the secret held:
 //                            redis: redis.password; pg: PGPASSWORD;
-//                            ssh: the private key file's bytes
+//                            ssh: the private key file's bytes; token: API_TOKEN
 //   GET /info                non-secret details (kind, user, generation of load)
 "use strict";
 
@@ -48,7 +48,7 @@ let args;
 try {
   args = parseArgs(process.argv.slice(2));
   for (const k of ["kind", "config", "listen"]) if (!args[k]) throw new Error(`--${k} is required`);
-  if (!["redis", "pg", "ssh"].includes(args.kind)) throw new Error(`bad --kind ${args.kind}`);
+  if (!["redis", "pg", "ssh", "token"].includes(args.kind)) throw new Error(`bad --kind ${args.kind}`);
 } catch (e) {
   process.stderr.write(`app.js: ${e.message}\n`);
   process.exit(2);
@@ -186,7 +186,7 @@ function parseEnvFile(text) {
   for (const line of text.split(/\r?\n/)) {
     if (/^\s*(#.*)?$/.test(line)) continue;
     const i = line.indexOf("=");
-    if (i <= 0) throw new Error("pg.env: expected KEY=value lines");
+    if (i <= 0) throw new Error(`${path.basename(CONFIG)}: expected KEY=value lines`);
     out[line.slice(0, i).trim()] = line.slice(i + 1);
   }
   return out;
@@ -208,6 +208,12 @@ function loadConfig() {
     const env = parseEnvFile(text);
     for (const k of ["PGHOST", "PGUSER", "PGPASSWORD"]) if (!env[k]) throw new Error(`pg.env: missing ${k}`);
     return { env, user: env.PGUSER, secret: env.PGPASSWORD };
+  }
+  if (KIND === "token") {
+    const env = parseEnvFile(text);
+    for (const k of ["TOKEN_API_URL", "API_TOKEN"]) if (!env[k]) throw new Error(`token.env: missing ${k}`);
+    if (!/^http:\/\//.test(env.TOKEN_API_URL)) throw new Error("token.env: TOKEN_API_URL must be an http:// URL");
+    return { url: env.TOKEN_API_URL, user: env.TOKEN_API_URL, secret: env.API_TOKEN };
   }
   // ssh: the whole file is the private key
   if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(text) || !/-----END [A-Z ]*PRIVATE KEY-----/.test(text)) {
@@ -334,12 +340,26 @@ async function checkSsh(cfg) {
   return { ok: false, auth: /Permission denied/i.test(r.err), msg: `ssh: ${e.slice(0, 200)}` };
 }
 
+// The token API answers 401 to a token it does not know (revoked): that is the auth failure.
+function checkToken(cfg) {
+  return new Promise((resolve) => {
+    const req = http.get(cfg.url, { headers: { authorization: `Bearer ${cfg.secret}` }, timeout: TIMEOUT_MS }, (res) => {
+      res.resume();
+      if (res.statusCode === 200) resolve({ ok: true, msg: `token accepted by ${cfg.url}` });
+      else resolve({ ok: false, auth: res.statusCode === 401 || res.statusCode === 403, msg: `token API answered ${res.statusCode}` });
+    });
+    req.on("timeout", () => req.destroy(new Error("timeout talking to the token API")));
+    req.on("error", (e) => resolve({ ok: false, msg: `token API: ${e.code || e.message}` }));
+  });
+}
+
 async function health() {
   if (fs.existsSync(FAIL_FILE)) return { ok: false, msg: "forced failure" };
   if (!current) return { ok: false, msg: "no valid config loaded" };
   const cfg = current;
   if (KIND === "redis") return checkRedis(cfg);
   if (KIND === "pg") return checkPg(cfg);
+  if (KIND === "token") return checkToken(cfg);
   return checkSsh(cfg);
 }
 

@@ -14,6 +14,7 @@ import type { RotationConfig } from "../config";
 import { freshNonce } from "../drift";
 import { shq } from "../quote";
 import { driftCheckScript } from "./check";
+import { httpCall } from "./source";
 
 /**
  * The reload command's program exists: its first word, when that is a plain
@@ -68,10 +69,26 @@ export function sourcePreflightScript(config: RotationConfig): string | undefine
             checks.push(`out=$(PGPASSWORD="$(cat -- ${shq(src.adminPasswordFile)} 2>/dev/null)" PGCONNECT_TIMEOUT=10 psql -X -At -h ${shq(src.host)} -p ${shq(src.port)} -U ${shq(src.adminUser)} -d ${shq(src.database)} -c 'select 1' 2>&1) || true
 [ "$out" = 1 ] || problem "source: postgres ${src.host}:${src.port} does not accept the admin login ${src.adminUser}: $(printf '%s' "$out" | head -n 1)"`);
             break;
-        case "http-token":
-            checks.push(`code=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 10 -- ${shq(src.testUrl)} 2>/dev/null) || true
-[ -n "$code" ] && [ "$code" != 000 ] || problem "source: ${src.testUrl} does not answer"`);
+        case "http-token": {
+            // The admin token is tried on a DELETE of a fingerprint no token has (sixteen zeros): an API that
+            // knows the token answers 404 (or 2xx), one that refuses it 401/403, and nothing is changed.
+            const probe = src.deleteUrl.split("%7Bfingerprint%7D").join("{fingerprint}").split("{fingerprint}").join("0000000000000000");
+            checks.push(`${httpCall()}admin_file=${shq(src.adminTokenFile)}
+test_url=${shq(src.testUrl)}
+delete_url=${shq(src.deleteUrl)}
+http_call -- "$test_url"
+[ "$code" != 000 ] || problem "$test_url (source.testUrl) does not answer$why"
+if [ -r "$admin_file" ]; then
+  http_call -X DELETE -H @<(printf 'Authorization: Bearer %s\\n' "$(cat -- "$admin_file")") -- ${shq(probe)}
+  case "$code" in
+    401|403) problem "$delete_url (source.deleteUrl) refuses the admin token in $admin_file (source.adminTokenFile): HTTP $code" ;;
+    000) problem "$delete_url (source.deleteUrl) does not answer$why" ;;
+  esac
+else
+  problem "cannot read the admin token file $admin_file (source.adminTokenFile)"
+fi`);
             break;
+        }
         case "ssh-authorized-key":
             checks.push(`f=${shq(src.authorizedKeysFile)}
 { [ -f "$f" ] && [ -w "$f" ]; } || [ -w "$(dirname -- "$f")" ] || problem "source: $f cannot be written on this host"`);

@@ -128,29 +128,58 @@ echo "ssh: old key rejected, new accepted"
     };
 }
 
+/**
+ * curl's answer as `code=<http status>` (000: none), with why when there was
+ * none; the admin token reaches curl's headers on a pipe, never argv.
+ */
+export function httpCall(): string {
+    return `http_call() {
+  local rc=0
+  code=$(curl --globoff -s -o /dev/null -w '%{http_code}' --max-time 20 "$@") || rc=$?
+  case "$rc" in 0) why= ;; 6) why=" (curl: cannot resolve the host)" ;; 7) why=" (curl: connection refused)" ;; 28) why=" (curl: no answer within 20s)" ;; *) why=" (curl exit $rc)" ;; esac
+  [ -n "$code" ] || code=000
+}
+`;
+}
+
 function httpTokenScripts(src: Extract<SourceConfig, { kind: "http-token" }>, g: Generations): SourceScripts {
-    const auth = `printf 'Authorization: Bearer %s\\n' "$(cat -- ${shq(src.adminTokenFile)})"`;
-    const del = (v: string) => `fp=$(printf '%s' "$${v}" | sha256sum | cut -c1-16)
+    // Config values enter as single-quoted variables; messages name the secret, the field and the URL, never a token.
+    const lib = `where=${shq(`http-token source of ${g.secretName}`)}
+admin_file=${shq(src.adminTokenFile)}
+test_url=${shq(src.testUrl)}
+admin_header() { printf 'Authorization: Bearer %s\\n' "$(cat -- "$admin_file")"; }
+${httpCall()}refused() {
+  case "$code" in
+    401|403) fail "$where: $1 (source.$2) answered $code: the admin token in $admin_file (source.adminTokenFile) is refused" ;;
+    *) fail "$where: $1 (source.$2) answered $code$why" ;;
+  esac
+}
+`;
+    const del = (v: string) => `${lib}fp=$(printf '%s' "$${v}" | sha256sum | cut -c1-16)
 url=${shq(src.deleteUrl.split("%7Bfingerprint%7D").join("{fingerprint}"))}
-code=$(${auth} | curl --globoff -s -o /dev/null -w '%{http_code}' --max-time 20 -X DELETE -H @- -- "\${url//\\{fingerprint\\}/$fp}") || true
-case "$code" in 2??|404) ;; *) fail "http-token: DELETE answered $code" ;; esac
+url=\${url//\\{fingerprint\\}/$fp}
+http_call -X DELETE -H @<(admin_header) -- "$url"
+case "$code" in 2??|404) ;; *) refused "DELETE $url" deleteUrl ;; esac
 `;
     const test = `token_ok() {
   local code
-  code=$(printf 'Authorization: Bearer %s\\n' "$1" | curl --globoff -s -o /dev/null -w '%{http_code}' --max-time 20 -H @- -- ${shq(src.testUrl)}) || true
+  code=$(printf 'Authorization: Bearer %s\\n' "$1" | curl --globoff -s -o /dev/null -w '%{http_code}' --max-time 20 -H @- -- "$test_url") || true
   [ "$code" = 200 ]
 }
 `;
     return {
         target: { kind: "local" },
-        grant: `${preamble("NEW")}body=$(printf '%s\\0' "$NEW" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>process.stdout.write(JSON.stringify({name:process.argv[1],token:s.split("\\0")[0]})))' ${shq(`${g.secretName}-g${g.generation}`)})
-hdr=$(mktemp); trap 'rm -f -- "$hdr"' EXIT; ${auth} > "$hdr"
-code=$(printf '%s' "$body" | curl --globoff -s -o /dev/null -w '%{http_code}' --max-time 20 -X POST -H @"$hdr" -H 'Content-Type: application/json' --data-binary @- -- ${shq(src.createUrl)}) || true
-case "$code" in 2??) ;; *) fail "http-token: POST answered $code" ;; esac
+        grant: `${preamble("NEW")}${lib}body=$(printf '%s\\0' "$NEW" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>process.stdout.write(JSON.stringify({name:process.argv[1],token:s.split("\\0")[0]})))' ${shq(`${g.secretName}-g${g.generation}`)})
+url=${shq(src.createUrl)}
+http_call -X POST -H @<(admin_header) -H 'Content-Type: application/json' --data-binary @<(printf '%s' "$body") -- "$url"
+case "$code" in 2??) ;; *) refused "POST $url" createUrl ;; esac
 `,
         withdraw: `${preamble("NEW")}${del("NEW")}`,
         revoke: `${preamble("OLD")}${del("OLD")}`,
-        verify: `${preamble("OLD", "NEW")}${test}token_ok "$NEW" || fail "http-token: the new token is rejected"\n! token_ok "$OLD" || fail "http-token: the old token is still accepted"\necho "http-token: old rejected, new accepted"\n`,
+        verify: `${preamble("OLD", "NEW")}${lib}${test}token_ok "$NEW" || fail "$where: the new token is rejected by $test_url (source.testUrl)"
+! token_ok "$OLD" || fail "$where: the old token is still accepted by $test_url (source.testUrl)"
+echo "http-token: old rejected, new accepted"
+`,
     };
 }
 

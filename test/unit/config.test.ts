@@ -86,7 +86,7 @@ for (const stack of ["dev", "staging", "prod"]) {
 test("the stack files hold what the tests above rely on", () => {
     const env = (stack: string) => parseEnvironment(stack, rotationKeys(allConfigOf(path.join(STACKS, `Pulumi.${stack}.yaml`))));
     const dev = env("dev");
-    assert.deepEqual(Object.keys(dev.secrets), ["app-redis", "app-pg", "app-deploy-key"]);
+    assert.deepEqual(Object.keys(dev.secrets), ["app-redis", "app-pg", "app-deploy-key", "app-token", "app-api-key"]);
     assert.deepEqual(Object.keys(dev.hosts), ["host1", "host2", "host3", "deploy-target"]);
     assert.deepEqual(dev.secrets["app-redis"].consumers.map((c) => c.name), ["redis-host1", "redis-host2", "redis-host3"]);
     const deployKey = secretRotation(dev, "app-deploy-key");
