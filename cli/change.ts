@@ -15,7 +15,8 @@ import { type Mutating, auditLines, auditLogOf, committedOf, dueInfo, isDue, loa
 import { EXIT, runUpdate } from "./run";
 import type { RunRecord, RunSecret } from "./runRecord";
 import { describeWindow, isOpen, nextOpening } from "../lib/window";
-import { PROJECT, UsageError, assertUnlocked, setSecretKeys, type StackConfig } from "./stack";
+import { assertUnlocked } from "./backend";
+import { PROJECT, UsageError, setSecretKeys, type StackConfig } from "./stack";
 
 /**
  * Checks the config as it will be after the change (generations bumped,
@@ -113,6 +114,8 @@ export async function start(o: Mutating & { secret?: string[]; due?: boolean; al
     }
     checkNote(o.note);
     const { stack, config } = await load(o, !!o.yes);
+    // Another operator's run is named at once, before the pre-flight; checked again just before writing.
+    if (o.yes) await assertUnlocked(o.stack);
     const { env } = config;
     let names: string[];
     if (o.all) names = Object.keys(env.secrets);
@@ -168,7 +171,7 @@ export async function start(o: Mutating & { secret?: string[]; due?: boolean; al
         if (o.json) printJson({ stack: o.stack, command: "start", outcome: "not-confirmed", exitCode: 0, secrets, steps: planSteps(secrets) });
         return EXIT.done;
     }
-    assertUnlocked(o.stack);
+    await assertUnlocked(o.stack);
     await setSecretKeys(stack, names.flatMap((n) => [
         { secret: n, key: "generation", value: String(env.secrets[n].generation + 1) },
         ...(env.secrets[n].mode !== "rotate" ? [{ secret: n, key: "mode", value: "rotate" }] : []),
@@ -229,7 +232,7 @@ export async function resume(o: Mutating & { secret?: string; redeploy?: string[
         if (o.json) printJson({ stack: o.stack, command: "resume", outcome: "not-confirmed", exitCode: 0 });
         return EXIT.done;
     }
-    assertUnlocked(o.stack);
+    await assertUnlocked(o.stack);
     return finalUpdate(o, stack, config, "resume", stackSecrets(env), `resume of stack ${o.stack}${o.redeploy?.length ? ` (redeploying ${o.redeploy.join(", ")})` : ""}`, replace);
 }
 
@@ -261,7 +264,7 @@ export async function rollback(o: Mutating & { secret?: string }): Promise<numbe
         if (o.json) printJson({ stack: o.stack, command: "rollback", outcome: "not-confirmed", exitCode: 0, secret: n, generation: s.generation });
         return EXIT.done;
     }
-    assertUnlocked(o.stack);
+    await assertUnlocked(o.stack);
     await setSecretKeys(stack, [{ secret: n, key: "mode", value: "rollback" }]);
     const secrets = stackSecrets(env).map((x) => (x.name === n ? { ...x, mode: "rollback" as const } : x));
     return finalUpdate(o, stack, config, "rollback", secrets, `rollback of ${n} generation ${s.generation}`);

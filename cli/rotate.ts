@@ -85,7 +85,7 @@ function program(run: (p: Promise<number>) => void): Command {
     cli.command("due").description("exit 0 if a secret is due (names them), 1 if none")
         .addOption(stackOption()).option("--secret <name>", "only this secret (repeatable)", collect)
         .action((o) => run(due(o)));
-    cli.command("unlock").description("remove the stale lock of a killed run (file backend only)")
+    cli.command("unlock").description("remove the stale lock of a killed run (file and PostgreSQL backends); refuses while its process lives")
         .addOption(stackOption()).action((o) => run(Promise.resolve().then(() => { checkStackName(o); return unlock(o.stack); })));
     cli.command("audit").description("the audit log").command("verify").description("check the audit log's hash chain")
         .option("-s, --stack <name>", "the stack whose audit log to check").option("--log <path>", "an audit log file instead")

@@ -11,7 +11,8 @@ import { LiveView, RunTracker, plainLine, renderFrame } from "./progress";
 import { writeReport } from "./report";
 import type { RunOutcome, RunRecord, RunSecret } from "./runRecord";
 import { readLastCheck } from "./common";
-import { LockedError, PROJECT, stackLocks } from "./stack";
+import { stackLocks } from "./backend";
+import { LockedError, PROJECT } from "./stack";
 
 /** The exit codes of bin/rotate, as README and --help give them. */
 export const EXIT = {
@@ -120,7 +121,7 @@ export async function runUpdate(o: RunOptions): Promise<RunResult> {
         live?.stop();
     }
     if (!ok && /currently locked|another update is currently in progress/i.test(engineError)) {
-        const [lock] = stackLocks(stack);
+        const [lock] = await stackLocks(stack).catch(() => []);
         throw new LockedError(lock
             ? `stack ${stack} is locked by process ${lock.pid} on ${lock.hostname} since ${lock.timestamp ?? "an unknown time"}${lock.alive ? "; wait for it to finish" : `, which no longer runs: bin/rotate unlock --stack ${stack}, then resume`}`
             : `stack ${stack} is locked by another update; wait for it to finish`);

@@ -8,6 +8,7 @@
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import yaml from "js-yaml";
 import { LocalWorkspace, PulumiCommand, Stack, type ConfigMap } from "@pulumi/pulumi/automation";
 import { parseEnvironment, type EnvironmentConfig } from "../lib/config";
 import { readInventory, type InventoryFile } from "../lib/inventory";
@@ -46,12 +47,6 @@ export function openWorkspace(): Promise<LocalWorkspace> {
     return workspace;
 }
 
-/** The backend's file root, when the state lives in a file:// backend (bin/pulumi's default). */
-export function fileBackendRoot(): string | undefined {
-    const url = process.env.PULUMI_BACKEND_URL ?? `file://${path.join(PROJECT, ".state")}`;
-    return url.startsWith("file://") ? url.slice("file://".length) : undefined;
-}
-
 /**
  * The stack, which must exist. Only a mutating command that was confirmed
  * (`mayCreate`) creates it, and only from its stack file: a mistyped name on
@@ -62,7 +57,12 @@ export async function openStack(name: string, mayCreate: boolean): Promise<Stack
     const stacks = await ws.listStacks();
     if (stacks.some((s) => s.name === name || s.name.endsWith(`/${name}`))) return Stack.select(name, ws);
     const file = path.join(PROJECT, "stacks", `Pulumi.${name}.yaml`);
-    if (mayCreate && fs.existsSync(file)) return Stack.create(name, ws);
+    if (mayCreate && fs.existsSync(file)) {
+        // `stack init` ignores the stack file's secretsprovider (it would ask for a passphrase); name it.
+        const provider = (yaml.load(fs.readFileSync(file, "utf8")) as { secretsprovider?: string } | null)?.secretsprovider;
+        if (!provider || provider === "passphrase" || provider === "default") return Stack.create(name, ws);
+        return Stack.create(name, await LocalWorkspace.create({ workDir: PROJECT, pulumiCommand: ws.pulumiCommand, envVars: ws.envVars, secretsProvider: provider }));
+    }
     const have = stacks.map((s) => s.name).join(", ") || "none";
     throw new UsageError(`no stack "${name}"${fs.existsSync(file) ? " in the state backend yet (bin/rotate start --yes creates it)" : ` (no stacks/Pulumi.${name}.yaml either; stacks: ${have})`}`);
 }
@@ -87,45 +87,6 @@ export async function setSecretKeys(stack: Stack, values: { secret: string; key:
     const gone = values.filter((v) => v.value === undefined).map((v) => `rotation:secrets.${v.secret}.${v.key}`);
     if (Object.keys(map).length) await stack.setAllConfig(map, true);
     if (gone.length) await stack.removeAllConfig(gone, true);
-}
-
-export interface LockInfo {
-    pid: number;
-    hostname: string;
-    timestamp?: string;
-    file: string;
-    alive: boolean;
-}
-
-/** The file backend's locks of the stack (one JSON file per running update), each with whether its process lives. */
-export function stackLocks(stack: string): LockInfo[] {
-    const root = fileBackendRoot();
-    if (!root) return [];
-    return filesUnder(path.join(root, ".pulumi", "locks"), (p) => p.split(path.sep).includes(stack) && p.endsWith(".json")).flatMap((file) => {
-        try {
-            const info = JSON.parse(fs.readFileSync(file, "utf8")) as { pid: number; hostname: string; timestamp?: string };
-            let alive = info.hostname !== os.hostname(); // another host's lock: assume it lives
-            if (!alive) {
-                try {
-                    process.kill(info.pid, 0);
-                    alive = true;
-                } catch {
-                    alive = false;
-                }
-            }
-            return [{ ...info, file, alive }];
-        } catch {
-            return [];
-        }
-    });
-}
-
-/** Refuses (LockedError) when another update holds the stack, naming it and what to do. */
-export function assertUnlocked(stack: string): void {
-    const [lock] = stackLocks(stack);
-    if (!lock) return;
-    if (lock.alive) throw new LockedError(`stack ${stack} is being changed by process ${lock.pid} on ${lock.hostname} since ${lock.timestamp ?? "an unknown time"}; nothing was changed. Wait for it to finish.`);
-    throw new LockedError(`stack ${stack} holds the lock of a run that no longer exists (process ${lock.pid} on ${lock.hostname}, since ${lock.timestamp ?? "an unknown time"}); nothing was changed. Run: bin/rotate unlock --stack ${stack}, then resume`);
 }
 
 /** Every file below `dir` (none if it does not exist) that `keep` accepts. */

@@ -1,11 +1,12 @@
 /**
- * `bin/rotate unlock`: after a killed run, the file backend's stale lock and
- * a checkpoint metadata file the kill tore.
+ * `bin/rotate unlock`: after a killed run, the backend's stale lock (file or
+ * PostgreSQL) and, on the file backend, a checkpoint metadata file the kill tore.
  */
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { fileBackendRoot, filesUnder, stackLocks, UsageError } from "./stack";
+import { backend, removeLock, stackLocks } from "./backend";
+import { filesUnder, UsageError } from "./stack";
 
 /**
  * Step providers whose engine is gone: a killed run's. Each ends its process
@@ -67,11 +68,11 @@ function tornSidecars(root: string, stack: string): string[] {
  * (one JSON lock per running update) once no process of that run is left,
  * and repairs a checkpoint metadata file the kill left torn.
  */
-export function unlock(stack: string): number {
-    const root = fileBackendRoot();
-    if (!root) throw new UsageError("unlock handles file:// backends; for other backends use that backend's own tooling");
-    const locks = stackLocks(stack);
-    const torn = tornSidecars(root, stack);
+export async function unlock(stack: string): Promise<number> {
+    const b = backend();
+    if (b.kind === "other") throw new UsageError(`unlock handles the file:// and postgres:// backends; for ${b.url} use that backend's own tooling`);
+    const locks = await stackLocks(stack);
+    const torn = b.kind === "file" ? tornSidecars(b.root, stack) : [];
     if (!locks.length && !torn.length) {
         console.log(`rotate: stack ${stack} holds no lock`);
         return 0;
@@ -84,11 +85,11 @@ export function unlock(stack: string): number {
     for (const l of locks) {
         if (l.alive) {
             const where = l.hostname === os.hostname() ? "this host" : `another host (${l.hostname}): only that host can tell whether it still runs`;
-            console.error(`rotate: stack ${stack} is locked by process ${l.pid} on ${where}; not removing`);
+            console.error(`rotate: stack ${stack} is locked by process ${l.pid}${l.username ? ` of ${l.username}` : ""} on ${where} since ${l.timestamp ?? "an unknown time"}; not removing`);
             return 4;
         }
-        fs.rmSync(l.file);
-        console.log(`rotate: removed the stale lock of process ${l.pid} (${l.timestamp ?? "unknown time"})`);
+        await removeLock(l);
+        console.log(`rotate: removed the stale lock of process ${l.pid} (${l.timestamp ?? "unknown time"})${b.kind === "postgres" ? ` from the PostgreSQL backend's table ${b.table}` : ""}`);
     }
     for (const t of torn) {
         fs.rmSync(t);
@@ -96,4 +97,3 @@ export function unlock(stack: string): number {
     }
     return 0;
 }
-

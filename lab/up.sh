@@ -247,6 +247,21 @@ EOF
   touch "$LAB_DIR/pg/initialized"
 fi
 
+# The team state backend (Pulumi's DIY postgres:// backend, issue 14): a login
+# of its own whose password is in a 0600 file and a libpq passfile, and a
+# database it owns, where the CLI creates its table on first use. Ensured on
+# every start; --reset drops and recreates the database (every stack in it).
+gen_pass "$LAB_DIR/secrets/pg-state.pass"
+{
+  echo "SET client_min_messages TO warning;"
+  echo "DO \$\$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname='$PG_STATE_USER') THEN CREATE ROLE $PG_STATE_USER LOGIN; END IF; END \$\$;"
+  echo "ALTER ROLE $PG_STATE_USER LOGIN PASSWORD $(sql_quote "$(cat "$LAB_DIR/secrets/pg-state.pass")");"
+  ((RESET)) && echo "DROP DATABASE IF EXISTS $PG_STATE_DB WITH (FORCE);"
+  echo "SELECT 'CREATE DATABASE $PG_STATE_DB OWNER $PG_STATE_USER' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '$PG_STATE_DB')\\gexec"
+} | psql_super -d postgres -f - >/dev/null || die "postgres: could not set up the state database $PG_STATE_DB"
+(umask 077; printf '%s:%s:%s:%s:%s\n' "$PG_IP" "$PG_PORT" "$PG_STATE_DB" "$PG_STATE_USER" "$(cat "$LAB_DIR/secrets/pg-state.pass")" >"$LAB_DIR/secrets/pg-state.pgpass.tmp") \
+  && mv "$LAB_DIR/secrets/pg-state.pgpass.tmp" "$LAB_DIR/secrets/pg-state.pgpass"
+
 # ------------------------------------------------------------------ ssh target
 if pidfile_alive "$RUN/target-sshd.pid" && port_open "$TARGET_IP" 22; then
   say "ssh target already up on $TARGET_IP:22"
@@ -364,6 +379,13 @@ path \"$BAO_KV_MOUNT/metadata/$BAO_KV_PREFIX/*\" {
 # KV version detection (the bao CLI and client libraries ask this first)
 path \"sys/internal/ui/mounts/*\" {
   capabilities = [\"read\"]
+}
+# Pulumi's hashivault:// secrets provider: the state's data key, wrapped by transit
+path \"transit/encrypt/$BAO_TRANSIT_KEY\" {
+  capabilities = [\"update\"]
+}
+path \"transit/decrypt/$BAO_TRANSIT_KEY\" {
+  capabilities = [\"update\"]
 }
 " BAO_ADDR="$BAO_ADDR" BAO_CACERT="$BAO_CACERT" BAO_ROOT_TOKEN_FILE="$BAO_ROOT_TOKEN_FILE" \
 BAO_ROLE_ID_FILE="$BAO_ROLE_ID_FILE" BAO_SECRET_ID_FILE="$BAO_SECRET_ID_FILE" BAO_KV_MOUNT="$BAO_KV_MOUNT" \
@@ -534,7 +556,7 @@ done
 tokenapi_up
 
 # ------------------------------------------------------------------ lab.json
-TOKENAPI_JSON="$(tokenapi_json)" LAB_DIR="$LAB_DIR" HOSTS_LIST="${HOSTS[*]}" \
+TOKENAPI_JSON="$(tokenapi_json)" LAB_DIR="$LAB_DIR" HOSTS_LIST="${HOSTS[*]}" PG_STATE_USER="$PG_STATE_USER" PG_STATE_DB="$PG_STATE_DB" \
 H1="${HOST_IP[host1]}" H2="${HOST_IP[host2]}" H3="${HOST_IP[host3]}" \
 TARGET_IP="$TARGET_IP" TARGET_AUTH_KEYS="$TARGET_AUTH_KEYS" REDIS_IP="$REDIS_IP" REDIS_PORT="$REDIS_PORT" PG_IP="$PG_IP" PG_PORT="$PG_PORT" PGB_PORT="$PGB_PORT" \
 BAO_IP="$BAO_IP" BAO_PORT="$BAO_PORT" BAO_ADDR="$BAO_ADDR" BAO_VERSION="$BAO_VERSION" BAO_BIN="$BAO_BIN" BAO_CACERT="$BAO_CACERT" \
@@ -583,6 +605,8 @@ const lab = {
     secrets: { redis: `${e.BAO_KV_PREFIX}/app-redis`, pg: `${e.BAO_KV_PREFIX}/app-pg` },
     transitMount: "transit", transitKey: e.BAO_TRANSIT_KEY,
     auditLog: e.BAO_AUDIT_LOG, dataDir: e.BAO_DATA, config: e.BAO_CONFIG, pidfile: `${e.RUN}/openbao.pid`, log: `${e.RUN}/openbao.log` },
+  stateBackend: { url: `postgres://${e.PG_STATE_USER}@${e.PG_IP}:${e.PG_PORT}/${e.PG_STATE_DB}?sslmode=disable`, user: e.PG_STATE_USER,
+    database: e.PG_STATE_DB, passfile: `${L}/secrets/pg-state.pgpass`, passwordFile: `${L}/secrets/pg-state.pass` },
   ...JSON.parse(e.TOKENAPI_JSON),
 };
 fs.writeFileSync(`${L}/lab.json.tmp`, JSON.stringify(lab, null, 2) + "\n");

@@ -20,6 +20,9 @@ REDIS_IP=127.0.1.30
 REDIS_PORT=6379
 PG_IP=127.0.1.31
 PG_PORT=5432
+# the team state backend's login and database (issue 14)
+PG_STATE_USER=pulumi_state
+PG_STATE_DB=pulumi_state
 PGB_HOST=host3
 PGB_PORT=6432
 KINDS=(redis pg ssh)

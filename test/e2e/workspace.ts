@@ -22,6 +22,15 @@ export interface EngineEvent {
     [k: string]: unknown;
 }
 
+export interface WorkspaceOptions {
+    /** Another backend than the workspace's own file:// one (the lab's PostgreSQL, say). */
+    backendUrl?: string;
+    /** Variables added to (undefined: removed from) the environment of every command. */
+    env?: Record<string, string | undefined>;
+    /** How the stack comes to be: `stack init` with the passphrase (default) or this secrets provider, or not at all (joinStackOf). */
+    init?: "passphrase" | { secretsProvider: string } | "none";
+}
+
 export interface RunResult {
     code: number;
     stdout: string;
@@ -42,7 +51,7 @@ export class Workspace {
     readonly env: NodeJS.ProcessEnv;
     private runs = 0;
 
-    constructor(readonly name: string, readonly stack = "e2e") {
+    constructor(readonly name: string, readonly stack = "e2e", opts: WorkspaceOptions = {}) {
         this.dir = path.join(WORK, name);
         fs.rmSync(this.dir, { recursive: true, force: true });
         fs.mkdirSync(path.join(this.dir, "stacks"), { recursive: true });
@@ -65,11 +74,26 @@ export class Workspace {
             PULUMI_CONTINUE_ON_ERROR: "true",
         };
         delete this.env.PULUMI_CONFIG_PASSPHRASE_FILE;
-        const init = spawnSync(PULUMI, ["stack", "init", stack, "--non-interactive"], { cwd: this.dir, env: this.env, encoding: "utf8" });
-        if (init.status !== 0) throw new Error(`stack init failed: ${init.stderr}`);
+        if (opts.backendUrl) this.env.PULUMI_BACKEND_URL = opts.backendUrl;
+        for (const [k, v] of Object.entries(opts.env ?? {})) {
+            if (v === undefined) delete this.env[k];
+            else this.env[k] = v;
+        }
+        const init = opts.init ?? "passphrase";
+        if (init === "none") return;
+        const provider = typeof init === "object" ? ["--secrets-provider", init.secretsProvider] : [];
+        const r = spawnSync(PULUMI, ["stack", "init", stack, ...provider, "--non-interactive"], { cwd: this.dir, env: this.env, encoding: "utf8" });
+        if (r.status !== 0) throw new Error(`stack init failed: ${r.stderr}`);
     }
 
-    private get stackFile(): string {
+    /** A second checkout of `other`'s stack (another operator's working directory): its stack file, as git would bring it. */
+    joinStackOf(other: Workspace): void {
+        fs.copyFileSync(other.stackFile, this.stackFile);
+        this.flats = structuredClone(other.flats);
+        this.extra = { ...other.extra };
+    }
+
+    get stackFile(): string {
         return path.join(this.dir, "stacks", `Pulumi.${this.stack}.yaml`);
     }
 
@@ -219,7 +243,7 @@ export class Workspace {
                 else if (!e.name.startsWith("events-")) parts.push(fs.readFileSync(p, "utf8"));
             }
         };
-        walk(path.join(this.stateDir, ".pulumi"));
+        if (fs.existsSync(path.join(this.stateDir, ".pulumi"))) walk(path.join(this.stateDir, ".pulumi"));
         return parts.join("\n");
     }
 
