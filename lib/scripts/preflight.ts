@@ -51,8 +51,8 @@ const PROBLEM = `set -uo pipefail\nproblem() { printf 'PREFLIGHT %s\\n' "$*"; }\
 export function storePreflightScript(config: RotationConfig): string | undefined {
     const st = config.store;
     if (st.kind !== "file") return undefined;
-    return `${PROBLEM}[ -d ${shq(st.dir)} ] && [ -w ${shq(st.dir)} ] || problem "store: ${st.dir} is not a writable directory"
-[ -f ${shq(`${st.dir}/${config.secret.name}`)} ] || problem "store: no current secret at ${st.dir}/${config.secret.name}"
+    return `${PROBLEM}[ -d ${shq(st.dir)} ] && [ -w ${shq(st.dir)} ] || problem "${st.dir} is not a writable directory"
+[ -f ${shq(`${st.dir}/${config.secret.name}`)} ] || problem "no current secret at ${st.dir}/${config.secret.name}"
 `;
 }
 
@@ -63,11 +63,11 @@ export function sourcePreflightScript(config: RotationConfig): string | undefine
     switch (src.kind) {
         case "redis-acl":
             checks.push(`out=$(printf 'PING\\n' | REDISCLI_AUTH="$(cat -- ${shq(src.adminPasswordFile)} 2>/dev/null)" timeout 10 redis-cli --no-auth-warning -h ${shq(src.host)} -p ${shq(src.port)} --user ${shq(src.adminUser)} 2>&1) || true
-[ "$out" = PONG ] || problem "source: redis ${src.host}:${src.port} does not accept the admin credential of ${src.adminUser}: $(printf '%s' "$out" | head -n 1)"`);
+[ "$out" = PONG ] || problem "redis ${src.host}:${src.port} does not accept the admin credential of ${src.adminUser}: $(printf '%s' "$out" | head -n 1)"`);
             break;
         case "postgres-role":
             checks.push(`out=$(PGPASSWORD="$(cat -- ${shq(src.adminPasswordFile)} 2>/dev/null)" PGCONNECT_TIMEOUT=10 psql -X -At -h ${shq(src.host)} -p ${shq(src.port)} -U ${shq(src.adminUser)} -d ${shq(src.database)} -c 'select 1' 2>&1) || true
-[ "$out" = 1 ] || problem "source: postgres ${src.host}:${src.port} does not accept the admin login ${src.adminUser}: $(printf '%s' "$out" | head -n 1)"`);
+[ "$out" = 1 ] || problem "postgres ${src.host}:${src.port} does not accept the admin login ${src.adminUser}: $(printf '%s' "$out" | head -n 1)"`);
             break;
         case "http-token": {
             // The admin token is tried on a DELETE of a fingerprint no token has (sixteen zeros): an API that
@@ -91,7 +91,7 @@ fi`);
         }
         case "ssh-authorized-key":
             checks.push(`f=${shq(src.authorizedKeysFile)}
-{ [ -f "$f" ] && [ -w "$f" ]; } || [ -w "$(dirname -- "$f")" ] || problem "source: $f cannot be written on this host"`);
+{ [ -f "$f" ] && [ -w "$f" ]; } || [ -w "$(dirname -- "$f")" ] || problem "$f cannot be written on this host"`);
             break;
         case "command":
             break;
