@@ -173,6 +173,8 @@ const source = z.discriminatedUnion("kind", [
         /** GET with `Authorization: Bearer <token>` answers 200 for a valid token. */
         testUrl: httpUrl(),
         adminTokenFile: localPath,
+        /** The CA bundle that signs the API's certificate (https with a private CA); default: the system's CAs. */
+        caFile: localPath.optional(),
     }),
     z.strictObject({
         kind: z.literal("command"),

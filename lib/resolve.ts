@@ -80,6 +80,7 @@ export function resolveEnvironment(stack: string, env: EnvironmentConfig, baseDi
                 break;
             case "http-token":
                 src.adminTokenFile = mustExist(`${field}.source.adminTokenFile`, abs(src.adminTokenFile));
+                if (src.caFile) src.caFile = mustExist(`${field}.source.caFile`, abs(src.caFile));
                 break;
             case "ssh-authorized-key":
                 sourceHostKey = hostKeys[entry.source.kind === "ssh-authorized-key" ? entry.source.host : ""];

@@ -73,7 +73,7 @@ export function sourcePreflightScript(config: RotationConfig): string | undefine
             // The admin token is tried on a DELETE of a fingerprint no token has (sixteen zeros): an API that
             // knows the token answers 404 (or 2xx), one that refuses it 401/403, and nothing is changed.
             const probe = src.deleteUrl.split("%7Bfingerprint%7D").join("{fingerprint}").split("{fingerprint}").join("0000000000000000");
-            checks.push(`${httpCall()}admin_file=${shq(src.adminTokenFile)}
+            checks.push(`${httpCall(src.caFile)}admin_file=${shq(src.adminTokenFile)}
 test_url=${shq(src.testUrl)}
 delete_url=${shq(src.deleteUrl)}
 http_call -- "$test_url"

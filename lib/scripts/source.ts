@@ -132,11 +132,14 @@ echo "ssh: old key rejected, new accepted"
  * curl's answer as `code=<http status>` (000: none), with why when there was
  * none; the admin token reaches curl's headers on a pipe, never argv.
  */
-export function httpCall(): string {
-    return `http_call() {
+export function httpCall(caFile?: string): string {
+    // A private CA (source.caFile) is passed as a file; without one curl trusts the system's CAs.
+    return `${caFile ? `ca=(--cacert ${shq(caFile)})` : "ca=()"}
+http_call() {
   local rc=0
-  code=$(curl --globoff -s -o /dev/null -w '%{http_code}' --max-time 20 "$@") || rc=$?
-  case "$rc" in 0) why= ;; 6) why=" (curl: cannot resolve the host)" ;; 7) why=" (curl: connection refused)" ;; 28) why=" (curl: no answer within 20s)" ;; *) why=" (curl exit $rc)" ;; esac
+  code=$(curl --globoff -s -o /dev/null -w '%{http_code}' --max-time 20 "\${ca[@]}" "$@") || rc=$?
+  case "$rc" in 0) why= ;; 6) why=" (curl: cannot resolve the host)" ;; 7) why=" (curl: connection refused)" ;; 28) why=" (curl: no answer within 20s)" ;;
+    35) why=" (curl: the TLS handshake failed)" ;; 60|77) why=" (curl: the server's certificate is not trusted; source.caFile names the CA that signs it)" ;; *) why=" (curl exit $rc)" ;; esac
   [ -n "$code" ] || code=000
 }
 `;
@@ -148,7 +151,7 @@ function httpTokenScripts(src: Extract<SourceConfig, { kind: "http-token" }>, g:
 admin_file=${shq(src.adminTokenFile)}
 test_url=${shq(src.testUrl)}
 admin_header() { printf 'Authorization: Bearer %s\\n' "$(cat -- "$admin_file")"; }
-${httpCall()}refused() {
+${httpCall(src.caFile)}refused() {
   case "$code" in
     401|403) fail "$where: $1 (source.$2) answered $code: the admin token in $admin_file (source.adminTokenFile) is refused" ;;
     *) fail "$where: $1 (source.$2) answered $code$why" ;;
@@ -163,7 +166,7 @@ case "$code" in 2??|404) ;; *) refused "DELETE $url" deleteUrl ;; esac
 `;
     const test = `token_ok() {
   local code
-  code=$(printf 'Authorization: Bearer %s\\n' "$1" | curl --globoff -s -o /dev/null -w '%{http_code}' --max-time 20 -H @- -- "$test_url") || true
+  code=$(printf 'Authorization: Bearer %s\\n' "$1" | curl --globoff -s -o /dev/null -w '%{http_code}' --max-time 20 "\${ca[@]}" -H @- -- "$test_url") || true
   [ "$code" = 200 ]
 }
 `;
