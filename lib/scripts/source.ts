@@ -186,14 +186,14 @@ echo "http-token: old rejected, new accepted"
     };
 }
 
-function commandScripts(src: Extract<SourceConfig, { kind: "command" }>): SourceScripts {
+function commandScripts(src: Extract<SourceConfig, { kind: "command" }>, g: Generations): SourceScripts {
     // The operator's own commands read the same NUL-terminated stdin.
     return {
         target: { kind: "local" },
         grant: src.grant,
         withdraw: src.withdraw,
         revoke: src.revoke,
-        verify: `${preamble("OLD", "NEW")}test_one() { printf '%s\\0' "$1" | bash -c ${shq(src.test)} >/dev/null 2>&1; }\ntest_one "$NEW" || fail "source: the new secret is rejected by the test command"\n! test_one "$OLD" || fail "source: the old secret is still accepted by the test command"\necho "source: old rejected, new accepted"\n`,
+        verify: `${preamble("OLD", "NEW")}test_one() { printf '%s\\0' "$1" | bash -c ${shq(src.test)} >/dev/null 2>&1; }\ntest_one "$NEW" || fail ${shq(`command source of ${g.secretName}: the new secret is rejected by the test command (source.test)`)}\n! test_one "$OLD" || fail ${shq(`command source of ${g.secretName}: the old secret is still accepted by the test command (source.test)`)}\necho "source: old rejected, new accepted"\n`,
     };
 }
 
@@ -209,6 +209,6 @@ export function sourceScripts(src: SourceConfig, g: Generations, sourceHostKey?:
         case "http-token":
             return httpTokenScripts(src, g);
         case "command":
-            return commandScripts(src);
+            return commandScripts(src, g);
     }
 }
