@@ -66,7 +66,8 @@ export function verify(data: Buffer, signature: string, allowedSigners: string):
             if (r.code === 0 && good) return { principal, key: good[1] };
             why.push((r.stderr.trim().split("\n").pop() ?? `exit ${r.code}`).replace(/\.$/, ""));
         }
-        throw new SignatureError(`the signature does not match the request as it is now (${why.join("; ")}): the file was changed after it was signed`);
+        // ssh-keygen says which: "incorrect signature" (the bytes changed since) or "namespace does not match" (made for something else).
+        throw new SignatureError(`the signature does not match the request as it is now (${why.join("; ")})`);
     } finally {
         fs.rmSync(dir, { recursive: true, force: true });
     }
