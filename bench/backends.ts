@@ -5,10 +5,8 @@
 //   bin/bench --backends [--runs 3]
 // Needs root and the lab (reset here). The PostgreSQL runs use a table of
 // their own in the lab's state database, dropped at the end.
-import * as fs from "fs";
-import * as path from "path";
 import { stateClient } from "../cli/backend";
-import { lab, labCtl, redisAuthOk, redisStack, storeValue } from "../test/e2e/lab";
+import { committedGeneration, lab, labCtl, redisAuthOk, redisStack, storeValue } from "../test/e2e/lab";
 import { Workspace } from "../test/e2e/workspace";
 
 const i = process.argv.indexOf("--runs");
@@ -19,10 +17,7 @@ if (!Number.isInteger(runs) || runs < 1) {
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
-const committed = () => {
-    const f = path.join(lab().storeDir, "app-redis.committed");
-    return fs.existsSync(f) ? Number(fs.readFileSync(f, "utf8").trim()) : 0;
-};
+const committed = () => committedGeneration("app-redis");
 
 async function main(): Promise<void> {
     labCtl("up", "--reset");

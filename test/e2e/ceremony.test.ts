@@ -10,8 +10,8 @@ import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, before, test } from "node:test";
-import { remember } from "./checks";
-import { fillConfigDir, hosts, lab, labCtl, redisAuthOk, redisStack, storeValue, unmountTmpfs } from "./lab";
+import { assertRedisMoved, remember } from "./checks";
+import { fillConfigDir, hosts, lab, labCtl, redisStack, storeValue, unmountTmpfs } from "./lab";
 import { scanForLeaks } from "./leaks";
 import { Workspace } from "./workspace";
 
@@ -96,10 +96,7 @@ test("a clean pre-flight, then the rotation runs", async () => {
     const old = storeValue(SECRET);
     const r = await ws.rotateSampled(["start", "--secret", SECRET, "--yes"]);
     assert.equal(r.code, 0, r.stdout + r.stderr);
-    const fresh = storeValue(SECRET);
-    remember(fresh);
-    assert.equal(redisAuthOk(fresh), true);
-    assert.equal(redisAuthOk(old), false);
+    assertRedisMoved(SECRET, old);
 });
 
 // ---- Two-person approval (ceremony: {required, approvers}) on the secret rotated above (generation 1).
@@ -186,10 +183,7 @@ test("ceremony: with bob's approval alice's rotation runs; both, the reason and 
     const r = ws.rotate(["start", "--secret", SECRET, ...INCIDENT, "--request", approvedId, "--yes"]);
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.match(r.stdout, new RegExp(`request ${approvedId}: requested by alice@team, approved by bob@team`));
-    const fresh = storeValue(SECRET);
-    remember(fresh);
-    assert.equal(redisAuthOk(fresh), true);
-    assert.equal(redisAuthOk(old), false);
+    assertRedisMoved(SECRET, old);
     const lines = fs.readFileSync(ws.auditLog, "utf8").trim().split("\n").map((l) => JSON.parse(l));
     const completed = lines.find((l) => l.secret === SECRET && l.generation === 2 && l.phase === "completed");
     assert.ok(completed, "a completed line for generation 2");

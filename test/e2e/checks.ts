@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import * as path from "node:path";
+import { redisAuthOk, storeValue } from "./lab";
 import { ROOT, stepTimeline, urnName, type RunResult, type Workspace } from "./workspace";
 
 /** Every secret value a scenario handled, for the final leak scan. */
@@ -11,6 +12,15 @@ export const secretsSeen = new Set<string>();
 
 export function remember(...values: string[]): void {
     for (const v of values) if (v) secretsSeen.add(v);
+}
+
+/** A Redis rotation's result at the source: the store's new password accepted, `old` rejected. Returns the new one (remembered for the leak scan). */
+export function assertRedisMoved(secret: string, old: string): string {
+    const fresh = storeValue(secret);
+    remember(fresh);
+    assert.equal(redisAuthOk(fresh), true);
+    assert.equal(redisAuthOk(old), false);
+    return fresh;
 }
 
 export function assertSucceeded(r: RunResult, what: string): void {

@@ -11,7 +11,7 @@ import { after, before, test } from "node:test";
 import { REPORT_COLORS } from "../../cli/report";
 import { rotationPlan } from "../../lib/plan";
 import { analyzePng, chromiumPath, screenshot } from "./browser";
-import { remember } from "./checks";
+import { assertRedisMoved, remember } from "./checks";
 import { consumerEntry, fleetOf } from "./fleet";
 import { hosts, lab, labCtl, redisAuthOk, redisStack, storeValue } from "./lab";
 import { scanForLeaks } from "./leaks";
@@ -165,10 +165,7 @@ test("start in a terminal: one line per consumer, redrawn in place, ending in it
     for (const c of redisConsumers()) assert.match(last, new RegExp(`^  ${c} +ok \\d+\\.\\ds`, "m"), `${c} ends ok in the last frame`);
     assert.match(last, /\+rollout 3\/3 \+gate \+revoke \+promote \+verify \+audit/, "the header has every phase done");
     assert.ok(frames.some((f) => /redis-host\d +(deploy, reload, health, log check|waiting)/.test(f)), "an earlier frame showed consumers in progress");
-    const fresh = storeValue(REDIS);
-    remember(fresh);
-    assert.equal(redisAuthOk(fresh), true);
-    assert.equal(redisAuthOk(old), false);
+    assertRedisMoved(REDIS, old);
 
     const report = reportPath(r.text);
     assert.ok(report && fs.existsSync(report), `the run wrote a report (${report})`);

@@ -31,6 +31,8 @@ export function labCtl(...args: string[]): void {
 
 export const storeValue = (name: string) => fs.readFileSync(path.join(LAB_DIR, "store", name), "utf8");
 export const storeHas = (file: string) => fs.existsSync(path.join(LAB_DIR, "store", file));
+/** The generation the lab's file store has committed for a secret (0 before its first rotation). */
+export const committedGeneration = (name: string) => (storeHas(`${name}.committed`) ? Number(storeValue(`${name}.committed`).trim()) : 0);
 export const sha256 = (s: string) => createHash("sha256").update(s).digest("hex");
 
 export function redisAuthOk(password: string): boolean {

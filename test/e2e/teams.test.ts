@@ -9,8 +9,8 @@ import * as path from "node:path";
 import { after, before, test } from "node:test";
 import { stateClient } from "../../cli/backend";
 import { vaultToken, type VaultStore } from "../../lib/vault";
-import { remember } from "./checks";
-import { lab, labCtl, pgLoginOk, postgresStack, redisAuthOk, redisStack, storeValue } from "./lab";
+import { assertRedisMoved, remember } from "./checks";
+import { committedGeneration as committed, lab, labCtl, pgLoginOk, postgresStack, redisAuthOk, redisStack, storeValue } from "./lab";
 import { scanForLeaks } from "./leaks";
 import { captured, Workspace } from "./workspace";
 
@@ -36,11 +36,6 @@ const lockKeys = async () => (await db<{ key: string }>(`SELECT key FROM ${TABLE
 const lockStack = (key: string) => key.split("/").at(-2);
 let liveLockKey = "";
 
-/** The generation the lab's file store has committed for a secret (0 before the first rotation). */
-const committed = (name: string) => {
-    const f = path.join(lab().storeDir, `${name}.committed`);
-    return fs.existsSync(f) ? Number(fs.readFileSync(f, "utf8").trim()) : 0;
-};
 
 async function until(what: string, ok: () => Promise<boolean>, seconds: number): Promise<void> {
     const end = Date.now() + seconds * 1000;
@@ -65,10 +60,7 @@ test("teams: the Redis rotation with the state in PostgreSQL, through bin/rotate
     const old = storeValue(SECRET);
     const r = await alice.rotateSampled(["start", "--secret", SECRET, "--yes"]);
     assert.equal(r.code, 0, r.stdout + r.stderr);
-    const fresh = storeValue(SECRET);
-    remember(fresh);
-    assert.equal(redisAuthOk(fresh), true);
-    assert.equal(redisAuthOk(old), false);
+    assertRedisMoved(SECRET, old);
     const keys = (await db<{ key: string }>(`SELECT key FROM ${TABLE}`)).map((k) => k.key);
     assert.ok(keys.some((k) => /(^|\/)\.pulumi\/stacks\/secret-rotation\/team\.json$/.test(k)), `the checkpoint is a row of ${TABLE}: ${keys.join(", ")}`);
     assert.deepEqual(await lockKeys(), [], "no lock left behind");
