@@ -6,7 +6,8 @@
  */
 import * as path from "path";
 import type { Approval, EnvironmentConfig, Reason } from "../lib/configSchema";
-import { type RequestedSecret, approveRequest, ceremonyOf, checkApproved, checkRequest, createRequest, planDigest, readRequest, validForMs } from "../lib/ceremony";
+import { type RequestedSecret, approveRequest, ceremonyOf, checkApproved, checkRequest, createRequest, planDigest, readRequest } from "../lib/ceremony";
+import { durationMs } from "../lib/schedule";
 import { RotationRefusedError } from "../lib/errors";
 import { SignatureError, signingKey } from "../lib/sshsig";
 import { type Common, load, printJson, say } from "./common";
@@ -40,7 +41,7 @@ function governing(env: EnvironmentConfig, names: string[]) {
     return {
         approvers: [...new Set(cs.map((c) => path.resolve(PROJECT, c.approvers)))],
         dir: dirs[0],
-        validFor: cs.map((c) => c.validFor).sort((a, b) => validForMs(a) - validForMs(b))[0],
+        validFor: cs.map((c) => c.validFor).sort((a, b) => durationMs(a) - durationMs(b))[0],
     };
 }
 

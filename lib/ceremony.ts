@@ -15,6 +15,7 @@ import * as path from "path";
 import { z } from "zod";
 import type { CeremonyConfig, EnvironmentConfig } from "./configSchema";
 import { RotationRefusedError } from "./errors";
+import { durationMs } from "./schedule";
 import { SignatureError, sign, verify, type Signer } from "./sshsig";
 
 /** What a request asks for, one entry per secret. */
@@ -74,11 +75,6 @@ export function planDigest(stack: string, env: EnvironmentConfig, names: string[
     return createHash("sha256").update(canonical({ stack, secrets, hosts: used, ceremony: env.ceremony })).digest("hex");
 }
 
-export function validForMs(d: string): number {
-    const unit = { s: 1e3, m: 60e3, h: 3600e3, d: 86400e3 }[d.slice(-1) as "s" | "m" | "h" | "d"];
-    return Number(d.slice(0, -1)) * unit;
-}
-
 /** A request's three files: the request, the requester's signature, the approver's. */
 export function requestFiles(dir: string, id: string) {
     return { request: path.join(dir, `${id}.json`), requesterSig: path.join(dir, `${id}.json.sig`), approvalSig: path.join(dir, `${id}.approval.sig`) };
@@ -119,7 +115,7 @@ export function createRequest(a: { dir: string; stack: string; digest: string; s
         id,
         stack: a.stack,
         requestedAt: now.toISOString(),
-        expiresAt: new Date(now.getTime() + validForMs(a.validFor)).toISOString(),
+        expiresAt: new Date(now.getTime() + durationMs(a.validFor)).toISOString(),
         planDigest: a.digest,
         secrets: a.secrets,
     };
