@@ -73,12 +73,6 @@ chmod 755 /run/sshd
 mkdir -p "$APP_ETC" "$APP_LOG"   # empty mount points in the root namespace
 
 # ------------------------------------------------------------------ secrets & keys (generated once)
-gen_pass() { # gen_pass FILE: 32 random [A-Za-z0-9], mode 0600, never shown
-  [[ -s "$1" ]] && return 0
-  (umask 077; set +o pipefail; LC_ALL=C tr -dc 'A-Za-z0-9' </dev/urandom | head -c 32 >"$1.tmp")
-  [[ $(wc -c <"$1.tmp") -eq 32 ]] || die "could not generate $1"
-  mv "$1.tmp" "$1"
-}
 gen_key() { # gen_key FILE COMMENT
   [[ -s "$1" && -s "$1.pub" ]] && return 0
   rm -f "$1" "$1.pub"
@@ -259,8 +253,8 @@ gen_pass "$LAB_DIR/secrets/pg-state.pass"
   ((RESET)) && echo "DROP DATABASE IF EXISTS $PG_STATE_DB WITH (FORCE);"
   echo "SELECT 'CREATE DATABASE $PG_STATE_DB OWNER $PG_STATE_USER' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '$PG_STATE_DB')\\gexec"
 } | psql_super -d postgres -f - >/dev/null || die "postgres: could not set up the state database $PG_STATE_DB"
-(umask 077; printf '%s:%s:%s:%s:%s\n' "$PG_IP" "$PG_PORT" "$PG_STATE_DB" "$PG_STATE_USER" "$(cat "$LAB_DIR/secrets/pg-state.pass")" >"$LAB_DIR/secrets/pg-state.pgpass.tmp") \
-  && mv "$LAB_DIR/secrets/pg-state.pgpass.tmp" "$LAB_DIR/secrets/pg-state.pgpass"
+printf '%s:%s:%s:%s:%s\n' "$PG_IP" "$PG_PORT" "$PG_STATE_DB" "$PG_STATE_USER" "$(cat "$LAB_DIR/secrets/pg-state.pass")" \
+  | write_secret_file "$LAB_DIR/secrets/pg-state.pgpass" root:
 
 # ------------------------------------------------------------------ ssh target
 if pidfile_alive "$RUN/target-sshd.pid" && port_open "$TARGET_IP" 22; then
@@ -464,9 +458,6 @@ for name in ("app-redis", "app-pg"):
 EOF
 
 # ------------------------------------------------------------------ consumer configs (only if missing)
-write_secret_file() { # FILE OWNER: content on stdin, mode 0600, atomic
-  (umask 077; cat >"$1.tmp") && chown "$2" "$1.tmp" && chmod 600 "$1.tmp" && mv "$1.tmp" "$1"
-}
 yaml_dq() { local s="$1"; s="${s//\\/\\\\}"; s="${s//\"/\\\"}"; printf '"%s"' "$s"; }
 for h in "${HOSTS[@]}"; do
   etc="$(host_etc "$h")"; lg="$(host_log "$h")"; ip="${HOST_IP[$h]}"

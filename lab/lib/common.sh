@@ -241,6 +241,17 @@ bao_stop() {
   kill_listeners "$BAO_IP"   # :8200 and the cluster port :8201
 }
 
+gen_pass() { # gen_pass FILE [LENGTH]: LENGTH (default 32) random [A-Za-z0-9], mode 0600, never shown; kept if it exists
+  local n="${2:-32}"
+  [[ -s "$1" ]] && return 0
+  (umask 077; set +o pipefail; LC_ALL=C tr -dc 'A-Za-z0-9' </dev/urandom | head -c "$n" >"$1.tmp")
+  [[ $(wc -c <"$1.tmp") -eq $n ]] || die "could not generate $1"
+  mv "$1.tmp" "$1"
+}
+write_secret_file() { # FILE OWNER: content on stdin, mode 0600, atomic
+  (umask 077; cat >"$1.tmp") && chown "$2" "$1.tmp" && chmod 600 "$1.tmp" && mv "$1.tmp" "$1"
+}
+
 redis_admin() { # redis_admin CMD...  (password via env, never argv)
   REDISCLI_AUTH="$(cat "$LAB_DIR/secrets/redis-admin.pass")" \
     timeout 5 redis-cli --no-auth-warning --user admin -h "$REDIS_IP" -p "$REDIS_PORT" "$@"

@@ -61,10 +61,7 @@ token_app_start() {
 tokenapi_seed() {
   local h etc
   for f in "$TOKENAPI_ADMIN_FILE" "$LAB_DIR/store/app-token" "$LAB_DIR/store/app-api-key"; do
-    [[ -s "$f" ]] && continue
-    (umask 077; set +o pipefail; LC_ALL=C tr -dc 'A-Za-z0-9' </dev/urandom | head -c 40 >"$f.tmp")
-    [[ $(wc -c <"$f.tmp") -eq 40 ]] || die "could not generate $f"
-    mv "$f.tmp" "$f"
+    gen_pass "$f" 40
   done
   mkdir -p "$(dirname "$API_KEYS_FILE")"; chmod 755 "$(dirname "$API_KEYS_FILE")"
   if [[ ! -f "$API_KEYS_FILE" ]]; then
@@ -72,14 +69,8 @@ tokenapi_seed() {
   fi
   for h in "${HOSTS[@]}"; do
     etc="$(host_etc "$h")"
-    if [[ ! -f "$etc/token.env" ]]; then
-      (umask 077; { echo "TOKEN_API_URL=$TOKENAPI_URL/whoami"; echo "API_TOKEN=$(cat "$LAB_DIR/store/app-token")"; } >"$etc/token.env.tmp")
-      mv "$etc/token.env.tmp" "$etc/token.env"
-    fi
-    if [[ ! -f "$etc/api-key" ]]; then
-      (umask 077; cat "$LAB_DIR/store/app-api-key" >"$etc/api-key.tmp")
-      mv "$etc/api-key.tmp" "$etc/api-key"
-    fi
+    [[ -f "$etc/token.env" ]] || { echo "TOKEN_API_URL=$TOKENAPI_URL/whoami"; echo "API_TOKEN=$(cat "$LAB_DIR/store/app-token")"; } | write_secret_file "$etc/token.env" root:
+    [[ -f "$etc/api-key" ]] || write_secret_file "$etc/api-key" root: <"$LAB_DIR/store/app-api-key"
   done
 }
 
