@@ -48,11 +48,27 @@ export function openWorkspace(): Promise<LocalWorkspace> {
 }
 
 /**
+ * A stack whose file is made from a template (stacks/templates/Pulumi.<name>.yaml:
+ * the local dev stack, whose generations move with every rotation, so git
+ * ignores the file itself and a rotation leaves the checkout clean) gets its
+ * file on first use. bin/pulumi does the same for a plain `pulumi` command.
+ */
+export function stackFileFromTemplate(name: string): void {
+    const short = name.split("/").pop()!;
+    const file = path.join(PROJECT, "stacks", `Pulumi.${short}.yaml`);
+    const template = path.join(PROJECT, "stacks", "templates", `Pulumi.${short}.yaml`);
+    if (fs.existsSync(file) || !fs.existsSync(template)) return;
+    fs.copyFileSync(template, file, fs.constants.COPYFILE_EXCL);
+    process.stderr.write(`rotate: made stacks/Pulumi.${short}.yaml from stacks/templates/Pulumi.${short}.yaml\n`);
+}
+
+/**
  * The stack, which must exist. Only a mutating command that was confirmed
  * (`mayCreate`) creates it, and only from its stack file: a mistyped name on
  * a command that reads creates nothing.
  */
 export async function openStack(name: string, mayCreate: boolean): Promise<Stack> {
+    stackFileFromTemplate(name);
     const ws = await openWorkspace();
     const stacks = await ws.listStacks();
     if (stacks.some((s) => s.name === name || s.name.endsWith(`/${name}`))) return Stack.select(name, ws);

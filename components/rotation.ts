@@ -67,7 +67,7 @@ export class Rotation extends pulumi.ComponentResource {
         const build: Record<PlanStep["phase"], (step: PlanStep, after: pulumi.Resource[]) => pulumi.Resource> = {
             "read-previous": (_s, after) => (previous = new SecretVersion(`${name}-previous`, { context: ctx, origin: "stored", after }, child)),
             generate: (_s, after) => (secret = new SecretVersion(`${name}-g${config.generation}`, { context: ctx, origin: "generate", after }, child)),
-            stage: (_s, after) => new StoreStaging(`${name}-stage`, { context: ctx, credential: secret, after }, child).done,
+            stage: (_s, after) => new StoreStaging(`${name}-stage`, { context: ctx, credential: secret, previous, after }, child).done,
             // In a rollback the previous generation's grant stays registered (see lib/plan.ts).
             grant: (_s, after) => {
                 const credential = config.mode === "rollback" ? previous : secret;

@@ -8,6 +8,8 @@ export interface StoreStagingArgs {
     readonly context: RotationContext;
     /** The new credential to stage beside the current one. */
     readonly credential: Credential;
+    /** The credential in use: a new secret equal to it (or to the one before it) is refused. */
+    readonly previous: Credential;
     /** What staging waits for. */
     readonly after: pulumi.Input<pulumi.Resource>[];
 }
@@ -15,7 +17,9 @@ export interface StoreStagingArgs {
 /**
  * Stages the new secret in the credential store beside the current one:
  * `<name>.new` in a file store, field `new` of the KV secret in Vault. Deleting it (after
- * promotion, or on rollback) removes the staged copy.
+ * promotion, or on rollback) removes the staged copy. A new secret equal to the
+ * one in use, or to the one before it, is refused here, before anything is
+ * granted: its revocation would be an outage.
  */
 export class StoreStaging extends SinglePhase {
     constructor(name: string, args: StoreStagingArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -24,7 +28,7 @@ export class StoreStaging extends SinglePhase {
             return phaseStep(args.context, name, {
                 title: `${config.secret.name}: stage g${config.generation} in the store`,
                 ...storeStep(args.context, "stage"),
-                stdin: args.credential.value.apply((v) => stdinFields(v)),
+                stdin: pulumi.all([args.credential.value, args.previous.value]).apply(([n, o]) => stdinFields(n, o)),
                 phase: "staged",
                 guardDelete: { generation: config.generation, kind: "value" },
             }, { parent, dependsOn: args.after });

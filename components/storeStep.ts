@@ -15,7 +15,7 @@ export function storeStep(ctx: RotationContext, action: StoreAction): Pick<Phase
     const { config } = ctx;
     const { store } = config;
     if (store.kind === "vault") return { op: "vault", vault: { action, store, generation: config.generation } };
-    const scripts = fileStoreScripts(store.dir, config.secret.name, config.generation);
+    const scripts = fileStoreScripts(store.dir, config.secret.name, config.generation, ctx.stack);
     const script = { read: scripts.readCurrent, stage: scripts.stage, commit: scripts.commit, promote: scripts.promote, guard: scripts.rollbackGuard }[action];
     return { target: LOCAL, script, ...(action === "stage" ? { deleteScript: scripts.unstage } : {}) };
 }

@@ -186,7 +186,7 @@ async function writeKv(store: VaultStore, data: KvData, readVersion: number, hoo
     if (r.status === 200 || r.status === 204) return;
     if (r.status === 400 && /check-and-set/i.test(serverErrors(r))) {
         throw new VaultError(
-            `${storeLabel(store)}: changed behind this rotation's back: version ${readVersion} was read, but another writer has written since (check-and-set refused: ${serverErrors(r)}). Nothing was written; find out who changed it, then run again.`,
+            `${storeLabel(store)}: changed behind this rotation's back: version ${readVersion} was read, but another writer has written since (check-and-set refused: ${serverErrors(r)}). Nothing was written; find out who changed it, then resume (bin/rotate resume).`,
         );
     }
     throw fail(store, "write", r);
@@ -217,6 +217,41 @@ function without(data: KvData, ...fields: string[]): KvData {
 function committedOf(custom: Record<string, string> | undefined): number {
     const v = custom?.[COMMITTED_KEY];
     return v && /^[0-9]+$/.test(v) ? Number(v) : 0;
+}
+
+/** Why a new secret equal to one in use is refused, and what gets forward. */
+function reusedSecret(label: string, k: number, which: string, extra: VaultStepExtra): string {
+    const st = extra.stack ?? "<stack>";
+    const name = extra.secret ?? "<secret>";
+    return `${label}: the new secret of generation ${k} is the same as ${which}: once the old one is revoked, that value would be revoked with it. ` +
+        `Nothing was staged or granted. Make the generator (secret.generator) give a new value, then take generation ${k} back ` +
+        `(bin/rotate rollback --stack ${st} --secret ${name} --yes) or start a new one (bin/rotate start --stack ${st} --secret ${name} --yes).`;
+}
+
+/**
+ * Before the gate commits: the staged copy of generation k is still in the
+ * store. A copy that went missing (the store written behind the rotation's
+ * back, keeping the secret in use) is written again and the gate still
+ * refuses, so the operator learns of the write; the next run (resume) finds
+ * it staged and goes on. Anything else (another secret staged, the secret in
+ * use replaced, the secret gone) is refused as found.
+ */
+async function assertStaged(store: VaultStore, k: number, v: string, extra: VaultStepExtra, hooks?: VaultHooks): Promise<void> {
+    const label = storeLabel(store);
+    const kv = await readKv(store);
+    if (kv && (kv.data.new === v || (kv.data.current === v && generationOf(kv.data, "current") === k))) return;
+    const resume = `bin/rotate resume --stack ${extra.stack ?? "<stack>"} --yes`;
+    const refuse = (what: string) => new VaultError(`${label}: ${what}. Nothing was revoked; the old secret still works everywhere.`);
+    if (!kv) throw refuse(`the secret is gone (deleted behind this rotation's back after generation ${k} was staged): put the secret in use back as field "current", then ${resume}`);
+    const fields = Object.keys(kv.data).sort().join(", ");
+    if (str(kv.data.new)) {
+        throw refuse(`field "new" holds another secret than generation ${k} (version ${kv.version}: written behind this rotation's back after staging, fields ${fields}); find out who wrote it, remove field "new", then ${resume}`);
+    }
+    if (extra.previous !== undefined && kv.data.current !== extra.previous) {
+        throw refuse(`field "current" no longer holds the secret in use (version ${kv.version}: written behind this rotation's back after generation ${k} was staged, fields ${fields}); put the secret in use back there, then ${resume}`);
+    }
+    await writeKv(store, { ...kv.data, new: v, new_generation: String(k) }, kv.version, hooks);
+    throw refuse(`the staged copy of generation ${k} (field "new") was missing at version ${kv.version} (written behind this rotation's back after staging, fields ${fields}); it was staged again (version ${kv.version + 1}). Find out who wrote the store, then ${resume}`);
 }
 
 export interface PreflightResult {
@@ -255,13 +290,24 @@ export async function vaultPreflight(store: VaultStore): Promise<PreflightResult
     return { committed: committedOf(custom), exists };
 }
 
+/** What a store phase knows besides the new secret: the one in use, the stack (for the way forward), test hooks. */
+export interface VaultStepExtra extends VaultHooks {
+    /** The secret in use (generation - 1), as the rotation read it: stage and the gate compare against it. */
+    previous?: string;
+    /** The stack and the secret's name, so a refusal names the exact command that gets forward. */
+    stack?: string;
+    secret?: string;
+}
+
 /**
  * One store phase of a rotation to `spec.generation`. `value` is the new
- * secret (stage, unstage, promote). Returns the previous secret for "read".
+ * secret (stage, unstage, promote, and the gate's commit, which first makes
+ * sure the staged copy is still there). Returns the previous secret for "read".
  */
-export async function vaultStep(spec: VaultStepSpec, value: string | undefined, hooks?: VaultHooks): Promise<string | undefined> {
+export async function vaultStep(spec: VaultStepSpec, value: string | undefined, extra: VaultStepExtra = {}): Promise<string | undefined> {
     const { store, generation: k } = spec;
     const label = storeLabel(store);
+    const hooks = extra;
     const need = () => {
         if (!value) throw new VaultError(`${label}: ${spec.action}: no secret given`);
         return value;
@@ -295,6 +341,8 @@ export async function vaultStep(spec: VaultStepSpec, value: string | undefined, 
             if (str(data.new) && generationOf(data, "new") === k) {
                 throw new VaultError(`${label}: a different secret is already staged as generation ${k} (field "new"): another rotation of this secret? Nothing was written.`);
             }
+            const reused = v === extra.previous ? "the secret in use" : v === data.current ? 'field "current"' : v === data.previous ? 'field "previous" (the secret before the one in use)' : undefined;
+            if (reused) throw new VaultError(reusedSecret(label, k, reused, extra));
             await writeKv(store, { ...without(data, "new", "new_generation"), new: v, new_generation: String(k) }, version, hooks);
             return undefined;
         }
@@ -320,11 +368,24 @@ export async function vaultStep(spec: VaultStepSpec, value: string | undefined, 
                 return undefined;
             }
             if (data.current === v) return undefined; // promoted by an earlier, interrupted run
-            throw new VaultError(`${label}: the staged secret for generation ${k} (field "new") is missing; run the rotation again to re-stage it`);
+            // The staged copy went missing after the gate (the store was written behind the rotation's
+            // back). The previous secret is revoked by now and every consumer holds this one: it is
+            // the current secret whatever the store says, so promotion writes it there and rolls forward.
+            const previousGeneration = generationOf(data, "current") ?? k - 1;
+            await writeKv(store, {
+                ...without(data, "new", "new_generation"),
+                current: v,
+                current_generation: String(k),
+                ...(str(data.current) ? { previous: data.current, previous_generation: String(previousGeneration) } : {}),
+            }, version, hooks);
+            return undefined;
         }
         case "commit": {
             const custom = (await readCustomMetadata(store)) ?? {};
             if (committedOf(custom) >= k) return undefined;
+            // The point of no return: the staged copy must still be there (byte for byte), or the
+            // promotion after the revocation would have nothing to promote.
+            if (value !== undefined) await assertStaged(store, k, value, extra, hooks);
             await call(store, "record the committed generation", "POST", `${store.mount}/metadata/${store.path}`, { custom_metadata: { ...custom, [COMMITTED_KEY]: String(k) } });
             return undefined;
         }

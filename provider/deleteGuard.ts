@@ -13,6 +13,12 @@
  * rollback of K or later completed (its value is in the store then, or was
  * never promoted). Otherwise the resource stays in state, named in the
  * error, and the next completed run takes it back.
+ *
+ * Which audit log: the one the current program names (every step it registers
+ * passes check() with its audit spec), never a path an earlier run recorded
+ * in the deleted resource's state. A second checkout, or a changed
+ * `rotation:auditLog`, writes its completions elsewhere, and the recorded
+ * path would then refuse every delete for good (issue 23).
  */
 import * as fs from "fs";
 import type { AuditSpec } from "./types";
@@ -59,16 +65,34 @@ export function takenBackAllowed(auditLog: string, stack: string, secret: string
     return false;
 }
 
+/** The audit log each stack's (and secret's) steps name in this run of the provider. */
+const currentLogs = new Map<string, string>();
+const logKey = (stack: unknown, secret?: unknown) => `${String(stack)}\0${secret === undefined ? "" : String(secret)}`;
+
+/** Records the audit log a step of the current program names (called from check(), which sees every registered step). */
+export function noteAuditLog(audit: AuditSpec | undefined): void {
+    if (!audit?.path || audit.record?.stack === undefined) return;
+    currentLogs.set(logKey(audit.record.stack, audit.record.secret), audit.path);
+    currentLogs.set(logKey(audit.record.stack), audit.path);
+}
+
+/** The audit log the current program names for this secret (else for its stack), if any step of it was registered. */
+export function currentAuditLog(stack: string, secret: string): string | undefined {
+    return currentLogs.get(logKey(stack, secret)) ?? currentLogs.get(logKey(stack));
+}
+
 /** Why a delete is refused (the operator's next move included), or undefined when it may run. */
-export function deleteRefusal(audit: AuditSpec, generation: number, title: string, urn: string, kind: GuardKind = "grant"): string | undefined {
-    const { stack, secret } = audit.record as { stack: string; secret: string };
-    if (takenBackAllowed(audit.path, stack, secret, generation, kind)) return undefined;
+export function deleteRefusal(recorded: AuditSpec, generation: number, title: string, urn: string, kind: GuardKind = "grant"): string | undefined {
+    const { stack, secret } = recorded.record as { stack: string; secret: string };
+    const log = currentAuditLog(stack, secret);
+    if (log && takenBackAllowed(log, stack, secret, generation, kind)) return undefined;
     const missing = kind === "grant"
         ? `no rotation of ${secret} past generation ${generation} and no rollback of it has completed`
         : `no rotation or rollback of ${secret} at generation ${generation} or later has completed`;
+    const where = log ? `audit log ${log}` : `no step of stack ${stack} in this run names an audit log to ask`;
     return (
         `kept "${title}": generation ${generation} of ${secret} may still be in use, so it is not taken back: ` +
-        `${missing} (audit log ${audit.path}). ` +
+        `${missing} (${where}). ` +
         `If a step of ${secret} failed in this run, fix it and resume; the next completed run takes it back. ` +
         `If ${secret} was removed from rotation:secrets, put it back, or stop managing it without withdrawing anything: bin/pulumi state delete '${urn}'`
     );

@@ -21,7 +21,7 @@ import type * as provider from "@pulumi/pulumi/provider";
 import { runAt, where } from "./exec";
 import { checkDrift } from "./drift";
 import { checkAll } from "./health";
-import { deleteRefusal } from "./deleteGuard";
+import { deleteRefusal, noteAuditLog } from "./deleteGuard";
 import { StepError, appendAudit, failure, redact, sleep, splitFields, undoPhase } from "./outcome";
 import { randomSecret } from "./random";
 import { rollout } from "./rollout";
@@ -69,7 +69,8 @@ export async function perform(props: StepProps): Promise<string | undefined> {
         } else if (props.op === "random") {
             stdout = randomSecret(props.random!);
         } else if (props.op === "vault") {
-            stdout = await vaultStep(props.vault!, secrets[0]);
+            const record = props.audit?.record ?? {};
+            stdout = await vaultStep(props.vault!, secrets[0], { previous: secrets[1], stack: String(record.stack ?? "<stack>"), secret: String(record.secret ?? "<secret>") });
         } else if (props.op === "health") {
             const checks = (props.checks ?? []).map(({ host, ...c }) => ({ ...c, target: props.hosts![host] }));
             await checkAll(checks, props.title, secrets);
@@ -128,6 +129,8 @@ export const stepProvider: provider.Provider = {
     async check(_urn, _olds, news) {
         // What each op cannot run without; a program of this project never gets here.
         const p = news as Partial<StepProps>;
+        // The delete guard asks the audit log the current program names, never one recorded in old state.
+        noteAuditLog(unwrap(p.audit));
         const needs: Record<string, string | undefined> = {
             script: p.target ? undefined : "target",
             rollout: p.rollout ? undefined : "rollout",

@@ -9,34 +9,72 @@ import { atomicWriteFn, preamble } from "./common";
  * whose revocation was started (after which rollback is refused). All files
  * mode 0600, written atomically. Scripts run on the operator's machine.
  */
-export function fileStoreScripts(dir: string, name: string, generation: number) {
+export function fileStoreScripts(dir: string, name: string, generation: number, stack = "<stack>") {
     const current = shq(`${dir}/${name}`);
     const staged = shq(`${dir}/${name}.new`);
     const committed = shq(`${dir}/${name}.committed`);
     const previous = shq(`${dir}/${name}.previous`);
     const same = (file: string, v: string) => `{ [ -f ${file} ] && cmp -s ${file} <(printf '%s' "$${v}"); }`;
+    const k = shq(generation);
+    const resumeCmd = `bin/rotate resume --stack ${stack} --yes`;
+    const reused = (which: string) => `fail "store: the new secret of generation ${lit(generation)} is the same as ${lit(which)}: once the old one is revoked, that value would be revoked with it. Nothing was staged or granted. Make the generator (secret.generator) give a new value, then take generation ${lit(generation)} back (${lit(`bin/rotate rollback --stack ${stack} --secret ${name} --yes`)}) or start a new one (${lit(`bin/rotate start --stack ${stack} --secret ${name} --yes`)})."`;
+    // Inside the double-quoted message: a value from config closes the quotes, enters as shq(), reopens them.
+    const lit = (v: string | number) => `"${shq(v)}"`;
+    const refuse = (what: string) => `fail "store: ${what}. Nothing was revoked; the old secret still works everywhere."`;
     return {
         /** stdout: the current secret (the previous generation, during a rotation). */
         readCurrent: `set -euo pipefail\n[ -f ${current} ] || { echo "store: no current secret at "${current} >&2; exit 1; }\ncat -- ${current}\n`,
-        stage: `${preamble("NEW")}${atomicWriteFn()}mkdir -p -- ${shq(dir)}\nprintf '%s' "$NEW" | atomic_write ${staged}\n`,
+        /** stdin: the new secret, then the one in use. A new secret equal to either, or to the one before, is refused. */
+        stage: `${preamble("NEW", "OLD")}${atomicWriteFn()}mkdir -p -- ${shq(dir)}
+[ "$NEW" != "$OLD" ] || ${reused("the secret in use")}
+if ${same(current, "NEW")}; then exit 0; fi # already promoted by an earlier run whose state was lost
+! ${same(previous, "NEW")} || ${reused(`${dir}/${name}.previous (the secret before the one in use)`)}
+printf '%s' "$NEW" | atomic_write ${staged}
+`,
         /** Removes the staged copy, but only if it is still this generation's. */
         unstage: `${preamble("NEW")}if ${same(staged, "NEW")}; then rm -f -- ${staged}; fi\n`,
-        /** Marks that revocation of the previous secret starts now. */
-        commit: `set -euo pipefail\nprintf '%s\\n' ${shq(generation)} > ${committed}.tmp && chmod 600 ${committed}.tmp && mv -f -- ${committed}.tmp ${committed}\n`,
-        promote: `${preamble("NEW")}if ${same(staged, "NEW")}; then
+        /**
+         * The gate: marks that revocation of the previous secret starts now, once
+         * the staged copy is still there byte for byte. A copy that went missing
+         * (the store written behind the rotation's back, the secret in use kept)
+         * is written again and the gate still refuses, so the operator learns of
+         * the write; the next run finds it staged and goes on.
+         */
+        commit: `${preamble("NEW", "OLD")}${atomicWriteFn()}if ! { [ -f ${committed} ] && [ "$(cat -- ${committed})" -ge ${k} ]; }; then
+  if ${same(staged, "NEW")} || ${same(current, "NEW")}; then
+    :
+  elif [ -e ${staged} ]; then
+    ${refuse(`${lit(`${dir}/${name}.new`)} holds another secret than generation ${lit(generation)} (modified $(stat -c %y -- ${staged})): written behind this rotation's back after staging; find out who wrote it, remove it, then ${lit(resumeCmd)}`)}
+  elif ! ${same(current, "OLD")}; then
+    ${refuse(`${lit(`${dir}/${name}`)} no longer holds the secret in use (modified $(stat -c %y -- ${current} 2>/dev/null || echo never)): written behind this rotation's back after generation ${lit(generation)} was staged; put the secret in use back, then ${lit(resumeCmd)}`)}
+  else
+    printf '%s' "$NEW" | atomic_write ${staged}
+    ${refuse(`the staged copy of generation ${lit(generation)} was missing (${lit(`${dir}/${name}.new`)}: removed behind this rotation's back after staging); it was staged again. Find out who wrote the store, then ${lit(resumeCmd)}`)}
+  fi
+fi
+printf '%s\\n' ${k} > ${committed}.tmp && chmod 600 ${committed}.tmp && mv -f -- ${committed}.tmp ${committed}
+`,
+        /**
+         * stdin: the new secret. The staged copy becomes current. Should it have
+         * gone missing after the gate, the new secret is current all the same:
+         * the previous one is revoked by now and every consumer holds this one.
+         */
+        promote: `${preamble("NEW")}${atomicWriteFn()}if ${same(staged, "NEW")}; then
   chmod 600 ${staged}
   if [ -f ${current} ]; then cp -- ${current} ${previous}.tmp && chmod 600 ${previous}.tmp && mv -f -- ${previous}.tmp ${previous}; fi
   mv -f -- ${staged} ${current}
 elif ${same(current, "NEW")}; then
   : # already promoted by an earlier, interrupted run
 else
-  fail "store: the staged secret for generation "${shq(generation)}" is missing; run the rotation again to re-stage it"
+  if [ -f ${current} ]; then cp -- ${current} ${previous}.tmp && chmod 600 ${previous}.tmp && mv -f -- ${previous}.tmp ${previous}; fi
+  printf '%s' "$NEW" | atomic_write ${current}
+  rm -f -- ${staged}
 fi
 `,
         /** Refuses rollback once revocation of the previous secret has started. */
         rollbackGuard: `set -euo pipefail
-if [ -f ${committed} ] && [ "$(cat -- ${committed})" -ge ${shq(generation)} ]; then
-  echo "rollback refused: revocation of the previous secret started at generation "${shq(generation)}"; the old secret may already be revoked. Roll forward instead: fix the cause and run up, or start a new generation (bin/rotate start)." >&2
+if [ -f ${committed} ] && [ "$(cat -- ${committed})" -ge ${k} ]; then
+  echo "rollback refused: revocation of the previous secret started at generation "${k}"; the old secret may already be revoked. Roll forward instead: fix the cause and run up, or start a new generation (bin/rotate start)." >&2
   exit 1
 fi
 `,

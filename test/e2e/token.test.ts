@@ -19,7 +19,7 @@ import { ROOT, Workspace, type RunResult } from "./workspace";
 
 const TOKEN = "app-token";
 const KEY = "app-api-key";
-const dev = (yaml.load(fs.readFileSync(path.join(ROOT, "stacks/Pulumi.dev.yaml"), "utf8")) as { config: Record<string, any> }).config;
+const dev = (yaml.load(fs.readFileSync(path.join(ROOT, "stacks/templates/Pulumi.dev.yaml"), "utf8")) as { config: Record<string, any> }).config;
 let ws: Workspace;
 /** The workspace's copy of the admin token, which the hold below swaps for a FIFO. */
 let adminFile: string;

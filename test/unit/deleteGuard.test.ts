@@ -8,7 +8,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { test } from "node:test";
 import { appendChained } from "../../lib/auditChain";
-import { deleteRefusal, takenBackAllowed } from "../../provider/deleteGuard";
+import { deleteRefusal, noteAuditLog, takenBackAllowed } from "../../provider/deleteGuard";
 
 const STACK = "prod";
 const SECRET = "app-redis";
@@ -103,6 +103,7 @@ test("deleteRefusal: undefined when allowed, otherwise a message naming the secr
     const log = auditLog([...progress(3), line(3, "completed")]);
     const audit = { path: log, record: { stack: STACK, secret: SECRET, generation: 3, mode: "rotate", phase: "granted" } };
     const title = "app-redis: grant g3 at the redis-acl source";
+    noteAuditLog(audit);
     assert.equal(deleteRefusal(audit, 2, "app-redis: grant g2 at the redis-acl source", URN.replace("g3", "g2")), undefined);
     const refusal = deleteRefusal(audit, 3, title, URN);
     assert.equal(
@@ -112,10 +113,13 @@ test("deleteRefusal: undefined when allowed, otherwise a message naming the secr
             "If a step of app-redis failed in this run, fix it and resume; the next completed run takes it back. " +
             `If app-redis was removed from rotation:secrets, put it back, or stop managing it without withdrawing anything: bin/pulumi state delete '${URN}'`,
     );
-    // The stack and secret come from the resource's own audit record.
-    assert.match(deleteRefusal({ ...audit, record: { ...audit.record, stack: "staging" } }, 2, title, URN) ?? "", /^kept ".*": generation 2 of app-redis may still be in use/);
+    // The stack and secret come from the resource's own audit record; no step of stack staging named a log.
+    const otherStack = deleteRefusal({ ...audit, record: { ...audit.record, stack: "staging" } }, 2, title, URN) ?? "";
+    assert.match(otherStack, /^kept ".*": generation 2 of app-redis may still be in use/);
+    assert.ok(otherStack.includes("(no step of stack staging in this run names an audit log to ask)"), otherStack);
     const missing = path.join(path.dirname(log), "gone.log");
-    const refused = deleteRefusal({ ...audit, path: missing }, 0, title, URN)!;
+    noteAuditLog({ ...audit, path: missing });
+    const refused = deleteRefusal(audit, 0, title, URN)!;
     assert.ok(refused.includes(`(audit log ${missing})`));
     assert.ok(refused.includes("generation 0 of app-redis"));
     assert.ok(refused.endsWith(`bin/pulumi state delete '${URN}'`));
@@ -147,6 +151,7 @@ test("deleteRefusal of a value: undefined once allowed, otherwise it names the s
     const log = auditLog([...progress(3), line(3, "completed")]);
     const audit = { path: log, record: { stack: STACK, secret: SECRET, generation: 4, mode: "rotate", phase: "staged" } };
     const urn = URN.replace("SourceGrant", "StoreStaging").replace("app-redis-grant-g3", "app-redis-stage");
+    noteAuditLog(audit);
     assert.equal(deleteRefusal(audit, 3, "app-redis: stage g3 in the store", urn, "value"), undefined);
     assert.notEqual(deleteRefusal(audit, 3, "app-redis: grant g3 at the redis-acl source", URN, "grant"), undefined);
     const refused = deleteRefusal(audit, 4, "app-redis: stage g4 in the store", urn, "value");
@@ -154,4 +159,22 @@ test("deleteRefusal of a value: undefined once allowed, otherwise it names the s
     assert.ok(refused.startsWith('kept "app-redis: stage g4 in the store": generation 4 of app-redis may still be in use'), refused);
     assert.ok(refused.includes(`(audit log ${log})`), refused);
     assert.ok(refused.endsWith(`bin/pulumi state delete '${urn}'`), refused);
+});
+
+// Issue 23, defect 3: two checkouts (or a changed rotation:auditLog) write their completions to different
+// logs. The path recorded in the deleted resource's state is never asked; the current program's log is.
+test("the delete guard asks the audit log the current program names, not the one recorded in the old state", () => {
+    const earlier = auditLog([...progress(1), line(1, "completed")]);
+    const current = auditLog([...progress(1), line(1, "completed"), ...progress(2), line(2, "completed")]);
+    const recorded = { path: earlier, record: { stack: STACK, secret: SECRET, generation: 1, mode: "rotate", phase: "granted" } };
+    const title = "app-redis: grant g1 at the redis-acl source";
+    noteAuditLog({ path: current, record: { stack: STACK, secret: SECRET, generation: 2, mode: "rotate", phase: "completed" } });
+    assert.equal(deleteRefusal(recorded, 1, title, URN), undefined, "the current log shows generation 2 completed");
+    // The other way round: the recorded log shows a completion the current one does not: refused, naming the current log.
+    noteAuditLog({ path: earlier, record: { stack: STACK, secret: SECRET, generation: 2, mode: "rotate", phase: "completed" } });
+    const refused = deleteRefusal({ ...recorded, path: current }, 1, title, URN) ?? "";
+    assert.ok(refused.includes(`(audit log ${earlier})`), refused);
+    // A secret no step names falls back to its stack's log (a secret removed from rotation:secrets).
+    noteAuditLog({ path: current, record: { stack: STACK, secret: "app-pg", generation: 2, mode: "rotate", phase: "completed" } });
+    assert.ok((deleteRefusal({ ...recorded, record: { ...recorded.record, secret: "gone" } }, 1, title, URN) ?? "").includes(`(audit log ${current})`));
 });

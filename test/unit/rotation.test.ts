@@ -178,7 +178,7 @@ test("postgres consumers receive the generation's login with the password", asyn
     assert.match(byName("app-pg-revoke").inputs.script, /'app_g1'/);
 });
 
-test("a vault store's phases are Vault calls in the step provider: read, stage (new secret on stdin), commit at the gate, promote", async () => {
+test("a vault store's phases are Vault calls in the step provider: read, stage (new secret and the one in use on stdin), commit at the gate, promote", async () => {
     const store = { kind: "vault", address: "https://vault.test:8200", mount: "kv", path: "apps/redis", auth: { method: "token", tokenFile: "/t" } };
     const { byName, registered } = await build(config({ store }));
     const vaultSteps = registered.filter((r) => r.type === STEP && r.inputs.op === "vault");
@@ -189,7 +189,8 @@ test("a vault store's phases are Vault calls in the step provider: read, stage (
         assert.deepEqual(r.inputs.vault.store, { ...store, auth: { method: "token", tokenFile: "/t" } });
         assert.equal(r.inputs.script, undefined, `${r.name} runs no script`);
     }
-    assert.equal(byName("app-redis-stage").inputs.stdin, `${mockSecret(2)}\0`);
+    // Staging gets the secret in use too: a new secret equal to it is refused before the grant.
+    assert.equal(byName("app-redis-stage").inputs.stdin, `${mockSecret(2)}\0mock-previous-secret-Zq9\0`);
     assert.equal(byName("app-redis-promote").inputs.stdin, `${mockSecret(2)}\0`);
     assert.equal(byName("app-redis-previous-read").inputs.captureStdout, true);
     // Nothing in the inputs holds a token: only the file's path.
