@@ -19,7 +19,7 @@ import { after, before, test } from "node:test";
 import { Worker } from "node:worker_threads";
 import { yamlQuote } from "../../lib/configFormats";
 import { assertAudit, assertAuditChain, assertSucceeded, remember } from "./checks";
-import { consumerState, fillConfigDir, hosts, inHost, lab, LAB_DIR, labCtl, redisAuthOk, redisStack, sha256, storeHas, storeValue, tmpfsOn, unmountTmpfs, type LabHost } from "./lab";
+import { committedGeneration, consumerState, fillConfigDir, hosts, inHost, lab, LAB_DIR, labCtl, redisAuthOk, redisStack, sha256, storeHas, storeValue, tmpfsOn, unmountTmpfs, type LabHost } from "./lab";
 import { scanForLeaks } from "./leaks";
 import { changedSteps, ROOT, stepTimeline, urnName, Workspace, type EngineEvent, type RunResult } from "./workspace";
 
@@ -171,7 +171,7 @@ async function assertCompleted(old: string, fresh: string): Promise<void> {
 // ------------------------------------------------------------------ the rows
 
 /** Where the faulty run stopped the rotation. */
-type Stop = "grant" | "rollout" | "revoke" | "promote" | "killed" | "none";
+type Stop = "grant" | "rollout" | "gate" | "revoke" | "promote" | "killed" | "none";
 
 interface Row {
     fault: string;
@@ -323,6 +323,29 @@ const ROWS: Row[] = [
         ],
         fix: () => ws.patchConfig({ source: base.source }),
         resume: "up",
+    },
+    {
+        // Issue 23: a store written between stage and gate once revoked the old secret and lost the new one.
+        fault: "the store is written behind the rotation's back between stage and gate (its staged copy removed)",
+        stops: "gate",
+        inject: (c) => ws.patchConfig({ generation: c.gen }),
+        run: (c) => ws.pulumi(UP, {
+            sampleProcesses: true,
+            onEvent: (e) => {
+                if (!c.note.removed && ended(e, `${SECRET}-stage`)) {
+                    fs.rmSync(path.join(storeDir(), `${SECRET}.new`));
+                    c.note.removed = true;
+                }
+            },
+        }),
+        says: (c) => [new RegExp(`${SECRET}: gate, all 3 consumers verified on g${c.gen}: exited with code 1: store: the staged copy of generation ${c.gen} was missing \\(${esc(storeDir())}/${SECRET}\\.new: removed behind this rotation's back after staging\\); it was staged again\\. Find out who wrote the store, then bin/rotate resume --stack e2e --yes\\. Nothing was revoked; the old secret still works everywhere\\.`)],
+        check: (c, r) => {
+            assert.ok(c.note.removed, "the staged copy was removed after staging");
+            assert.ok(stepTimeline(r.events, `${SECRET}-gate`).failed !== undefined, "the gate ran and refused");
+            assert.equal(stepTimeline(r.events, `${SECRET}-revoke`).start, undefined, "no revocation started");
+            assert.equal(committedGeneration(SECRET), c.gen - 1, "the revocation was not marked as started");
+        },
+        resume: "rotate",
     },
     {
         fault: "the source is unreachable at the revocation, every consumer already moved (admin password unreadable)",

@@ -231,6 +231,72 @@ test("vault store: rollback before revocation restores consumers and removes the
     ws.patchSecret(REDIS, { mode: "rotate" });
 });
 
+// Issue 23, defect 1, as it was seen: the README's own seeding command between stage and gate dropped the staged
+// field; the gate opened, the old password was revoked, and promotion found nothing to promote.
+test("vault store: a write behind the rotation's back between stage and gate: the gate refuses and stages again, nothing is revoked, resume completes", async () => {
+    const old = String((await kv(REDIS_PATH)).data?.current);
+    redisGeneration++;
+    ws.patchSecret(REDIS, { generation: redisGeneration, rollout: { waves: [1, "100%"] } });
+    let put: Promise<number> | undefined;
+    const r = await ws.pulumi(["up", "--yes", "--skip-preview"], {
+        onEvent: (e) => {
+            const m = e.resOutputsEvent?.metadata;
+            if (!put && m?.urn.endsWith(`$${STEP}::${REDIS}-stage`)) put = kvPut(REDIS_PATH, { current: old });
+        },
+    });
+    assert.ok(put, "the store was written after staging");
+    await put;
+    assert.notEqual(r.code, 0, "the gate refused");
+    assert.equal(stepTimeline(r.events, `${REDIS}-revoke`).start, undefined, "no revocation started");
+    assert.ok(stepTimeline(r.events, `${REDIS}-gate`).failed !== undefined, "the gate ran and refused");
+    const out = r.stdout + r.stderr;
+    assert.match(out, new RegExp(`${REDIS}: gate, all 3 consumers verified on g${redisGeneration}: vault ${bao().address.replace(/[.]/g, "\\.")} ${bao().kvMount}/${REDIS_PATH}: the staged copy of generation ${redisGeneration} \\(field "new"\\) was missing at version \\d+ \\(written behind this rotation's back after staging, fields current\\); it was staged again \\(version \\d+\\)\\. Find out who wrote the store, then bin/rotate resume --stack e2e --yes\\. Nothing was revoked`), out.slice(-2000));
+    const staged = await kv(REDIS_PATH);
+    const fresh = String(staged.data?.new);
+    remember(fresh);
+    assert.notEqual(fresh, old);
+    assert.equal(staged.data?.current, old, "current still holds the secret in use");
+    assert.equal(redisAuthOk(old), true, "the old password still works");
+    assert.equal(redisAuthOk(fresh), true, "dual-active: the new one works");
+    await consumersHold("redis", fresh);
+
+    const resume = ws.rotate(["resume", "--yes"]);
+    assert.equal(resume.code, 0, `${resume.stdout}${resume.stderr}`);
+    // The write dropped current_generation: promotion takes the previous generation as k - 1.
+    assert.equal(await assertPromoted(REDIS_PATH, redisGeneration, old), fresh);
+    assert.equal(redisAuthOk(old), false, "the old password is revoked now");
+    await consumersHold("redis", fresh);
+    ws.patchSecret(REDIS, { rollout: redisFlat(0).rollout });
+});
+
+// Issue 23, defect 2: a generator that gives the secret in use. Its revocation would have been an outage.
+test("vault store: a new secret equal to the one in use is refused before the grant; nothing changes", async () => {
+    const before = await kv(REDIS_PATH);
+    const old = String(before.data?.current);
+    const file = path.join(ws.dir, "in-use.secret");
+    fs.writeFileSync(file, old, { mode: 0o600 });
+    redisGeneration++;
+    ws.patchSecret(REDIS, { generation: redisGeneration, secret: { ...(redisFlat(0).secret as object), generator: { kind: "command", command: `cat ${file}` } } });
+    const r = ws.rotate(["resume", "--yes"]);
+    assert.equal(r.code, 1, `${r.stdout}${r.stderr}`);
+    assert.ok((r.stdout + r.stderr).includes(`the new secret of generation ${redisGeneration} is the same as the secret in use: once the old one is revoked, that value would be revoked with it. Nothing was staged or granted.`), r.stdout + r.stderr);
+    assert.ok((r.stdout + r.stderr).includes(`bin/rotate rollback --stack e2e --secret ${REDIS} --yes`));
+    const after = await kv(REDIS_PATH);
+    assert.equal(after.version, before.version, "nothing was written to the store");
+    assert.equal(redisAuthOk(old), true);
+    await consumersHold("redis", old);
+    assert.ok(!ws.auditLines().some((l) => l.secret === REDIS && l.generation === redisGeneration && l.phase === "granted"), "no grant ran");
+    // The way forward the message names: take the generation back, then rotate with a working generator.
+    const rb = ws.rotate(["rollback", "--secret", REDIS, "--yes"]);
+    assert.equal(rb.code, 0, `${rb.stdout}${rb.stderr}`);
+    ws.patchSecret(REDIS, { mode: "rotate", secret: redisFlat(0).secret });
+    redisGeneration++;
+    ws.patchSecret(REDIS, { generation: redisGeneration });
+    assertSucceeded(await ws.pulumi(["up", "--yes", "--skip-preview"]), "a new generation with a fresh value");
+    const fresh = await assertPromoted(REDIS_PATH, redisGeneration, old, redisGeneration - 2);
+    assert.equal(redisAuthOk(fresh), true);
+});
+
 test("vault store: a write racing a change made behind its back fails naming the path and writes nothing", async () => {
     const p = "rotation/race-test";
     await kvPut(p, { current: "race-test-old-value-0123456789" });
