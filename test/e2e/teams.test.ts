@@ -147,6 +147,41 @@ test("teams: two stacks in one backend rotate at the same time, both complete", 
     assert.equal(pgLoginOk(`app_g${committed("app-pg")}`, storeValue("app-pg")), true);
 });
 
+// Issue 23, defect 3: each checkout keeps its own audit log (a relative path in the shared stack file). The
+// delete guard read the log recorded in the previous grant's state: the other checkout's, where this
+// checkout's completions never appear, so every later rotation kept that grant and exited 5.
+test("teams: two checkouts of one stack rotate it ten times alternately; every run exits 0 and no grant is kept", async () => {
+    const env = { ...pgEnv(), PULUMI_CONFIG_PASSPHRASE: "teams-two-checkouts-passphrase" };
+    const a = new Workspace("teams-alt-alice", "team-alt", { backendUrl: backendUrl(), env });
+    const b = new Workspace("teams-alt-bob", "team-alt", { backendUrl: backendUrl(), env, init: "none" });
+    a.setSecrets([redisStack(committed(SECRET))], { auditLog: ".state/audit/team-alt.log" });
+    const start = committed(SECRET);
+    const seconds: number[] = [];
+    for (let i = 1; i <= 10; i++) {
+        const [me, other] = i % 2 ? [a, b] : [b, a];
+        if (i > 1) me.joinStackOf(other); // the other operator's stack file, as git brings it
+        const old = storeValue(SECRET);
+        const t0 = Date.now();
+        const r = me.rotate(["start", "--secret", SECRET, "--yes"]);
+        seconds.push((Date.now() - t0) / 1000);
+        assert.equal(r.code, 0, `run ${i} (${me.name}): ${r.stdout}${r.stderr}`);
+        assert.doesNotMatch(r.stdout + r.stderr, /kept "/, `run ${i} kept nothing`);
+        assertRedisMoved(SECRET, old);
+        assert.equal(committed(SECRET), start + i);
+    }
+    console.log(`# two checkouts, ten alternate rotations: ${seconds.map((x) => x.toFixed(1)).join(", ")} s`);
+    // Each checkout's completions are in its own log; together they are all ten.
+    const completed = (w: Workspace) => fs.readFileSync(path.join(w.dir, ".state/audit/team-alt.log"), "utf8").split("\n").filter((l) => l.includes('"phase":"completed"') && l.includes('"outcome":"ok"')).length;
+    assert.deepEqual([completed(a), completed(b)], [5, 5]);
+    const exported = await a.pulumi(["stack", "export"]);
+    assert.equal(exported.code, 0, exported.stderr);
+    captured.push({ label: "teams: pulumi stack export (team-alt)", text: exported.stdout });
+    const resources = JSON.parse(exported.stdout).deployment.resources as { urn: string; delete?: boolean }[];
+    const grants = resources.filter((x) => /::app-redis-grant-g\d+$/.test(x.urn) && x.urn.includes("$rotation:index:Step::")).map((x) => x.urn.split("::").at(-1));
+    assert.deepEqual(grants, [`app-redis-grant-g${start + 10}`], "only the current generation's grant is in the state");
+    assert.deepEqual(resources.filter((x) => x.delete).map((x) => x.urn), [], "nothing waits in the state to be deleted");
+});
+
 test("teams: a stack encrypted by OpenBao transit rotates with no passphrase, and its state holds no secret", async () => {
     const l = lab();
     const store: VaultStore = { kind: "vault", address: l.openbao.address, caFile: l.openbao.caFile, mount: l.openbao.kvMount, path: l.openbao.secrets.redis, auth: { method: "approle", mount: l.openbao.approleMount, roleIdFile: l.openbao.roleIdFile, secretIdFile: l.openbao.secretIdFile } };
