@@ -15,7 +15,7 @@ import { describeProblems, runPreflight } from "./preflight";
 import { planSteps, planTable } from "./planGraph";
 import { type Mutating, auditLines, auditLogOf, committedOf, dueInfo, isDue, load, pick, printJson, runSecret, say } from "./common";
 import { EXIT, runUpdate } from "./run";
-import type { RunRecord, RunSecret } from "./runRecord";
+import { type RunRecord, type RunSecret, failedRunLine } from "./runRecord";
 import { describeWindow, isOpen, nextOpening } from "../lib/window";
 import { assertUnlocked } from "./backend";
 import { LockedError, PROJECT, UsageError, setSecretKeys, type StackConfig } from "./stack";
@@ -44,6 +44,9 @@ function runJson(o: Mutating, command: string, record: RunRecord, report: string
     return { stack: o.stack, command, outcome: record.outcome, exitCode: record.exitCode, seconds: (record.ended - record.started) / 1000, report, secrets: record.secrets, ...(record.preflight ? { preflight: record.preflight } : {}), steps, audit: record.audit, next: record.next, errors: record.errors };
 }
 
+/** How a failed run's closing line starts when it names each secret's outcome. */
+const LEAD = { start: "rotation of ", resume: "resume of ", rollback: "rollback of " } as const;
+
 /**
  * Runs the update, says how it went (unless --json: the caller prints the
  * document), returns its record. `written`: the stack file before the
@@ -69,7 +72,7 @@ export async function update(o: Mutating, stack: Stack, config: StackConfig, com
     if (record.outcome !== "failed") {
         console.log(`rotate: ${what}: ${record.outcome} in ${secs}s`);
     } else {
-        console.error(`rotate: ${what}: FAILED after ${secs}s`);
+        console.error(`rotate: ${failedRunLine(LEAD[command], record, secs) ?? `${what}: FAILED after ${secs}s`}`);
         for (const s of record.steps.filter((x) => x.outcome === "failed")) console.error(`rotate:   ${s.secret} ${s.consumer ? `consumer ${s.consumer}` : s.step}: ${s.error ?? "failed"}`);
         for (const e of record.errors) console.error(`rotate:   ${e}`);
         for (const n of record.next) console.error(`rotate: next: ${n}`);
