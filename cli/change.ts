@@ -2,6 +2,8 @@
  * The commands that change things: start, resume, rollback. Without --yes
  * each says what it would do and changes nothing; with it, the config as it
  * will be is checked first, the lock too, and only then is anything written.
+ * An update the engine refuses before it runs a step (a lock taken in the
+ * meantime) puts the stack file back as it was: still nothing changed.
  */
 import type { Stack } from "@pulumi/pulumi/automation";
 import { type EnvironmentConfig } from "../lib/config";
@@ -13,10 +15,11 @@ import { describeProblems, runPreflight } from "./preflight";
 import { planSteps, planTable } from "./planGraph";
 import { type Mutating, auditLines, auditLogOf, committedOf, dueInfo, isDue, load, pick, printJson, runSecret, say } from "./common";
 import { EXIT, runUpdate } from "./run";
-import type { RunRecord, RunSecret } from "./runRecord";
+import { type RunRecord, type RunSecret, failedRunLine } from "./runRecord";
 import { describeWindow, isOpen, nextOpening } from "../lib/window";
 import { assertUnlocked } from "./backend";
-import { PROJECT, UsageError, setSecretKeys, type StackConfig } from "./stack";
+import { LockedError, PROJECT, UsageError, setSecretKeys, type StackConfig } from "./stack";
+import type { FileCopy } from "./stackFile";
 
 /**
  * Checks the config as it will be after the change (generations bumped,
@@ -41,8 +44,15 @@ function runJson(o: Mutating, command: string, record: RunRecord, report: string
     return { stack: o.stack, command, outcome: record.outcome, exitCode: record.exitCode, seconds: (record.ended - record.started) / 1000, report, secrets: record.secrets, ...(record.preflight ? { preflight: record.preflight } : {}), steps, audit: record.audit, next: record.next, errors: record.errors };
 }
 
-/** Runs the update, says how it went (unless --json: the caller prints the document), returns its record. */
-export async function update(o: Mutating, stack: Stack, config: StackConfig, command: "start" | "resume" | "rollback", secrets: RunSecret[], what: string, replace?: string[], preflight?: RunRecord["preflight"]): Promise<{ record: RunRecord; report: string }> {
+/** How a failed run's closing line starts when it names each secret's outcome. */
+const LEAD = { start: "rotation of ", resume: "resume of ", rollback: "rollback of " } as const;
+
+/**
+ * Runs the update, says how it went (unless --json: the caller prints the
+ * document), returns its record. `written`: the stack file before the
+ * command wrote it, put back if the engine runs nothing (cli/run.ts).
+ */
+export async function update(o: Mutating, stack: Stack, config: StackConfig, command: "start" | "resume" | "rollback", secrets: RunSecret[], what: string, replace?: string[], preflight?: RunRecord["preflight"], written?: FileCopy): Promise<{ record: RunRecord; report: string }> {
     const { env } = config;
     const { record, report } = await runUpdate({
         stack,
@@ -55,13 +65,14 @@ export async function update(o: Mutating, stack: Stack, config: StackConfig, com
         view: viewOf(o),
         out: o.json ? process.stderr : process.stdout,
         committed: (n) => committedOf(n, env.secrets[n]),
+        written,
     });
     const secs = ((record.ended - record.started) / 1000).toFixed(1);
     if (o.json) return { record, report };
     if (record.outcome !== "failed") {
         console.log(`rotate: ${what}: ${record.outcome} in ${secs}s`);
     } else {
-        console.error(`rotate: ${what}: FAILED after ${secs}s`);
+        console.error(`rotate: ${failedRunLine(LEAD[command], record, secs) ?? `${what}: FAILED after ${secs}s`}`);
         for (const s of record.steps.filter((x) => x.outcome === "failed")) console.error(`rotate:   ${s.secret} ${s.consumer ? `consumer ${s.consumer}` : s.step}: ${s.error ?? "failed"}`);
         for (const e of record.errors) console.error(`rotate:   ${e}`);
         for (const n of record.next) console.error(`rotate: next: ${n}`);
@@ -71,8 +82,8 @@ export async function update(o: Mutating, stack: Stack, config: StackConfig, com
 }
 
 /** update() for a command that ends with it: prints the --json document, returns the exit code. */
-async function finalUpdate(o: Mutating, stack: Stack, config: StackConfig, command: "resume" | "rollback", secrets: RunSecret[], what: string, replace?: string[]): Promise<number> {
-    const { record, report } = await update(o, stack, config, command, secrets, what, replace);
+async function finalUpdate(o: Mutating, stack: Stack, config: StackConfig, command: "resume" | "rollback", secrets: RunSecret[], what: string, replace?: string[], written?: FileCopy): Promise<number> {
+    const { record, report } = await update(o, stack, config, command, secrets, what, replace, undefined, written);
     if (o.json) printJson(runJson(o, command, record, report));
     return record.exitCode;
 }
@@ -172,7 +183,7 @@ export async function start(o: Mutating & { secret?: string[]; due?: boolean; al
         return EXIT.done;
     }
     await assertUnlocked(o.stack);
-    await setSecretKeys(stack, names.flatMap((n) => [
+    const written = await setSecretKeys(stack, names.flatMap((n) => [
         { secret: n, key: "generation", value: String(env.secrets[n].generation + 1) },
         ...(env.secrets[n].mode !== "rotate" ? [{ secret: n, key: "mode", value: "rotate" }] : []),
         // Recorded in every audit line of this generation; cleared for a generation started inside its window.
@@ -183,7 +194,7 @@ export async function start(o: Mutating & { secret?: string[]; due?: boolean; al
         ...(approval ? ["request", "requester", "approver"].map((k) => ({ secret: n, key: `approval.${k}`, value: approval[k as keyof typeof approval] })) : env.secrets[n].approval ? [{ secret: n, key: "approval", value: undefined }] : []),
     ]));
     say(o, `rotate: rotating ${planned} on stack ${o.stack}`);
-    const first = await update(o, stack, config, "start", secrets, `rotation of ${planned}`, undefined, pre);
+    const first = await update(o, stack, config, "start", secrets, `rotation of ${planned}`, undefined, pre, written);
     const back = await rollBackOnFailure(o, stack, config, first.record);
     if (o.json) printJson({ ...runJson(o, "start", first.record, first.report), ...(back ? { exitCode: first.record.exitCode, outcome: "rolled-back", rollback: runJson(o, "rollback", back.record, back.report) } : {}) });
     return first.record.exitCode;
@@ -204,11 +215,20 @@ async function rollBackOnFailure(o: Mutating, stack: Stack, config: StackConfig,
         const step = record.steps.find((s) => s.secret === n && s.outcome === "failed")!;
         say(o, `rotate: ${n}: rollout.onFailure is rollback: taking generation ${record.secrets.find((s) => s.name === n)!.generation} back now (${step.consumer ? `consumer ${step.consumer}` : step.step} failed: ${step.error ?? "see above"})`);
     }
-    await setSecretKeys(stack, names.map((n) => ({ secret: n, key: "mode", value: "rollback" })));
+    const written = await setSecretKeys(stack, names.map((n) => ({ secret: n, key: "mode", value: "rollback" })));
     const env = structuredClone(config.env);
     for (const n of names) env.secrets[n].generation += 1;
     const secrets = stackSecrets(env).map((x) => (names.includes(x.name) ? { ...x, mode: "rollback" as const } : x));
-    const back = await update(o, stack, config, "rollback", secrets, `automatic rollback of ${names.join(", ")}`);
+    let back: { record: RunRecord; report: string };
+    try {
+        back = await update(o, stack, config, "rollback", secrets, `automatic rollback of ${names.join(", ")}`, undefined, undefined, written);
+    } catch (e) {
+        // Another run took the lock between the two updates: the start's own failure and exit code stand.
+        if (!(e instanceof LockedError)) throw e;
+        say(o, `rotate: the automatic rollback of ${names.join(", ")} was refused: ${e.message}`);
+        say(o, `rotate: nothing was revoked, the old secret still works; once the stack is free: ${names.map((n) => `bin/rotate rollback --stack ${o.stack} --secret ${n} --yes`).join("; ")}`);
+        return undefined;
+    }
     say(o, back.record.exitCode === EXIT.done
         ? `rotate: rolled back ${names.join(", ")}: every consumer holds the old secret again and the new one is withdrawn; the rotation failed (exit ${record.exitCode})`
         : `rotate: the automatic rollback of ${names.join(", ")} FAILED too: nothing was revoked, the old secret still works; fix the cause, then bin/rotate rollback --stack ${o.stack} --secret <name> --yes`);
@@ -265,7 +285,7 @@ export async function rollback(o: Mutating & { secret?: string }): Promise<numbe
         return EXIT.done;
     }
     await assertUnlocked(o.stack);
-    await setSecretKeys(stack, [{ secret: n, key: "mode", value: "rollback" }]);
+    const written = await setSecretKeys(stack, [{ secret: n, key: "mode", value: "rollback" }]);
     const secrets = stackSecrets(env).map((x) => (x.name === n ? { ...x, mode: "rollback" as const } : x));
-    return finalUpdate(o, stack, config, "rollback", secrets, `rollback of ${n} generation ${s.generation}`);
+    return finalUpdate(o, stack, config, "rollback", secrets, `rollback of ${n} generation ${s.generation}`, undefined, written);
 }

@@ -13,6 +13,7 @@
 import Table from "cli-table3";
 import type { Viz } from "@viz-js/viz";
 import { rotationPlan, type PlanStep } from "../lib/plan";
+import type { WaveEntry } from "../lib/waves";
 import type { RunSecret } from "./runRecord";
 
 /** One plan step of one secret, ids prefixed with the secret (`app-redis/rollout/web-1`). */
@@ -171,13 +172,25 @@ function consumerList(names: string[]): string {
     return `${names.length} consumer${names.length === 1 ? "" : "s"}: ${names.join(", ")}`;
 }
 
+/**
+ * The rollout's waves as they fall on this fleet (`in 3 waves of 1, 2, 6
+ * consumers`), with the entries they come from when those say something else
+ * (`(configured 1, 30%, 100%)`): a percentage or a repeated last entry only
+ * shows its size once resolved. Nothing for a single wave.
+ */
+function wavesOf(rollouts: PlanStep[], configured: readonly WaveEntry[] = []): string {
+    const sizes = [...new Set(rollouts.map((st) => st.wave ?? 0))].map((w) => rollouts.filter((st) => (st.wave ?? 0) === w).length);
+    if (sizes.length < 2) return "";
+    const config = configured.join(", ");
+    return ` in ${sizes.length} waves of ${sizes.join(", ")} consumers${config !== sizes.join(", ") ? ` (configured ${config})` : ""}, each after the one before`;
+}
+
 /** One row per phase: what it runs, which phases it waits for, and whether it lies in the dual-active window. */
 function phaseRows(s: RunSecret, plan: PlanStep[], all: PlanGraphStep[]): string[][] {
     const phaseOf = new Map<string, string>(all.map((st) => [st.id, st.secret === s.name ? st.phase : `${st.secret} audit`]));
     return [...new Set(plan.map((st) => st.phase))].map((phase) => {
         const mine = plan.filter((st) => st.phase === phase);
-        const waves = new Set(mine.map((st) => st.wave ?? 0)).size;
-        const what = phase === "rollout" ? `${consumerList(mine.map((st) => st.consumer!))}${waves > 1 ? ` in ${waves} waves (${s.waves!.join(", ")}), each after the one before` : ""}`
+        const what = phase === "rollout" ? `${consumerList(mine.map((st) => st.consumer!))}${wavesOf(mine, s.waves)}`
             : mine.length > 1 ? mine.map((st) => st.id.replace(`${phase}/`, "")).join(", ")
             : stepLabel(mine[0], s);
         const deps = all.filter((st) => st.secret === s.name && st.phase === phase).flatMap((st) => st.dependsOn);

@@ -43,6 +43,8 @@ export interface ChangeListener {
 export class RunTracker {
     readonly steps: StepRecord[];
     readonly errors: string[] = [];
+    /** Step operations the engine started, of any secret (a resume runs others' too): 0 means the update ran nothing. */
+    operations = 0;
     private readonly byResource: Map<string, StepRecord>;
     private readonly listeners: ChangeListener[] = [];
 
@@ -74,6 +76,7 @@ export class RunTracker {
         const failed = e.resOpFailedEvent?.metadata;
         const diag = e.diagnosticEvent;
         if (pre && pre.type === STEP_TYPE) {
+            if (pre.op !== "same") this.operations++;
             const r = this.record(urnName(pre.urn));
             // A step the engine has nothing to do for is "unchanged", not started.
             if (r && pre.op !== "same") {

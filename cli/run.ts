@@ -13,6 +13,7 @@ import type { RunOutcome, RunRecord, RunSecret } from "./runRecord";
 import { readLastCheck } from "./common";
 import { stackLocks } from "./backend";
 import { LockedError, PROJECT } from "./stack";
+import { type FileCopy, restoreFile } from "./stackFile";
 
 /** The exit codes of bin/rotate, as README and --help give them. */
 export const EXIT = {
@@ -56,6 +57,8 @@ export interface RunOptions {
     preflight?: RunRecord["preflight"];
     /** The generation whose revocation started, per secret (for the verdict of a failure). */
     committed: (secret: string) => Promise<number | undefined>;
+    /** The stack file before this command wrote it (start, rollback): put back if the engine runs no step. */
+    written?: FileCopy;
 }
 
 export interface RunResult {
@@ -82,6 +85,22 @@ function auditOfRun(file: string, stack: string, since: number): Record<string, 
 function lastCheckOf(stack: string): Pick<RunRecord, "lastCheck"> {
     const c = readLastCheck(stack);
     return c ? { lastCheck: { time: c.time, ok: c.ok, off: c.consumers.filter((x) => x.holds !== "current").map(({ secret, consumer, holds }) => ({ secret, consumer, holds })) } } : {};
+}
+
+/**
+ * After an update that ran no step: the stack file goes back to what it was
+ * before this command wrote it, so the refusal changed nothing, not even the
+ * checkout. Returns how to say so.
+ */
+function putBackStackFile(o: Pick<RunOptions, "written" | "command">): string {
+    if (!o.written) return "nothing was changed";
+    const rel = path.relative(PROJECT, o.written.file);
+    try {
+        restoreFile(o.written);
+        return `nothing was changed (${rel} is as it was before this ${o.command})`;
+    } catch (e) {
+        return `nothing ran, but ${rel} still holds what this ${o.command} wrote: putting it back failed (${(e as Error).message}); see git diff ${rel}`;
+    }
 }
 
 export async function runUpdate(o: RunOptions): Promise<RunResult> {
@@ -120,11 +139,15 @@ export async function runUpdate(o: RunOptions): Promise<RunResult> {
         tracker.finish();
         live?.stop();
     }
-    if (!ok && /currently locked|another update is currently in progress/i.test(engineError)) {
+    // The engine refused before running a step: another run's lock (taken before the program starts), the program refusing the config.
+    const locked = !ok && /currently locked|another update is currently in progress/i.test(engineError);
+    const ranNothing = locked || (!ok && tracker.operations === 0);
+    const kept = ranNothing ? putBackStackFile(o) : undefined;
+    if (locked) {
         const [lock] = await stackLocks(stack).catch(() => []);
-        throw new LockedError(lock
-            ? `stack ${stack} is locked by process ${lock.pid} on ${lock.hostname} since ${lock.timestamp ?? "an unknown time"}${lock.alive ? "; wait for it to finish" : `, which no longer runs: bin/rotate unlock --stack ${stack}, then resume`}`
-            : `stack ${stack} is locked by another update; wait for it to finish`);
+        const holder = lock ? `locked by process ${lock.pid} on ${lock.hostname} since ${lock.timestamp ?? "an unknown time"}${lock.alive ? "" : ", which no longer runs"}` : "locked by another update";
+        const next = lock && !lock.alive ? `Run: bin/rotate unlock --stack ${stack}, then resume` : `Wait for it to finish, then run bin/rotate ${o.command} again`;
+        throw new LockedError(`stack ${stack} is ${holder}; ${kept}. ${next}`);
     }
 
     const failed = tracker.failedSecrets();
@@ -151,6 +174,8 @@ export async function runUpdate(o: RunOptions): Promise<RunResult> {
             }
         }
         if (!failed.length && exitCode === EXIT.failed) next.push(`fix the cause above, then bin/rotate resume --stack ${stack} --yes`);
+        // With the stack file put back there is nothing to resume: the command itself runs again.
+        if (ranNothing && o.written) next.splice(0, next.length, `${kept}: fix the cause above, then run bin/rotate ${o.command} again`);
     }
     const outcome: RunOutcome = ok ? (o.command === "rollback" ? "rolled-back" : "succeeded") : "failed";
     const ended = Date.now();

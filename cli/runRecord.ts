@@ -3,8 +3,9 @@
  * rollback): which secrets, and for every step of their plans when it
  * started and ended and how, taken from the engine's events. The live
  * progress (cli/progress.ts) fills it in; the report (cli/report.ts) and
- * `--json` are written from it. Never holds a secret value: step errors are
- * the step provider's redacted messages.
+ * `--json` are written from it, and so is how each secret ended, in words.
+ * Never holds a secret value: step errors are the step provider's redacted
+ * messages.
  */
 import type { Mode, PlanStep } from "../lib/plan";
 import type { WaveEntry } from "../lib/waves";
@@ -80,4 +81,42 @@ export interface RunRecord {
     preflight?: PreflightResult;
     /** The stack's last `bin/rotate check` (cli/check.ts), if any: when, and who was not on the current secret. */
     lastCheck?: { time: string; ok: boolean; off: { secret: string; consumer: string; holds: string }[] };
+}
+
+/** A secret as the run's lines name it: `app-redis 2 -> 3`, or `app-redis generation 3` taken back. */
+export const secretLabel = (s: RunSecret) => (s.mode === "rollback" ? `${s.name} generation ${s.generation}` : `${s.name} ${s.generation - 1} -> ${s.generation}`);
+
+export type SecretOutcome = "done" | "failed" | "not started" | "not finished";
+
+/**
+ * How each secret the run worked on ended: a step failed; every step done;
+ * none started (it waits for a failed `after`); or some left. A secret the
+ * run found finished (every step unchanged: a resume's others) is left out.
+ */
+export function secretOutcomes(record: Pick<RunRecord, "secrets" | "steps">): { secret: RunSecret; outcome: SecretOutcome }[] {
+    return record.secrets.flatMap((secret) => {
+        const steps = record.steps.filter((s) => s.secret === secret.name);
+        if (steps.length && steps.every((s) => s.outcome === "unchanged")) return [];
+        const outcome: SecretOutcome = steps.some((s) => s.outcome === "failed") ? "failed"
+            : steps.every((s) => s.outcome === "ok" || s.outcome === "unchanged") ? "done"
+            : steps.every((s) => s.outcome === "pending") ? "not started" : "not finished";
+        return [{ secret, outcome }];
+    });
+}
+
+/**
+ * The closing line of a failed run over several secrets, from its steps:
+ * which completed and which failed (`rotation of app-pg 0 -> 1: done;
+ * app-redis 0 -> 1: FAILED after 12.3s`), not one FAILED for all. Undefined
+ * when the run worked on one secret, or failed before any step did.
+ */
+export function failedRunLine(lead: string, record: Pick<RunRecord, "secrets" | "steps">, seconds: string): string | undefined {
+    const outcomes = secretOutcomes(record);
+    if (outcomes.length < 2 || !outcomes.some((o) => o.outcome === "failed")) return undefined;
+    const words: Record<SecretOutcome, string> = { done: "done", failed: `FAILED after ${seconds}s`, "not started": "not started", "not finished": "not finished" };
+    const groups = (Object.keys(words) as SecretOutcome[]).flatMap((k) => {
+        const of = outcomes.filter((o) => o.outcome === k).map((o) => secretLabel(o.secret));
+        return of.length ? [`${of.join(", ")}: ${words[k]}`] : [];
+    });
+    return `${lead}${groups.join("; ")}`;
 }

@@ -13,6 +13,7 @@ import { LocalWorkspace, PulumiCommand, Stack, type ConfigMap } from "@pulumi/pu
 import { parseEnvironment, type EnvironmentConfig } from "../lib/config";
 import { readInventory, type InventoryFile } from "../lib/inventory";
 import { rotationKeys } from "../lib/resolve";
+import { type FileCopy, copyOf, restoreFile, stackFileOf } from "./stackFile";
 
 export const ROOT = path.resolve(__dirname, "..");
 /** The Pulumi project the commands act on: this checkout, or a copy of it (ROTATION_PROJECT_DIR, used by the tests). */
@@ -72,7 +73,7 @@ export async function openStack(name: string, mayCreate: boolean): Promise<Stack
     const ws = await openWorkspace();
     const stacks = await ws.listStacks();
     if (stacks.some((s) => s.name === name || s.name.endsWith(`/${name}`))) return Stack.select(name, ws);
-    const file = path.join(PROJECT, "stacks", `Pulumi.${name}.yaml`);
+    const file = stackFileOf(PROJECT, name);
     if (mayCreate && fs.existsSync(file)) {
         // `stack init` ignores the stack file's secretsprovider (it would ask for a passphrase); name it.
         const provider = (yaml.load(fs.readFileSync(file, "utf8")) as { secretsprovider?: string } | null)?.secretsprovider;
@@ -95,14 +96,29 @@ export async function readConfig(stack: Stack): Promise<StackConfig> {
     return { env: parseEnvironment(stack.name, raw, inventory), inventory, raw };
 }
 
-/** Sets `rotation:secrets.<secret>.<key>` for every entry, in one CLI call. */
-/** Sets keys of secrets' config (a value of undefined removes the key), in one write each. */
-export async function setSecretKeys(stack: Stack, values: { secret: string; key: string; value: string | undefined }[]): Promise<void> {
+/**
+ * Sets keys of secrets' config in the stack file (a value of undefined
+ * removes the key), in one write each. Returns the file as it was before, for
+ * the update to put back if the engine runs nothing (cli/stackFile.ts); a
+ * write that fails half-way puts it back at once.
+ */
+export async function setSecretKeys(stack: Stack, values: { secret: string; key: string; value: string | undefined }[]): Promise<FileCopy> {
+    const before = copyOf(stackFileOf(PROJECT, stack.name));
     const map: ConfigMap = {};
     for (const v of values) if (v.value !== undefined) map[`rotation:secrets.${v.secret}.${v.key}`] = { value: v.value };
     const gone = values.filter((v) => v.value === undefined).map((v) => `rotation:secrets.${v.secret}.${v.key}`);
-    if (Object.keys(map).length) await stack.setAllConfig(map, true);
-    if (gone.length) await stack.removeAllConfig(gone, true);
+    try {
+        if (Object.keys(map).length) await stack.setAllConfig(map, true);
+        if (gone.length) await stack.removeAllConfig(gone, true);
+    } catch (e) {
+        try {
+            restoreFile(before);
+        } catch (r) {
+            (e as Error).message += `; ${path.relative(PROJECT, before.file)} could not be put back as it was (${(r as Error).message}): see git diff ${path.relative(PROJECT, before.file)}`;
+        }
+        throw e;
+    }
+    return before;
 }
 
 /** Every file below `dir` (none if it does not exist) that `keep` accepts. */

@@ -10,7 +10,7 @@ import { freshNonce, hmacInput, hmacOf, holding, type Holding } from "../lib/dri
 import { driftCheckScript } from "../lib/scripts/check";
 import { hostKeyRefusal, runAt } from "./exec";
 import { StepError, redact } from "./outcome";
-import type { DriftCheck, SshTarget } from "./types";
+import type { DriftCheck, SshTarget, StepProps } from "./types";
 
 /** A consumer's config as the drift check reads it. */
 export type DriftTarget = Pick<DriftCheck, "configPath" | "write" | "timeoutSeconds">;
@@ -36,21 +36,54 @@ export async function askHolding(
     return holding(r.stdout, { current: mac(values.current, users.current)!, previous: mac(values.previous, users.previous), staged: mac(values.staged, users.current) });
 }
 
-/** What one consumer holds, in words, or undefined when it holds the new secret. */
-async function askOne(c: DriftCheck, target: SshTarget, next: string, previous: string | undefined, users?: { current: string; previous: string }): Promise<string | undefined> {
-    const v = await askHolding(target, c, { current: next, previous }, users);
-    if (v.holds === "current") return undefined;
-    const what = { previous: "holds the previous secret", staged: "holds a staged secret", unknown: "holds neither the new nor the previous secret", missing: "holds no secret", unreachable: "is unreachable" }[v.holds];
-    return `${what}${v.detail ? ` (${v.detail})` : ""}`;
+/** What a consumer that is not on the new secret holds, in words. */
+const HOLDS: Record<Exclude<Holding, "current">, string> = {
+    previous: "holds the previous secret",
+    staged: "holds a staged secret",
+    unknown: "holds neither the new nor the previous secret",
+    missing: "holds no secret",
+    unreachable: "is unreachable",
+};
+
+/** One consumer the gate found not on the new secret. */
+export interface OffConsumer {
+    consumer: string;
+    /** e.g. "app-redis → consumer web-1". */
+    label: string;
+    holds: Exclude<Holding, "current">;
+    detail?: string;
 }
 
-/** Resolves when every consumer holds the new secret; otherwise a StepError naming each one that does not. */
-export async function checkDrift(title: string, checks: DriftCheck[], hosts: Record<string, SshTarget>, secrets: string[], users?: { current: string; previous: string }): Promise<void> {
+/**
+ * The gate's refusal: each consumer not on the new secret and what it holds,
+ * then the way forward per reason. One that holds another value (reverted,
+ * restored, edited) is deployed to again: its rollout succeeded, so only
+ * `--redeploy` runs it again. One that did not answer needs no new deploy: a
+ * resume asks it again once it is reachable.
+ */
+export function gateRefusal(title: string, where: { stack: string; secret: string }, total: number, off: OffConsumer[]): string {
+    const redeploy = off.filter((c) => c.holds !== "unreachable").map((c) => c.consumer);
+    const unreachable = off.filter((c) => c.holds === "unreachable").map((c) => c.consumer);
+    const deploy = `deploy the new secret to ${redeploy.join(", ")} again`;
+    const wait = `once ${unreachable.join(", ")} ${unreachable.length === 1 ? "is" : "are"} reachable again, let the gate ask again`;
+    const way = !unreachable.length ? `${deploy} and let the gate ask again` : !redeploy.length ? wait : `${deploy}; ${wait}`;
+    const command = `bin/rotate resume --stack ${where.stack} --secret ${where.secret}${redeploy.map((c) => ` --redeploy ${c}`).join("")} --yes`;
+    const named = off.map((c) => `${c.label} ${HOLDS[c.holds]}${c.detail ? ` (${c.detail})` : ""}`).join("; ");
+    return `${title}: ${off.length} of ${total} consumers are not on the new secret, so nothing is revoked: ${named}. ${way[0].toUpperCase()}${way.slice(1)}: ${command}`;
+}
+
+/**
+ * Resolves when every consumer holds the new secret; otherwise a StepError
+ * naming each one that does not, and the command that goes on from there,
+ * for the stack and secret of the step's audit record.
+ */
+export async function checkDrift(props: Pick<StepProps, "title" | "drift" | "hosts" | "users" | "audit">, secrets: string[]): Promise<void> {
     const [next, previous] = secrets;
-    const answers = await Promise.all(checks.map(async (c) => ({ c, off: await askOne(c, hosts[c.host], next, previous, users) })));
-    const off = answers.filter((a) => a.off !== undefined);
-    if (off.length) {
-        const redeploy = off.map((a) => `--redeploy ${a.c.consumer}`).join(" ");
-        throw new StepError(redact(`${title}: ${off.length} of ${checks.length} consumers are not on the new secret, so nothing is revoked: ${off.map((a) => `${a.c.label} ${a.off}`).join("; ")}. Once they are reachable, deploy the new secret to them again and let the gate ask again: bin/rotate resume --stack <stack> --secret ${checks[0].label.split(" → ")[0]} ${redeploy} --yes`, secrets));
-    }
+    const checks = props.drift ?? [];
+    const answers = await Promise.all(checks.map(async (c) => ({ c, v: await askHolding(props.hosts![c.host], c, { current: next, previous }, props.users) })));
+    const off = answers.flatMap(({ c, v }): OffConsumer[] => (v.holds === "current" ? [] : [{ consumer: c.consumer, label: c.label, holds: v.holds, ...(v.detail ? { detail: v.detail } : {}) }]));
+    if (!off.length) return;
+    const record = props.audit?.record;
+    const where = { stack: String(record?.stack ?? "<stack>"), secret: String(record?.secret ?? checks[0].label.split(" → ")[0]) };
+    throw new StepError(redact(gateRefusal(props.title, where, checks.length, off), secrets));
 }

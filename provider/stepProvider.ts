@@ -63,7 +63,7 @@ export async function perform(props: StepProps): Promise<string | undefined> {
     try {
         let stdout: string | undefined;
         // The gate asks every consumer first: nothing is committed while one is not on the new secret.
-        if (props.drift) await checkDrift(props.title, props.drift, props.hosts!, secrets, props.users);
+        if (props.drift) await checkDrift(props, secrets);
         if (props.op === "rollout") {
             await rollout(props.rollout!, props.stdin ?? "");
         } else if (props.op === "random") {

@@ -227,3 +227,13 @@ test("the table abbreviates 50 consumers and names the secret a step waits for",
     assert.doesNotMatch(text, /web-2\b/);
     assert.deepEqual(rows.filter((r) => r[2].includes("app-redis audit")).map((r) => r[0]), ["read-previous", "generate"]);
 });
+
+test("the table gives the waves' sizes on this fleet, and the configured entries when they differ", () => {
+    const rollout = (consumers: number, waves: RunSecret["waves"]) =>
+        tableRows(planTable([{ ...secret("app-redis", "rotate", names("web", consumers)), waves }], { color: false })).find((r) => r[0] === "rollout")![1];
+    assert.equal(rollout(9, [1, "30%", "100%"]), "web-1 ... web-9 (9) in 3 waves of 1, 2, 6 consumers (configured 1, 30%, 100%), each after the one before");
+    assert.equal(rollout(6, [1, 2, "100%"]), "6 consumers: web-1, web-2, web-3, web-4, web-5, web-6 in 3 waves of 1, 2, 3 consumers (configured 1, 2, 100%), each after the one before");
+    assert.equal(rollout(5, [1, 2]), "5 consumers: web-1, web-2, web-3, web-4, web-5 in 3 waves of 1, 2, 2 consumers (configured 1, 2), each after the one before", "the last entry repeats");
+    assert.equal(rollout(3, [1, 2]), "3 consumers: web-1, web-2, web-3 in 2 waves of 1, 2 consumers, each after the one before", "nothing to add when the entries are the sizes");
+    assert.equal(rollout(3, ["100%"]), "3 consumers: web-1, web-2, web-3", "one wave: no mention");
+});
