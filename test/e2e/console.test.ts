@@ -261,6 +261,31 @@ test("exit 4: a lock held by a live process, or left by a killed run, refuses st
     assert.equal(fs.existsSync(lock), false);
 });
 
+// Issue 23, defect 4: the early checks passed, start bumped the generation, then the engine's own lock
+// refused the update (another checkout's run took the stack in between). The lock is planted the moment
+// the stack file changes, in the backend's own format, so the engine itself refuses.
+test("exit 4: a lock the engine finds after start wrote the stack file: the file is put back byte for byte", async () => {
+    const before = fs.readFileSync(path.join(ws.dir, "stacks", `Pulumi.${ws.stack}.yaml`));
+    const lock = path.join(lockDir(), "e2e-engine-lock.json");
+    let planted = false;
+    const watch = setInterval(() => {
+        if (planted || fs.readFileSync(path.join(ws.dir, "stacks", `Pulumi.${ws.stack}.yaml`)).equals(before)) return;
+        fs.mkdirSync(lockDir(), { recursive: true });
+        fs.writeFileSync(lock, JSON.stringify({ pid: process.pid, username: "bob", hostname: os.hostname(), timestamp: "2026-12-05T10:00:00Z" }));
+        planted = true;
+    }, 10);
+    const r = await ws.rotateSampled(["start", "--secret", REDIS, "--yes", "--plain"]).finally(() => clearInterval(watch));
+    try {
+        assert.ok(planted, "the lock appeared after the stack file was written");
+        assert.equal(r.code, 4, r.stdout + r.stderr);
+        assert.match(r.stdout, /rotate: pre-flight: .* all clear/, "both early lock checks had passed");
+        assert.match(r.stderr, new RegExp(`stack ${ws.stack} is locked by process ${process.pid} on ${os.hostname()} since 2026-12-05T10:00:00Z; nothing was changed \\(stacks/Pulumi\\.${ws.stack}\\.yaml is as it was before this start\\)`));
+        assert.ok(fs.readFileSync(path.join(ws.dir, "stacks", `Pulumi.${ws.stack}.yaml`)).equals(before), "the stack file is byte for byte as before");
+    } finally {
+        fs.rmSync(lock, { force: true });
+    }
+});
+
 test("exit 5: a failure after the gate opened says roll forward; resume completes", () => {
     const old = storeValue(TOKEN);
     const r = ws.rotate(["start", "--secret", TOKEN, "--yes"]);

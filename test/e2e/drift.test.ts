@@ -93,7 +93,7 @@ test("the gate refuses to revoke while a consumer was reverted between its rollo
     assert.equal(redisAuthOk(old), true, "the old secret still works: nothing was revoked");
     assert.ok(!ws.auditLines().some((l) => l.generation === 2 && l.phase === "revoked"), "no revocation in the audit log");
     assert.ok(ws.auditLines().some((l) => l.generation === 2 && l.phase === "rolled-out" && l.outcome === "failed"), "the gate's failure is audited");
-    assert.match(up.stdout + up.stderr, /bin\/rotate resume --stack <stack> --secret app-redis --redeploy redis-host1 --yes/, "the way forward is named");
+    assert.match(up.stdout + up.stderr, /Deploy the new secret to redis-host1 again and let the gate ask again: bin\/rotate resume --stack e2e --secret app-redis --redeploy redis-host1 --yes/, "the way forward is named, with the stack");
     const fresh = fs.readFileSync(path.join(hosts()[1].etcDir, "redis.yaml"), "utf8").match(/password: "([^"]+)"/)![1];
     remember(fresh);
 
