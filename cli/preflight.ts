@@ -5,7 +5,7 @@
  * (lib/scripts/preflight.ts), all in parallel. Read-only.
  */
 import { consumerTarget, resolveEnvironment, type ResolvedRotation } from "../lib/resolve";
-import { consumerPreflightScript, sourcePreflightScript, storePreflightScript } from "../lib/scripts/preflight";
+import { consumerPreflightScript, problemsOf, sourcePreflightScript, storePreflightScript } from "../lib/scripts/preflight";
 import { sourceScripts } from "../lib/scripts/source";
 import { hostKeyRefusal, pool, runAt, where } from "../provider/exec";
 import type { StepTarget } from "../provider/types";
@@ -29,7 +29,7 @@ async function ask(target: StepTarget, script: string, timeoutSeconds: number): 
         const why = target.kind === "ssh" ? hostKeyRefusal(target, r.stderr) : undefined;
         return [why ?? `cannot run the checks${where(target)}: ${r.stderr.trim().split("\n").pop() ?? `exit ${r.code}`}`];
     }
-    return r.stdout.split("\n").filter((l) => l.startsWith("PREFLIGHT ")).map((l) => l.slice("PREFLIGHT ".length));
+    return problemsOf(r.stdout);
 }
 
 /** Every problem of these rotations, each naming its secret and where. */

@@ -25,9 +25,10 @@ export const hmacInput = (write: WriteSpec, value: string, user?: string): strin
  * worst of them counts.
  */
 export function holding(output: string, expected: { current: string; previous?: string; staged?: string }): { holds: Holding; detail?: string } {
+    // The host's one `CHECK missing` message is its last output; it names the config path, which may hold a newline.
+    const missing = /(?:^|\n)CHECK missing ([^]*?)\n?$/.exec(output);
+    if (missing) return { holds: "missing", detail: missing[1] };
     const lines = output.split("\n").filter((l) => l.startsWith("CHECK "));
-    const missing = lines.find((l) => l.startsWith("CHECK missing "));
-    if (missing) return { holds: "missing", detail: missing.slice("CHECK missing ".length) };
     const hmacs = lines.filter((l) => l.startsWith("CHECK hmac ")).map((l) => l.slice("CHECK hmac ".length).trim());
     if (!hmacs.length) return { holds: "unknown", detail: "the host gave no answer" };
     const each = hmacs.map((h): Holding => (h === expected.current ? "current" : h === expected.previous ? "previous" : h === expected.staged ? "staged" : "unknown"));

@@ -17,9 +17,10 @@ import { shq } from "../quote";
 /**
  * Finds a dotted key's line in block YAML as setYamlKey does (each part a
  * direct child of the one before) and prints what follows its colon.
- * mawk-compatible (Debian's default awk).
+ * mawk-compatible (Debian's default awk). The key path comes from the
+ * environment: `awk -v` would read its backslashes as escapes.
  */
-const YAML_LOCATE = String.raw`BEGIN { n = split(keypath, parts, "."); depth = 1; parent = -1; child = -1 }
+const YAML_LOCATE = String.raw`BEGIN { n = split(ENVIRON["keypath"], parts, "."); depth = 1; parent = -1; child = -1 }
 {
   line = $0; sub(/\r$/, "", line)
   if (!match(line, /^ *([A-Za-z0-9_-]+|"[^"]*"|'[^']*'):/)) next
@@ -89,18 +90,21 @@ emit() { printf 'CHECK hmac %s\\n' "$(printf '%s' "$1" | ${hmac})"; }
         case "template":
             return `${head}printf 'CHECK hmac %s\\n' "$(${dgst} < "$f" | cut -d' ' -f1)"\n`;
         case "env-line":
-            return `${head}found=0
+            // A line is the key's when its name is the key, as setEnvLine matches it; the value is all after the first '='.
+            return `${head}key=${shq(write.key)}
+found=0
 while IFS= read -r line || [ -n "$line" ]; do
   line=\${line%$'\\r'}
-  if [[ $line =~ ^[[:space:]]*(export[[:space:]]+)?${write.key}= ]]; then emit "\${line#*${write.key}=}"; found=1; fi
+  if [[ $line =~ ^[[:space:]]*(export[[:space:]]+)?([A-Za-z_][A-Za-z0-9_]*)= && \${BASH_REMATCH[2]} == "$key" ]]; then emit "\${line#*=}"; found=1; fi
 done < "$f"
-[ "$found" = 1 ] || echo "CHECK missing no ${write.key}= line in $f"
+[ "$found" = 1 ] || echo "CHECK missing no $key= line in $f"
 `;
         case "yaml-key":
-            return `${head}${YAML_DECODE}rest=$(awk -v keypath=${shq(write.key)} ${shq(YAML_LOCATE)} "$f") || { echo "CHECK missing no key ${write.key} in $f"; exit 0; }
+            return `${head}${YAML_DECODE}key=${shq(write.key)}
+rest=$(keypath="$key" awk ${shq(YAML_LOCATE)} "$f") || { echo "CHECK missing no key $key in $f"; exit 0; }
 val=""
-decode_scalar "$rest" || { echo "CHECK missing key ${write.key} in $f holds no single value"; exit 0; }
-[ -n "$val" ] || { echo "CHECK missing key ${write.key} in $f is empty"; exit 0; }
+decode_scalar "$rest" || { echo "CHECK missing key $key in $f holds no single value"; exit 0; }
+[ -n "$val" ] || { echo "CHECK missing key $key in $f is empty"; exit 0; }
 emit "$val"
 `;
     }

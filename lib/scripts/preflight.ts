@@ -24,9 +24,17 @@ import { httpCall } from "./source";
 function reloadProgramCheck(reload: string): string {
     const first = reload.trim().split(/\s+/)[0] ?? "";
     if (!/^[A-Za-z0-9_./+-]+$/.test(first)) return "";
-    return `type -t -- ${shq(first)} >/dev/null 2>&1 || problem "the reload command's program ${first} is not found on this host"\n`;
+    return `type -t -- ${shq(first)} >/dev/null 2>&1 || problem "the reload command's program "${shq(first)}" is not found on this host"\n`;
 }
 
+/**
+ * The checks on a consumer's host. The drift check is embedded exactly as
+ * built, in a subshell (its `exit`s end only the subshell): no script is
+ * rewritten after values are quoted into it, since an indentation that
+ * rewrote every newline also rewrote those inside a quoted config path.
+ * Its `CHECK missing` message is its last output and names the path, which
+ * may run over lines: all of it is kept.
+ */
 export function consumerPreflightScript(configPath: string, write: WriteSpec, reload: string): string {
     return `set -uo pipefail
 f=${shq(configPath)}
@@ -41,8 +49,19 @@ ${reloadProgramCheck(reload)}size=$(stat -c %s -- "$t")
 need=$((2 * size + 65536))
 avail=$(df --output=avail -B1 -- "$d" 2>/dev/null | tail -n 1 | tr -d ' ')
 [ -n "$avail" ] && [ "$avail" -lt "$need" ] && problem "only $avail bytes free in $d; the new $f and its .bak need $need"
-( ${driftCheckScript(configPath, write, freshNonce()).replace(/\n/g, "\n  ")}) | sed -n 's/^CHECK missing /PREFLIGHT /p'
+(
+${driftCheckScript(configPath, write, freshNonce())}) | sed -n '/^CHECK missing /,$p' | sed '1s/^CHECK missing /PREFLIGHT /'
 `;
+}
+
+/**
+ * The problems in a pre-flight script's output. A problem runs to the next
+ * `PREFLIGHT ` line, not to the end of its own: a config path may hold a
+ * newline, and the problem that names the path must name all of it.
+ */
+export function problemsOf(stdout: string): string[] {
+    const body = stdout.endsWith("\n") ? stdout.slice(0, -1) : stdout;
+    return `\n${body}`.split("\nPREFLIGHT ").slice(1);
 }
 
 const PROBLEM = `set -uo pipefail\nproblem() { printf 'PREFLIGHT %s\\n' "$*"; }\n`;
@@ -51,8 +70,10 @@ const PROBLEM = `set -uo pipefail\nproblem() { printf 'PREFLIGHT %s\\n' "$*"; }\
 export function storePreflightScript(config: RotationConfig): string | undefined {
     const st = config.store;
     if (st.kind !== "file") return undefined;
-    return `${PROBLEM}[ -d ${shq(st.dir)} ] && [ -w ${shq(st.dir)} ] || problem "${st.dir} is not a writable directory"
-[ -f ${shq(`${st.dir}/${config.secret.name}`)} ] || problem "no current secret at ${st.dir}/${config.secret.name}"
+    const current = shq(`${st.dir}/${config.secret.name}`);
+    return `${PROBLEM}dir=${shq(st.dir)}
+[ -d "$dir" ] && [ -w "$dir" ] || problem "$dir is not a writable directory"
+[ -f ${current} ] || problem "no current secret at "${current}
 `;
 }
 
@@ -63,11 +84,11 @@ export function sourcePreflightScript(config: RotationConfig): string | undefine
     switch (src.kind) {
         case "redis-acl":
             checks.push(`out=$(printf 'PING\\n' | REDISCLI_AUTH="$(cat -- ${shq(src.adminPasswordFile)} 2>/dev/null)" timeout 10 redis-cli --no-auth-warning -h ${shq(src.host)} -p ${shq(src.port)} --user ${shq(src.adminUser)} 2>&1) || true
-[ "$out" = PONG ] || problem "redis ${src.host}:${src.port} does not accept the admin credential of ${src.adminUser}: $(printf '%s' "$out" | head -n 1)"`);
+[ "$out" = PONG ] || problem "redis "${shq(`${src.host}:${src.port}`)}" does not accept the admin credential of "${shq(src.adminUser)}": $(printf '%s' "$out" | head -n 1)"`);
             break;
         case "postgres-role":
             checks.push(`out=$(PGPASSWORD="$(cat -- ${shq(src.adminPasswordFile)} 2>/dev/null)" PGCONNECT_TIMEOUT=10 psql -X -At -h ${shq(src.host)} -p ${shq(src.port)} -U ${shq(src.adminUser)} -d ${shq(src.database)} -c 'select 1' 2>&1) || true
-[ "$out" = 1 ] || problem "postgres ${src.host}:${src.port} does not accept the admin login ${src.adminUser}: $(printf '%s' "$out" | head -n 1)"`);
+[ "$out" = 1 ] || problem "postgres "${shq(`${src.host}:${src.port}`)}" does not accept the admin login "${shq(src.adminUser)}": $(printf '%s' "$out" | head -n 1)"`);
             break;
         case "http-token": {
             // The admin token is tried on a DELETE of a fingerprint no token has (sixteen zeros): an API that

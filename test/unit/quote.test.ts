@@ -8,21 +8,10 @@ import * as path from "node:path";
 import { after, test } from "node:test";
 import { shq, stdinFields } from "../../lib/quote";
 import { preamble } from "../../lib/scripts/common";
+import { prng } from "./seeded";
 
 const SEED = 0x5eed_2024;
 const RANDOM_CASES = 600;
-
-/** mulberry32: a small, seeded PRNG, so a failure can be replayed. */
-function prng(seed: number): () => number {
-    let a = seed >>> 0;
-    return () => {
-        a = (a + 0x6d2b79f5) >>> 0;
-        let t = a;
-        t = Math.imul(t ^ (t >>> 15), t | 1);
-        t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-        return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
-}
 
 const ALPHABET = Array.from(`'"\`$();|&\\\n\t *?[]{}~!#<>=%-_.,:@^+/aZ09 \r\x01\x7f\u00a0é日本\u2028🔑💥`);
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "quote-test-"));

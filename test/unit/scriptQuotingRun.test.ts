@@ -1,0 +1,123 @@
+// The other half of scriptQuoting.test.ts's level (b): the builders whose
+// scripts need no lab, run with bash on temporary files at seeded nasty paths
+// (line breaks, quotes, $, $(...), backticks, backslashes, blanks, leading
+// dashes, non-ASCII), each checked to find, write or pass on exactly that
+// value: the file store, a consumer's write-reload-health-log job, the
+// authorized_keys edits, a command source's test, the pinned known_hosts
+// line and the ssh-key generator's comment.
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { after, test } from "node:test";
+import { defaultGeneratorCommand } from "../../components/secretVersion";
+import { shq, stdinFields } from "../../lib/quote";
+import { pinnedKnownHosts } from "../../lib/scripts/common";
+import { sourceScripts } from "../../lib/scripts/source";
+import { fileStoreScripts } from "../../lib/scripts/store";
+import { logCheckScript, writeAndReloadScript } from "../../provider/rollout";
+import type { RolloutSpec } from "../../provider/types";
+import { HOST_KEY } from "./harness";
+import { NASTY, nastyValue, prng } from "./seeded";
+
+const SEED = 0x2023_0b05;
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "script-quoting-run-"));
+after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+const next = prng(SEED);
+/** About `count` of the fixed nasty values, spread over their kinds, the all-in-one last, and `count` seeded ones; each is also a file name. */
+function values(count: number): string[] {
+    const step = Math.ceil(NASTY.length / count);
+    return [...NASTY.filter((_, i) => i % step === 0 || i === NASTY.length - 1), ...Array.from({ length: count }, () => nastyValue(next))];
+}
+/** A fresh directory with a nasty name, for one case. */
+const nastyDir = () => fs.mkdtempSync(path.join(tmp, `${Array.from(nastyValue(next)).slice(0, 40).join("")}-`));
+
+function bash(script: string, stdin = ""): { status: number | null; stdout: string; stderr: string } {
+    return spawnSync("bash", ["-c", script], { input: stdin, encoding: "utf8", env: { PATH: process.env.PATH, LC_ALL: "C.UTF-8" } });
+}
+
+test("file store (lib/scripts/store.ts): stage, promote, read, commit and the rollback guard at a nasty directory and name", () => {
+    for (const [i, name] of values(3).entries()) {
+        const dir = path.join(nastyDir(), `st'ore\n${i}`);
+        const at = `dir ${JSON.stringify(dir)}, name ${JSON.stringify(name)} (seed ${SEED})`;
+        const s = fileStoreScripts(dir, name, 2);
+        const secret = `new'"$(echo PWNED)\n`;
+        assert.equal(bash(s.stage, stdinFields(secret)).status, 0, at);
+        assert.equal(fs.readFileSync(`${dir}/${name}.new`, "utf8"), secret, at);
+        assert.equal(bash(s.promote, stdinFields(secret)).status, 0, at);
+        assert.deepEqual([bash(s.readCurrent).stdout, fs.existsSync(`${dir}/${name}.new`)], [secret, false], at);
+        assert.equal(bash(s.commit).status, 0, at);
+        assert.equal(fs.readFileSync(`${dir}/${name}.committed`, "utf8"), "2\n", at);
+        assert.equal(bash(s.rollbackGuard).status, 1, at);
+    }
+});
+
+/** What grep -E reads literally: a nasty value without ERE operators and line breaks. */
+const literalPattern = (v: string) => `-${v.replace(/[$()\\*|.?+[\]{}^\n\t]/g, "")}'"x`;
+
+test("consumer rollout job (provider/rollout.ts): writes the config at a nasty path, runs the health command as written, searches a nasty log for a nasty pattern", () => {
+    for (const v of values(3)) {
+        const dir = nastyDir();
+        const configPath = path.join(dir, `app ${v}.env`);
+        const log = path.join(dir, `log\n${v}`);
+        const healthOut = path.join(dir, "health-out");
+        const pattern = literalPattern(v);
+        fs.writeFileSync(configPath, "KEY=old\n");
+        fs.writeFileSync(log, "");
+        const spec: RolloutSpec = {
+            label: "s → consumer c", target: { kind: "ssh", host: "h", port: 22, user: "root", hostKey: HOST_KEY, privateKeyFile: "/k" },
+            health: { command: `printf '%s' ${shq(v)} > ${shq(healthOut)}` }, retries: 0, retryDelaySeconds: 0, timeoutSeconds: 10,
+            generation: 2, configPath, write: { format: "env-line", key: "KEY" }, reload: `printf '%s\\n' ${shq(pattern)} >> ${shq(log)}`,
+            logCheck: { path: log, pattern, windowSeconds: 0 },
+        };
+        const at = `value ${JSON.stringify(v)} (seed ${SEED})`;
+        const r = bash(writeAndReloadScript(spec, true), "KEY=new\n");
+        assert.equal(r.status, 0, `${at}: ${r.stderr}`);
+        assert.match(r.stdout, /^RELOAD 0\nHEALTH ok\nLOGCHECK 0\n$/m, at);
+        assert.deepEqual([fs.readFileSync(configPath, "utf8"), fs.readFileSync(`${configPath}.bak`, "utf8")], ["KEY=new\n", "KEY=old\n"], at);
+        assert.equal(fs.readFileSync(healthOut, "utf8"), v, `${at}: the health command ran as written`);
+        assert.equal(bash(logCheckScript(spec.logCheck!, 0)).stdout, "LOGCHECK 0\n", `${at}: the pattern found in the log`);
+    }
+});
+
+test("ssh-authorized-key source: grant adds and withdraw removes the key line in an authorized_keys file at a nasty path", () => {
+    const pub = HOST_KEY.replace(/^\S+ /, "ssh-ed25519 ");
+    for (const v of values(3)) {
+        const file = path.join(nastyDir(), `keys ${v}`);
+        const s = sourceScripts({ kind: "ssh-authorized-key", host: "h", port: 22, user: "root", hostKey: HOST_KEY, privateKeyFile: "/k", authorizedKeysFile: file, loginUser: "app" }, { generation: 2, secretName: "app-key" }, HOST_KEY);
+        const at = `file ${JSON.stringify(file)} (seed ${SEED})`;
+        assert.equal(bash(s.grant, stdinFields(pub)).status, 0, at);
+        assert.equal(fs.readFileSync(file, "utf8"), `${pub} rotation:app-key:g2\n`, at);
+        assert.equal(bash(s.withdraw, stdinFields(pub)).status, 0, at);
+        assert.equal(fs.readFileSync(file, "utf8"), "", at);
+    }
+});
+
+test("command source: verify runs the operator's test command exactly as written", () => {
+    for (const v of values(6)) {
+        const test = `IFS= read -r -d '' s; [ "$s" = ${shq(v)} ]`;
+        const s = sourceScripts({ kind: "command", grant: "true", revoke: "true", withdraw: "true", test }, { generation: 2, secretName: "app" });
+        const r = bash(s.verify, stdinFields(`${v}-old`, v));
+        assert.deepEqual([r.status, r.stdout], [0, "source: old rejected, new accepted\n"], `value ${JSON.stringify(v)} (seed ${SEED}): ${r.stderr}`);
+    }
+});
+
+test("pinned known_hosts: the host and host key arrive as written", () => {
+    for (const v of values(6)) {
+        for (const port of [22, 2222]) {
+            const r = bash(`set -eu\n${pinnedKnownHosts("kh", v, port, `${HOST_KEY} ${v}`)}cat -- "$kh"\n`);
+            assert.equal(r.stdout, `${port === 22 ? v : `[${v}]:${port}`} ${HOST_KEY} ${v}\n`, `value ${JSON.stringify(v)} (seed ${SEED})`);
+        }
+    }
+});
+
+test("ssh-key generator: the key's comment is exactly the one given", () => {
+    for (const comment of [`rotation:app-key:g2 it's "$(echo PWNED)" é日本🔑 \\`, "-n x", nastyValue(next)]) {
+        const key = bash(defaultGeneratorCommand("ssh-key", 32, comment));
+        assert.equal(key.status, 0, key.stderr);
+        const file = path.join(tmp, "gen-key");
+        fs.writeFileSync(file, key.stdout, { mode: 0o600 });
+        assert.equal(bash(`ssh-keygen -y -f ${shq(file)}`).stdout.replace(/^\S+ \S+ /, ""), `${comment}\n`, JSON.stringify(comment));
+    }
+});
