@@ -146,7 +146,7 @@ export async function runUpdate(o: RunOptions): Promise<RunResult> {
     if (locked) {
         const [lock] = await stackLocks(stack).catch(() => []);
         const holder = lock ? `locked by process ${lock.pid} on ${lock.hostname} since ${lock.timestamp ?? "an unknown time"}${lock.alive ? "" : ", which no longer runs"}` : "locked by another update";
-        const next = lock && !lock.alive ? `Run: bin/rotate unlock --stack ${stack}, then resume` : `Wait for it to finish, then run bin/rotate ${o.command} again`;
+        const next = lock && !lock.alive ? `Run: bin/rotate unlock --stack ${stack}, then ${o.written ? `run bin/rotate ${o.command} again` : "resume"}` : `Wait for it to finish, then run bin/rotate ${o.command} again`;
         throw new LockedError(`stack ${stack} is ${holder}; ${kept}. ${next}`);
     }
 
