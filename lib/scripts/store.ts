@@ -17,7 +17,7 @@ export function fileStoreScripts(dir: string, name: string, generation: number, 
     const same = (file: string, v: string) => `{ [ -f ${file} ] && cmp -s ${file} <(printf '%s' "$${v}"); }`;
     const k = shq(generation);
     const resumeCmd = `bin/rotate resume --stack ${stack} --yes`;
-    const reused = (which: string) => `fail "store: the new secret of generation ${lit(generation)} is the same as ${lit(which)}: once the old one is revoked, that value would be revoked with it. Nothing was staged or granted. Make the generator (secret.generator) give a new value, then take generation ${lit(generation)} back (${lit(`bin/rotate rollback --stack ${stack} --secret ${name} --yes`)}) or start a new one (${lit(`bin/rotate start --stack ${stack} --secret ${name} --yes`)})."`;
+    const reused = (which: string) => `fail "store: the new secret of generation ${lit(generation)} is the same as ${which}: once the old one is revoked, that value would be revoked with it. Nothing was staged or granted. Make the generator (secret.generator) give a new value, then take generation ${lit(generation)} back (${lit(`bin/rotate rollback --stack ${stack} --secret ${name} --yes`)}) or start a new one (${lit(`bin/rotate start --stack ${stack} --secret ${name} --yes`)})."`;
     // Inside the double-quoted message: a value from config closes the quotes, enters as shq(), reopens them.
     const lit = (v: string | number) => `"${shq(v)}"`;
     const refuse = (what: string) => `fail "store: ${what}. Nothing was revoked; the old secret still works everywhere."`;
@@ -28,7 +28,7 @@ export function fileStoreScripts(dir: string, name: string, generation: number, 
         stage: `${preamble("NEW", "OLD")}${atomicWriteFn()}mkdir -p -- ${shq(dir)}
 [ "$NEW" != "$OLD" ] || ${reused("the secret in use")}
 if ${same(current, "NEW")}; then exit 0; fi # already promoted by an earlier run whose state was lost
-! ${same(previous, "NEW")} || ${reused(`${dir}/${name}.previous (the secret before the one in use)`)}
+! ${same(previous, "NEW")} || ${reused(`${lit(`${dir}/${name}.previous`)} (the secret before the one in use)`)}
 printf '%s' "$NEW" | atomic_write ${staged}
 `,
         /** Removes the staged copy, but only if it is still this generation's. */

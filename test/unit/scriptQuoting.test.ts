@@ -128,7 +128,8 @@ const FIELDS: Field[] = [
     { name: "store pre-flight store.dir", build: (v) => ({ preflight: storePreflightScript({ ...BASE, store: { kind: "file", dir: v } })! }), quoted: (v) => [v, `${v}/app-redis`] },
     { name: "store pre-flight secret name", build: (v) => ({ preflight: storePreflightScript({ ...BASE, secret: { ...BASE.secret, name: v } } as RotationConfig)! }), quoted: (v) => [`/var/lib/rotation/store/${v}`] },
     { name: "file store dir", build: (v) => fileStoreScripts(v, "app-redis", 2), quoted: (v) => [v, ...storeFiles(v, "app-redis")] },
-    { name: "file store secret name", build: (v) => fileStoreScripts("/srv/store", v, 2), quoted: (v) => storeFiles("/srv/store", v) },
+    // The refusals name the commands that get forward, each one shell word holding the secret's name.
+    { name: "file store secret name", build: (v) => fileStoreScripts("/srv/store", v, 2), quoted: (v) => [...storeFiles("/srv/store", v), ...["rollback", "start"].map((c) => `bin/rotate ${c} --stack <stack> --secret ${v} --yes`)] },
     ...sourceFields(),
     { name: "pinned known_hosts host (port 22)", build: (v) => ({ kh: pinnedKnownHosts("kh", v, 22, HOST_KEY) }) },
     { name: "pinned known_hosts host (port 2222)", build: (v) => ({ kh: pinnedKnownHosts("kh", v, 2222, HOST_KEY) }), quoted: (v) => [`[${v}]:2222`] },

@@ -43,12 +43,16 @@ test("file store (lib/scripts/store.ts): stage, promote, read, commit and the ro
         const at = `dir ${JSON.stringify(dir)}, name ${JSON.stringify(name)} (seed ${SEED})`;
         const s = fileStoreScripts(dir, name, 2);
         const secret = `new'"$(echo PWNED)\n`;
-        assert.equal(bash(s.stage, stdinFields(secret)).status, 0, at);
+        const old = `old'"\n${i}`;
+        fs.mkdirSync(dir, { recursive: true });
+        fs.writeFileSync(`${dir}/${name}`, old, { mode: 0o600 });
+        // The rotation's order: stage (new and the one in use), the gate's commit, promote.
+        assert.equal(bash(s.stage, stdinFields(secret, old)).status, 0, at);
         assert.equal(fs.readFileSync(`${dir}/${name}.new`, "utf8"), secret, at);
-        assert.equal(bash(s.promote, stdinFields(secret)).status, 0, at);
-        assert.deepEqual([bash(s.readCurrent).stdout, fs.existsSync(`${dir}/${name}.new`)], [secret, false], at);
-        assert.equal(bash(s.commit).status, 0, at);
+        assert.equal(bash(s.commit, stdinFields(secret, old)).status, 0, at);
         assert.equal(fs.readFileSync(`${dir}/${name}.committed`, "utf8"), "2\n", at);
+        assert.equal(bash(s.promote, stdinFields(secret)).status, 0, at);
+        assert.deepEqual([bash(s.readCurrent).stdout, fs.existsSync(`${dir}/${name}.new`), fs.readFileSync(`${dir}/${name}.previous`, "utf8")], [secret, false, old], at);
         assert.equal(bash(s.rollbackGuard).status, 1, at);
     }
 });
