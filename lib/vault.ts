@@ -356,21 +356,10 @@ export async function vaultStep(spec: VaultStepSpec, value: string | undefined, 
         case "promote": {
             const v = need();
             const { data, version } = await existing();
-            if (data.new === v) {
-                const previousGeneration = generationOf(data, "current") ?? k - 1;
-                const next: KvData = {
-                    ...without(data, "new", "new_generation"),
-                    current: v,
-                    current_generation: String(k),
-                    ...(str(data.current) ? { previous: data.current, previous_generation: String(previousGeneration) } : {}),
-                };
-                await writeKv(store, next, version, hooks);
-                return undefined;
-            }
-            if (data.current === v) return undefined; // promoted by an earlier, interrupted run
-            // The staged copy went missing after the gate (the store was written behind the rotation's
-            // back). The previous secret is revoked by now and every consumer holds this one: it is
-            // the current secret whatever the store says, so promotion writes it there and rolls forward.
+            if (data.current === v && data.new !== v) return undefined; // promoted by an earlier, interrupted run
+            // With the staged copy gone after the gate (the store written behind the rotation's back),
+            // the new secret is current all the same: the previous one is revoked by now and every
+            // consumer holds this one, so promotion writes it there and rolls forward.
             const previousGeneration = generationOf(data, "current") ?? k - 1;
             await writeKv(store, {
                 ...without(data, "new", "new_generation"),

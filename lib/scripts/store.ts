@@ -16,6 +16,8 @@ export function fileStoreScripts(dir: string, name: string, generation: number, 
     const previous = shq(`${dir}/${name}.previous`);
     const same = (file: string, v: string) => `{ [ -f ${file} ] && cmp -s ${file} <(printf '%s' "$${v}"); }`;
     const k = shq(generation);
+    /** Promotion keeps the secret it replaces as <name>.previous (bin/rotate check tells a consumer still on it). */
+    const keepPrevious = `if [ -f ${current} ]; then cp -- ${current} ${previous}.tmp && chmod 600 ${previous}.tmp && mv -f -- ${previous}.tmp ${previous}; fi`;
     const resumeCmd = `bin/rotate resume --stack ${stack} --yes`;
     const reused = (which: string) => `fail "store: the new secret of generation ${lit(generation)} is the same as ${which}: once the old one is revoked, that value would be revoked with it. Nothing was staged or granted. Make the generator (secret.generator) give a new value, then take generation ${lit(generation)} back (${lit(`bin/rotate rollback --stack ${stack} --secret ${name} --yes`)}) or start a new one (${lit(`bin/rotate start --stack ${stack} --secret ${name} --yes`)})."`;
     // Inside the double-quoted message: a value from config closes the quotes, enters as shq(), reopens them.
@@ -61,12 +63,12 @@ printf '%s\\n' ${k} > ${committed}.tmp && chmod 600 ${committed}.tmp && mv -f --
          */
         promote: `${preamble("NEW")}${atomicWriteFn()}if ${same(staged, "NEW")}; then
   chmod 600 ${staged}
-  if [ -f ${current} ]; then cp -- ${current} ${previous}.tmp && chmod 600 ${previous}.tmp && mv -f -- ${previous}.tmp ${previous}; fi
+  ${keepPrevious}
   mv -f -- ${staged} ${current}
 elif ${same(current, "NEW")}; then
   : # already promoted by an earlier, interrupted run
 else
-  if [ -f ${current} ]; then cp -- ${current} ${previous}.tmp && chmod 600 ${previous}.tmp && mv -f -- ${previous}.tmp ${previous}; fi
+  ${keepPrevious}
   printf '%s' "$NEW" | atomic_write ${current}
   rm -f -- ${staged}
 fi
