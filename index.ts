@@ -1,5 +1,6 @@
 // Entry point: validate the stack's `rotation:` config (the environment's
-// hosts and every secret), ask each Vault store's server, then build one
+// hosts and every secret), ask each Vault store's server, hold every moved
+// generation to its ceremony and window (lib/gates.ts), then build one
 // rotation per secret. Nothing is registered unless all of it is valid.
 import "./lib/debugLogFilter"; // first: keeps secrets out of the SDK's debug log
 import "./lib/sourcePositions"; // keeps one source frame per resource in the state, not the whole stack
@@ -7,6 +8,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { Rotation } from "./components/rotation";
 import { parseEnvironment } from "./lib/config";
 import { ConfigError, RotationRefusedError } from "./lib/errors";
+import { enforceGates } from "./lib/gates";
 import { readInventory } from "./lib/inventory";
 import { checkVaultStores, resolveEnvironment, rotationKeys } from "./lib/resolve";
 
@@ -22,6 +24,8 @@ async function validated(stack: string) {
         const env = parseEnvironment(stack, raw, inventory);
         const rotations = resolveEnvironment(stack, env, process.cwd(), inventory);
         await checkVaultStores(stack, rotations);
+        // The ceremony and the window hold for a plain `pulumi up` too, not only for bin/rotate start.
+        enforceGates({ stack, env, rotations, project: process.cwd() });
         return { inventory, rotations };
     } catch (e) {
         if (e instanceof ConfigError || e instanceof RotationRefusedError) {

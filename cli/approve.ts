@@ -6,8 +6,7 @@
  */
 import * as path from "path";
 import type { Approval, EnvironmentConfig, Reason } from "../lib/configSchema";
-import { type RequestedSecret, approveRequest, ceremonyOf, checkApproved, checkRequest, createRequest, planDigest, readRequest } from "../lib/ceremony";
-import { durationMs } from "../lib/schedule";
+import { type RequestedSecret, approveRequest, checkApproved, checkRequest, createRequest, governing, planDigest, readRequest } from "../lib/ceremony";
 import { RotationRefusedError } from "../lib/errors";
 import { SignatureError, signingKey } from "../lib/sshsig";
 import { type Common, load, printJson, say } from "./common";
@@ -30,19 +29,6 @@ export function envAfter(env: EnvironmentConfig, changes: Record<string, SecretC
         if ("note" in c && c.note === undefined) delete out.secrets[n].note;
     }
     return out;
-}
-
-/** The ceremony settings that govern a start of `names`, merged: every approvers file must vouch, the shortest validity wins. */
-function governing(env: EnvironmentConfig, names: string[]) {
-    const cs = names.map((n) => ceremonyOf(env, n)).filter((c) => c !== undefined);
-    if (!cs.length) return undefined;
-    const dirs = [...new Set(cs.map((c) => path.resolve(PROJECT, c.dir)))];
-    if (dirs.length > 1) throw new UsageError(`the secrets started together keep their ceremony requests in different directories (${dirs.join(", ")}); start them one at a time`);
-    return {
-        approvers: [...new Set(cs.map((c) => path.resolve(PROJECT, c.approvers)))],
-        dir: dirs[0],
-        validFor: cs.map((c) => c.validFor).sort((a, b) => durationMs(a) - durationMs(b))[0],
-    };
 }
 
 const requested = (env: EnvironmentConfig, names: string[]): RequestedSecret[] =>
@@ -71,7 +57,7 @@ export type CeremonyVerdict = { kind: "none" } | { kind: "approved"; approval: A
  * and the start stops.
  */
 export function ceremonyOfStart(o: Common & { yes?: boolean; request?: string; key?: string }, after: EnvironmentConfig, names: string[]): CeremonyVerdict {
-    const g = governing(after, names);
+    const g = governing(after, names, PROJECT);
     if (!g) {
         if (o.request) throw new UsageError(`--request: no secret of ${names.join(", ")} needs a ceremony on stack ${o.stack}`);
         return { kind: "none" };
@@ -108,7 +94,7 @@ export async function approve(o: Common & { request: string; yes?: boolean; key?
     const names = first.request.secrets.map((s) => s.name);
     for (const n of names) if (!(n in env.secrets)) throw new RotationRefusedError(`request ${first.request.id} names secret ${n}, which stack ${o.stack} does not have here. Nothing was changed`);
     const after = envAfter(env, Object.fromEntries(first.request.secrets.map((s) => [s.name, { generation: env.secrets[s.name].generation + 1, mode: "rotate" as const, reason: s.reason as Reason, note: s.note }])));
-    const g = governing(after, names);
+    const g = governing(after, names, PROJECT);
     if (!g) throw new RotationRefusedError(`request ${first.request.id}: none of ${names.join(", ")} needs a ceremony on stack ${o.stack}; there is nothing to approve`);
     const x = { stack: o.stack, digest: planDigest(o.stack, after, names), approvers: g.approvers };
     const lines = first.request.secrets.map((s) => `rotate:   ${describe(s)}`);

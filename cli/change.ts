@@ -20,6 +20,7 @@ import { describeWindow, isOpen, nextOpening } from "../lib/window";
 import { assertUnlocked } from "./backend";
 import { LockedError, PROJECT, UsageError, setSecretKeys, type StackConfig } from "./stack";
 import type { FileCopy } from "./stackFile";
+import { runBy } from "../provider/outcome";
 
 /**
  * Checks the config as it will be after the change (generations bumped,
@@ -93,21 +94,28 @@ async function finalUpdate(o: Mutating, stack: Stack, config: StackConfig, comma
  * (naming the next opening), or with `--due` left for later; with
  * `--outside-window` it goes ahead and its audit lines say so.
  */
-function windowVerdicts(o: Mutating & { outsideWindow?: boolean; due?: boolean }, env: EnvironmentConfig, names: string[], now: Date): { go: string[]; outside: string[] } {
+function windowVerdicts(o: Mutating & { outsideWindow?: string; due?: boolean }, env: EnvironmentConfig, names: string[], now: Date): { go: string[]; outside: string[] } {
     const closed = names.filter((n) => env.secrets[n].window && !isOpen(env.secrets[n].window!, now));
     const why = (n: string) => {
         const w = env.secrets[n].window!;
         return `${n}: outside its rotation window (${describeWindow(w)}); it next opens ${nextOpening(w, now).toISOString()}`;
     };
     if (!closed.length || o.outsideWindow) {
-        for (const n of closed) say(o, `rotate: ${why(n)}; going ahead (--outside-window, recorded in the audit log)`);
+        for (const n of closed) say(o, `rotate: ${why(n)}; going ahead (--outside-window "${o.outsideWindow}", recorded in every audit line of the generation)`);
         return { go: names, outside: closed };
     }
     if (o.due) {
         for (const n of closed) say(o, `rotate: due but not now: ${why(n)}`);
         return { go: names.filter((n) => !closed.includes(n)), outside: [] };
     }
-    throw new RotationRefusedError(`${closed.map(why).join("; ")}. Nothing was changed. Start it then, or pass --outside-window (recorded in the audit log)`);
+    throw new RotationRefusedError(`${closed.map(why).join("; ")}. Nothing was changed. Start it then, or pass --outside-window "<why>" (recorded in the audit log)`);
+}
+
+/** The config keys of leave to rotate generation `generation` of `n` outside its window: who (this user) and why. */
+function leave(n: string, generation: number, why: string): { secret: string; key: string; value: string }[] {
+    const who = runBy();
+    const by = who.operatorClaimed ? `${who.operatorClaimed} (${who.runBy})` : who.runBy;
+    return [["generation", String(generation)], ["by", by.slice(0, 100)], ["why", why]].map(([k, value]) => ({ secret: n, key: `outsideWindow.${k}`, value }));
 }
 
 /** Unfinished or not: every secret with a generation, as the stack's next `up` will run it. */
@@ -119,11 +127,12 @@ function checkNote(note: string | undefined): void {
     if (!r.success) throw new UsageError(`--note ${r.error.issues[0].message}`);
 }
 
-export async function start(o: Mutating & { secret?: string[]; due?: boolean; all?: boolean; outsideWindow?: boolean; reason?: Reason; note?: string; request?: string; key?: string }): Promise<number> {
+export async function start(o: Mutating & { secret?: string[]; due?: boolean; all?: boolean; outsideWindow?: string; reason?: Reason; note?: string; request?: string; key?: string }): Promise<number> {
     if ([!!o.secret?.length, !!o.due, !!o.all].filter(Boolean).length !== 1) {
         throw new UsageError("start: say which secrets: --secret <name> (repeatable), --due (those whose schedule says so) or --all");
     }
     checkNote(o.note);
+    if (o.outsideWindow !== undefined && !/^[^\r\n]{1,200}$/.test(o.outsideWindow.trim())) throw new UsageError('--outside-window says why, in one line of at most 200 characters, e.g. --outside-window "incident 4711: key leaked"');
     const { stack, config } = await load(o, !!o.yes);
     // Another operator's run is named at once, before the pre-flight; checked again just before writing.
     if (o.yes) await assertUnlocked(o.stack);
@@ -186,12 +195,14 @@ export async function start(o: Mutating & { secret?: string[]; due?: boolean; al
     const written = await setSecretKeys(stack, names.flatMap((n) => [
         { secret: n, key: "generation", value: String(env.secrets[n].generation + 1) },
         ...(env.secrets[n].mode !== "rotate" ? [{ secret: n, key: "mode", value: "rotate" }] : []),
-        // Recorded in every audit line of this generation; cleared for a generation started inside its window.
-        ...(outside.includes(n) || env.secrets[n].outsideWindow ? [{ secret: n, key: "outsideWindow", value: String(outside.includes(n)) }] : []),
+        // Leave for this generation only, recorded in its every audit line; an earlier generation's is removed.
+        ...(env.secrets[n].outsideWindow !== false ? [{ secret: n, key: "outsideWindow", value: undefined }] : []),
+        ...(outside.includes(n) ? leave(n, env.secrets[n].generation + 1, o.outsideWindow!) : []),
         { secret: n, key: "reason", value: reason },
         ...(o.note !== undefined || env.secrets[n].note !== undefined ? [{ secret: n, key: "note", value: o.note }] : []),
-        // The ceremony's witnesses of this generation; an earlier generation's do not carry over.
-        ...(approval ? ["request", "requester", "approver"].map((k) => ({ secret: n, key: `approval.${k}`, value: approval[k as keyof typeof approval] })) : env.secrets[n].approval ? [{ secret: n, key: "approval", value: undefined }] : []),
+        // The request that approves this generation: the program reads its witnesses from the signatures. An earlier generation's does not carry over.
+        ...(env.secrets[n].approval ? [{ secret: n, key: "approval", value: undefined }] : []),
+        ...(approval ? [{ secret: n, key: "approval.request", value: approval.request }] : []),
     ]));
     say(o, `rotate: rotating ${planned} on stack ${o.stack}`);
     const first = await update(o, stack, config, "start", secrets, `rotation of ${planned}`, undefined, pre, written);

@@ -98,7 +98,7 @@ export function runSecret(env: EnvironmentConfig, name: string, generation: numb
     return {
         name, generation, mode, consumers: s.consumers.map((c) => c.name), after: s.after,
         ...(s.rollout.waves.length > 1 || s.rollout.waves[0] !== "100%" ? { waves: s.rollout.waves } : {}),
-        reason: s.reason, ...(s.note ? { note: s.note } : {}), ...(s.approval ? { approval: s.approval } : {}),
+        reason: s.reason, ...(s.note ? { note: s.note } : {}), ...(s.approval ? { approval: { request: s.approval.request } } : {}),
     };
 }
 

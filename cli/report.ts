@@ -57,7 +57,7 @@ function header(run: RunRecord): Part {
 
 /** The reason, the note and the ceremony's witnesses, in words. */
 export const whyOf = (s: RunRecord["secrets"][number]) =>
-    [s.reason ?? "", s.note ? `"${s.note}"` : "", s.approval ? `requested by ${s.approval.requester}, approved by ${s.approval.approver} (request ${s.approval.request})` : ""].filter(Boolean).join(" · ") || "—";
+    [s.reason ?? "", s.note ? `"${s.note}"` : "", s.approval ? (s.approval.requester ? `requested by ${s.approval.requester}, approved by ${s.approval.approver} (request ${s.approval.request})` : `ceremony request ${s.approval.request}`) : ""].filter(Boolean).join(" · ") || "—";
 
 function secretsTable(run: RunRecord): Part {
     const t = table(["Secret", "Generation", "Mode", "Consumers", "Why", "After"], [200, 100, 90, 420, 360, 90],

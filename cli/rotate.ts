@@ -27,11 +27,19 @@ import { unlock } from "./unlock";
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
+/** What holds however the stack is run, and what only this console adds (README: "What the program enforces"). */
+const ENFORCED_HELP = `The program itself (so a plain \`bin/pulumi up\` too) refuses a new generation whose ceremony has no
+verified approval or whose window is closed without leave (rotation:secrets.<s>.outsideWindow), runs
+each rotation's pre-flight before anything changes, and writes who ran each step in the audit log.
+This console adds: bumping the generation for you, the ceremony's request and approval, naming the
+next window opening, automatic rollback (rollout.onFailure), live progress, the report, and
+putting the stack file back when nothing ran.`;
+
 /** The program: one subcommand per runbook action, each with its own --help. */
 function program(run: (p: Promise<number>) => void): Command {
     const cli = new Command("bin/rotate")
         .description("Rotates the secrets of a stack (an environment) with zero downtime: dual-active, every consumer verified before the old secret is revoked.")
-        .addHelpText("after", `\nWithout --yes, start, resume and rollback change nothing: they say what they would do.\n\n${EXIT_CODES_HELP}`)
+        .addHelpText("after", `\nWithout --yes, start, resume and rollback change nothing: they say what they would do.\n\n${ENFORCED_HELP}\n\n${EXIT_CODES_HELP}`)
         .showHelpAfterError("(bin/rotate <command> --help for its options)")
         .exitOverride();
     const stackOption = () => new Option("-s, --stack <name>", "the stack (environment), e.g. dev").env("PULUMI_STACK").makeOptionMandatory();
@@ -63,7 +71,7 @@ function program(run: (p: Promise<number>) => void): Command {
         .option("--secret <name>", "rotate this secret (repeatable)", collect)
         .option("--due", "every secret whose schedule says so (and say which)")
         .option("--all", "every secret of the stack")
-        .option("--outside-window", "start even where a secret's rotation window is closed (recorded in the audit log)")
+        .option("--outside-window <why>", "start even where a secret's rotation window is closed: why, recorded with who you are in every audit line of the generation")
         .addOption(new Option("--reason <reason>", "why, for the audit log (default: scheduled)").choices(REASONS))
         .option("--note <text>", "a note for the audit log, e.g. the incident's ticket (one line)")
         .option("--request <id>", "the ceremony: run this request, approved by a second person (bin/rotate approve)")

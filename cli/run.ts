@@ -14,6 +14,8 @@ import { readLastCheck } from "./common";
 import { stackLocks } from "./backend";
 import { LockedError, PROJECT } from "./stack";
 import { type FileCopy, restoreFile } from "./stackFile";
+import { appendChained } from "../lib/auditChain";
+import { runBy } from "../provider/outcome";
 
 /** The exit codes of bin/rotate, as README and --help give them. */
 export const EXIT = {
@@ -103,6 +105,27 @@ function putBackStackFile(o: Pick<RunOptions, "written" | "command">): string {
     }
 }
 
+/**
+ * The audit line of a secret whose run failed: how many consumers this run
+ * moved and which are not on the new generation yet, and who ran it. (A
+ * plain `pulumi up` has each consumer's own line; this adds the tally.)
+ */
+function recordFailedRun(o: RunOptions, steps: RunRecord["steps"], name: string): void {
+    const secret = o.secrets.find((x) => x.name === name);
+    if (!secret) return;
+    const rollouts = steps.filter((x) => x.secret === name && x.phase === "rollout" && x.consumer !== undefined);
+    const moved = rollouts.filter((x) => x.outcome === "ok").length;
+    const notMoved = rollouts.filter((x) => x.outcome !== "ok" && x.outcome !== "unchanged").map((x) => x.consumer!);
+    const first = steps.find((x) => x.secret === name && x.outcome === "failed");
+    const who = runBy();
+    appendChained(o.auditLog, {
+        time: new Date().toISOString(), stack: o.stack.name, secret: name, generation: secret.generation, mode: secret.mode, phase: "run-failed",
+        reason: secret.reason ?? "scheduled", consumers: moved, ...(notMoved.length ? { notUpdated: notMoved.join(", ") } : {}),
+        operator: secret.approval?.requester ?? who.runBy, ...who, outcome: "failed",
+        ...(first ? { detail: `${first.consumer ? `consumer ${first.consumer}` : first.step}: ${(first.error ?? "failed").split("\n")[0]}` } : {}),
+    });
+}
+
 export async function runUpdate(o: RunOptions): Promise<RunResult> {
     const stack = o.stack.name;
     const started = Date.now();
@@ -178,6 +201,7 @@ export async function runUpdate(o: RunOptions): Promise<RunResult> {
         if (ranNothing && o.written) next.splice(0, next.length, `${kept}: fix the cause above, then run bin/rotate ${o.command} again`);
     }
     const outcome: RunOutcome = ok ? (o.command === "rollback" ? "rolled-back" : "succeeded") : "failed";
+    if (!ranNothing) for (const s of failed) recordFailedRun(o, tracker.steps, s);
     const ended = Date.now();
     const record: RunRecord = {
         id: `${stack}-${compact(started)}-${o.command}`,

@@ -24,7 +24,8 @@ export interface RunSecret {
     /** Why this generation (the runbook's reason), a note, and the ceremony's witnesses if it had one. */
     reason?: string;
     note?: string;
-    approval?: { request: string; requester: string; approver: string };
+    /** The ceremony's request; who made and approved it when this run verified the signatures itself. */
+    approval?: { request: string; requester?: string; approver?: string };
 }
 
 /** A pre-flight's outcome, as start's --json, its report and `bin/rotate preflight --json` give it. */

@@ -108,8 +108,9 @@ export async function setSecretKeys(stack: Stack, values: { secret: string; key:
     for (const v of values) if (v.value !== undefined) map[`rotation:secrets.${v.secret}.${v.key}`] = { value: v.value };
     const gone = values.filter((v) => v.value === undefined).map((v) => `rotation:secrets.${v.secret}.${v.key}`);
     try {
-        if (Object.keys(map).length) await stack.setAllConfig(map, true);
+        // Removals first: a key removed and then written below (a whole `approval` or `outsideWindow`) starts afresh.
         if (gone.length) await stack.removeAllConfig(gone, true);
+        if (Object.keys(map).length) await stack.setAllConfig(map, true);
     } catch (e) {
         try {
             restoreFile(before);

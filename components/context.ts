@@ -49,11 +49,12 @@ export function auditSpec(ctx: RotationContext, phase: string, consumer?: string
             ...(consumer ? { consumer } : {}),
             reason: config.secret.reason,
             ...(config.secret.note ? { note: config.secret.note } : {}),
-            operator: config.secret.operator,
-            consumers: config.consumers.length,
-            // Started with `bin/rotate start --outside-window` although the secret's window was closed.
-            ...(config.outsideWindow ? { outsideWindow: "yes" } : {}),
-            // The two-person ceremony's witnesses (bin/rotate approve, lib/ceremony.ts).
+            // The team that owns the secret (its config's `operator`); who ran the step is added as it is written (provider/outcome.ts).
+            team: config.secret.operator,
+            consumersConfigured: config.consumers.length,
+            // Leave to rotate this generation outside its window: why, and who gave it (lib/gates.ts).
+            ...(config.windowOverride ? { outsideWindow: config.windowOverride.why, outsideWindowBy: config.windowOverride.by } : {}),
+            // The two-person ceremony's witnesses, from verified signatures only (lib/gates.ts).
             ...(config.approval ? { ceremony: config.approval.request, requestedBy: config.approval.requester, approvedBy: config.approval.approver } : {}),
         },
     };

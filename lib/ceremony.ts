@@ -45,6 +45,23 @@ export function ceremonyOf(env: EnvironmentConfig, name: string): CeremonyConfig
     return c?.required ? c : undefined;
 }
 
+/**
+ * The ceremony settings that govern a rotation of `names` together, merged:
+ * every approvers file must vouch, the shortest validity wins. Paths are
+ * resolved against `project`; undefined when none of them needs a ceremony.
+ */
+export function governing(env: EnvironmentConfig, names: string[], project: string): { approvers: string[]; dir: string; validFor: string } | undefined {
+    const cs = names.map((n) => ceremonyOf(env, n)).filter((c) => c !== undefined);
+    if (!cs.length) return undefined;
+    const dirs = [...new Set(cs.map((c) => path.resolve(project, c.dir)))];
+    if (dirs.length > 1) throw new RotationRefusedError(`the secrets ${names.join(", ")} keep their ceremony requests in different directories (${dirs.join(", ")}); rotate them one at a time`);
+    return {
+        approvers: [...new Set(cs.map((c) => path.resolve(project, c.approvers)))],
+        dir: dirs[0],
+        validFor: cs.map((c) => c.validFor).sort((a, b) => durationMs(a) - durationMs(b))[0],
+    };
+}
+
 /** JSON with keys sorted at every level: the same config gives the same bytes in every checkout. */
 export function canonical(v: unknown): string {
     if (Array.isArray(v)) return `[${v.map(canonical).join(",")}]`;
@@ -161,6 +178,8 @@ export interface Expected {
     digest: string;
     approvers: string[];
     now?: Date;
+    /** The rotation it approved has already started (a resume): the request's expiry no longer applies. */
+    started?: boolean;
 }
 
 /** The checks both `approve` and `start --request` make before anything else: who asked, for which stack and plan, still in time. */
@@ -171,7 +190,7 @@ export function checkRequest(r: ReturnType<typeof readRequest>, x: Expected): Si
     const requester = signerOf(bytes, fs.readFileSync(files.requesterSig, "utf8"), x.approvers, "requester", id);
     if (request.stack !== x.stack) throw new RotationRefusedError(`request ${id} is for stack ${request.stack}, not ${x.stack}. Nothing was changed`);
     const now = x.now ?? new Date();
-    if (now.getTime() > Date.parse(request.expiresAt)) throw new RotationRefusedError(`request ${id} expired at ${request.expiresAt}; make a new one (bin/rotate start without --request). Nothing was changed`);
+    if (!x.started && now.getTime() > Date.parse(request.expiresAt)) throw new RotationRefusedError(`request ${id} expired at ${request.expiresAt}; make a new one (bin/rotate start without --request). Nothing was changed`);
     if (request.planDigest !== x.digest) {
         throw new RotationRefusedError(`request ${id} is for another plan (digest ${request.planDigest.slice(0, 12)}…, the plan now is ${x.digest.slice(0, 12)}…): the inventory, a generation, the reason or the note changed since it was made; make a new request. Nothing was changed`);
     }

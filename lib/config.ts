@@ -290,8 +290,8 @@ export function secretRotation(env: EnvironmentConfig, name: string): RotationCo
         after: s.after,
         rollout: s.rollout,
         ...(s.window ? { window: s.window } : {}),
-        outsideWindow: s.outsideWindow,
-        ...(s.approval ? { approval: s.approval } : {}),
+        // Leave for exactly this generation; the approval's witnesses are added only once verified (lib/gates.ts).
+        ...(typeof s.outsideWindow === "object" && s.outsideWindow.generation === s.generation ? { windowOverride: s.outsideWindow } : {}),
     });
 }
 

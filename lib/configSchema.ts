@@ -48,12 +48,27 @@ const shellCommand = text.refine((s) => s.length <= 4096, "must be at most 4096 
 /** z.url() alone accepts any scheme (file:, javascript:, ftp:); these URLs are fetched with curl. */
 const httpUrl = () => z.url({ protocol: /^https?$/, error: "must be an http(s) URL" });
 
-/** The ceremony's witnesses of one generation: the request and who made and approved it (lib/ceremony.ts). */
+/** The ceremony's witnesses of one generation: the request and who made and approved it, as their signatures say (lib/ceremony.ts). */
 const principal = z.string().regex(/^[^\s"\\]{1,200}$/, "must be an allowed signer's principal");
-const approvalSchema = z.strictObject({
-    request: z.string().regex(/^[A-Za-z0-9_.-]{1,100}$/, "must be a request id"),
-    requester: principal,
-    approver: principal,
+const requestId = z.string().regex(/^[A-Za-z0-9_.-]{1,100}$/, "must be a request id");
+const witnessSchema = z.strictObject({ request: requestId, requester: principal, approver: principal });
+/**
+ * In the stack config: which request approves this generation. The program
+ * reads the witnesses from the request's signatures (lib/gates.ts); a
+ * `requester` or `approver` written here (as 0.3 did) is never believed.
+ */
+const approvalSchema = z.strictObject({ request: requestId, requester: principal.optional(), approver: principal.optional() });
+
+/**
+ * Leave to rotate one generation outside the secret's window: for which
+ * generation, who decided and why. Every audit line of that generation
+ * records it; for any other generation it is ignored. `false` (or the 0.3
+ * `true`, which says neither who nor why) is no leave.
+ */
+const windowOverride = z.strictObject({
+    generation: z.preprocess((v) => (typeof v === "string" && /^\d+$/.test(v) ? Number(v) : v), wholeNumber().min(1, "must be 1 or more")),
+    by: text.refine((s) => s.length <= 100 && !/[\r\n]/.test(s), "must be one line of at most 100 characters"),
+    why: text.refine((s) => s.length <= 200 && !/[\r\n]/.test(s), "must be one line of at most 200 characters"),
 });
 
 /** How to reach a host over SSH; the host key is pinned, inline or from a file. */
@@ -251,10 +266,10 @@ const rotationConfigSchema = z.strictObject({
     rollout: rolloutSchema.default({ waves: ["100%"], onFailure: "stop" }),
     /** When bin/rotate may start a rotation of it (lib/window.ts); none: any time. */
     window: windowSchema.optional(),
-    /** Set by `bin/rotate start --outside-window` for this generation; the audit lines record it. */
-    outsideWindow: z.boolean().default(false),
-    /** The ceremony's witnesses of this generation, when it had one. */
-    approval: approvalSchema.optional(),
+    /** Leave to rotate this generation outside its window (lib/gates.ts); the audit lines record it. */
+    windowOverride: windowOverride.optional(),
+    /** The ceremony's witnesses of this generation, verified from the request's signatures (lib/gates.ts). */
+    approval: witnessSchema.optional(),
 });
 
 export type RotationConfig = z.output<typeof rotationConfigSchema>;
@@ -335,11 +350,11 @@ export const secretEntry = z.strictObject({
     rollout: rolloutSchema.default({ waves: ["100%"], onFailure: "stop" }),
     /** When a rotation may start: {days: [mon, ...], start: "09:00", end: "17:00", timeZone: "Europe/Berlin"}. */
     window: windowSchema.optional(),
-    /** Set by `bin/rotate start --outside-window` (recorded in the audit lines); do not set by hand. */
-    outsideWindow: flag.default(false),
+    /** Leave to rotate generation N outside the window: {generation: N, by: <who>, why: <text>} (bin/rotate start --outside-window <why> writes it). */
+    outsideWindow: z.union([flag, windowOverride], { error: "must be {generation, by, why} (or false)" }).default(false),
     /** Two-person approval for this secret; overrides the stack's `rotation:ceremony`. */
     ceremony: ceremonySchema.optional(),
-    /** Set by `bin/rotate start --request <id>` once the approval is verified: the ceremony's witnesses, recorded in the audit lines; do not set by hand. */
+    /** The request that approves this generation (bin/rotate start --request <id> writes it); the program verifies its signatures. */
     approval: approvalSchema.optional(),
 });
 
@@ -355,6 +370,8 @@ export const environmentSchema = z.strictObject({
 export type EnvironmentConfig = z.output<typeof environmentSchema>;
 export type CeremonyConfig = z.output<typeof ceremonySchema>;
 export type Approval = z.output<typeof approvalSchema>;
+export type Witnesses = z.output<typeof witnessSchema>;
+export type WindowOverride = z.output<typeof windowOverride>;
 export type HostEntry = z.output<typeof hostEntry>;
 export type SecretEntry = z.output<typeof secretEntry>;
 export type ConsumerEntry = z.output<typeof consumerEntry>;

@@ -8,6 +8,8 @@ import { VaultError, storeLabel, vaultPreflight, type VaultStore } from "./vault
 
 export interface ResolvedRotation {
     config: RotationConfig;
+    /** The generation whose revocation started, as the store says (file stores here, Vault in checkVaultStores). */
+    committed?: number;
     sourceHostKey?: string;
     consumerHostKeys: Record<string, string>;
 }
@@ -59,10 +61,12 @@ export function resolveEnvironment(stack: string, env: EnvironmentConfig, baseDi
         const config = secretRotation(resolvedEnv, name);
         const entry = env.secrets[name];
         const field = `secrets.${name}`;
+        let committed: number | undefined;
         if (config.store.kind === "file") {
             config.store.dir = abs(config.store.dir);
             try {
-                checkCommittedGeneration(stack, config, committedGeneration(config.store.dir, name));
+                committed = committedGeneration(config.store.dir, name);
+                checkCommittedGeneration(stack, config, committed);
             } catch (e) {
                 if (e instanceof ConfigError) problems.push(...e.problems);
                 else throw e;
@@ -91,7 +95,7 @@ export function resolveEnvironment(stack: string, env: EnvironmentConfig, baseDi
         const consumerHostKeys: Record<string, string> = {};
         entry.consumers.forEach((c) => (consumerHostKeys[c.name] = hostKeys[c.host]));
         logChecked.push({ field: `${field}.consumers`, consumers: config.consumers });
-        out.push({ config, sourceHostKey, consumerHostKeys });
+        out.push({ config, sourceHostKey, consumerHostKeys, ...(committed !== undefined ? { committed } : {}) });
     }
     problems.push(...logPatternProblems(logChecked));
     if (problems.length) throw new ConfigError(stack, inventoryProblems(problems, inventory));
@@ -137,12 +141,14 @@ export function resolveVaultStore(st: VaultStore, baseDir: string, at: string): 
  */
 export async function checkVaultStores(stack: string, rotations: ResolvedRotation[]): Promise<void> {
     const problems: string[] = [];
-    await Promise.all(rotations.map(async ({ config }) => {
+    await Promise.all(rotations.map(async (r) => {
+        const { config } = r;
         const store = config.store;
         if (store.kind !== "vault" || config.generation === 0) return;
         const at = `${CONFIG_NAMESPACE}:secrets.${config.secret.name}.store`;
         try {
             const { committed, exists } = await vaultPreflight(store);
+            r.committed = committed;
             if (!exists) problems.push(`${at}: ${storeLabel(store)}: no secret at this path: put the secret in use as field "current" first`);
             checkCommittedGeneration(stack, config, committed);
         } catch (e) {

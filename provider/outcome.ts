@@ -2,6 +2,7 @@
  * How a step reports: errors titled in the runbook's words with every secret
  * redacted, and one audit line per outcome.
  */
+import * as os from "os";
 import { appendChained } from "../lib/auditChain";
 import type { RunResult } from "./exec";
 import type { AuditSpec } from "./types";
@@ -38,10 +39,46 @@ export function failure(title: string, r: RunResult, opts: { where: string; time
     return new StepError(`${title}: ${why}${opts.where}${tries}${tail ? `: ${tail}` : ""}`);
 }
 
+/**
+ * Who runs this step: the OS user at this machine (the provider runs as the
+ * user who ran `pulumi up`), and whom they say they are (ROTATION_OPERATOR)
+ * when set. The audit line's `operator` is the ceremony's verified requester
+ * when there is one, otherwise that user.
+ */
+export function runBy(env: NodeJS.ProcessEnv = process.env): { runBy: string; operatorClaimed?: string } {
+    let user: string;
+    try {
+        user = os.userInfo().username;
+    } catch {
+        user = env.USER ?? `uid ${process.getuid?.() ?? "?"}`;
+    }
+    const claimed = env.ROTATION_OPERATOR?.trim().replace(/[\r\n]+/g, " ").slice(0, 100);
+    return { runBy: `${user}@${os.hostname()}`, ...(claimed ? { operatorClaimed: claimed } : {}) };
+}
+
+/**
+ * The consumers each rotation moved in this run (one provider process
+ * serves one update): the closing line counts these, not the configured ones.
+ */
+const moved = new Map<string, Set<string>>();
+const rotationKey = (r: AuditSpec["record"]) => JSON.stringify([r.stack, r.secret, r.generation, r.mode]);
+const ROLLED = new Set(["consumer-verified", "consumer-restored"]);
+const CLOSING = new Set(["completed", "rolled-back"]);
+
 /** One line of the hash-chained audit log (lib/auditChain.ts). */
 export function appendAudit(audit: AuditSpec | undefined, outcome: "ok" | "failed", detail?: string): void {
     if (!audit) return;
-    appendChained(audit.path, { time: new Date().toISOString(), ...audit.record, outcome, ...(detail ? { detail } : {}) });
+    const r = audit.record;
+    const key = rotationKey(r);
+    if (outcome === "ok" && ROLLED.has(String(r.phase)) && r.consumer !== undefined) {
+        if (!moved.has(key)) moved.set(key, new Set());
+        moved.get(key)!.add(String(r.consumer));
+    }
+    const who = runBy();
+    const operator = typeof r.requestedBy === "string" ? r.requestedBy : who.runBy;
+    // The closing line: how many consumers this run moved (a resume moves only those left).
+    const count = CLOSING.has(String(r.phase)) ? { consumers: moved.get(key)?.size ?? 0 } : {};
+    appendChained(audit.path, { time: new Date().toISOString(), ...r, operator, ...who, ...count, outcome, ...(detail ? { detail } : {}) });
 }
 
 /** The audit phase of undoing a step: a grant withdrawn, a staged copy removed. */
