@@ -2,6 +2,7 @@
 // lab: six consumers (env files on the lab's three hosts whose health command
 // authenticates to Redis) in waves [1, 2, "100%"].
 import assert from "node:assert/strict";
+import * as os from "node:os";
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import { after, test } from "node:test";
@@ -141,17 +142,18 @@ test("a closed window refuses start naming the next opening; --outside-window pr
     const refused = wsRb.rotate(["start", "--secret", rb.secret, "--yes"]);
     assert.equal(refused.code, 3, refused.stdout + refused.stderr);
     assert.match(refused.stderr, new RegExp(`${rb.secret}: outside its rotation window \\(sun,mon,tue,wed,thu,fri,sat ${window.start}-${window.end} UTC\\); it next opens ${opening.toISOString().replace(/\./g, "\\.")}`));
-    assert.match(refused.stderr, /pass --outside-window/);
+    assert.match(refused.stderr, /pass --outside-window "<why>"/);
     assert.equal(JSON.stringify(wsRb.stackConfig()), before, "nothing was changed");
 
     const old = currentSecret(rb);
-    const r = wsRb.rotate(["start", "--secret", rb.secret, "--yes", "--outside-window"]);
+    const r = wsRb.rotate(["start", "--secret", rb.secret, "--yes", "--outside-window", "INC-9 key in a paste"]);
     assert.equal(r.code, 0, r.stdout + r.stderr);
-    assert.match(r.stdout, /going ahead \(--outside-window, recorded in the audit log\)/);
+    assert.match(r.stdout, /going ahead \(--outside-window "INC-9 key in a paste", recorded in every audit line of the generation\)/);
     remember(currentSecret(rb));
     assert.equal(verify(rb, old), "ok");
     const lines = wsRb.auditLines().filter((l) => l.secret === rb.secret && l.generation === 2 && l.mode === "rotate");
-    assert.ok(lines.length >= 10 && lines.every((l) => l.outsideWindow === "yes"), `every audit line of generation 2 records the override (${lines.length} lines)`);
+    const me = `${os.userInfo().username}@${os.hostname()}`;
+    assert.ok(lines.length >= 10 && lines.every((l) => l.outsideWindow === "INC-9 key in a paste" && l.outsideWindowBy === me), `every audit line of generation 2 records the leave and who gave it (${lines.length} lines)`);
     assert.ok(lines.some((l) => l.phase === "completed"));
 });
 
