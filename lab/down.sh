@@ -35,8 +35,10 @@ bao_stop
 kill_listeners "$BAO_IP"
 
 say "stopping postgres"
-if [[ -f "$LAB_DIR/pg/data/postmaster.pid" ]]; then
-  (cd / && runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$LAB_DIR/pg/data" stop -m fast -w -t 20 >/dev/null 2>&1) || true
+# $LAB_DIR/pg may be a link (lab/up.sh: a lab dir user postgres cannot traverse).
+PGD="$(readlink -f "$LAB_DIR/pg" 2>/dev/null || echo "$LAB_DIR/pg")/data"
+if [[ -f "$PGD/postmaster.pid" ]]; then
+  (cd / && runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PGD" stop -m fast -w -t 20 >/dev/null 2>&1) || true
 fi
 kill_listeners "$PG_IP"
 

