@@ -83,6 +83,14 @@ function consumersTable(groups: Group[]): Part {
     return { html: t.html, height: t.height + rollouts.reduce((n, s) => n + 20 * (lines(s.error ?? "", 640, 7.5) - 1), 0) };
 }
 
+/** Verification 3: each logged consumer's auth failures after the revocation, 0 included. */
+function authFailuresTable(rows: NonNullable<RunRecord["authFailures"]>): Part {
+    const since = (r: (typeof rows)[number]) => (r.since === "revocation" ? "the revocation (the gate noted the log's size)" : "the check's start (the gate ran in an earlier run)");
+    const count = (r: (typeof rows)[number]) => (r.count === null ? `<span class="bad">not searched</span>` : r.count > 0 ? `<span class="bad">${r.count}</span>` : "0");
+    return table(["Secret", "Generation", "Consumer", "Auth failures", "Counted since"], [200, 110, 250, 150, 550],
+        rows.map((r) => [esc(r.secret), `g${r.generation}`, esc(r.consumer), count(r), since(r)]));
+}
+
 const AUDIT_COLUMNS = ["time", "secret", "generation", "phase", "outcome", "consumer"];
 
 /** Every field of an audit line the columns do not show, the chain's hashes shortened. */
@@ -130,6 +138,7 @@ function build(run: RunRecord): { html: string; width: number; height: number } 
         ...(failure(run) ? [section("What to do next", nextSteps(run), ` class="next"`)] : []),
         section("Timeline", timeline(run, groups)),
         section("Consumers", consumersTable(groups)),
+        ...(run.authFailures ? [section("After the revocation: auth failures in consumer logs", authFailuresTable(run.authFailures))] : []),
         section(`Audit lines appended by this run (${run.audit.length})`, auditTable(run)),
         section("Last drift check", lastCheck(run)),
     ];

@@ -9,7 +9,7 @@ import * as path from "path";
 import type { Stack } from "@pulumi/pulumi/automation";
 import { LiveView, RunTracker, plainLine, renderFrame } from "./progress";
 import { writeReport } from "./report";
-import type { RunOutcome, RunRecord, RunSecret } from "./runRecord";
+import { authFailureRows, type RunOutcome, type RunRecord, type RunSecret } from "./runRecord";
 import { readLastCheck } from "./common";
 import { stackLocks } from "./backend";
 import { LockedError, PROJECT } from "./stack";
@@ -203,6 +203,8 @@ export async function runUpdate(o: RunOptions): Promise<RunResult> {
     const outcome: RunOutcome = ok ? (o.command === "rollback" ? "rolled-back" : "succeeded") : "failed";
     if (!ranNothing) for (const s of failed) recordFailedRun(o, tracker.steps, s);
     const ended = Date.now();
+    const audit = auditOfRun(o.auditLog, stack, started);
+    const authFailures = authFailureRows(audit);
     const record: RunRecord = {
         id: `${stack}-${compact(started)}-${o.command}`,
         stack,
@@ -213,11 +215,12 @@ export async function runUpdate(o: RunOptions): Promise<RunResult> {
         exitCode,
         secrets: o.secrets,
         steps: tracker.steps,
-        audit: auditOfRun(o.auditLog, stack, started),
+        audit,
         next,
         errors,
         ...(o.preflight ? { preflight: o.preflight } : {}),
         ...lastCheckOf(stack),
+        ...(authFailures.length ? { authFailures } : {}),
     };
     const report = writeReport(record, path.join(PROJECT, ".state", "reports"));
     return { record, report };

@@ -82,6 +82,40 @@ export interface RunRecord {
     preflight?: PreflightResult;
     /** The stack's last `bin/rotate check` (cli/check.ts), if any: when, and who was not on the current secret. */
     lastCheck?: { time: string; ok: boolean; off: { secret: string; consumer: string; holds: string }[] };
+    /** Verification 3: each logged consumer's auth failures after the revocation, from this run's `consumers-verified` audit lines. */
+    authFailures?: AuthFailureRow[];
+}
+
+/** One consumer's auth failures counted after the revocation (provider/authFailures.ts). */
+export interface AuthFailureRow {
+    secret: string;
+    generation: number;
+    consumer: string;
+    /** Null: its log could not be searched. */
+    count: number | null;
+    /** Counted from the gate, just before the revocation; or from the check's own start (the gate ran in an earlier run). */
+    since: "revocation" | "check";
+}
+
+/**
+ * The counts of the `consumers-verified` audit lines ("web-1=0 web-2=3",
+ * "?" not searched); a later line of the same secret and generation (a
+ * resume's) replaces an earlier one.
+ */
+export function authFailureRows(audit: Record<string, unknown>[]): AuthFailureRow[] {
+    const latest = new Map<string, AuthFailureRow[]>();
+    for (const l of audit) {
+        if (l.phase !== "consumers-verified" || typeof l.authFailures !== "string") continue;
+        const fromCheck = new Set(String(l.authFailuresFromCheck ?? "").split(" ").filter(Boolean));
+        const rows = l.authFailures.split(" ").filter(Boolean).map((pair): AuthFailureRow => {
+            const at = pair.lastIndexOf("=");
+            const consumer = pair.slice(0, at);
+            const n = pair.slice(at + 1);
+            return { secret: String(l.secret), generation: Number(l.generation), consumer, count: /^\d+$/.test(n) ? Number(n) : null, since: fromCheck.has(consumer) ? "check" : "revocation" };
+        });
+        latest.set(`${l.secret}\0${l.generation}`, rows);
+    }
+    return [...latest.values()].flat();
 }
 
 /** A secret as the run's lines name it: `app-redis 2 -> 3`, or `app-redis generation 3` taken back. */

@@ -21,7 +21,9 @@ export interface RotationGateArgs {
  * reloaded and found healthy. First it asks every consumer (not only those
  * this run deployed to) which secret its config holds, by an HMAC under a
  * fresh nonce (provider/drift.ts): one reverted behind the rotation's back,
- * or unreachable, keeps the gate shut and is named. Then it records in the
+ * or unreachable, keeps the gate shut and is named. It notes each consumer
+ * log's size, from which the verification counts auth failures after the
+ * revocation (provider/authFailures.ts). Then it records in the
  * store (a file store's marker, a Vault secret's metadata) that revocation
  * of the previous secret starts, after which rollback is refused.
  */
@@ -36,7 +38,7 @@ export class RotationGate extends SinglePhase {
                 title: `${config.secret.name}: gate, all ${config.consumers.length} consumers verified on g${config.generation}`,
                 ...storeStep(ctx, "commit"),
                 hosts,
-                drift: config.consumers.map((c) => ({ host: hostOf(c), consumer: c.name, label: consumerLabel(ctx, c), configPath: c.configPath, write: c.write, timeoutSeconds: c.timeoutSeconds })),
+                drift: config.consumers.map((c) => ({ host: hostOf(c), consumer: c.name, label: consumerLabel(ctx, c), configPath: c.configPath, write: c.write, timeoutSeconds: c.timeoutSeconds, ...(c.logCheck ? { logPath: c.logCheck.path } : {}) })),
                 ...(src.kind === "postgres-role" ? { users: { current: postgresLogin(src, args.credential.generation), previous: postgresLogin(src, args.previous.generation) } } : {}),
                 stdin: pulumi.all([args.credential.value, args.previous.value]).apply(([n, o]) => stdinFields(n, o)),
                 phase: "rolled-out",

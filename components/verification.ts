@@ -17,8 +17,10 @@ export interface VerificationArgs {
 
 /**
  * After revocation and promotion: the old secret is rejected and the new one
- * accepted at the source, and every consumer is still healthy (one step for
- * all consumers, checked in parallel; its error names each one that failed).
+ * accepted at the source, and every consumer is still healthy with no auth
+ * failures in its log since the revocation (one step for all consumers,
+ * checked in parallel; its error names each one that failed, and its audit
+ * line `consumers-verified` carries each consumer's count).
  */
 export class Verification extends pulumi.ComponentResource {
     /** Both checks; the audit record waits for them. */
@@ -39,12 +41,14 @@ export class Verification extends pulumi.ComponentResource {
             phase: "verified",
         }, { parent: this, dependsOn: args.after });
         const { hosts, hostOf } = consumerHosts(ctx);
-        const checks = config.consumers.map((c) => ({ ...healthPolicy(ctx, c), host: hostOf(c) }));
+        // A consumer with a logCheck has its auth failures since the revocation counted too (provider/authFailures.ts).
+        const checks = config.consumers.map((c) => ({ ...healthPolicy(ctx, c), host: hostOf(c), ...(c.logCheck ? { consumer: c.name, logCheck: c.logCheck } : {}) }));
         const consumers = phaseStep(ctx, `${name}-consumers`, {
             title: `${config.secret.name}: all ${config.consumers.length} consumers healthy after revocation`,
             op: "health",
             hosts,
             checks,
+            phase: "consumers-verified",
         }, { parent: this, dependsOn: args.after });
         this.done = [source, consumers];
         this.registerOutputs({});

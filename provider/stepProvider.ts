@@ -20,7 +20,7 @@ import { createHash, randomUUID } from "crypto";
 import type * as provider from "@pulumi/pulumi/provider";
 import { runAt, where } from "./exec";
 import { checkDrift } from "./drift";
-import { checkAll } from "./health";
+import { VerificationError, noteLogSizes, runKeyOf, verifyConsumers, withFields } from "./authFailures";
 import { deleteRefusal, noteAuditLog } from "./deleteGuard";
 import { StepError, appendAudit, failure, redact, sleep, splitFields, undoPhase } from "./outcome";
 import { randomSecret } from "./random";
@@ -62,8 +62,13 @@ export async function perform(props: StepProps): Promise<string | undefined> {
     const secrets = splitFields(props.stdin);
     try {
         let stdout: string | undefined;
+        let found: Record<string, string> | undefined;
         // The gate asks every consumer first: nothing is committed while one is not on the new secret.
-        if (props.drift) await checkDrift(props, secrets);
+        // Then it notes each consumer log's size: the verification counts auth failures from there.
+        if (props.drift) {
+            await checkDrift(props, secrets);
+            await noteLogSizes(props);
+        }
         if (props.op === "rollout") {
             await rollout(props.rollout!, props.stdin ?? "");
         } else if (props.op === "random") {
@@ -73,15 +78,15 @@ export async function perform(props: StepProps): Promise<string | undefined> {
             stdout = await vaultStep(props.vault!, secrets[0], { previous: secrets[1], stack: String(record.stack ?? "<stack>"), secret: String(record.secret ?? "<secret>") });
         } else if (props.op === "health") {
             const checks = (props.checks ?? []).map(({ host, ...c }) => ({ ...c, target: props.hosts![host] }));
-            await checkAll(checks, props.title, secrets);
+            found = await verifyConsumers(checks, props.title, runKeyOf(props), secrets);
         } else {
             stdout = await runScript(props, props.script ?? "true", props.title);
         }
-        appendAudit(props.audit, "ok");
+        appendAudit(withFields(props.audit, found), "ok");
         return props.captureStdout ? stdout : undefined;
     } catch (e) {
         const message = e instanceof StepError ? e.message : redact(`${props.title}: ${String((e as Error).message)}`, secrets);
-        appendAudit(props.audit, "failed", message.split("\n")[0]);
+        appendAudit(withFields(props.audit, e instanceof VerificationError ? e.auditFields : undefined), "failed", message.split("\n")[0]);
         throw new StepError(message);
     }
 }

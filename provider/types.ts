@@ -34,9 +34,19 @@ export interface HealthCheck extends HealthPolicy {
     target: SshTarget;
 }
 
+/** A consumer's log and the pattern (grep -E) of its auth failures, searched for `windowSeconds` after a change. */
+export interface LogCheck {
+    path: string;
+    pattern: string;
+    windowSeconds: number;
+}
+
 /** In a "health" step: the host is a key of the step's `hosts` (each host once, not per consumer). */
 export interface ConsumerCheck extends HealthPolicy {
     host: string;
+    /** The consumer's name; with `logCheck`, its auth failures since the revocation are counted (provider/authFailures.ts). */
+    consumer?: string;
+    logCheck?: LogCheck;
 }
 
 /** Everything one consumer's rollout needs: write (with .bak), reload, health, log check. */
@@ -46,7 +56,7 @@ export interface RolloutSpec extends HealthCheck {
     write: WriteSpec;
     /** The operator's reload command, run on the host as written. */
     reload: string;
-    logCheck?: { path: string; pattern: string; windowSeconds: number };
+    logCheck?: LogCheck;
 }
 
 export type StepOp = "script" | "rollout" | "health" | "random" | "vault";
@@ -61,6 +71,8 @@ export interface DriftCheck {
     configPath: string;
     write: WriteSpec;
     timeoutSeconds: number;
+    /** The consumer's log (its `logCheck.path`): its size is noted as the anchor of the count after the revocation. */
+    logPath?: string;
 }
 
 export interface StepProps {

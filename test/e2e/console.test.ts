@@ -1,9 +1,10 @@
 // The operator's console (bin/rotate on the Automation API) against the real
 // engine and lab: the plan picture, live progress in a pseudo-terminal and as
 // plain lines, the report of a real run rendered in headless Chromium, the
-// dry runs that change nothing, and every documented exit code.
+// dry runs that change nothing, every documented exit code, and Verification 3
+// (auth failures counted in the consumers' logs after the revocation).
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -13,7 +14,7 @@ import { rotationPlan } from "../../lib/plan";
 import { analyzePng, chromiumPath, screenshot } from "./browser";
 import { assertRedisMoved, remember } from "./checks";
 import { consumerEntry, fleetOf } from "./fleet";
-import { hosts, lab, labCtl, redisAuthOk, redisStack, storeValue } from "./lab";
+import { consumerState, hosts, lab, labCtl, redisAuthOk, redisStack, sha256, storeValue } from "./lab";
 import { scanForLeaks } from "./leaks";
 import { captured, ROOT, Workspace } from "./workspace";
 
@@ -172,6 +173,7 @@ test("start in a terminal: one line per consumer, redrawn in place, ending in it
     assert.equal(fs.statSync(report).mode & 0o777, 0o600);
     const html = fs.readFileSync(report, "utf8");
     for (const c of redisConsumers()) assert.ok(html.includes(c), `the report names ${c}`);
+    for (const c of redisConsumers()) assert.match(html, new RegExp(`<td>${c}</td><td>0</td><td>the revocation`), `the report shows ${c}'s auth failures after the revocation: 0`);
     if (!chromiumPath()) throw new Error("chromium is not installed: bin/test installs it (apt-get install chromium)");
     const width = Number(/data-width="(\d+)"/.exec(html)?.[1] ?? 1300);
     const height = Number(/data-height="(\d+)"/.exec(html)?.[1] ?? 1800);
@@ -305,6 +307,65 @@ test("exit 5: a failure after the gate opened says roll forward; resume complete
     const rows = JSON.parse(status.stdout).secrets as { secret: string; generation: number; committed: number; lastOutcome: string }[];
     assert.deepEqual(rows.map((x) => [x.secret, x.generation, x.committed]).sort(), [[REDIS, 2, 2], [TOKEN, 1, 1]]);
     assert.ok(rows.every((x) => x.lastOutcome.startsWith("completed ok")), JSON.stringify(rows));
+});
+
+/**
+ * A stray client on a consumer's host that still uses a stale copy of the
+ * Redis password: it pings Redis every 0.2 s and, when refused, appends an
+ * AUTH_FAILED line to that consumer's log. Only paths reach its command line.
+ */
+function strayClient(host: string, password: string): { stop: () => void } {
+    const l = lab();
+    const h = hosts().find((x) => x.name === host)!;
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "stray-client-"));
+    fs.writeFileSync(path.join(dir, "pass"), password, { mode: 0o600 });
+    const loop = `while :; do
+  REDISCLI_AUTH="$(cat "$1")" redis-cli --no-auth-warning -h ${l.redis.host} -p ${l.redis.port} --user ${l.redis.user} PING 2>/dev/null | grep -qx PONG ||
+    echo "$(date -Is) AUTH_FAILED stray client with a stale copy of the password" >> "$2"
+  sleep 0.2
+done`;
+    const child = spawn("bash", ["-c", loop, "stray", path.join(dir, "pass"), path.join(h.logDir, "redis-app.log")], { detached: true, stdio: "ignore" });
+    return { stop: () => { process.kill(-child.pid!, "SIGKILL"); fs.rmSync(dir, { recursive: true, force: true }); } };
+}
+
+test("exit 5: a stray client on the old password after the revocation fails the verification, naming the consumer and its count; nothing is undone; resume completes", async () => {
+    const old = storeValue(REDIS);
+    const stray = strayClient("host2", old);
+    let r;
+    try {
+        r = await ws.rotateSampled(["start", "--secret", REDIS, "--yes", "--json"]);
+    } finally {
+        stray.stop();
+    }
+    assert.equal(r.code, 5, r.stdout + r.stderr);
+    const doc = JSON.parse(r.stdout);
+    const verify = doc.steps.find((s: { step: string }) => s.step === "verify/consumers");
+    assert.equal(verify.outcome, "failed");
+    const count = /app-redis → consumer redis-host2: (\d+) auth failure\(s\) in \/var\/log\/rotation-app\/redis-app\.log since the revocation/.exec(verify.error);
+    assert.ok(count && Number(count[1]) > 0, verify.error);
+    assert.match(verify.error, /1 of 3 consumers logged auth failures after the revocation/, "only redis-host2 is named");
+    assert.ok(doc.next.some((n: string) => /its revocation has started, so roll forward: fix the cause above, then bin\/rotate resume --stack e2e --yes/.test(n)), doc.next.join("\n"));
+    assert.ok(!doc.next.some((n: string) => /rollback/.test(n)), "no rollback is offered past the revocation");
+    const line = doc.audit.find((l: Record<string, unknown>) => l.phase === "consumers-verified");
+    assert.equal(line.outcome, "failed");
+    assert.equal(line.authFailures, `redis-host1=0 redis-host2=${count![1]} redis-host3=0`, "the audit line carries every consumer's count");
+    const report = fs.readFileSync(doc.report, "utf8");
+    assert.match(report, new RegExp(`<td>redis-host2</td><td><span class="bad">${count![1]}</span></td><td>the revocation`));
+    assert.match(report, /<td>redis-host1<\/td><td>0<\/td>/);
+
+    // Nothing was undone: the new secret is current in the store and accepted, the old one rejected, every consumer on the new one.
+    const fresh = assertRedisMoved(REDIS, old);
+    for (const h of hosts()) {
+        const s = await consumerState(h, "redis");
+        assert.deepEqual([s.fingerprint, s.healthy], [sha256(fresh), true], `${h.name} stays on the new secret`);
+    }
+
+    // The stray client is stopped: resume runs the verification again, counting what its own window sees (the gate ran in the earlier run).
+    const resumed = ws.rotate(["resume", "--yes", "--json"]);
+    assert.equal(resumed.code, 0, resumed.stdout + resumed.stderr);
+    const again = JSON.parse(resumed.stdout).audit.find((l: Record<string, unknown>) => l.phase === "consumers-verified");
+    assert.deepEqual([again.outcome, again.authFailures, again.authFailuresFromCheck], ["ok", "redis-host1=0 redis-host2=0 redis-host3=0", "redis-host1 redis-host2 redis-host3"]);
+    assert.equal(storeValue(REDIS), fresh);
 });
 
 test("console: no secret leaked (output, terminal, reports, plans, state)", () => {

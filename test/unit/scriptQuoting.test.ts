@@ -23,6 +23,7 @@ import { rewriteConfig, type WriteSpec } from "../../lib/configFormats";
 import { freshNonce, hmacInput, hmacOf, holding } from "../../lib/drift";
 import { shq } from "../../lib/quote";
 import { driftCheckScript } from "../../lib/scripts/check";
+import { logCountScript, logSizeScript } from "../../lib/scripts/logCount";
 import { pinnedKnownHosts } from "../../lib/scripts/common";
 import { consumerPreflightScript, problemsOf, sourcePreflightScript, storePreflightScript } from "../../lib/scripts/preflight";
 import { sourceScripts } from "../../lib/scripts/source";
@@ -138,6 +139,9 @@ const FIELDS: Field[] = [
     { name: "rollout health command", build: (v) => rolloutScripts(rolloutSpec({ health: { command: v } })) },
     { name: "rollout logCheck.path", build: (v) => rolloutScripts(rolloutSpec({ logCheck: { path: v, pattern: "AUTH_FAILED", windowSeconds: 0 } })) },
     { name: "rollout logCheck.pattern", build: (v) => rolloutScripts(rolloutSpec({ logCheck: { path: "/var/log/app.log", pattern: v, windowSeconds: 0 } })) },
+    { name: "after-revocation log size path", build: (v) => ({ size: logSizeScript(v) }) },
+    { name: "after-revocation log count path", build: (v) => ({ count: logCountScript({ path: v, pattern: "AUTH_FAILED" }, 7) }) },
+    { name: "after-revocation log count pattern", build: (v) => ({ count: logCountScript({ path: "/var/log/app.log", pattern: v }, 7) }) },
     { name: "generator comment (ssh-key)", build: (v) => ({ generator: defaultGeneratorCommand("ssh-key", 32, v) }) },
 ];
 

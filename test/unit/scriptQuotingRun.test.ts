@@ -4,7 +4,8 @@
 // dashes, non-ASCII), each checked to find, write or pass on exactly that
 // value: the file store, a consumer's write-reload-health-log job, the
 // authorized_keys edits, a command source's test, the pinned known_hosts
-// line and the ssh-key generator's comment.
+// line, the ssh-key generator's comment and the count of auth failures after
+// the revocation.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
@@ -15,6 +16,7 @@ import { defaultGeneratorCommand } from "../../components/secretVersion";
 import { shq, stdinFields } from "../../lib/quote";
 import { pinnedKnownHosts } from "../../lib/scripts/common";
 import { sourceScripts } from "../../lib/scripts/source";
+import { logCountOf, logCountScript, logSizeOf, logSizeScript } from "../../lib/scripts/logCount";
 import { fileStoreScripts } from "../../lib/scripts/store";
 import { logCheckScript, writeAndReloadScript } from "../../provider/rollout";
 import type { RolloutSpec } from "../../provider/types";
@@ -82,6 +84,25 @@ test("consumer rollout job (provider/rollout.ts): writes the config at a nasty p
         assert.deepEqual([fs.readFileSync(configPath, "utf8"), fs.readFileSync(`${configPath}.bak`, "utf8")], ["KEY=new\n", "KEY=old\n"], at);
         assert.equal(fs.readFileSync(healthOut, "utf8"), v, `${at}: the health command ran as written`);
         assert.equal(bash(logCheckScript(spec.logCheck!, 0)).stdout, "LOGCHECK 0\n", `${at}: the pattern found in the log`);
+    }
+});
+
+test("auth failures after the revocation (lib/scripts/logCount.ts): a nasty log's size, then exactly the nasty pattern's lines after it counted; a rotated log counted from its start", () => {
+    for (const v of values(3)) {
+        const log = path.join(nastyDir(), `log\n${v}`);
+        const pattern = literalPattern(v);
+        const at = `value ${JSON.stringify(v)} (seed ${SEED})`;
+        const size = () => logSizeOf(bash(logSizeScript(log)).stdout);
+        const count = (from: number) => logCountOf(bash(logCountScript({ path: log, pattern }, from)).stdout);
+        assert.equal(size(), 0, `${at}: no log yet is size 0`);
+        assert.deepEqual(count(0), { count: 0, grepStatus: 1 }, `${at}: no log yet counts 0`);
+        fs.writeFileSync(log, `${pattern} before\n${"ok\n".repeat(40)}`);
+        const anchor = size()!;
+        assert.equal(anchor, fs.statSync(log).size, at);
+        fs.appendFileSync(log, `${pattern} after\n${v}\n${pattern}${pattern}\n`);
+        assert.deepEqual(count(anchor), { count: 2, grepStatus: 0 }, `${at}: only the lines after the anchor`);
+        fs.writeFileSync(log, `${pattern} in the rotated log\n`);
+        assert.deepEqual(count(anchor), { count: 1, grepStatus: 0 }, `${at}: a log smaller than the anchor was rotated: counted from its start`);
     }
 });
 

@@ -1,0 +1,153 @@
+/**
+ * Verification 3, after the revocation: every consumer with a `logCheck` has
+ * its log searched again and its auth failures (lines matching the pattern)
+ * counted. A count above 0 means something on that host still uses the
+ * revoked secret (a stray client, a copy of the config the rotation does not
+ * know): the verification fails, naming each such consumer and its count.
+ * Nothing is undone; past the gate the only way is forward.
+ *
+ * The anchor "since the revocation": the gate, once every consumer holds the
+ * new secret and just before its commit and the revocation, notes the size
+ * of each consumer's log here, in the provider's memory, keyed by stack,
+ * secret, generation and consumer. One provider process serves one `pulumi
+ * up`, and the verification runs later in that same update. When the gate
+ * ran in an earlier update (a resume after a failure past the gate) there is
+ * no anchor: the verification notes the size itself when it starts and counts
+ * what the log gets during the consumer's window, and says so ("since this
+ * check started"). Not kept in state on purpose: an anchor that outlived the
+ * update would count, on every resume, failures the operator already fixed.
+ *
+ * Each consumer's count waits for its `windowSeconds` after the verification
+ * started (all consumers at once, beside the health checks), so late errors
+ * are seen.
+ */
+import { logCountOf, logCountScript, logSizeOf, logSizeScript } from "../lib/scripts/logCount";
+import { hostKeyRefusal, runAt, type RunResult } from "./exec";
+import { checkAll } from "./health";
+import { StepError, redact, sleep } from "./outcome";
+import type { AuditSpec, HealthCheck, LogCheck, StepProps } from "./types";
+
+/** Which rotation a step belongs to: its anchors are this update's, of this generation. */
+export interface RunKey {
+    stack: string;
+    secret: string;
+    generation: number;
+}
+
+const anchors = new Map<string, number>();
+const keyOf = (run: RunKey, consumer: string) => JSON.stringify([run.stack, run.secret, run.generation, consumer]);
+
+/** The stack, secret and generation of a step, from its audit record. */
+export function runKeyOf(props: Pick<StepProps, "audit">): RunKey | undefined {
+    const r = props.audit?.record;
+    if (r?.stack === undefined || r.secret === undefined || r.generation === undefined) return undefined;
+    return { stack: String(r.stack), secret: String(r.secret), generation: Number(r.generation) };
+}
+
+/** The answer of a job that said nothing useful, in a few words. */
+function whyNot(r: RunResult, at: HealthCheck["target"], timeoutSeconds: number): string {
+    if (r.timedOut) return `no answer within ${timeoutSeconds}s`;
+    return hostKeyRefusal(at, r.stderr) ?? (r.stderr.trim().split("\n").pop() || `exit ${r.code}`);
+}
+
+/** The log's size now, or why it could not be had. */
+async function sizeOf(c: Pick<HealthCheck, "target" | "timeoutSeconds">, path: string): Promise<number | string> {
+    const r = await runAt(c.target, logSizeScript(path), "", c.timeoutSeconds);
+    const size = r.code === 0 && !r.timedOut ? logSizeOf(r.stdout) : undefined;
+    return size ?? whyNot(r, c.target, c.timeoutSeconds);
+}
+
+/**
+ * At the gate, after every consumer was found on the new secret: each
+ * consumer log's size, the anchor of its count after the revocation. A log
+ * that cannot be sized now gets no anchor (its count then starts with the
+ * verification); the gate does not fail for it.
+ */
+export async function noteLogSizes(props: Pick<StepProps, "drift" | "hosts" | "audit">): Promise<void> {
+    const run = runKeyOf(props);
+    if (!run) return;
+    await Promise.all((props.drift ?? []).map(async (c) => {
+        if (!c.logPath) return;
+        const size = await sizeOf({ target: props.hosts![c.host], timeoutSeconds: c.timeoutSeconds }, c.logPath);
+        if (typeof size === "number") anchors.set(keyOf(run, c.consumer), size);
+    }));
+}
+
+/** A consumer whose log is checked after the revocation. */
+export type LoggedConsumer = HealthCheck & { consumer: string; logCheck: LogCheck };
+
+/** One consumer's auth failures after the revocation. */
+export interface AuthFailureCount {
+    consumer: string;
+    label: string;
+    path: string;
+    /** Absent when the log could not be searched (`problem` says why). */
+    count?: number;
+    problem?: string;
+    /** From the gate's anchor ("revocation"), or from the start of this check (the gate ran in an earlier update). */
+    since: "revocation" | "check";
+}
+
+async function countOne(c: LoggedConsumer, run: RunKey | undefined, started: number): Promise<AuthFailureCount> {
+    const anchor = run && anchors.get(keyOf(run, c.consumer));
+    const base = { consumer: c.consumer, label: c.label, path: c.logCheck.path, since: anchor === undefined ? "check" as const : "revocation" as const };
+    const from = anchor ?? (await sizeOf(c, c.logCheck.path));
+    if (typeof from === "string") return { ...base, problem: from };
+    const wait = started + c.logCheck.windowSeconds * 1000 - Date.now();
+    if (wait > 0) await sleep(wait / 1000);
+    const r = await runAt(c.target, logCountScript(c.logCheck, from), "", c.timeoutSeconds);
+    const { count, grepStatus } = logCountOf(r.stdout);
+    if (count !== undefined) return { ...base, count };
+    return { ...base, problem: grepStatus !== undefined ? `grep exit ${grepStatus}: is the pattern a valid extended regular expression?` : whyNot(r, c.target, c.timeoutSeconds) };
+}
+
+/** "3 auth failure(s) in /var/log/app.log since the revocation", or why it could not be counted. */
+export function countLine(c: AuthFailureCount, windowSeconds?: number): string {
+    if (c.count === undefined) return `${c.label}: could not count auth failures in ${c.path} (${c.problem})`;
+    const since = c.since === "revocation" ? "since the revocation" : `since this check started${windowSeconds ? ` ${windowSeconds}s before` : ""} (the gate ran in an earlier update)`;
+    return `${c.label}: ${c.count} auth failure(s) in ${c.path} ${since}`;
+}
+
+/** The audit line's fields: every consumer's count ("?": not searched), and whose count started with the check. */
+export function authFailureFields(counts: AuthFailureCount[]): Record<string, string> {
+    if (!counts.length) return {};
+    const fromCheck = counts.filter((c) => c.since === "check").map((c) => c.consumer);
+    return {
+        authFailures: counts.map((c) => `${c.consumer}=${c.count ?? "?"}`).join(" "),
+        ...(fromCheck.length ? { authFailuresFromCheck: fromCheck.join(" ") } : {}),
+    };
+}
+
+/** The audit spec with these fields added to its record. */
+export const withFields = (audit: AuditSpec | undefined, fields: Record<string, string> | undefined): AuditSpec | undefined =>
+    audit && fields ? { ...audit, record: { ...audit.record, ...fields } } : audit;
+
+/** A failed verification, with the counts its audit line carries. */
+export class VerificationError extends StepError {
+    constructor(message: string, readonly auditFields: Record<string, string>) {
+        super(message);
+    }
+}
+
+/**
+ * After the revocation: every consumer healthy, and none with auth failures
+ * in its log since the revocation. Returns the audit fields of the counts;
+ * throws a VerificationError naming each consumer that failed either.
+ */
+export async function verifyConsumers(checks: (HealthCheck & { consumer?: string; logCheck?: LogCheck })[], title: string, run: RunKey | undefined, secrets: string[]): Promise<Record<string, string>> {
+    const started = Date.now();
+    const logged = checks.filter((c): c is LoggedConsumer => Boolean(c.consumer && c.logCheck));
+    const [health, counts] = await Promise.all([
+        checkAll(checks, title, secrets).then(() => undefined, (e: Error) => e.message),
+        Promise.all(logged.map((c) => countOne(c, run, started).catch((e: Error): AuthFailureCount => ({ consumer: c.consumer, label: c.label, path: c.logCheck.path, problem: e.message, since: "check" })))),
+    ]);
+    const fields = authFailureFields(counts);
+    const bad = counts.filter((c) => c.count !== 0);
+    if (!health && !bad.length) return fields;
+    const windowOf = (c: AuthFailureCount) => logged.find((l) => l.consumer === c.consumer)!.logCheck.windowSeconds;
+    const logs = bad.length
+        ? `${health ? "; and " : `${title}: `}${bad.length} of ${logged.length} consumers logged auth failures after the revocation: ${bad.map((c) => countLine(c, windowOf(c))).join("; ")}. ` +
+          "Something there still uses the revoked secret (or its log could not be searched); nothing is undone: the new secret stays current and the old one revoked"
+        : "";
+    throw new VerificationError(redact(`${health ?? ""}${logs}`, secrets), fields);
+}
