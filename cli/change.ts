@@ -11,7 +11,6 @@ import { RotationRefusedError } from "../lib/errors";
 import { checkVaultStores, resolveEnvironment, type ResolvedRotation } from "../lib/resolve";
 import { type Reason, secretEntry } from "../lib/configSchema";
 import { type SecretChange, ceremonyOfStart, envAfter } from "./approve";
-import { describeProblems, runPreflight } from "./preflight";
 import { planSteps, planTable } from "./planGraph";
 import { type Mutating, auditLines, auditLogOf, committedOf, dueInfo, isDue, load, pick, printJson, runSecret, say } from "./common";
 import { EXIT, runUpdate } from "./run";
@@ -52,7 +51,7 @@ const LEAD = { start: "rotation of ", resume: "resume of ", rollback: "rollback 
  * document), returns its record. `written`: the stack file before the
  * command wrote it, put back if the engine runs nothing (cli/run.ts).
  */
-export async function update(o: Mutating, stack: Stack, config: StackConfig, command: "start" | "resume" | "rollback", secrets: RunSecret[], what: string, replace?: string[], preflight?: RunRecord["preflight"], written?: FileCopy): Promise<{ record: RunRecord; report: string }> {
+export async function update(o: Mutating, stack: Stack, config: StackConfig, command: "start" | "resume" | "rollback", secrets: RunSecret[], what: string, replace?: string[], written?: FileCopy): Promise<{ record: RunRecord; report: string }> {
     const { env } = config;
     const { record, report } = await runUpdate({
         stack,
@@ -60,7 +59,6 @@ export async function update(o: Mutating, stack: Stack, config: StackConfig, com
         secrets,
         what,
         replace,
-        preflight,
         auditLog: auditLogOf(env),
         view: viewOf(o),
         out: o.json ? process.stderr : process.stdout,
@@ -69,7 +67,11 @@ export async function update(o: Mutating, stack: Stack, config: StackConfig, com
     });
     const secs = ((record.ended - record.started) / 1000).toFixed(1);
     if (o.json) return { record, report };
-    if (record.outcome !== "failed") {
+    if (record.outcome === "refused") {
+        // Its pre-flight refused the rotation: the problems, and the stack file put back.
+        for (const e of record.errors) console.error(`rotate: ${e}`);
+        for (const n of record.next) console.error(`rotate: next: ${n}`);
+    } else if (record.outcome !== "failed") {
         console.log(`rotate: ${what}: ${record.outcome} in ${secs}s`);
     } else {
         console.error(`rotate: ${failedRunLine(LEAD[command], record, secs) ?? `${what}: FAILED after ${secs}s`}`);
@@ -83,7 +85,7 @@ export async function update(o: Mutating, stack: Stack, config: StackConfig, com
 
 /** update() for a command that ends with it: prints the --json document, returns the exit code. */
 async function finalUpdate(o: Mutating, stack: Stack, config: StackConfig, command: "resume" | "rollback", secrets: RunSecret[], what: string, replace?: string[], written?: FileCopy): Promise<number> {
-    const { record, report } = await update(o, stack, config, command, secrets, what, replace, undefined, written);
+    const { record, report } = await update(o, stack, config, command, secrets, what, replace, written);
     if (o.json) printJson(runJson(o, command, record, report));
     return record.exitCode;
 }
@@ -164,14 +166,9 @@ export async function start(o: Mutating & { secret?: string[]; due?: boolean; al
     // Every start says why (the runbook's reasons); a note of an earlier rotation does not carry over.
     const reason: Reason = o.reason ?? "scheduled";
     const changes = Object.fromEntries(secrets.map((s): [string, SecretChange] => [s.name, { generation: s.generation, mode: "rotate", reason, note: o.note }]));
-    const rotations = await checkBeforeChange(o.stack, config, changes);
-    // Pre-flight: every host, config, reload program, disk, the source and the store, before anything is written.
-    const pre = await runPreflight(rotations.filter((r) => names.includes(r.config.secret.name)));
-    if (!pre.ok) {
-        if (o.json) printJson({ stack: o.stack, command: "start", outcome: "refused", exitCode: EXIT.refused, preflight: pre });
-        throw new RotationRefusedError(`pre-flight found ${pre.problems.length} problem(s); nothing was changed:\n${describeProblems(pre.problems).map((l) => `rotate:   ${l}`).join("\n")}\nrotate: fix them, then start again (bin/rotate preflight --stack ${o.stack} checks without starting)`);
-    }
-    say(o, `rotate: pre-flight: ${pre.consumers} consumer(s), the source and the store: all clear in ${pre.seconds.toFixed(1)}s`);
+    // The pre-flight (every host, config, reload program, disk, the source, the store) is the first step
+    // of each rotation's update; one that fails puts the stack file back (cli/run.ts), so it is not run here too.
+    await checkBeforeChange(o.stack, config, changes);
     const ceremony = ceremonyOfStart(o, envAfter(env, changes), names);
     if (ceremony.kind === "stop") return ceremony.exitCode;
     const approval = ceremony.kind === "approved" ? ceremony.approval : undefined;
@@ -194,7 +191,7 @@ export async function start(o: Mutating & { secret?: string[]; due?: boolean; al
         ...(approval ? ["request", "requester", "approver"].map((k) => ({ secret: n, key: `approval.${k}`, value: approval[k as keyof typeof approval] })) : env.secrets[n].approval ? [{ secret: n, key: "approval", value: undefined }] : []),
     ]));
     say(o, `rotate: rotating ${planned} on stack ${o.stack}`);
-    const first = await update(o, stack, config, "start", secrets, `rotation of ${planned}`, undefined, pre, written);
+    const first = await update(o, stack, config, "start", secrets, `rotation of ${planned}`, undefined, written);
     const back = await rollBackOnFailure(o, stack, config, first.record);
     if (o.json) printJson({ ...runJson(o, "start", first.record, first.report), ...(back ? { exitCode: first.record.exitCode, outcome: "rolled-back", rollback: runJson(o, "rollback", back.record, back.report) } : {}) });
     return first.record.exitCode;
@@ -221,7 +218,7 @@ async function rollBackOnFailure(o: Mutating, stack: Stack, config: StackConfig,
     const secrets = stackSecrets(env).map((x) => (names.includes(x.name) ? { ...x, mode: "rollback" as const } : x));
     let back: { record: RunRecord; report: string };
     try {
-        back = await update(o, stack, config, "rollback", secrets, `automatic rollback of ${names.join(", ")}`, undefined, undefined, written);
+        back = await update(o, stack, config, "rollback", secrets, `automatic rollback of ${names.join(", ")}`, undefined, written);
     } catch (e) {
         // Another run took the lock between the two updates: the start's own failure and exit code stand.
         if (!(e instanceof LockedError)) throw e;

@@ -49,7 +49,7 @@ export interface RolloutSpec extends HealthCheck {
     logCheck?: { path: string; pattern: string; windowSeconds: number };
 }
 
-export type StepOp = "script" | "rollout" | "health" | "random" | "vault";
+export type StepOp = "script" | "rollout" | "health" | "random" | "vault" | "preflight";
 
 /** In a step with `drift` (the gate): one consumer whose config must hold the new secret (its host a key of the step's `hosts`). */
 export interface DriftCheck {
@@ -61,6 +61,17 @@ export interface DriftCheck {
     configPath: string;
     write: WriteSpec;
     timeoutSeconds: number;
+}
+
+/** In a "preflight" step: what one rotation needs, checked before anything of it runs (provider/preflight.ts). */
+export interface PreflightSpec {
+    secret: string;
+    /** Each consumer's config, write format and reload command; its host a key of the step's `hosts`. */
+    consumers: { name: string; host: string; configPath: string; write: WriteSpec; reload: string; timeoutSeconds: number }[];
+    /** The source's admin credential check and where it runs (none for a command source). */
+    source?: { target: StepTarget; script: string };
+    /** A file store's check, run on the operator's machine (a Vault store is asked before the program registers anything). */
+    store?: string;
 }
 
 export interface StepProps {
@@ -93,7 +104,7 @@ export interface StepProps {
      * shows that secret's rotation past it, or its rollback, completed
      * (provider/deleteGuard.ts).
      */
-    guardDelete?: { generation: number; kind?: "grant" | "value" };
+    guardDelete?: { generation: number; kind?: "grant" | "value" | "generated" };
     rollout?: RolloutSpec;
     /** For op "random": the secret to draw (provider/random.ts); its stdout is the secret. */
     random?: RandomSpec;
@@ -103,6 +114,8 @@ export interface StepProps {
      * stdout. Deleting a "stage" step removes the staged copy.
      */
     vault?: VaultStepSpec;
+    /** For op "preflight": every consumer (its host a key of `hosts`), the source and the store. */
+    preflight?: PreflightSpec;
     /** For op "health": the consumers' hosts, by key, and what to check per consumer. */
     hosts?: Record<string, SshTarget>;
     checks?: ConsumerCheck[];

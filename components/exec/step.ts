@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { RandomSpec } from "../../provider/random";
 import type { VaultStepSpec } from "../../lib/vault";
-import type { AuditSpec, ConsumerCheck, DriftCheck, RolloutSpec, SshTarget, StepOp, StepTarget } from "../../provider/types";
+import type { AuditSpec, ConsumerCheck, DriftCheck, PreflightSpec, RolloutSpec, SshTarget, StepOp, StepTarget } from "../../provider/types";
 
 export type { AuditSpec, ConsumerCheck, HealthPolicy, RolloutSpec, SshTarget, StepTarget } from "../../provider/types";
 
@@ -34,14 +34,16 @@ export interface StepArgs {
     /** Appends one audit line with the step's outcome. */
     readonly audit?: pulumi.Input<AuditSpec>;
     /** Its delete waits for the secret's rotation past this generation (provider/deleteGuard.ts). */
-    readonly guardDelete?: { generation: number; kind: "grant" | "value" };
+    readonly guardDelete?: { generation: number; kind: "grant" | "value" | "generated" };
     /** For op "random": the secret to draw in the step provider (its stdout). */
     readonly random?: pulumi.Input<RandomSpec>;
     /** For op "vault": the store phase to run against a Vault KV v2 secret (a staged one is removed on delete). */
     readonly vault?: pulumi.Input<VaultStepSpec>;
     /** For op "rollout": the consumer and how to deploy to it. */
     readonly rollout?: pulumi.Input<RolloutSpec>;
-    /** For op "health", and a gate's drift checks: the consumers' hosts, each once, by key. */
+    /** For op "preflight": what the rotation needs, checked before anything of it runs (its hosts in `hosts`). */
+    readonly preflight?: pulumi.Input<PreflightSpec>;
+    /** For op "health", a pre-flight, and a gate's drift checks: the consumers' hosts, each once, by key. */
     readonly hosts?: pulumi.Input<Record<string, SshTarget>>;
     /** For op "health": what to check per consumer (its host is a key of `hosts`). */
     readonly checks?: pulumi.Input<ConsumerCheck[]>;
