@@ -66,13 +66,14 @@ export async function update(o: Mutating, stack: Stack, config: StackConfig, com
         written,
     });
     const secs = ((record.ended - record.started) / 1000).toFixed(1);
-    if (o.json) return { record, report };
     if (record.outcome === "refused") {
-        // Its pre-flight refused the rotation: the problems, and the stack file put back.
-        for (const e of record.errors) console.error(`rotate: ${e}`);
+        // Its pre-flight refused the rotation (said on stderr with --json too, as every refusal is).
+        record.errors.forEach((e, i) => console.error(`rotate: ${i ? "  " : ""}${e}`));
         for (const n of record.next) console.error(`rotate: next: ${n}`);
-    } else if (record.outcome !== "failed") {
-        console.log(`rotate: ${what}: ${record.outcome} in ${secs}s`);
+    }
+    if (o.json) return { record, report };
+    if (record.outcome !== "failed") {
+        if (record.outcome !== "refused") console.log(`rotate: ${what}: ${record.outcome} in ${secs}s`);
     } else {
         console.error(`rotate: ${failedRunLine(LEAD[command], record, secs) ?? `${what}: FAILED after ${secs}s`}`);
         for (const s of record.steps.filter((x) => x.outcome === "failed")) console.error(`rotate:   ${s.secret} ${s.consumer ? `consumer ${s.consumer}` : s.step}: ${s.error ?? "failed"}`);
