@@ -58,7 +58,7 @@ export class SecretVersion extends pulumi.ComponentResource implements Credentia
                 random: { length: g.length, upper: g.upper, lower: g.lower, numeric: g.numeric, special: g.special },
                 captureStdout: true,
                 phase: "generated",
-                guardDelete: { generation: config.generation, kind: "generated" },
+                guardDelete: { generation: config.generation, kind: "value" },
             }, { parent: this, dependsOn: args.after });
             value = nonEmpty(gen.stdout, `${secret.name}: the random generator returned nothing`);
         } else {
@@ -70,7 +70,7 @@ export class SecretVersion extends pulumi.ComponentResource implements Credentia
                 script: `set -euo pipefail\nv=$( ${command} )\n[ -n "$v" ] || { echo "the generator printed nothing" >&2; exit 1; }\nprintf '%s' "$v"\n`,
                 captureStdout: true,
                 phase: "generated",
-                guardDelete: { generation: config.generation, kind: "generated" },
+                guardDelete: { generation: config.generation, kind: "value" },
             }, { parent: this, dependsOn: args.after });
             value = nonEmpty(gen.stdout, `${secret.name}: the generator printed nothing`);
         }

@@ -31,21 +31,13 @@ interface Line {
     outcome?: string;
 }
 
-/**
- * What is taken back: a grant at the source, a value (a staged copy), or a
- * generated secret. A generated secret of K also waits, after K's own
- * completed rotation, for a later generation's pre-flight to pass: a start
- * refused by its pre-flight then leaves the state as it was, and the stack
- * file put back to K finds K's secret still there instead of drawing a new one.
- */
-export type GuardKind = "grant" | "value" | "generated";
+/** What is taken back: a grant at the source, or a value (a staged copy, a generated secret). */
+export type GuardKind = "grant" | "value";
 
 /**
  * Whether the audit log shows it safe to take back generation `generation`
  * of `secret`: for a grant, a completed rotation past it or a completed
- * rollback of it; for a value, a completed rotation or rollback of it or later;
- * for a generated secret the same, where its own completed rotation counts
- * once a pre-flight of a later generation passed.
+ * rollback of it; for a value, a completed rotation or rollback of it or later.
  */
 export function takenBackAllowed(auditLog: string, stack: string, secret: string, generation: number, kind: GuardKind = "grant"): boolean {
     let text: string;
@@ -54,8 +46,6 @@ export function takenBackAllowed(auditLog: string, stack: string, secret: string
     } catch {
         return false;
     }
-    let completedItself = false;
-    let laterPreflight = false;
     for (const raw of text.split("\n")) {
         if (!raw.includes(`"${secret}"`)) continue;
         let l: Line;
@@ -69,13 +59,10 @@ export function takenBackAllowed(auditLog: string, stack: string, secret: string
             if (l.phase === "completed" && l.generation > generation) return true;
             if (l.phase === "rolled-back" && l.generation === generation) return true;
         } else if ((l.phase === "completed" || l.phase === "rolled-back") && l.generation >= generation) {
-            if (kind === "value" || l.generation > generation || l.phase === "rolled-back") return true;
-            completedItself = true;
-        } else if (l.phase === "preflight" && l.generation > generation) {
-            laterPreflight = true;
+            return true;
         }
     }
-    return completedItself && laterPreflight;
+    return false;
 }
 
 /** The audit log each stack's (and secret's) steps name in this run of the provider. */
@@ -101,9 +88,7 @@ export function deleteRefusal(recorded: AuditSpec, generation: number, title: st
     if (log && takenBackAllowed(log, stack, secret, generation, kind)) return undefined;
     const missing = kind === "grant"
         ? `no rotation of ${secret} past generation ${generation} and no rollback of it has completed`
-        : kind === "generated"
-            ? `no rotation of ${secret} past generation ${generation}, nor a rollback at it or later, has completed, and no later generation's pre-flight passed`
-            : `no rotation or rollback of ${secret} at generation ${generation} or later has completed`;
+        : `no rotation or rollback of ${secret} at generation ${generation} or later has completed`;
     const where = log ? `audit log ${log}` : `no step of stack ${stack} in this run names an audit log to ask`;
     return (
         `kept "${title}": generation ${generation} of ${secret} may still be in use, so it is not taken back: ` +

@@ -104,7 +104,7 @@ export interface StepProps {
      * shows that secret's rotation past it, or its rollback, completed
      * (provider/deleteGuard.ts).
      */
-    guardDelete?: { generation: number; kind?: "grant" | "value" | "generated" };
+    guardDelete?: { generation: number; kind?: "grant" | "value" };
     rollout?: RolloutSpec;
     /** For op "random": the secret to draw (provider/random.ts); its stdout is the secret. */
     random?: RandomSpec;

@@ -34,7 +34,7 @@ export interface StepArgs {
     /** Appends one audit line with the step's outcome. */
     readonly audit?: pulumi.Input<AuditSpec>;
     /** Its delete waits for the secret's rotation past this generation (provider/deleteGuard.ts). */
-    readonly guardDelete?: { generation: number; kind: "grant" | "value" | "generated" };
+    readonly guardDelete?: { generation: number; kind: "grant" | "value" };
     /** For op "random": the secret to draw in the step provider (its stdout). */
     readonly random?: pulumi.Input<RandomSpec>;
     /** For op "vault": the store phase to run against a Vault KV v2 secret (a staged one is removed on delete). */

@@ -281,8 +281,8 @@ const ROWS: Row[] = [
         says: (c) => [
             new RegExp(`${SECRET}: pre-flight of g${c.gen} \\(3 consumers, the source, the store\\): 1 problem\\(s\\); nothing of the rotation ran:`),
             new RegExp(`${SECRET} consumer ${c.consumer}: cannot run the checks on root@${ipRe(c.host)}:22: .*Connection refused`),
-            // The engine's end-of-update deletes of the generation in use are refused: nothing is taken back.
-            new RegExp(`kept "${SECRET}: generate secret g${c.gen - 1}[^"]*": generation ${c.gen - 1} of ${SECRET} may still be in use`),
+            // The engine's end-of-update delete of the grant in use is refused (its generated secret stays with it).
+            new RegExp(`kept "${SECRET}: grant g${c.gen - 1} at the redis-acl source \\(dual-active\\)": generation ${c.gen - 1} of ${SECRET} may still be in use`),
         ],
         fix: (c) => labCtl("start-host", c.host.name),
         resume: "up",

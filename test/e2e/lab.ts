@@ -215,8 +215,9 @@ export function inHost(h: LabHost, script: string, ...args: string[]): void {
 
 /** Whether the disk-full row's tmpfs sits over the host's /etc/rotation-app (which is itself a bind mount). */
 export function tmpfsOn(h: LabHost): boolean {
-    const r = spawnSync("nsenter", ["-t", sshdPid(h), "-m", "--", "findmnt", "-n", "-o", "FSTYPE", "--mountpoint", "/etc/rotation-app"], { encoding: "utf8" });
-    return r.stdout.split("\n").includes("tmpfs");
+    // By its source name: inside lab/netns.sh a tmpfs of the namespace's own lies under the host's bind mount too.
+    const r = spawnSync("nsenter", ["-t", sshdPid(h), "-m", "--", "findmnt", "-n", "-o", "SOURCE", "--mountpoint", "/etc/rotation-app"], { encoding: "utf8" });
+    return r.stdout.split("\n").includes("rotation-fault");
 }
 
 /** The small tmpfs of the disk-full row: its files go back to the host's real directory, then it is unmounted. */

@@ -147,22 +147,6 @@ test("a value of K may go once a rotation or rollback of K or later completed", 
     assert.equal(takenBackAllowed(path.join(path.dirname(noise), "missing.log"), STACK, SECRET, 0, "value"), false);
 });
 
-// A generated secret of K (kind "generated") waits, after K's own completed rotation, for a later
-// generation's pre-flight to pass: a start its pre-flight refused leaves K's secret in the state.
-test("a generated secret of K goes once a later rotation's pre-flight passed, a rotation past K or a rollback completed", () => {
-    const completedK = [...progress(3), line(3, "completed")];
-    assert.equal(takenBackAllowed(auditLog(completedK), STACK, SECRET, 3, "generated"), false, "its own rotation alone");
-    assert.equal(takenBackAllowed(auditLog([...completedK, line(4, "preflight", { outcome: "failed" })]), STACK, SECRET, 3, "generated"), false, "a failed pre-flight of g4");
-    assert.equal(takenBackAllowed(auditLog([...completedK, line(3, "preflight")]), STACK, SECRET, 3, "generated"), false, "its own pre-flight");
-    assert.equal(takenBackAllowed(auditLog([...completedK, line(4, "preflight")]), STACK, SECRET, 3, "generated"), true, "g4's pre-flight passed");
-    assert.equal(takenBackAllowed(auditLog([line(4, "preflight")]), STACK, SECRET, 3, "generated"), false, "and its own rotation completed");
-    assert.equal(takenBackAllowed(auditLog([...completedK, line(4, "completed")]), STACK, SECRET, 3, "generated"), true);
-    assert.equal(takenBackAllowed(auditLog([line(3, "rolled-back")]), STACK, SECRET, 3, "generated"), true);
-    const audit = { path: auditLog(completedK), record: { stack: STACK, secret: SECRET, generation: 4, mode: "rotate", phase: "preflight" } };
-    noteAuditLog(audit);
-    assert.match(deleteRefusal(audit, 3, "app-redis: generate secret g3", URN, "generated") ?? "", /^kept "app-redis: generate secret g3": generation 3 of app-redis may still be in use, so it is not taken back: no rotation of app-redis past generation 3, nor a rollback at it or later, has completed, and no later generation's pre-flight passed/);
-});
-
 test("deleteRefusal of a value: undefined once allowed, otherwise it names the secret, the generation, the log and the URN", () => {
     const log = auditLog([...progress(3), line(3, "completed")]);
     const audit = { path: log, record: { stack: STACK, secret: SECRET, generation: 4, mode: "rotate", phase: "staged" } };
