@@ -128,7 +128,7 @@ export async function start(o: Mutating & { secret?: string[]; due?: boolean; al
     }
     checkNote(o.note);
     const { stack, config } = await load(o, !!o.yes);
-    // Another operator's run is named at once, before the pre-flight; checked again just before writing.
+    // Another operator's run is named at once, before anything else; checked again just before writing.
     if (o.yes) await assertUnlocked(o.stack);
     const { env } = config;
     let names: string[];

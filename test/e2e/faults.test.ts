@@ -315,7 +315,7 @@ const ROWS: Row[] = [
         },
         says: (c) => {
             const fp = (h: LabHost) => spawnSync("ssh-keygen", ["-lf", path.join(LAB_DIR, "hosts", h.name, "ssh_host_ed25519_key.pub")], { encoding: "utf8" }).stdout.split(" ")[1];
-            return [new RegExp(`${SECRET} consumer ${c.consumer}: refused: ${ipRe(c.host)}:22 offered host key ${esc(fp(c.host))} but ssh-ed25519 ${esc(fp(hosts()[1]))} is pinned\\. Nothing was sent to that host`)];
+            return [new RegExp(`${SECRET} consumer ${c.consumer}: cannot run the checks on root@${ipRe(c.host)}:22: refused: ${ipRe(c.host)}:22 offered host key ${esc(fp(c.host))} but ssh-ed25519 ${esc(fp(hosts()[1]))} is pinned\\. Nothing was sent to that host`)];
         },
         check: (_c, r) => assert.doesNotMatch(r.stdout + r.stderr, /ssh-keygen -R|remove with/, "no advice to drop the pin"),
         fix: () => ws.patchConfig({ consumers: base.consumers }),
