@@ -11,7 +11,6 @@ import { RotationRefusedError } from "../lib/errors";
 import { checkVaultStores, resolveEnvironment, type ResolvedRotation } from "../lib/resolve";
 import { type Reason, secretEntry } from "../lib/configSchema";
 import { type SecretChange, ceremonyOfStart, envAfter } from "./approve";
-import { describeProblems, runPreflight } from "./preflight";
 import { planSteps, planTable } from "./planGraph";
 import { type Mutating, auditLines, auditLogOf, committedOf, dueInfo, isDue, load, pick, printJson, runSecret, say } from "./common";
 import { EXIT, runUpdate } from "./run";
@@ -53,7 +52,7 @@ const LEAD = { start: "rotation of ", resume: "resume of ", rollback: "rollback 
  * document), returns its record. `written`: the stack file before the
  * command wrote it, put back if the engine runs nothing (cli/run.ts).
  */
-export async function update(o: Mutating, stack: Stack, config: StackConfig, command: "start" | "resume" | "rollback", secrets: RunSecret[], what: string, replace?: string[], preflight?: RunRecord["preflight"], written?: FileCopy): Promise<{ record: RunRecord; report: string }> {
+export async function update(o: Mutating, stack: Stack, config: StackConfig, command: "start" | "resume" | "rollback", secrets: RunSecret[], what: string, replace?: string[], written?: FileCopy): Promise<{ record: RunRecord; report: string }> {
     const { env } = config;
     const { record, report } = await runUpdate({
         stack,
@@ -61,7 +60,6 @@ export async function update(o: Mutating, stack: Stack, config: StackConfig, com
         secrets,
         what,
         replace,
-        preflight,
         auditLog: auditLogOf(env),
         view: viewOf(o),
         out: o.json ? process.stderr : process.stdout,
@@ -69,9 +67,14 @@ export async function update(o: Mutating, stack: Stack, config: StackConfig, com
         written,
     });
     const secs = ((record.ended - record.started) / 1000).toFixed(1);
+    if (record.outcome === "refused") {
+        // Its pre-flight refused the rotation (said on stderr with --json too, as every refusal is).
+        record.errors.forEach((e, i) => console.error(`rotate: ${i ? "  " : ""}${e}`));
+        for (const n of record.next) console.error(`rotate: next: ${n}`);
+    }
     if (o.json) return { record, report };
     if (record.outcome !== "failed") {
-        console.log(`rotate: ${what}: ${record.outcome} in ${secs}s`);
+        if (record.outcome !== "refused") console.log(`rotate: ${what}: ${record.outcome} in ${secs}s`);
     } else {
         console.error(`rotate: ${failedRunLine(LEAD[command], record, secs) ?? `${what}: FAILED after ${secs}s`}`);
         for (const s of record.steps.filter((x) => x.outcome === "failed")) console.error(`rotate:   ${s.secret} ${s.consumer ? `consumer ${s.consumer}` : s.step}: ${s.error ?? "failed"}`);
@@ -84,7 +87,7 @@ export async function update(o: Mutating, stack: Stack, config: StackConfig, com
 
 /** update() for a command that ends with it: prints the --json document, returns the exit code. */
 async function finalUpdate(o: Mutating, stack: Stack, config: StackConfig, command: "resume" | "rollback", secrets: RunSecret[], what: string, replace?: string[], written?: FileCopy): Promise<number> {
-    const { record, report } = await update(o, stack, config, command, secrets, what, replace, undefined, written);
+    const { record, report } = await update(o, stack, config, command, secrets, what, replace, written);
     if (o.json) printJson(runJson(o, command, record, report));
     return record.exitCode;
 }
@@ -134,7 +137,7 @@ export async function start(o: Mutating & { secret?: string[]; due?: boolean; al
     checkNote(o.note);
     if (o.outsideWindow !== undefined && !/^[^\r\n]{1,200}$/.test(o.outsideWindow.trim())) throw new UsageError('--outside-window says why, in one line of at most 200 characters, e.g. --outside-window "incident 4711: key leaked"');
     const { stack, config } = await load(o, !!o.yes);
-    // Another operator's run is named at once, before the pre-flight; checked again just before writing.
+    // Another operator's run is named at once, before anything else; checked again just before writing.
     if (o.yes) await assertUnlocked(o.stack);
     const { env } = config;
     let names: string[];
@@ -173,14 +176,9 @@ export async function start(o: Mutating & { secret?: string[]; due?: boolean; al
     // Every start says why (the runbook's reasons); a note of an earlier rotation does not carry over.
     const reason: Reason = o.reason ?? "scheduled";
     const changes = Object.fromEntries(secrets.map((s): [string, SecretChange] => [s.name, { generation: s.generation, mode: "rotate", reason, note: o.note }]));
-    const rotations = await checkBeforeChange(o.stack, config, changes);
-    // Pre-flight: every host, config, reload program, disk, the source and the store, before anything is written.
-    const pre = await runPreflight(rotations.filter((r) => names.includes(r.config.secret.name)));
-    if (!pre.ok) {
-        if (o.json) printJson({ stack: o.stack, command: "start", outcome: "refused", exitCode: EXIT.refused, preflight: pre });
-        throw new RotationRefusedError(`pre-flight found ${pre.problems.length} problem(s); nothing was changed:\n${describeProblems(pre.problems).map((l) => `rotate:   ${l}`).join("\n")}\nrotate: fix them, then start again (bin/rotate preflight --stack ${o.stack} checks without starting)`);
-    }
-    say(o, `rotate: pre-flight: ${pre.consumers} consumer(s), the source and the store: all clear in ${pre.seconds.toFixed(1)}s`);
+    // The pre-flight (every host, config, reload program, disk, the source, the store) is the first step
+    // of each rotation's update; one that fails puts the stack file back (cli/run.ts), so it is not run here too.
+    await checkBeforeChange(o.stack, config, changes);
     const ceremony = ceremonyOfStart(o, envAfter(env, changes), names);
     if (ceremony.kind === "stop") return ceremony.exitCode;
     const approval = ceremony.kind === "approved" ? ceremony.approval : undefined;
@@ -205,7 +203,7 @@ export async function start(o: Mutating & { secret?: string[]; due?: boolean; al
         ...(approval ? [{ secret: n, key: "approval.request", value: approval.request }] : []),
     ]));
     say(o, `rotate: rotating ${planned} on stack ${o.stack}`);
-    const first = await update(o, stack, config, "start", secrets, `rotation of ${planned}`, undefined, pre, written);
+    const first = await update(o, stack, config, "start", secrets, `rotation of ${planned}`, undefined, written);
     const back = await rollBackOnFailure(o, stack, config, first.record);
     if (o.json) printJson({ ...runJson(o, "start", first.record, first.report), ...(back ? { exitCode: first.record.exitCode, outcome: "rolled-back", rollback: runJson(o, "rollback", back.record, back.report) } : {}) });
     return first.record.exitCode;
@@ -232,7 +230,7 @@ async function rollBackOnFailure(o: Mutating, stack: Stack, config: StackConfig,
     const secrets = stackSecrets(env).map((x) => (names.includes(x.name) ? { ...x, mode: "rollback" as const } : x));
     let back: { record: RunRecord; report: string };
     try {
-        back = await update(o, stack, config, "rollback", secrets, `automatic rollback of ${names.join(", ")}`, undefined, undefined, written);
+        back = await update(o, stack, config, "rollback", secrets, `automatic rollback of ${names.join(", ")}`, undefined, written);
     } catch (e) {
         // Another run took the lock between the two updates: the start's own failure and exit code stand.
         if (!(e instanceof LockedError)) throw e;

@@ -57,6 +57,7 @@ function stepLabel(step: PlanStep, s: RunSecret): string {
             "grant-previous": `keep grant ${prev}`, audit: "audit: rolled-back",
         }
         : {
+            preflight: `pre-flight: ${s.consumers.length} consumer${s.consumers.length === 1 ? "" : "s"}, source, store`,
             previous: `read ${prev} (in use)`, secret: `generate ${next}`, stage: `stage ${next}`, grant: `grant ${next}`,
             gate: "gate: no rollback after", revoke: `revoke ${prev}`, promote: `promote ${next}`,
             "verify/source": "verify source", "verify/consumers": "verify consumers", audit: "audit: completed",

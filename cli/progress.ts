@@ -11,7 +11,8 @@
  */
 import type { EngineEvent } from "@pulumi/pulumi/automation";
 import { rotationPlan, stepResourceName, type PlanStep } from "../lib/plan";
-import type { RunSecret, StepOutcome, StepRecord } from "./runRecord";
+import { problemsOfStepError } from "../provider/preflight";
+import type { PreflightResult, RunSecret, StepOutcome, StepRecord } from "./runRecord";
 
 const STEP_TYPE = "rotation:index:Step";
 
@@ -102,7 +103,9 @@ export class RunTracker {
             if (r) {
                 // The engine's error line for a failed step: keep the step provider's message only.
                 const first = r.error === undefined && r.outcome !== "failed";
-                r.error = r.error ? `${r.error} ${stepError(message)}` : stepError(message);
+                // A pre-flight's error keeps its lines: one problem a line, read back by preflight().
+                const error = stepError(message, r.phase === "preflight");
+                r.error = r.error ? `${r.error} ${error}` : error;
                 if (r.outcome !== "failed") Object.assign(r, { end: at, outcome: "failed" as StepOutcome });
                 if (first) this.emit(r, "ended");
             } else {
@@ -123,20 +126,42 @@ export class RunTracker {
         for (const r of this.steps) if (r.outcome === "running") Object.assign(r, { end: at, outcome: "failed" as StepOutcome, error: r.error ?? "the run ended while this step was running" });
     }
 
+    /**
+     * The run's pre-flight, from its pre-flight steps that ran (a generation
+     * they had not checked yet): how long, how many consumers, every problem.
+     */
+    preflight(): PreflightResult | undefined {
+        const ran = this.steps.filter((s) => s.phase === "preflight" && (s.outcome === "ok" || s.outcome === "failed"));
+        if (!ran.length) return undefined;
+        const problems = ran.filter((s) => s.outcome === "failed").flatMap((s) => {
+            const named = problemsOfStepError(s.secret, s.error ?? "");
+            return named.length ? named : [{ secret: s.secret, at: "pre-flight", problem: s.error ?? "failed" }];
+        });
+        const seconds = (Math.max(...ran.map((s) => s.end ?? 0)) - Math.min(...ran.map((s) => s.start ?? 0))) / 1000;
+        const consumers = this.secrets.filter((x) => ran.some((s) => s.secret === x.name)).reduce((n, x) => n + x.consumers.length, 0);
+        return { ok: !problems.length, seconds, consumers, problems };
+    }
+
+    /** Whether the engine ran no step but pre-flights, and deletes the delete guard refused (nothing taken back). */
+    ranOnlyPreflight(): boolean {
+        return this.steps.every((s) => s.outcome === "pending" || s.outcome === "unchanged" || s.phase === "preflight" ||
+            (s.op === "delete" && s.outcome === "failed" && /^kept "/.test(s.error ?? "")));
+    }
+
     failedSecrets(): string[] {
         return [...new Set(this.steps.filter((s) => s.outcome === "failed").map((s) => s.secret))];
     }
 }
 
-/** "error: <provider message>" → the provider's message, without the engine's wrapping. */
-export function stepError(message: string): string {
+/** "error: <provider message>" → the provider's message, without the engine's wrapping; its lines joined, or kept. */
+export function stepError(message: string, keepLines = false): string {
     return message
         .replace(/^error:\s*/i, "")
         .replace(/^(update|create|delete|updating|creating|deleting) failed:?\s*/i, "")
         .split("\n")
         .map((l) => l.trim())
         .filter(Boolean)
-        .join(" ");
+        .join(keepLines ? "\n" : " ");
 }
 
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)}s`;
@@ -157,7 +182,7 @@ function consumerState(r: StepRecord, now: number): string {
     }
 }
 
-const PHASE_LABEL: Record<string, string> = { "read-previous": "read", generate: "generate", stage: "stage", grant: "grant", rollout: "rollout", guard: "guard", gate: "gate", revoke: "revoke", promote: "promote", verify: "verify", audit: "audit" };
+const PHASE_LABEL: Record<string, string> = { preflight: "pre-flight", "read-previous": "read", generate: "generate", stage: "stage", grant: "grant", rollout: "rollout", guard: "guard", gate: "gate", revoke: "revoke", promote: "promote", verify: "verify", audit: "audit" };
 
 /** One secret's phases in plan order, each marked done (+), running (>), failed (!) or to come (.). */
 function phaseLine(steps: StepRecord[]): string {
@@ -190,7 +215,8 @@ export function renderFrame(tracker: RunTracker, title: string, now: number, row
             const count = (o: StepOutcome) => consumers.filter((c) => c.outcome === o).length;
             out.push(`  ${consumers.length} consumers: ${count("ok") + count("unchanged")} done, ${count("running")} running, ${count("pending")} waiting, ${count("failed")} failed`);
         }
-        for (const r of steps.filter((x) => x.phase !== "rollout" && x.outcome === "failed")) out.push(`  ${r.step} FAILED: ${r.error ?? "(no message)"}`);
+        // A pre-flight's error is a line per problem: each is a line of the frame (the redraw counts lines).
+        for (const r of steps.filter((x) => x.phase !== "rollout" && x.outcome === "failed")) out.push(...`  ${r.step} FAILED: ${r.error ?? "(no message)"}`.split("\n").map((l, i) => (i ? `    ${l}` : l)));
     }
     return out.map((l) => (l.length > cols ? `${l.slice(0, cols - 1)}…` : l));
 }

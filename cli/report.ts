@@ -109,7 +109,7 @@ function auditTable(run: RunRecord): Part {
     return { html: t.html, height: t.height + 20 * wraps };
 }
 
-/** What the pre-flight checked before anything was written. */
+/** What the pre-flight steps (the first of each rotation that ran) checked before anything of it ran. */
 function preflightPart(p: NonNullable<RunRecord["preflight"]>): Part {
     const verdict = p.ok ? "all clear" : `<span class="bad">${p.problems.length} problem(s)</span>`;
     const head = `<p>${p.consumers} consumer(s) (host key, config file and key, reload program, free space), the source's admin credential and the store: ${verdict} in ${p.seconds.toFixed(1)} s.</p>`;

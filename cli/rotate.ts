@@ -62,7 +62,7 @@ function program(run: (p: Promise<number>) => void): Command {
     cli.command("check").description("which generation each consumer holds (current, previous, unknown, missing, unreachable), proven by an HMAC under a fresh nonce; and whether the source still accepts the previous secret. Exit 0 all current, 1 drift")
         .addOption(stackOption()).option("--secret <name>", "only this secret (repeatable)", collect).addOption(json())
         .action((o) => run(check(o)));
-    cli.command("preflight").description("what a rotation needs, checked before anything changes: every consumer's host, config file and key, reload program and free space; the source's admin credential; the store. Exit 0 all clear, 1 problems")
+    cli.command("preflight").description("the checks of every rotation's first step, on their own: every consumer's host, config file and key, reload program and free space; the source's admin credential; the store. Nothing changes. Exit 0 all clear, 1 problems")
         .addOption(stackOption()).option("--secret <name>", "only this secret (repeatable)", collect).addOption(json())
         .action((o) => run(preflight(o)));
     cli.command("preview").description("the engine's own preview of the stack (pulumi preview --diff); changes nothing")

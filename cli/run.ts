@@ -7,6 +7,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import type { Stack } from "@pulumi/pulumi/automation";
+import { describeProblems } from "../provider/preflight";
 import { LiveView, RunTracker, plainLine, renderFrame } from "./progress";
 import { writeReport } from "./report";
 import { authFailureRows, type RunOutcome, type RunRecord, type RunSecret } from "./runRecord";
@@ -55,8 +56,6 @@ export interface RunOptions {
     out: NodeJS.WriteStream;
     /** Step URNs to run again although they succeeded (resume --redeploy: a consumer reverted behind the rotation's back). */
     replace?: string[];
-    /** The pre-flight that cleared this run (start only). */
-    preflight?: RunRecord["preflight"];
     /** The generation whose revocation started, per secret (for the verdict of a failure). */
     committed: (secret: string) => Promise<number | undefined>;
     /** The stack file before this command wrote it (start, rollback): put back if the engine runs no step. */
@@ -164,7 +163,10 @@ export async function runUpdate(o: RunOptions): Promise<RunResult> {
     }
     // The engine refused before running a step: another run's lock (taken before the program starts), the program refusing the config.
     const locked = !ok && /currently locked|another update is currently in progress/i.test(engineError);
-    const ranNothing = locked || (!ok && tracker.operations === 0);
+    // Or a pre-flight step failed and nothing else ran: the rotation was refused before it began.
+    const preflight = tracker.preflight();
+    const refused = !ok && !locked && preflight !== undefined && !preflight.ok && tracker.ranOnlyPreflight();
+    const ranNothing = locked || (!ok && tracker.operations === 0) || refused;
     const kept = ranNothing ? putBackStackFile(o) : undefined;
     if (locked) {
         const [lock] = await stackLocks(stack).catch(() => []);
@@ -200,8 +202,14 @@ export async function runUpdate(o: RunOptions): Promise<RunResult> {
         // With the stack file put back there is nothing to resume: the command itself runs again.
         if (ranNothing && o.written) next.splice(0, next.length, `${kept}: fix the cause above, then run bin/rotate ${o.command} again`);
     }
-    const outcome: RunOutcome = ok ? (o.command === "rollback" ? "rolled-back" : "succeeded") : "failed";
-    if (!ranNothing) for (const s of failed) recordFailedRun(o, tracker.steps, s);
+    if (refused) {
+        // Exit 3 as a refusal: the problems are the run's errors, not failed rotations to resume or roll back.
+        exitCode = EXIT.refused;
+        errors.splice(0, errors.length, `pre-flight found ${preflight.problems.length} problem(s); ${kept}:`, ...describeProblems(preflight.problems));
+        next.splice(0, next.length, `fix them, then run bin/rotate ${o.command} again (bin/rotate preflight --stack ${stack} checks without changing anything)`);
+    }
+    const outcome: RunOutcome = ok ? (o.command === "rollback" ? "rolled-back" : "succeeded") : refused ? "refused" : "failed";
+    if (!ranNothing && !refused) for (const s of failed) recordFailedRun(o, tracker.steps, s);
     const ended = Date.now();
     const audit = auditOfRun(o.auditLog, stack, started);
     const authFailures = authFailureRows(audit);
@@ -218,7 +226,7 @@ export async function runUpdate(o: RunOptions): Promise<RunResult> {
         audit,
         next,
         errors,
-        ...(o.preflight ? { preflight: o.preflight } : {}),
+        ...(preflight ? { preflight } : {}),
         ...lastCheckOf(stack),
         ...(authFailures.length ? { authFailures } : {}),
     };

@@ -78,7 +78,7 @@ export interface RunRecord {
     next: string[];
     /** Error lines of the run that no step claims (the engine's own). */
     errors: string[];
-    /** The pre-flight of a start (cli/preflight.ts): what was checked, how long it took, the problems (none, or the run would not have started). */
+    /** The run's pre-flight steps that ran (cli/progress.ts preflight()): how many consumers, how long, every problem they named. */
     preflight?: PreflightResult;
     /** The stack's last `bin/rotate check` (cli/check.ts), if any: when, and who was not on the current secret. */
     lastCheck?: { time: string; ok: boolean; off: { secret: string; consumer: string; holds: string }[] };

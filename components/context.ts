@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
-import type { ConsumerConfig, RotationConfig, SshTarget } from "../lib/config";
-import { consumerTarget } from "../lib/resolve";
+import type { RotationConfig } from "../lib/config";
+import { consumerHosts, consumerTarget } from "../lib/resolve";
 import { Step, type AuditSpec, type StepArgs, type StepTarget } from "./exec/step";
 
 /** Type-token package of every component here: `rotation:index:<Component>`. */
@@ -60,27 +60,9 @@ export function auditSpec(ctx: RotationContext, phase: string, consumer?: string
     };
 }
 
-export { consumerTarget };
+export { consumerHosts, consumerTarget };
 
 export const LOCAL: StepTarget = { kind: "local" };
-
-/**
- * The consumers' hosts, each once (a fleet has far fewer hosts than
- * consumers), keyed for a step's `hosts`, and each consumer's key.
- */
-export function consumerHosts(ctx: RotationContext): { hosts: Record<string, SshTarget>; hostOf: (c: ConsumerConfig) => string } {
-    const hosts: Record<string, SshTarget> = {};
-    const keyOf = new Map<string, string>();
-    for (const c of ctx.config.consumers) {
-        const t = consumerTarget(ctx, c);
-        const id = JSON.stringify(t);
-        if (!keyOf.has(id)) {
-            keyOf.set(id, `h${keyOf.size}`);
-            hosts[keyOf.get(id)!] = t;
-        }
-    }
-    return { hosts, hostOf: (c) => keyOf.get(JSON.stringify(consumerTarget(ctx, c)))! };
-}
 
 /** What a phase step adds to a plain step: the audit phase, and whether a mode change runs it again. */
 export type PhaseStepArgs = Omit<StepArgs, "triggers" | "audit"> & {

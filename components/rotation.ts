@@ -3,6 +3,7 @@ import { phaseOrder, rotationPlan, type PlanStep } from "../lib/plan";
 import { AuditRecord } from "./auditRecord";
 import { consumerRollout } from "./consumerRollout";
 import { TOKEN, phaseStep, type RotationContext } from "./context";
+import { preflightStep } from "./preflight";
 import { Promotion } from "./promotion";
 import { Revocation } from "./revocation";
 import { RotationGate } from "./rotationGate";
@@ -37,7 +38,7 @@ export interface RotationArgs {
 
 /**
  * One secret's rotation for the stack's generation, realizing lib/plan.ts:
- * generate → stage → grant (dual-active) → every consumer's rollout → gate →
+ * pre-flight → generate → stage → grant (dual-active) → every consumer's rollout → gate →
  * revoke previous → promote → verify → audit. In rollback mode: restore every
  * consumer to the previous secret; the previous generation's grant stays
  * registered, while the new generation's grant and staged copy are not, so
@@ -65,6 +66,7 @@ export class Rotation extends pulumi.ComponentResource {
         let secret!: SecretVersion;
         let verify: Verification | undefined;
         const build: Record<PlanStep["phase"], (step: PlanStep, after: pulumi.Resource[]) => pulumi.Resource> = {
+            preflight: (_s, after) => preflightStep(`${name}-preflight`, ctx, after, this),
             "read-previous": (_s, after) => (previous = new SecretVersion(`${name}-previous`, { context: ctx, origin: "stored", after }, child)),
             generate: (_s, after) => (secret = new SecretVersion(`${name}-g${config.generation}`, { context: ctx, origin: "generate", after }, child)),
             stage: (_s, after) => new StoreStaging(`${name}-stage`, { context: ctx, credential: secret, previous, after }, child).done,

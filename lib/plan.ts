@@ -13,7 +13,7 @@ export interface PlanStep {
     /** Stable id, e.g. "rollout/web-1". */
     id: string;
     /** The runbook phase it belongs to. */
-    phase: "generate" | "read-previous" | "stage" | "grant" | "rollout" | "gate" | "revoke" | "promote" | "verify" | "audit" | "guard";
+    phase: "preflight" | "generate" | "read-previous" | "stage" | "grant" | "rollout" | "gate" | "revoke" | "promote" | "verify" | "audit" | "guard";
     consumer?: string;
     /** A rollout's wave (1-based), when the secret rolls out in waves. */
     wave?: number;
@@ -46,8 +46,10 @@ export function rotationPlan(input: PlanInput): PlanStep[] {
         return all;
     };
 
-    add("previous", "read-previous", []);
     if (input.mode === "rollback") {
+        // No pre-flight: a rollback restores every consumer it can reach at once; one that
+        // refused to start because a host is down would keep all the others on the new secret.
+        add("previous", "read-previous", []);
         const guard = add("guard", "guard", ["previous"]);
         // The previous generation's grant stays registered: were it dropped,
         // Pulumi would delete it and so withdraw the very secret being restored.
@@ -56,7 +58,11 @@ export function rotationPlan(input: PlanInput): PlanStep[] {
         add("audit", "audit", done);
         return steps;
     }
-    add("secret", "generate", []);
+    // The pre-flight is the rotation's only root: nothing is read, generated, staged or
+    // granted before every consumer's host, the source and the store were found ready.
+    const preflight = add("preflight", "preflight", []);
+    add("previous", "read-previous", [preflight]);
+    add("secret", "generate", [preflight]);
     // Staging waits for the read of the secret in use too: a store that cannot be read is not written.
     add("stage", "stage", ["secret", "previous"]);
     add("grant", "grant", ["stage", "previous"]);
@@ -99,7 +105,7 @@ export function phaseOrder(plan: PlanStep[]): string[] {
  * validation refuses two secrets of a stack that would share one.
  */
 export function resourceNames(secret: string, consumers: string[], upTo: number): string[] {
-    const fixed = ["previous", "previous-read", "stage", "gate", "revoke", "promote", "verify", "verify-source", "verify-consumers", "audit", "rollback-guard"];
+    const fixed = ["preflight", "previous", "previous-read", "stage", "gate", "revoke", "promote", "verify", "verify-source", "verify-consumers", "audit", "rollback-guard"];
     const names = [secret, ...fixed.map((f) => `${secret}-${f}`), ...consumers.map((c) => `${secret}-rollout-${c}`)];
     for (let g = 0; g <= upTo; g++) names.push(`${secret}-g${g}`, `${secret}-g${g}-public-key`, `${secret}-grant-g${g}`);
     return names;
@@ -113,6 +119,8 @@ export function resourceNames(secret: string, consumers: string[], upTo: number)
  */
 export function stepResourceName(secret: string, step: PlanStep, generation: number, mode: Mode): string {
     switch (step.phase) {
+        case "preflight":
+            return `${secret}-preflight`;
         case "read-previous":
             return `${secret}-previous-read`;
         case "generate":

@@ -19,6 +19,24 @@ export function consumerTarget(r: Pick<ResolvedRotation, "consumerHostKeys">, c:
     return { kind: "ssh", host: c.host, port: c.port, user: c.user, hostKey: r.consumerHostKeys[c.name], privateKeyFile: c.privateKeyFile };
 }
 
+/**
+ * The consumers' hosts, each once (a fleet has far fewer hosts than
+ * consumers), keyed for a step's `hosts`, and each consumer's key.
+ */
+export function consumerHosts(r: Pick<ResolvedRotation, "config" | "consumerHostKeys">): { hosts: Record<string, SshTarget>; hostOf: (c: RotationConfig["consumers"][number]) => string } {
+    const hosts: Record<string, SshTarget> = {};
+    const keyOf = new Map<string, string>();
+    for (const c of r.config.consumers) {
+        const t = consumerTarget(r, c);
+        const id = JSON.stringify(t);
+        if (!keyOf.has(id)) {
+            keyOf.set(id, `h${keyOf.size}`);
+            hosts[keyOf.get(id)!] = t;
+        }
+    }
+    return { hosts, hostOf: (c) => keyOf.get(JSON.stringify(consumerTarget(r, c)))! };
+}
+
 const HOST_KEY = /^(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)|ssh-rsa) [A-Za-z0-9+/=]+$/;
 
 /**

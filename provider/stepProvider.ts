@@ -21,6 +21,7 @@ import type * as provider from "@pulumi/pulumi/provider";
 import { runAt, where } from "./exec";
 import { checkDrift } from "./drift";
 import { VerificationError, noteLogSizes, runKeyOf, verifyConsumers, withFields } from "./authFailures";
+import { preflightStep } from "./preflight";
 import { deleteRefusal, noteAuditLog } from "./deleteGuard";
 import { StepError, appendAudit, failure, redact, sleep, splitFields, undoPhase } from "./outcome";
 import { randomSecret } from "./random";
@@ -45,7 +46,11 @@ function unwrap(v: any): any {
 
 const secret = (value: unknown) => ({ [SECRET_SIG]: SECRET_VALUE, value });
 
-/** Inputs whose change is recorded without running the step again. */
+/**
+ * Inputs whose change is recorded without running the step again. A
+ * pre-flight's `preflight` is not among them: it is read afresh each time the
+ * step runs, and checks nothing that later steps rely on having recorded.
+ */
 const RECORDED_KEYS: (keyof StepProps)[] = ["title", "target", "op", "script", "deleteScript", "captureStdout", "attempts", "retryDelaySeconds", "timeoutSeconds", "audit", "rollout", "hosts", "checks", "random", "vault"];
 
 /** A short digest of the recorded inputs: outputs keep this, not a second copy of them. */
@@ -76,6 +81,8 @@ export async function perform(props: StepProps): Promise<string | undefined> {
         } else if (props.op === "vault") {
             const record = props.audit?.record ?? {};
             stdout = await vaultStep(props.vault!, secrets[0], { previous: secrets[1], stack: String(record.stack ?? "<stack>"), secret: String(record.secret ?? "<secret>") });
+        } else if (props.op === "preflight") {
+            await preflightStep(props.preflight!, props.hosts!, props.title);
         } else if (props.op === "health") {
             const checks = (props.checks ?? []).map(({ host, ...c }) => ({ ...c, target: props.hosts![host] }));
             found = await verifyConsumers(checks, props.title, runKeyOf(props), secrets);
@@ -142,6 +149,7 @@ export const stepProvider: provider.Provider = {
             health: p.checks && p.hosts && p.checks.every((c) => c.host in p.hosts!) ? undefined : "checks with their hosts",
             random: p.random ? undefined : "random",
             vault: p.vault ? undefined : "vault",
+            preflight: p.preflight && p.hosts && p.preflight.consumers.every((c) => c.host in p.hosts!) ? undefined : "preflight with its hosts",
         };
         if (p.drift && !(p.hosts && p.drift.every((c) => c.host in p.hosts!))) needs[String(p.op)] = "hosts for its drift checks";
         const missing = needs[String(p.op)] ?? (p.op ? undefined : "op");

@@ -59,7 +59,7 @@ export interface RolloutSpec extends HealthCheck {
     logCheck?: LogCheck;
 }
 
-export type StepOp = "script" | "rollout" | "health" | "random" | "vault";
+export type StepOp = "script" | "rollout" | "health" | "random" | "vault" | "preflight";
 
 /** In a step with `drift` (the gate): one consumer whose config must hold the new secret (its host a key of the step's `hosts`). */
 export interface DriftCheck {
@@ -73,6 +73,17 @@ export interface DriftCheck {
     timeoutSeconds: number;
     /** The consumer's log (its `logCheck.path`): its size is noted as the anchor of the count after the revocation. */
     logPath?: string;
+}
+
+/** In a "preflight" step: what one rotation needs, checked before anything of it runs (provider/preflight.ts). */
+export interface PreflightSpec {
+    secret: string;
+    /** Each consumer's config, write format and reload command; its host a key of the step's `hosts`. */
+    consumers: { name: string; host: string; configPath: string; write: WriteSpec; reload: string; timeoutSeconds: number }[];
+    /** The source's admin credential check and where it runs (none for a command source). */
+    source?: { target: StepTarget; script: string };
+    /** A file store's check, run on the operator's machine (a Vault store is asked before the program registers anything). */
+    store?: string;
 }
 
 export interface StepProps {
@@ -115,6 +126,8 @@ export interface StepProps {
      * stdout. Deleting a "stage" step removes the staged copy.
      */
     vault?: VaultStepSpec;
+    /** For op "preflight": every consumer (its host a key of `hosts`), the source and the store. */
+    preflight?: PreflightSpec;
     /** For op "health": the consumers' hosts, by key, and what to check per consumer. */
     hosts?: Record<string, SshTarget>;
     checks?: ConsumerCheck[];

@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { RandomSpec } from "../../provider/random";
 import type { VaultStepSpec } from "../../lib/vault";
-import type { AuditSpec, ConsumerCheck, DriftCheck, RolloutSpec, SshTarget, StepOp, StepTarget } from "../../provider/types";
+import type { AuditSpec, ConsumerCheck, DriftCheck, PreflightSpec, RolloutSpec, SshTarget, StepOp, StepTarget } from "../../provider/types";
 
 export type { AuditSpec, ConsumerCheck, HealthPolicy, RolloutSpec, SshTarget, StepTarget } from "../../provider/types";
 
@@ -41,7 +41,9 @@ export interface StepArgs {
     readonly vault?: pulumi.Input<VaultStepSpec>;
     /** For op "rollout": the consumer and how to deploy to it. */
     readonly rollout?: pulumi.Input<RolloutSpec>;
-    /** For op "health", and a gate's drift checks: the consumers' hosts, each once, by key. */
+    /** For op "preflight": what the rotation needs, checked before anything of it runs (its hosts in `hosts`). */
+    readonly preflight?: pulumi.Input<PreflightSpec>;
+    /** For op "health", a pre-flight, and a gate's drift checks: the consumers' hosts, each once, by key. */
     readonly hosts?: pulumi.Input<Record<string, SshTarget>>;
     /** For op "health": what to check per consumer (its host is a key of `hosts`). */
     readonly checks?: pulumi.Input<ConsumerCheck[]>;

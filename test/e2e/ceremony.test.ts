@@ -1,7 +1,8 @@
-// The ceremony on the lab. Pre-flight: `bin/rotate start` checks every
-// consumer, the source and the store before it writes anything; a stopped
-// host, a config without its key or a full disk stops it there, named, with
-// nothing changed anywhere. Two-person approval: a start records a signed
+// The ceremony on the lab. Pre-flight: the first step of `bin/rotate start`'s
+// update checks every consumer, the source and the store before anything of
+// the rotation runs; a stopped host, a config without its key or a full disk
+// stops it there, named, and the stack file is put back: nothing changed
+// anywhere. Two-person approval: a start records a signed
 // request, a second person approves it with their own SSH key, and every way
 // of getting around that is refused without changing anything. Reasons and
 // witnesses reach the audit line and the report.
@@ -11,7 +12,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, before, test } from "node:test";
 import { assertRedisMoved, remember } from "./checks";
-import { fillConfigDir, hosts, lab, labCtl, redisStack, storeValue, unmountTmpfs } from "./lab";
+import { fillConfigDir, hosts, labCtl, redisStack, redisWorld, storeValue, unmountTmpfs } from "./lab";
 import { scanForLeaks } from "./leaks";
 import { Workspace } from "./workspace";
 
@@ -19,17 +20,7 @@ const SECRET = "app-redis";
 let ws: Workspace;
 
 /** Everything a rotation could change: the source's ACL, the store, every consumer's config, the stack file. */
-function snapshot(): string {
-    const l = lab();
-    const acl = spawnSync("redis-cli", ["--no-auth-warning", "-h", l.redis.host, "-p", String(l.redis.port), "--user", l.redis.adminUser, "ACL", "LIST"], {
-        env: { ...process.env, REDISCLI_AUTH: fs.readFileSync(l.redis.adminPasswordFile, "utf8").trim() },
-        encoding: "utf8",
-    });
-    assert.equal(acl.status, 0, acl.stderr);
-    const configs = hosts().map((h) => fs.readFileSync(path.join(h.etcDir, "redis.yaml"), "utf8"));
-    const store = fs.readdirSync(l.storeDir).filter((f) => f.startsWith(SECRET)).sort().map((f) => `${f}=${fs.readFileSync(path.join(l.storeDir, f), "utf8")}`);
-    return JSON.stringify({ acl: acl.stdout, configs, store, stack: ws.stackConfig() });
-}
+const snapshot = () => JSON.stringify({ world: redisWorld(SECRET), stack: ws.stackConfig() });
 
 before(() => {
     labCtl("up", "--reset");

@@ -34,6 +34,10 @@ export function assertSucceeded(r: RunResult, what: string): void {
 export function assertRevokeAfterEveryConsumer(r: RunResult, secret: string, consumers: string[]): void {
     const revoke = stepTimeline(r.events, `${secret}-revoke`);
     assert.ok(revoke.start !== undefined, "the revocation ran in this update");
+    // The pre-flight came first: its check of every consumer ended before anything was staged.
+    const preflight = stepTimeline(r.events, `${secret}-preflight`);
+    const stage = stepTimeline(r.events, `${secret}-stage`);
+    assert.ok(preflight.end !== undefined && stage.start !== undefined && preflight.end < stage.start, `the pre-flight ended (seq ${preflight.end}) before staging started (seq ${stage.start})`);
     for (const c of consumers) {
         const t = stepTimeline(r.events, `${secret}-rollout-${c}`);
         assert.ok(t.end !== undefined, `${c}'s rollout finished in this update`);
@@ -48,6 +52,7 @@ export function assertPreviewPlan(previewJson: string, secret: string, consumers
     const plan = JSON.parse(previewJson) as { steps: { op: string; urn: string }[] };
     const planned = new Set(plan.steps.filter((s) => s.op !== "same").map((s) => urnName(s.urn)));
     const expect = [
+        `${secret}-preflight`,
         `${secret}-g${generation}`,
         `${secret}-stage`,
         `${secret}-grant-g${generation}`,

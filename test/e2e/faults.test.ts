@@ -19,7 +19,7 @@ import { after, before, test } from "node:test";
 import { Worker } from "node:worker_threads";
 import { yamlQuote } from "../../lib/configFormats";
 import { assertAudit, assertAuditChain, assertSucceeded, remember } from "./checks";
-import { committedGeneration, consumerState, fillConfigDir, hosts, inHost, lab, LAB_DIR, labCtl, redisAuthOk, redisStack, sha256, storeHas, storeValue, tmpfsOn, unmountTmpfs, type LabHost } from "./lab";
+import { committedGeneration, consumerState, fillConfigDir, hosts, inHost, lab, LAB_DIR, labCtl, redisAuthOk, redisStack, redisWorld, sha256, storeHas, storeValue, tmpfsOn, unmountTmpfs, type LabHost } from "./lab";
 import { scanForLeaks } from "./leaks";
 import { changedSteps, ROOT, stepTimeline, urnName, Workspace, type EngineEvent, type RunResult } from "./workspace";
 
@@ -116,7 +116,7 @@ function assertConfigs(old: string, fresh: string): Map<string, "old" | "new"> {
         const holds = config === shaped(h, old) ? old : config === shaped(h, fresh) ? fresh : undefined;
         assert.ok(holds !== undefined, `${h.name}: redis.yaml is the lab's file, whole, with the old or the new password`);
         assert.equal(fs.statSync(path.join(dir, "redis.yaml")).mode & 0o777, 0o600, `${h.name}: redis.yaml stays 0600`);
-        const before = holds === fresh ? old : history[history.indexOf(old) - 1];
+        const before = holds === old ? history[history.indexOf(old) - 1] : old;
         const bak = path.join(dir, "redis.yaml.bak");
         if (before === undefined) assert.equal(fs.existsSync(bak), false, `${h.name}: no .bak before the first rotation`);
         else assert.equal(fs.readFileSync(bak, "utf8"), shaped(h, before), `${h.name}: redis.yaml.bak is the file with the password before`);
@@ -171,7 +171,7 @@ async function assertCompleted(old: string, fresh: string): Promise<void> {
 // ------------------------------------------------------------------ the rows
 
 /** Where the faulty run stopped the rotation. */
-type Stop = "grant" | "rollout" | "gate" | "revoke" | "promote" | "killed" | "none";
+type Stop = "preflight" | "rollout" | "gate" | "revoke" | "promote" | "killed" | "none";
 
 interface Row {
     fault: string;
@@ -267,22 +267,30 @@ const ROWS: Row[] = [
         resume: "up",
     },
     {
-        fault: "a consumer's host is unreachable (sshd stopped)",
-        host: 0,
-        stops: "rollout",
+        // A plain `pulumi up` (no console) after `pulumi config set --path` of the next generation.
+        fault: "a consumer's host is unreachable (sshd stopped): the pre-flight finds it before anything is generated",
+        host: 1,
+        stops: "preflight",
         appOn: "old",
-        inject: (c) => {
-            ws.patchConfig({ generation: c.gen });
-            labCtl("stop-host", c.host.name);
+        inject: (c) => labCtl("stop-host", c.host.name),
+        run: async (c) => {
+            const set = await ws.pulumi(["config", "set", "--path", `rotation:secrets.${SECRET}.generation`, String(c.gen)]);
+            assert.equal(set.code, 0, set.stdout + set.stderr);
+            return ws.pulumi(UP, { sampleProcesses: true });
         },
-        says: (c) => [new RegExp(`${writeTitle(c)} \\(read /etc/rotation-app/redis\\.yaml\\): exited with code 255 on root@${ipRe(c.host)}:22: .*Connection refused`)],
+        says: (c) => [
+            new RegExp(`${SECRET}: pre-flight of g${c.gen} \\(3 consumers, the source, the store\\): 1 problem\\(s\\); nothing of the rotation ran:`),
+            new RegExp(`${SECRET} consumer ${c.consumer}: cannot run the checks on root@${ipRe(c.host)}:22: .*Connection refused`),
+            // The engine's end-of-update delete of the grant in use is refused (its generated secret stays with it).
+            new RegExp(`kept "${SECRET}: grant g${c.gen - 1} at the redis-acl source \\(dual-active\\)": generation ${c.gen - 1} of ${SECRET} may still be in use`),
+        ],
         fix: (c) => labCtl("start-host", c.host.name),
         resume: "up",
     },
     {
         fault: "SSH authentication refused (a key no host authorizes)",
         host: 1,
-        stops: "rollout",
+        stops: "preflight",
         appOn: "old",
         inject: (c) => {
             const key = path.join(ws.dir, "unauthorized_ed25519");
@@ -292,14 +300,14 @@ const ROWS: Row[] = [
             assert.equal(r.status, 0, r.stderr);
             ws.patchConfig({ generation: c.gen, consumers: consumersWith(1, { privateKeyFile: key }) });
         },
-        says: (c) => [new RegExp(`${writeTitle(c)} \\(read /etc/rotation-app/redis\\.yaml\\): exited with code 255 on root@${ipRe(c.host)}:22: .*Permission denied \\(publickey\\)`)],
+        says: (c) => [new RegExp(`${SECRET} consumer ${c.consumer}: cannot run the checks on root@${ipRe(c.host)}:22: .*Permission denied \\(publickey\\)`)],
         fix: () => ws.patchConfig({ consumers: base.consumers }),
         resume: "up",
     },
     {
         fault: "a consumer's host offers another host key than the pinned one",
         host: 0,
-        stops: "rollout",
+        stops: "preflight",
         appOn: "old",
         inject: (c) => {
             const other = hosts()[1];
@@ -307,18 +315,18 @@ const ROWS: Row[] = [
         },
         says: (c) => {
             const fp = (h: LabHost) => spawnSync("ssh-keygen", ["-lf", path.join(LAB_DIR, "hosts", h.name, "ssh_host_ed25519_key.pub")], { encoding: "utf8" }).stdout.split(" ")[1];
-            return [new RegExp(`${writeTitle(c)} \\(read /etc/rotation-app/redis\\.yaml\\): exited with code 255 on root@${ipRe(c.host)}:22: refused: ${ipRe(c.host)}:22 offered host key ${esc(fp(c.host))} but ssh-ed25519 ${esc(fp(hosts()[1]))} is pinned\\. Nothing was sent to that host`)];
+            return [new RegExp(`${SECRET} consumer ${c.consumer}: cannot run the checks on root@${ipRe(c.host)}:22: refused: ${ipRe(c.host)}:22 offered host key ${esc(fp(c.host))} but ssh-ed25519 ${esc(fp(hosts()[1]))} is pinned\\. Nothing was sent to that host`)];
         },
         check: (_c, r) => assert.doesNotMatch(r.stdout + r.stderr, /ssh-keygen -R|remove with/, "no advice to drop the pin"),
         fix: () => ws.patchConfig({ consumers: base.consumers }),
         resume: "up",
     },
     {
-        fault: "the source is unreachable at the grant (closed port)",
-        stops: "grant",
+        fault: "the source is unreachable (closed port)",
+        stops: "preflight",
         inject: (c) => ws.patchConfig({ generation: c.gen, source: { ...base.source, port: 6390 } }),
         says: (c) => [
-            new RegExp(`${SECRET}: grant g${c.gen} at the redis-acl source \\(dual-active\\): exited with code 1: redis 127\\.0\\.1\\.30:6390: ACL SETUSER app failed: .*Connection refused`),
+            new RegExp(`${SECRET} source: redis 127\\.0\\.1\\.30:6390 does not accept the admin credential of \\S+: .*Connection refused`),
             new RegExp(`kept "${SECRET}: grant g${c.gen - 1} at the redis-acl source \\(dual-active\\)": generation ${c.gen - 1} of ${SECRET} may still be in use`),
         ],
         fix: () => ws.patchConfig({ source: base.source }),
@@ -482,23 +490,14 @@ const ROWS: Row[] = [
     {
         fault: "a consumer's disk is full (a 1 MiB tmpfs over its config directory)",
         host: 2,
-        stops: "rollout",
+        // The pre-flight asks for room for the new file and its .bak: found before anything is generated.
+        stops: "preflight",
         appOn: "old",
         inject: (c) => {
             ws.patchConfig({ generation: c.gen });
             fillConfigDir(c.host);
         },
-        // Full: the new file does not fit. Then one page free: the new file fits, the backup copy does not.
-        run: async (c) => {
-            const full = await ws.pulumi(UP, { sampleProcesses: true });
-            assert.notEqual(full.code, 0);
-            assert.match(full.stdout + full.stderr, new RegExp(`${writeTitle(c)}: exited with code 1 on root@${ipRe(c.host)}:22: cat: write error: No space left on device`));
-            assert.equal(stepTimeline(full.events, `${SECRET}-gate`).start, undefined, "the gate did not open");
-            assertConfigs(c.old, storeValue(`${SECRET}.new`));
-            inHost(c.host, "truncate -s -4096 /etc/rotation-app/.filler");
-            return ws.pulumi(UP, { sampleProcesses: true });
-        },
-        says: (c) => [new RegExp(`${writeTitle(c)}: exited with code 1 on root@${ipRe(c.host)}:22: cp: error copying '/etc/rotation-app/redis\\.yaml' to '/etc/rotation-app/redis\\.yaml\\.bak\\.rotation-tmp': No space left on device`)],
+        says: (c) => [new RegExp(`${SECRET} consumer ${c.consumer}: only \\d+ bytes free in /etc/rotation-app; the new /etc/rotation-app/redis\\.yaml and its \\.bak need \\d+`)],
         // Freeing the space is the fix; the tmpfs itself goes after the resume (its files copied back).
         fix: (c) => {
             if (tmpfsOn(c.host)) inHost(c.host, "rm -f /etc/rotation-app/.filler");
@@ -506,6 +505,28 @@ const ROWS: Row[] = [
         resume: "up",
     },
 ];
+
+/**
+ * A run its pre-flight stopped: from the event log, the pre-flight step failed
+ * before any other step of the rotation ran (read, generate, stage, grant: none
+ * at all), and nothing but refused deletes followed; and the source's ACL, the
+ * store and every consumer's config and .bak are byte for byte as before.
+ */
+function assertRefusedByPreflight(r: RunResult, world: string): void {
+    const preflight = stepTimeline(r.events, `${SECRET}-preflight`);
+    assert.ok(preflight.start !== undefined && preflight.failed !== undefined, "the pre-flight ran and failed");
+    const others = r.events.filter((e) => {
+        const m = e.resourcePreEvent?.metadata ?? e.resOutputsEvent?.metadata;
+        return m && m.type === "rotation:index:Step" && m.op !== "same" && urnName(m.urn) !== `${SECRET}-preflight`;
+    });
+    for (const e of others) {
+        const m = (e.resourcePreEvent ?? e.resOutputsEvent)!.metadata;
+        assert.ok(e.sequence > preflight.failed!, `${urnName(m.urn)} (${m.op}, seq ${e.sequence}) came after the pre-flight's failure (seq ${preflight.failed})`);
+        assert.ok(m.op === "delete" && e.resourcePreEvent, `only deletes followed, each refused: ${urnName(m.urn)} ${m.op}`);
+        assert.ok(stepTimeline(r.events, urnName(m.urn)).failed !== undefined, `the delete of ${urnName(m.urn)} was refused`);
+    }
+    assert.equal(redisWorld(SECRET, appEtc), world, "ACL LIST, the store's files, every consumer's redis.yaml and .bak: byte for byte as before");
+}
 
 /** The step `name` (not its component, which has the same name) ended in this event. */
 function ended(e: EngineEvent, name: string): boolean {
@@ -539,6 +560,8 @@ async function runRow(row: Row): Promise<void> {
     generation++;
     const host = hosts()[row.host ?? 0];
     const c: Ctx = { gen: generation, old, host, consumer: consumerOf(host), note: {} };
+    // A row the pre-flight stops changes nothing outside the state: the source, the store, every config.
+    const world = row.stops === "preflight" ? redisWorld(SECRET, appEtc) : undefined;
     const sampler = new HealthSampler();
     let polls: Map<string, Polls> | undefined;
     let failed: unknown;
@@ -546,11 +569,12 @@ async function runRow(row: Row): Promise<void> {
         row.inject?.(c);
         const r = row.run ? await row.run(c) : await ws.pulumi(UP, { sampleProcesses: true });
         const out = r.stdout + r.stderr;
-        const fresh = storeHas(`${SECRET}.new`) ? storeValue(`${SECRET}.new`) : storeValue(SECRET);
+        let fresh = storeHas(`${SECRET}.new`) ? storeValue(`${SECRET}.new`) : storeValue(SECRET);
         remember(old, fresh);
-        assert.notEqual(fresh, old, "a new password was staged");
+        if (world === undefined) assert.notEqual(fresh, old, "a new password was staged");
         history[generation] = fresh;
         for (const re of row.says(c)) assert.match(out, re, `the faulty run says what failed:\n${out.slice(-2500)}`);
+        if (world !== undefined) assertRefusedByPreflight(r, world);
 
         // (b) nothing revoked before every consumer was verified
         assertRevokeWaited(r);
@@ -564,10 +588,10 @@ async function runRow(row: Row): Promise<void> {
             assert.notEqual(r.code, 0, "the faulty run fails");
             const revoked = row.stops === "promote";
             assert.equal(storeValue(SECRET), old, "the store's current value is unchanged");
-            assert.equal(storeValue(`${SECRET}.new`), fresh, "the staged password is kept");
+            if (world === undefined) assert.equal(storeValue(`${SECRET}.new`), fresh, "the staged password is kept");
             assert.equal(redisAuthOk(old), !revoked, revoked ? "the old password was revoked (after every consumer)" : "the old password still works at the source");
-            assert.equal(redisAuthOk(fresh), row.stops !== "grant", row.stops === "grant" ? "the new password was never granted" : "the new password works (dual-active)");
-            if (["grant", "rollout", "killed"].includes(row.stops)) {
+            if (world === undefined) assert.equal(redisAuthOk(fresh), true, "the new password works (dual-active)");
+            if (["preflight", "rollout", "killed"].includes(row.stops)) {
                 assert.equal(gate.start, undefined, "the gate did not open");
                 assert.equal(revoke.start, undefined, "no revocation started");
             }
@@ -582,11 +606,11 @@ async function runRow(row: Row): Promise<void> {
         for (const h of hosts()) {
             const s = await consumerState(h, "redis");
             const faulty = row.stops === "rollout" && h.name === host.name;
-            const expect = row.stops === "grant" ? "old" : faulty ? row.appOn! : row.stops === "killed" ? (s.fingerprint === sha256(fresh) ? "new" : "old") : "new";
+            const expect = row.stops === "preflight" ? "old" : faulty ? row.appOn! : row.stops === "killed" ? (s.fingerprint === sha256(fresh) ? "new" : "old") : "new";
             assert.equal(s.fingerprint, sha256(expect === "new" ? fresh : old), `${h.name} runs on the ${expect} password`);
             if (!(faulty && row.breaksHealth)) assert.ok(s.healthy, `${h.name} is healthy`);
             const config = faulty ? row.configOn ?? row.appOn! : expect;
-            if (row.stops !== "killed") assert.equal(held.get(h.name), config, `${h.name}'s config holds the ${config} password`);
+            if (row.stops !== "killed" && world === undefined) assert.equal(held.get(h.name), config, `${h.name}'s config holds the ${config} password`);
         }
         await row.check?.(c, r);
         const faultSeconds = r.seconds;
@@ -600,6 +624,13 @@ async function runRow(row: Row): Promise<void> {
             resumeSeconds = (Date.now() - t1) / 1000;
             assertSucceeded(again, "resume after the fix");
             assertRevokeWaited(again);
+            if (world !== undefined) {
+                // The new password is drawn only now.
+                fresh = storeValue(SECRET);
+                remember(fresh);
+                assert.notEqual(fresh, old, "the resume rotated");
+                history[generation] = fresh;
+            }
         }
         await assertCompleted(old, fresh);
         assert.deepEqual(lockFiles(), [], "no lock is left");

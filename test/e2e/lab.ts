@@ -87,6 +87,25 @@ export async function http(url: string): Promise<{ status: number; body: string 
 }
 
 /** sha256 of the secret a consumer app holds now, and whether it is healthy with it. */
+/**
+ * Everything a Redis rotation could change outside Pulumi's state: the
+ * source's ACL LIST, the secret's files in the store, and each consumer's
+ * redis.yaml and its .bak, byte for byte (read where `etcOf` says: by default
+ * the lab's directory, or the host's own view under a tmpfs).
+ */
+export function redisWorld(secret: string, etcOf: (h: LabHost) => string = (h) => h.etcDir): string {
+    const l = lab();
+    const acl = spawnSync("redis-cli", ["--no-auth-warning", "-h", l.redis.host, "-p", String(l.redis.port), "--user", l.redis.adminUser, "ACL", "LIST"], {
+        env: { ...process.env, REDISCLI_AUTH: fs.readFileSync(l.redis.adminPasswordFile, "utf8").trim() },
+        encoding: "utf8",
+    });
+    assert.equal(acl.status, 0, acl.stderr);
+    const read = (f: string) => (fs.existsSync(f) ? fs.readFileSync(f, "utf8") : null);
+    const configs = hosts().map((h) => [read(path.join(etcOf(h), "redis.yaml")), read(path.join(etcOf(h), "redis.yaml.bak"))]);
+    const store = fs.readdirSync(l.storeDir).filter((f) => f.startsWith(secret)).sort().map((f) => `${f}=${fs.readFileSync(path.join(l.storeDir, f), "utf8")}`);
+    return JSON.stringify({ acl: acl.stdout, configs, store });
+}
+
 export async function consumerState(host: LabHost, kind: "redis" | "pg" | "ssh"): Promise<{ healthy: boolean; fingerprint: string }> {
     const h = lab().hosts.find((x: any) => x.name === host.name);
     const base = h.apps[kind].url;
@@ -196,8 +215,9 @@ export function inHost(h: LabHost, script: string, ...args: string[]): void {
 
 /** Whether the disk-full row's tmpfs sits over the host's /etc/rotation-app (which is itself a bind mount). */
 export function tmpfsOn(h: LabHost): boolean {
-    const r = spawnSync("nsenter", ["-t", sshdPid(h), "-m", "--", "findmnt", "-n", "-o", "FSTYPE", "--mountpoint", "/etc/rotation-app"], { encoding: "utf8" });
-    return r.stdout.split("\n").includes("tmpfs");
+    // By its source name: inside lab/netns.sh a tmpfs of the namespace's own lies under the host's bind mount too.
+    const r = spawnSync("nsenter", ["-t", sshdPid(h), "-m", "--", "findmnt", "-n", "-o", "SOURCE", "--mountpoint", "/etc/rotation-app"], { encoding: "utf8" });
+    return r.stdout.split("\n").includes("rotation-fault");
 }
 
 /** The small tmpfs of the disk-full row: its files go back to the host's real directory, then it is unmounted. */

@@ -163,7 +163,8 @@ test("without after, neither secret's first steps wait for the other", async () 
             assert.ok(!deps.has(step(`${other}-revoke`).urn), `${first} does not wait for ${other}-revoke`);
             assert.ok(secretsWaitedFor(step(first)).size <= 1);
         }
-        assert.deepEqual(step(`${secret}-previous-read`).dependencies, [], "the first read waits for nothing");
+        assert.deepEqual(step(`${secret}-preflight`).dependencies, [], "the pre-flight waits for nothing");
+        assert.deepEqual(step(`${secret}-previous-read`).dependencies, [step(`${secret}-preflight`).urn], "the first read waits for the pre-flight only");
     }
 });
 
@@ -180,11 +181,12 @@ test("three secrets: a chain of after, and a secret that waits for two", async (
     assert.ok(!b.has(step("app-c-audit").urn));
     const c = waitsFor(step("app-c-g2"));
     assert.ok(c.has(step("app-a-audit").urn) && c.has(step("app-b-audit").urn), "app-c waits for both");
-    // Direct dependencies: each audit record waited for, and nothing else.
+    // Direct dependencies: the pre-flight waits for each audit record waited for, and nothing else.
     const auditsOf = (n: string) => step(n).dependencies.map((u) => u.split("::").pop()).sort();
-    assert.deepEqual(auditsOf("app-c-previous-read"), ["app-a-audit", "app-b-audit"]);
-    assert.deepEqual(auditsOf("app-b-g2"), ["app-a-audit"]);
-    assert.deepEqual(auditsOf("app-a-g2"), []);
+    assert.deepEqual(auditsOf("app-c-preflight"), ["app-a-audit", "app-b-audit"]);
+    assert.deepEqual(auditsOf("app-b-preflight"), ["app-a-audit"]);
+    assert.deepEqual(auditsOf("app-a-preflight"), []);
+    assert.deepEqual(auditsOf("app-c-previous-read"), ["app-c-preflight"]);
     assert.deepEqual(secretsWaitedFor(step("app-d-audit")), new Set(["app-d"]));
     assert.deepEqual(secretsWaitedFor(step("app-a-audit")), new Set(["app-a"]));
     assert.deepEqual(secretsWaitedFor(step("app-c-audit")), new Set(["app-a", "app-b", "app-c"]));
@@ -210,6 +212,6 @@ test("a command generator's step and a rollback's first steps wait for the secre
 test("a secret waited for that is at generation 0 registers nothing and holds nothing up", async () => {
     const { registered, step } = await buildEnvironment(flat("app-redis", { generation: 0 }), flat("app-pg", { after: ["app-redis"] }));
     assert.deepEqual(registered.filter((r) => r.name.startsWith("app-redis")).map((r) => r.name), []);
-    assert.deepEqual(step("app-pg-previous-read").dependencies, []);
-    assert.deepEqual(step("app-pg-g2").dependencies, []);
+    assert.deepEqual(step("app-pg-preflight").dependencies, []);
+    assert.deepEqual(step("app-pg-g2").dependencies, [step("app-pg-preflight").urn]);
 });

@@ -158,10 +158,11 @@ test("`after` adds an edge from the other secret's audit to every step without d
     const cache = secret("app-cache", "rotate", ["w-1"], ["app-redis", "not-in-this-run"]);
     const p = parseSvg(await renderPlanSvg([REDIS, cache]));
     const crossing = p.edges.filter(([a, b]) => a.split("/")[0] !== b.split("/")[0]);
-    assert.deepEqual(crossing.map(([a, b]) => `${a}->${b}`).sort(), ["app-redis/audit->app-cache/previous", "app-redis/audit->app-cache/secret"]);
+    assert.deepEqual(crossing.map(([a, b]) => `${a}->${b}`).sort(), ["app-redis/audit->app-cache/preflight"], "the pre-flight, the only step without dependencies");
     assert.deepEqual([...p.nodes.keys()].sort(), [...planIds(REDIS), ...planIds(cache)].sort(), "no node for a secret outside the run");
     const steps = planSteps([REDIS, cache]);
-    assert.deepEqual(steps.find((s) => s.id === "app-cache/previous")?.dependsOn, ["app-redis/audit"]);
+    assert.deepEqual(steps.find((s) => s.id === "app-cache/preflight")?.dependsOn, ["app-redis/audit"]);
+    assert.deepEqual(steps.find((s) => s.id === "app-cache/previous")?.dependsOn, ["app-cache/preflight"]);
     assert.deepEqual(steps.find((s) => s.id === "app-cache/stage")?.dependsOn, ["app-cache/secret", "app-cache/previous"]);
     assert.deepEqual(JSON.parse(JSON.stringify(steps)), steps, "JSON-able");
     assert.equal(steps.find((s) => s.id === "app-cache/rollout/w-1")?.consumer, "w-1");
@@ -225,7 +226,7 @@ test("the table abbreviates 50 consumers and names the secret a step waits for",
     const rows = tableRows(text);
     assert.equal(rows.find((r) => r[0] === "rollout")![1], "web-1 ... web-50 (50)");
     assert.doesNotMatch(text, /web-2\b/);
-    assert.deepEqual(rows.filter((r) => r[2].includes("app-redis audit")).map((r) => r[0]), ["read-previous", "generate"]);
+    assert.deepEqual(rows.filter((r) => r[2].includes("app-redis audit")).map((r) => r[0]), ["preflight"]);
 });
 
 test("the table gives the waves' sizes on this fleet, and the configured entries when they differ", () => {

@@ -42,3 +42,40 @@ test("each problem is named: no file, a dangling link, a directory, no key, an e
         `no TOKEN= line in ${env}`,
     ]);
 });
+
+test("the pre-flight step: every check at once, then ONE error naming each problem with its secret and where; the console reads them back", async () => {
+    const { preflightStep, problemsOfStepError } = await import("../../provider/preflight");
+    const { pool } = await import("../../provider/exec");
+    const ready = path.join(dir, "ready.yaml");
+    fs.writeFileSync(ready, 'redis:\n  password: "old"\n');
+    const spec = {
+        secret: "app-redis",
+        consumers: [
+            { name: "web-1", host: "h0", configPath: ready, write: YAML, reload: "true", timeoutSeconds: 10 },
+            { name: "web-2", host: "h1", configPath: ready, write: YAML, reload: "true", timeoutSeconds: 10 },
+        ],
+        source: { target: { kind: "local" as const }, script: "printf 'PREFLIGHT %s\\n' 'redis 127.0.1.30:6379 does not accept the admin credential'" },
+        store: "true",
+    };
+    // Neither consumer's host answers (nothing listens on ports 1 and 2): each is a problem of its own.
+    const hosts = {
+        h0: { kind: "ssh" as const, host: "127.0.0.1", port: 1, user: "root", hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", privateKeyFile: "/dev/null" },
+        h1: { kind: "ssh" as const, host: "127.0.0.1", port: 2, user: "root", hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", privateKeyFile: "/dev/null" },
+    };
+    const title = "app-redis: pre-flight of g3 (2 consumers, the source, the store)";
+    try {
+        const t0 = Date.now();
+        const error = await preflightStep(spec, hosts, title).then(() => assert.fail("no problem found"), (e: Error) => e);
+        assert.equal(error.name, "StepError");
+        const lines = error.message.split("\n");
+        assert.equal(lines[0], `${title}: 3 problem(s); nothing of the rotation ran:`);
+        assert.match(lines[1], /^app-redis consumer web-1: cannot run the checks on root@127\.0\.0\.1:1: .*Connection refused/);
+        assert.match(lines[2], /^app-redis consumer web-2: cannot run the checks on root@127\.0\.0\.1:2: .*Connection refused/);
+        assert.equal(lines[3], "app-redis source: redis 127.0.1.30:6379 does not accept the admin credential");
+        assert.ok(Date.now() - t0 < 8000, "in parallel, not one after another");
+        assert.deepEqual(problemsOfStepError("app-redis", error.message).map((p) => p.at), ["consumer web-1", "consumer web-2", "source"]);
+        await preflightStep({ ...spec, consumers: [], source: undefined }, {}, title);
+    } finally {
+        pool.close();
+    }
+});

@@ -51,12 +51,41 @@ test("events map to plan steps by resource name: start, end, unchanged, failure 
     assert.equal(by("app-redis-x-rollout-web-1").outcome, "failed", "a step still running when the run ended is not counted done");
 });
 
+test("a failed pre-flight: its problems read back from the step's error, one per line; only pre-flights and refused deletes ran", () => {
+    let now = 1000;
+    const t = new RunTracker([secret("app-redis", 2)], () => now);
+    t.handle(pre("app-redis-preflight"));
+    now = 2200;
+    t.handle(diag("app-redis-preflight", "error: update failed: app-redis: pre-flight of g3 (2 consumers, the source, the store): 2 problem(s); nothing of the rotation ran:\n" +
+        "app-redis consumer web-2: cannot run the checks on root@127.0.1.12:22: ssh: connect to host 127.0.1.12 port 22: Connection refused\n" +
+        "app-redis store: no current secret at '/var/lib/store/app\n"  + "redis'\n"));
+    t.handle(failed("app-redis-preflight"));
+    t.handle(pre("app-redis-grant-g2", "delete"));
+    t.handle(diag("app-redis-grant-g2", 'error: deleting failed: kept "app-redis: grant g2 at the redis-acl source (dual-active)": generation 2 of app-redis may still be in use'));
+    assert.deepEqual(t.preflight(), {
+        ok: false, seconds: 1.2, consumers: 2, problems: [
+            { secret: "app-redis", at: "consumer web-2", problem: "cannot run the checks on root@127.0.1.12:22: ssh: connect to host 127.0.1.12 port 22: Connection refused" },
+            { secret: "app-redis", at: "store", problem: "no current secret at '/var/lib/store/app\nredis'" },
+        ],
+    });
+    assert.equal(t.ranOnlyPreflight(), true, "a delete the guard refused took nothing back");
+    const frame = renderFrame(t, "title", now, 40, 200);
+    assert.ok(frame.includes("    app-redis consumer web-2: cannot run the checks on root@127.0.1.12:22: ssh: connect to host 127.0.1.12 port 22: Connection refused"), frame.join("\n"));
+    t.handle(pre("app-redis-g2", "delete"));
+    t.handle(done("app-redis-g2", "delete"));
+    assert.equal(t.ranOnlyPreflight(), false, "a delete that ran changed the state");
+    const clear = new RunTracker([secret("app-redis", 2)], () => now);
+    clear.handle(pre("app-redis-preflight", "same"));
+    clear.handle(done("app-redis-preflight", "same"));
+    assert.equal(clear.preflight(), undefined, "a pre-flight of a generation checked before did not run");
+});
+
 test("the terminal frame: phases per secret, one line per consumer; a fleet that does not fit is summarized", () => {
     const t = new RunTracker([secret("app-pg", 3)], () => 5000);
     t.handle(pre("app-pg-rollout-web-2"));
     const lines = renderFrame(t, "title", 5000, 40, 120);
     assert.equal(lines[0], "title");
-    assert.match(lines[1], /^app-pg g2 -> g3: \.read \.generate \.stage \.grant >rollout 0\/3 \.gate \.revoke/);
+    assert.match(lines[1], /^app-pg g2 -> g3: \.pre-flight \.read \.generate \.stage \.grant >rollout 0\/3 \.gate \.revoke/);
     assert.deepEqual(lines.slice(2).map((l) => l.trim().split(/\s+/).slice(0, 2).join(" ")), ["web-1 waiting", "web-2 deploy,", "web-3 waiting"]);
 
     const big = new RunTracker([secret("fleet", 200)], () => 0);

@@ -131,7 +131,7 @@ test("renderReport: a completed rotation has one timeline row per consumer and a
     assert.ok(rollouts.every((r) => r["data-outcome"] === "ok"));
     // Plan order: generate before stage before grant before the rollouts before the revocation.
     const order = tags(html, 'class="row"').map((r) => r["data-step"]);
-    assert.deepEqual(order, ["previous", "secret", "stage", "grant", "rollout/web-1", "rollout/web-2", "rollout/web-3", "gate", "revoke", "promote", "verify/source", "verify/consumers", "audit"]);
+    assert.deepEqual(order, ["preflight", "previous", "secret", "stage", "grant", "rollout/web-1", "rollout/web-2", "rollout/web-3", "gate", "revoke", "promote", "verify/source", "verify/consumers", "audit"]);
 
     const [shade] = tags(html, 'data-role="dual-active"');
     assert.ok(shade, "the dual-active window is shaded");

@@ -41,6 +41,7 @@ test("a rotation registers every phase, one rollout per consumer, in the plan's 
     const { registered } = await build(config());
     const steps = registered.filter((r) => r.type === STEP).map((r) => r.name).sort();
     const expected = [
+        "app-redis-preflight",
         "app-redis-previous-read",
         "app-redis-g2",
         "app-redis-stage",
@@ -96,6 +97,35 @@ test("the revocation waits for every consumer's rollout (deploy, reload, health 
     // and the store is promoted only after the revocation
     assert.ok(waitsFor(registered, byName("app-redis-promote")).has(revoke.urn));
     assert.ok(waitsFor(registered, byName("app-redis-audit")).has(byName("app-redis-verify-source").urn));
+});
+
+test("the plan: in rotate mode the pre-flight is the only first step and everything waits for it; a rollback has none", () => {
+    const plan = rotationPlan({ mode: "rotate", consumers: [{ name: "web-1" }, { name: "web-2" }], waves: [1, "100%"] });
+    assert.equal(plan[0].id, "preflight");
+    assert.deepEqual(plan.filter((s) => !s.dependsOn.length).map((s) => s.id), ["preflight"], "nothing else starts without it");
+    for (const s of plan.slice(1)) assert.ok(transitiveDependencies(plan, s.id).has("preflight"), `${s.id} waits for the pre-flight`);
+    for (const id of ["previous", "secret"]) assert.deepEqual(plan.find((s) => s.id === id)!.dependsOn, ["preflight"]);
+    assert.equal(stepResourceName("app-redis", plan[0], 4, "rotate"), "app-redis-preflight");
+    const back = rotationPlan({ mode: "rollback", consumers: [{ name: "web-1" }] });
+    assert.ok(!back.some((s) => s.phase === "preflight"), "a rollback restores what it can reach at once");
+});
+
+test("the pre-flight step: one per rotation, every consumer keyed by its host, the source and the store, once per generation", async () => {
+    const cfg = config();
+    cfg.consumers = [...cfg.consumers, { ...cfg.consumers[0], name: "web-1b", configPath: "/etc/app-b.yaml" }];
+    const { byName } = await build(cfg);
+    const p = byName("app-redis-preflight");
+    assert.equal(p.inputs.op, "preflight");
+    assert.deepEqual(p.inputs.triggers, [cfg.generation], "runs once per generation, not per mode");
+    assert.equal(p.inputs.audit.record.phase, "preflight");
+    assert.equal(Object.keys(p.inputs.hosts).length, 3, "web-1 and web-1b share a host, asked once");
+    assert.deepEqual(p.inputs.preflight.consumers.map((c: any) => [c.name, p.inputs.hosts[c.host].host, c.configPath]), [
+        ["web-1", "127.0.1.11", cfg.consumers[0].configPath], ["web-2", "127.0.1.12", cfg.consumers[1].configPath],
+        ["web-3", "127.0.1.13", cfg.consumers[2].configPath], ["web-1b", "127.0.1.11", "/etc/app-b.yaml"],
+    ]);
+    assert.match(p.inputs.preflight.source.script, /PING/, "the source's admin credential");
+    assert.match(p.inputs.preflight.store, /no current secret at/, "the file store");
+    assert.doesNotMatch(JSON.stringify(p.inputs), /nonce|CHECK /, "no per-run nonce in the inputs: an `up` with nothing to rotate changes nothing");
 });
 
 test("each rollout starts only after the grant (dual-active before any consumer changes)", async () => {
@@ -214,7 +244,7 @@ test("consumers named like the rotation's own steps (source, consumers, gate) ge
 function planResourceName(secret: string, id: string, generation: number, mode: string): string {
     if (id.startsWith("rollout/")) return `${secret}-rollout-${id.slice("rollout/".length)}`;
     const names: Record<string, string> = {
-        previous: `${secret}-previous-read`, secret: `${secret}-g${generation}`, stage: `${secret}-stage`,
+        preflight: `${secret}-preflight`, previous: `${secret}-previous-read`, secret: `${secret}-g${generation}`, stage: `${secret}-stage`,
         grant: `${secret}-grant-g${generation}`, "grant-previous": `${secret}-grant-g${generation - 1}`, guard: `${secret}-rollback-guard`,
         gate: `${secret}-gate`, revoke: `${secret}-revoke`, promote: `${secret}-promote`,
         "verify/source": `${secret}-verify-source`, "verify/consumers": `${secret}-verify-consumers`, audit: `${secret}-audit`,

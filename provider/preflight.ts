@@ -1,0 +1,88 @@
+/**
+ * The pre-flight: what one rotation needs, checked before anything of it
+ * runs (lib/scripts/preflight.ts): every consumer's host, config, reload
+ * program and free space, the source's admin credential and a file store,
+ * all at once, each host over its shared connection. Read-only.
+ *
+ * One implementation for the first step of every rotation (op "preflight",
+ * so a plain `pulumi up` runs it too) and for `bin/rotate preflight`.
+ */
+import type { ConsumerConfig } from "../lib/config";
+import type { ResolvedRotation } from "../lib/resolve";
+import { consumerPreflightScript, problemsOf, sourcePreflightScript, storePreflightScript } from "../lib/scripts/preflight";
+import { sourceScripts } from "../lib/scripts/source";
+import { hostKeyRefusal, runAt, where } from "./exec";
+import { StepError } from "./outcome";
+import type { PreflightSpec, SshTarget, StepTarget } from "./types";
+
+export interface PreflightProblem {
+    secret: string;
+    /** "consumer <name>", "source" or "store". */
+    at: string;
+    problem: string;
+}
+
+/**
+ * What the pre-flight of this rotation checks. Only data: each consumer's
+ * script is built when it runs (it carries a fresh nonce), so the step's
+ * inputs stay the same from one `up` to the next.
+ */
+export function preflightSpec(r: ResolvedRotation, hostOf: (c: ConsumerConfig) => string): PreflightSpec {
+    const { config } = r;
+    const secret = config.secret.name;
+    const source = sourcePreflightScript(config);
+    const store = storePreflightScript(config);
+    return {
+        secret,
+        consumers: config.consumers.map((c) => ({ name: c.name, host: hostOf(c), configPath: c.configPath, write: c.write, reload: c.reload, timeoutSeconds: c.timeoutSeconds })),
+        ...(source ? { source: { target: sourceScripts(config.source, { generation: config.generation, secretName: secret }, r.sourceHostKey).target, script: source } } : {}),
+        ...(store ? { store } : {}),
+    };
+}
+
+/** Runs one pre-flight script; an unreachable host is itself the problem. */
+async function ask(target: StepTarget, script: string, timeoutSeconds: number): Promise<string[]> {
+    const r = await runAt(target, script, "", timeoutSeconds);
+    if (r.timedOut) return [`no answer within ${timeoutSeconds}s${where(target)}`];
+    if (r.code !== 0) {
+        const why = target.kind === "ssh" ? hostKeyRefusal(target, r.stderr) : undefined;
+        return [why ?? `cannot run the checks${where(target)}: ${r.stderr.trim().split("\n").pop() ?? `exit ${r.code}`}`];
+    }
+    return problemsOf(r.stdout);
+}
+
+/** Every problem of this rotation, each naming its secret and where; consumers' hosts are keys of `hosts`. */
+export async function preflightProblems(spec: PreflightSpec, hosts: Record<string, SshTarget>): Promise<PreflightProblem[]> {
+    const { secret } = spec;
+    const at = (place: string) => (problems: string[]) => problems.map((problem) => ({ secret, at: place, problem }));
+    const jobs = [
+        ...spec.consumers.map((c) => ask(hosts[c.host], consumerPreflightScript(c.configPath, c.write, c.reload), c.timeoutSeconds).then(at(`consumer ${c.name}`))),
+        ...(spec.source ? [ask(spec.source.target, spec.source.script, 30).then(at("source"))] : []),
+        ...(spec.store ? [ask({ kind: "local" }, spec.store, 30).then(at("store"))] : []),
+    ];
+    return (await Promise.all(jobs)).flat();
+}
+
+export const describeProblems = (ps: PreflightProblem[]) => ps.map((p) => `${p.secret} ${p.at}: ${p.problem}`);
+
+/** The pre-flight step: resolves when all is ready, else throws ONE error, its title then a line per problem. */
+export async function preflightStep(spec: PreflightSpec, hosts: Record<string, SshTarget>, title: string): Promise<void> {
+    const problems = await preflightProblems(spec, hosts);
+    if (problems.length) throw new StepError(`${title}: ${problems.length} problem(s); nothing of the rotation ran:\n${describeProblems(problems).join("\n")}`);
+}
+
+/**
+ * The problems a failed pre-flight step of `secret` named, read back from its
+ * error as the engine passed it on (for the console's run record). A problem
+ * runs to the next line that starts another: a config path may hold a newline.
+ */
+export function problemsOfStepError(secret: string, error: string): PreflightProblem[] {
+    const starts = new RegExp(`^${secret} (consumer [a-z0-9-]+|source|store): `);
+    const out: PreflightProblem[] = [];
+    for (const line of error.split("\n").slice(1)) {
+        const m = starts.exec(line);
+        if (m) out.push({ secret, at: m[1], problem: line.slice(m[0].length) });
+        else if (out.length) out[out.length - 1].problem += `\n${line}`;
+    }
+    return out;
+}
