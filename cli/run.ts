@@ -16,7 +16,7 @@ import { stackLocks } from "./backend";
 import { LockedError, PROJECT } from "./stack";
 import { type FileCopy, restoreFile } from "./stackFile";
 import { appendChained } from "../lib/auditChain";
-import { runBy } from "../provider/outcome";
+import { whoRan } from "../provider/outcome";
 
 /** The exit codes of bin/rotate, as README and --help give them. */
 export const EXIT = {
@@ -116,11 +116,10 @@ function recordFailedRun(o: RunOptions, steps: RunRecord["steps"], name: string)
     const moved = rollouts.filter((x) => x.outcome === "ok").length;
     const notMoved = rollouts.filter((x) => x.outcome !== "ok" && x.outcome !== "unchanged").map((x) => x.consumer!);
     const first = steps.find((x) => x.secret === name && x.outcome === "failed");
-    const who = runBy();
     appendChained(o.auditLog, {
         time: new Date().toISOString(), stack: o.stack.name, secret: name, generation: secret.generation, mode: secret.mode, phase: "run-failed",
         reason: secret.reason ?? "scheduled", consumers: moved, ...(notMoved.length ? { notUpdated: notMoved.join(", ") } : {}),
-        operator: secret.approval?.requester ?? who.runBy, ...who, outcome: "failed",
+        ...whoRan(secret.approval?.requester), outcome: "failed",
         ...(first ? { detail: `${first.consumer ? `consumer ${first.consumer}` : first.step}: ${(first.error ?? "failed").split("\n")[0]}` } : {}),
     });
 }

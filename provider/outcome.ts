@@ -56,6 +56,12 @@ export function runBy(env: NodeJS.ProcessEnv = process.env): { runBy: string; op
     return { runBy: `${user}@${os.hostname()}`, ...(claimed ? { operatorClaimed: claimed } : {}) };
 }
 
+/** An audit line's who: `operator` is the ceremony's verified requester when there is one, else the OS user; then runBy() */
+export function whoRan(requestedBy: unknown): { operator: string; runBy: string; operatorClaimed?: string } {
+    const who = runBy();
+    return { operator: typeof requestedBy === "string" ? requestedBy : who.runBy, ...who };
+}
+
 /**
  * The consumers each rotation moved in this run (one provider process
  * serves one update): the closing line counts these, not the configured ones.
@@ -74,11 +80,9 @@ export function appendAudit(audit: AuditSpec | undefined, outcome: "ok" | "faile
         if (!moved.has(key)) moved.set(key, new Set());
         moved.get(key)!.add(String(r.consumer));
     }
-    const who = runBy();
-    const operator = typeof r.requestedBy === "string" ? r.requestedBy : who.runBy;
     // The closing line: how many consumers this run moved (a resume moves only those left).
     const count = CLOSING.has(String(r.phase)) ? { consumers: moved.get(key)?.size ?? 0 } : {};
-    appendChained(audit.path, { time: new Date().toISOString(), ...r, operator, ...who, ...count, outcome, ...(detail ? { detail } : {}) });
+    appendChained(audit.path, { time: new Date().toISOString(), ...r, ...whoRan(r.requestedBy), ...count, outcome, ...(detail ? { detail } : {}) });
 }
 
 /** The audit phase of undoing a step: a grant withdrawn, a staged copy removed. */
