@@ -10,7 +10,7 @@ import { parseEnvironment } from "./lib/config";
 import { ConfigError, RotationRefusedError } from "./lib/errors";
 import { enforceGates } from "./lib/gates";
 import { readInventory } from "./lib/inventory";
-import { checkVaultStores, resolveEnvironment, rotationKeys } from "./lib/resolve";
+import { checkStores, resolveEnvironment, rotationKeys } from "./lib/resolve";
 
 /**
  * A refused config or request ends the program with its message only:
@@ -23,7 +23,7 @@ async function validated(stack: string) {
         const { raw, inventory } = readInventory(stack, rotationKeys(pulumi.runtime.allConfig()), process.cwd());
         const env = parseEnvironment(stack, raw, inventory);
         const rotations = resolveEnvironment(stack, env, process.cwd(), inventory);
-        await checkVaultStores(stack, rotations);
+        await checkStores(stack, rotations);
         // The ceremony and the window hold for a plain `pulumi up` too, not only for bin/rotate start.
         enforceGates({ stack, env, rotations, project: process.cwd() });
         return { inventory, rotations };

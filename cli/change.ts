@@ -8,7 +8,7 @@
 import type { Stack } from "@pulumi/pulumi/automation";
 import { type EnvironmentConfig } from "../lib/config";
 import { RotationRefusedError } from "../lib/errors";
-import { checkVaultStores, resolveEnvironment, type ResolvedRotation } from "../lib/resolve";
+import { checkStores, resolveEnvironment, type ResolvedRotation } from "../lib/resolve";
 import { type Reason, secretEntry } from "../lib/configSchema";
 import { type SecretChange, ceremonyOfStart, envAfter } from "./approve";
 import { planSteps, planTable } from "./planGraph";
@@ -29,7 +29,7 @@ import { runBy } from "../provider/outcome";
 export async function checkBeforeChange(stackName: string, config: StackConfig, changes: Record<string, SecretChange>): Promise<ResolvedRotation[]> {
     const env = envAfter(config.env, changes);
     const rotations = resolveEnvironment(stackName, env, PROJECT, config.inventory);
-    await checkVaultStores(stackName, rotations);
+    await checkStores(stackName, rotations);
     return rotations;
 }
 

@@ -4,13 +4,11 @@
  * lib/drift.ts here), and whether the source still accepts the previous
  * secret. Read-only: it changes no stack, host, store or source.
  */
-import * as fs from "fs";
-import * as path from "path";
 import type { RotationConfig } from "../lib/config";
 import type { Holding } from "../lib/drift";
 import { consumerTarget, resolveEnvironment, type ResolvedRotation } from "../lib/resolve";
-import { postgresLogin, sourceScripts } from "../lib/scripts/source";
-import { vaultRead } from "../lib/vault";
+import { sourceOf } from "../sources";
+import { storeOf } from "../stores";
 import { askHolding } from "../provider/drift";
 import { pool, runAt } from "../provider/exec";
 import { stdinFields } from "../lib/quote";
@@ -41,26 +39,15 @@ interface Values {
 
 /** The store's current, previous and staged values (never printed). */
 async function storeValues(config: RotationConfig): Promise<Values> {
-    const st = config.store;
-    if (st.kind === "file") {
-        const read = (suffix: string) => {
-            const f = path.join(st.dir, `${config.secret.name}${suffix}`);
-            return fs.existsSync(f) ? fs.readFileSync(f, "utf8") : undefined;
-        };
-        const current = read("");
-        if (current === undefined) throw new Error(`${config.secret.name}: the store has no current secret`);
-        return { current, previous: read(".previous"), staged: read(".new") };
-    }
-    const { data } = await vaultRead(st);
-    const str = (k: string) => (typeof data?.[k] === "string" ? (data[k] as string) : undefined);
-    if (str("current") === undefined) throw new Error(`${config.secret.name}: the store has no current secret`);
-    return { current: str("current")!, previous: str("previous"), staged: str("new") };
+    const v = await storeOf(config.store.kind).values(config.store, config.secret.name);
+    if (v.current === undefined) throw new Error(`${config.secret.name}: the store has no current secret`);
+    return { ...v, current: v.current };
 }
 
 /** One consumer's answer (provider/drift.ts, as the gate asks it), with a nonce of its own. */
 async function checkConsumer(r: ResolvedRotation, c: RotationConfig["consumers"][number], v: Values): Promise<ConsumerCheck> {
     const { config } = r;
-    const login = (g: number) => (config.source.kind === "postgres-role" ? postgresLogin(config.source, g) : undefined);
+    const login = (g: number) => sourceOf(config.source.kind).login?.(config.source, g);
     const verdict = await askHolding(consumerTarget(r, c), c, v, { current: login(config.generation), previous: login(config.generation - 1) });
     return { secret: config.secret.name, consumer: c.name, ...verdict };
 }
@@ -70,7 +57,7 @@ async function checkSource(r: ResolvedRotation, v: Values): Promise<SourceCheck>
     const { config } = r;
     const base = { secret: config.secret.name };
     if (v.previous === undefined) return { ...base, detail: "the store keeps no previous secret to try" };
-    const scripts = sourceScripts(config.source, { generation: config.generation, secretName: config.secret.name }, r.sourceHostKey);
+    const scripts = sourceOf(config.source.kind).scripts(config.source, { generation: config.generation, secretName: config.secret.name }, r.sourceHostKey);
     const res = await runAt({ kind: "local" }, scripts.verify, stdinFields(v.previous, v.current), 60);
     if (res.code === 0) return { ...base, previousAccepted: false, currentAccepted: true };
     const said = res.stderr.trim().split("\n").pop() ?? "";

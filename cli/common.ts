@@ -3,9 +3,8 @@ import * as fs from "fs";
 import * as path from "path";
 import type { Stack } from "@pulumi/pulumi/automation";
 import { NAME, type EnvironmentConfig, type SecretEntry } from "../lib/config";
-import { committedGeneration, resolveVaultStore } from "../lib/resolve";
+import { storeOf } from "../stores";
 import { lastCompleted, nextDue } from "../lib/schedule";
-import { vaultCommittedGeneration } from "../lib/vault";
 import type { RunSecret } from "./runRecord";
 import { PROJECT, UsageError, openStack, readConfig, type StackConfig } from "./stack";
 
@@ -76,10 +75,10 @@ export function auditLines(env: EnvironmentConfig): string[] {
  */
 export async function committedOf(n: string, s: SecretEntry): Promise<number> {
     const store = structuredClone(s.store);
-    if (store.kind === "file") return committedGeneration(path.resolve(PROJECT, store.dir), n);
-    const problems = resolveVaultStore(store, PROJECT, `secrets.${n}.store`);
+    const kind = storeOf(store.kind);
+    const problems = kind.resolve(store, PROJECT, `secrets.${n}.store`);
     if (problems.length) throw new Error(problems.join("; "));
-    return vaultCommittedGeneration(store);
+    return kind.localCommitted ? kind.localCommitted(store, n) : (await kind.ask!(store, n)).committed;
 }
 
 /** Each secret's schedule verdict from the audit log. */

@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { stdinFields } from "../lib/quote";
-import { sourceScripts } from "../lib/scripts/source";
+import { sourceScripts } from "../sources";
 import { SinglePhase, phaseStep, type Credential, type RotationContext } from "./context";
 
 export interface RevocationArgs {

@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { stdinFields } from "../lib/quote";
-import { postgresLogin } from "../lib/scripts/source";
+import { loginOf } from "../sources";
 import { consumerLabel } from "./consumerRollout";
 import { SinglePhase, consumerHosts, phaseStep, type Credential, type RotationContext } from "./context";
 import { storeStep } from "./storeStep";
@@ -33,13 +33,13 @@ export class RotationGate extends SinglePhase {
             const ctx = args.context;
             const { config } = ctx;
             const { hosts, hostOf } = consumerHosts(ctx);
-            const src = config.source;
+            const [current, previous] = [loginOf(config.source, args.credential.generation), loginOf(config.source, args.previous.generation)];
             return phaseStep(ctx, name, {
                 title: `${config.secret.name}: gate, all ${config.consumers.length} consumers verified on g${config.generation}`,
                 ...storeStep(ctx, "commit"),
                 hosts,
                 drift: config.consumers.map((c) => ({ host: hostOf(c), consumer: c.name, label: consumerLabel(ctx, c), configPath: c.configPath, write: c.write, timeoutSeconds: c.timeoutSeconds, ...(c.logCheck ? { logPath: c.logCheck.path } : {}) })),
-                ...(src.kind === "postgres-role" ? { users: { current: postgresLogin(src, args.credential.generation), previous: postgresLogin(src, args.previous.generation) } } : {}),
+                ...(current !== undefined && previous !== undefined ? { users: { current, previous } } : {}),
                 stdin: pulumi.all([args.credential.value, args.previous.value]).apply(([n, o]) => stdinFields(n, o)),
                 phase: "rolled-out",
             }, { parent, dependsOn: args.rollouts });

@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { postgresLogin } from "../lib/scripts/source";
+import { loginOf } from "../sources";
 import { shq, stdinFields } from "../lib/quote";
 import { LOCAL, TOKEN, phaseStep, type Credential, type RotationContext } from "./context";
 import { storeStep } from "./storeStep";
@@ -37,7 +37,7 @@ export class SecretVersion extends pulumi.ComponentResource implements Credentia
         const { config } = args.context;
         const { secret, source } = config;
         this.generation = args.origin === "generate" ? config.generation : config.generation - 1;
-        if (source.kind === "postgres-role") this.user = postgresLogin(source, this.generation);
+        this.user = loginOf(source, this.generation);
 
         let value: pulumi.Output<string>;
         if (args.origin === "stored") {

@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { stdinFields } from "../lib/quote";
-import { sourceScripts } from "../lib/scripts/source";
+import { sourceScripts } from "../sources";
 import { healthPolicy } from "./consumerRollout";
 import { LOCAL, TOKEN, consumerHosts, phaseStep, type Credential, type RotationContext } from "./context";
 

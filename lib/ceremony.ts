@@ -13,6 +13,7 @@ import { createHash, randomBytes } from "crypto";
 import * as fs from "fs";
 import * as path from "path";
 import { z } from "zod";
+import { sourceOf } from "../sources";
 import type { CeremonyConfig, EnvironmentConfig } from "./configSchema";
 import { RotationRefusedError } from "./errors";
 import { durationMs } from "./schedule";
@@ -86,7 +87,7 @@ export function planDigest(stack: string, env: EnvironmentConfig, names: string[
         void [_o, _a];
         secrets[n] = entry;
         for (const c of entry.consumers) hosts.add(c.host);
-        if (entry.source.kind === "ssh-authorized-key") hosts.add(entry.source.host);
+        for (const h of sourceOf(entry.source.kind).hostRefs?.(entry.source) ?? []) hosts.add(h);
     }
     const used = Object.fromEntries([...hosts].sort().map((h) => [h, env.hosts[h]]));
     return createHash("sha256").update(canonical({ stack, secrets, hosts: used, ceremony: env.ceremony })).digest("hex");

@@ -2,7 +2,9 @@ import { z } from "zod";
 import { ConfigError } from "./errors";
 import { inventoryProblems, type InventoryFile } from "./inventory";
 import { resourceNames } from "./plan";
+import { SOURCES, sourceOf } from "../sources";
 import { CONFIG_NAMESPACE, NAME, decodeConfigValue, environmentSchema, type ConsumerConfig, type EnvironmentConfig, type RotationConfig, type SecretEntry, type SourceConfig } from "./configSchema";
+import type { HostConnection } from "./fields";
 
 export * from "./configSchema";
 
@@ -54,6 +56,9 @@ type Path = (string | number)[];
 /** The machine a host of rotation:hosts is (address and port): two logins of one machine write the same files. */
 const machineOf = (env: EnvironmentConfig, host: string) => (env.hosts[host] ? `${env.hosts[host].address}:${env.hosts[host].port}` : host);
 
+/** The source kinds whose credential is a login and password pair, as messages name them ("a postgres-role"). */
+const withLogin = SOURCES.filter((k) => k.login).map((k) => `${article(k.kind)} ${k.kind}`).join(" or ");
+
 /** Checks that need the whole config (zod checks one field at a time). */
 function crossFieldProblems(env: EnvironmentConfig): string[] {
     const problems: string[] = [];
@@ -86,6 +91,7 @@ function crossFieldProblems(env: EnvironmentConfig): string[] {
             at(P(), "a secret name must be 1-63 lowercase letters, digits or '-', starting with a letter or digit (it names resources and the store entry)");
             continue;
         }
+        const source = sourceOf(s.source.kind);
         const seen = new Map<string, number>();
         const seenTargets = new Map<string, number>();
         s.consumers.forEach((c, i) => {
@@ -98,22 +104,21 @@ function crossFieldProblems(env: EnvironmentConfig): string[] {
                 if (firstTarget !== undefined) at(P("consumers", i, "configPath"), `consumers[${firstTarget}] already writes ${c.configPath} on ${c.host}`);
                 else seenTargets.set(target, i);
             }
-            if (s.source.kind === "postgres-role") {
+            if (source.login) {
                 const needsUser = c.write.format === "template" ? !c.write.template.includes("{{user}}") : !c.write.userKey;
                 if (needsUser) {
                     at(P("consumers", i, "write"), c.write.format === "template"
-                        ? "a postgres-role credential is a user and password pair: the template must contain {{user}}"
-                        : "a postgres-role credential is a user and password pair: set userKey");
+                        ? `a ${s.source.kind} credential is a user and password pair: the template must contain {{user}}`
+                        : `a ${s.source.kind} credential is a user and password pair: set userKey`);
                 }
             } else if (c.write.format !== "template" && c.write.userKey) {
-                at(P("consumers", i, "write", "userKey"), `only a postgres-role source has a per-generation user (source is ${s.source.kind})`);
+                at(P("consumers", i, "write", "userKey"), `only ${withLogin} source has a per-generation user (source is ${s.source.kind})`);
             }
         });
 
-        if (s.source.kind === "ssh-authorized-key") hostExists(P("source", "host"), s.source.host);
-        // An ssh-key needs a source that takes a public key; a command source takes any secret.
-        const fits = s.type === "ssh-key" ? s.source.kind === "ssh-authorized-key" || s.source.kind === "command" : s.source.kind !== "ssh-authorized-key";
-        if (!fits) at(P("source", "kind"), `${article(s.type)} ${s.type} secret cannot be rotated at ${article(s.source.kind)} ${s.source.kind} source`);
+        for (const h of source.hostRefs?.(s.source) ?? []) hostExists(P("source", "host"), h);
+        // Each source kind says which kinds of secret it takes (an ssh-key needs one that takes a public key).
+        if (!source.types.includes(s.type)) at(P("source", "kind"), `${article(s.type)} ${s.type} secret cannot be rotated at ${article(s.source.kind)} ${s.source.kind} source`);
         if (s.type === "ssh-key" && s.generator.kind !== "command") {
             at(P("generator", "kind"), 'an ssh-key secret needs generator kind "command" (ed25519 via ssh-keygen)');
         }
@@ -271,13 +276,12 @@ export function parseEnvironment(stack: string, raw: Record<string, unknown>, in
 /** One secret of a validated environment, its hosts expanded: what the components work with. */
 export function secretRotation(env: EnvironmentConfig, name: string): RotationConfig {
     const s = env.secrets[name];
-    const hostOf = (ref: string) => {
+    const hostOf = (ref: string): HostConnection => {
         const h = env.hosts[ref];
         return { host: h.address, port: h.port, user: h.user, privateKeyFile: h.privateKeyFile, ...(h.hostKey ? { hostKey: h.hostKey } : {}), ...(h.hostKeyFile ? { hostKeyFile: h.hostKeyFile } : {}) };
     };
-    const source: SourceConfig = s.source.kind === "ssh-authorized-key"
-        ? { kind: s.source.kind, ...hostOf(s.source.host), authorizedKeysFile: s.source.authorizedKeysFile, loginUser: s.source.loginUser }
-        : s.source;
+    const kind = sourceOf(s.source.kind);
+    const source = (kind.expand ? kind.expand(s.source, hostOf) : s.source) as SourceConfig;
     const consumers: ConsumerConfig[] = s.consumers.map((c) => ({ ...c, ...hostOf(c.host), hostName: c.host }));
     return structuredClone({
         generation: s.generation,

@@ -3,15 +3,19 @@
  * message. Parsing and the checks across fields are in config.ts.
  */
 import { z } from "zod";
+import { type SourceConfig, sourceSchema } from "../sources";
+import { type StoreConfig, storeSchema } from "../stores";
+import { CONFIG_NAMESPACE, type HostConnection, SECRET_TYPES, absPath, hostKey, hostRef, hostname, localPath, noNul, port, shellCommand, text, unixUser, httpUrl, wholeNumber } from "./fields";
 import { rolloutSchema } from "./waves";
 import { windowSchema } from "./window";
+
+export { CONFIG_NAMESPACE };
+export type { SourceConfig, StoreConfig };
+export type { SshTarget } from "./fields";
 
 /** Why a secret is rotated, as the runbook's audit trail names it. */
 export const REASONS = ["scheduled", "incident", "personnel-change", "audit-finding"] as const;
 export type Reason = (typeof REASONS)[number];
-
-/** Config keys live in the `rotation:` namespace of each stack's config. */
-export const CONFIG_NAMESPACE = "rotation";
 
 /**
  * One raw `rotation:` value as Pulumi hands it over: an object or list
@@ -27,27 +31,9 @@ export function decodeConfigValue(value: unknown): { value: unknown; invalidJson
     }
 }
 
-/** An integer; a missing one is reported as missing, not as "not a whole number". */
-const wholeNumber = () => z.int({ error: (issue) => (issue.input === undefined ? "is required" : "must be a whole number") });
-const noNul = (s: string) => !s.includes("\0");
-const text = z.string().min(1, "must not be empty").refine(noNul, "must not contain a NUL byte");
 const name = z
     .string()
     .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, "must be 1-63 lowercase letters, digits or '-', starting with a letter or digit");
-const hostname = z
-    .string()
-    .regex(/^[A-Za-z0-9][A-Za-z0-9.:-]{0,252}$/, "must be a host name or IP address");
-const port = wholeNumber().min(1, "must be 1-65535").max(65535, "must be 1-65535");
-const absPath = text.refine((p) => p.startsWith("/"), "must be an absolute path");
-/** Paths on the operator's machine may be relative to the project directory. */
-const localPath = text;
-const hostKey = z
-    .string()
-    .regex(/^(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)|ssh-rsa) [A-Za-z0-9+/=]+$/, "must be an OpenSSH public host key line such as 'ssh-ed25519 AAAA...'");
-const shellCommand = text.refine((s) => s.length <= 4096, "must be at most 4096 characters");
-/** z.url() alone accepts any scheme (file:, javascript:, ftp:); these URLs are fetched with curl. */
-const httpUrl = () => z.url({ protocol: /^https?$/, error: "must be an http(s) URL" });
-
 /** The ceremony's witnesses of one generation: the request and who made and approved it, as their signatures say (lib/ceremony.ts). */
 const principal = z.string().regex(/^[^\s"\\]{1,200}$/, "must be an allowed signer's principal");
 const requestId = z.string().regex(/^[A-Za-z0-9_.-]{1,100}$/, "must be a request id");
@@ -71,16 +57,6 @@ const windowOverride = z.strictObject({
     why: text.refine((s) => s.length <= 200 && !/[\r\n]/.test(s), "must be one line of at most 200 characters"),
 });
 
-/** How to reach a host over SSH; the host key is pinned, inline or from a file. */
-const sshFields = {
-    host: hostname,
-    port: port.default(22),
-    user: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, "must be a Unix user name"),
-    hostKey: hostKey.optional(),
-    hostKeyFile: localPath.optional(),
-    privateKeyFile: localPath,
-};
-
 const generator = z.discriminatedUnion("kind", [
     z.strictObject({
         kind: z.literal("random"),
@@ -100,7 +76,7 @@ const generator = z.discriminatedUnion("kind", [
 
 const secret = z.strictObject({
     name,
-    type: z.enum(["password", "api-token", "ssh-key"]),
+    type: z.enum(SECRET_TYPES),
     generator: generator.default({ kind: "random", length: 32, upper: true, lower: true, numeric: true, special: false }),
     /** Why this generation: one of REASONS (the runbook's list); free text goes in `note`. */
     reason: z.enum(REASONS, { error: `must be one of ${REASONS.join(", ")} (free text goes in note)` }).default("scheduled"),
@@ -112,94 +88,6 @@ const secret = z.strictObject({
         .optional(),
     operator: text.refine((s) => s.length <= 100 && !/[\r\n]/.test(s), "must be one line of at most 100 characters"),
 });
-
-const store = z.discriminatedUnion("kind", [
-    z.strictObject({ kind: z.literal("file"), dir: localPath }),
-    z.strictObject({
-        kind: z.literal("vault"),
-        /** The Vault (or OpenBao) server; default: the VAULT_ADDR environment variable. */
-        address: httpUrl().optional(),
-        mount: z.string().regex(/^[A-Za-z0-9_-]+(\/[A-Za-z0-9_-]+)*$/, "must be a KV v2 mount path such as 'secret'"),
-        path: z
-            .string()
-            .regex(/^[A-Za-z0-9_-]+(\/[A-Za-z0-9_.-]+)*$/, "must be a KV path such as 'apps/redis' (letters, digits, '_', '-', '.', separated by '/')")
-            .refine((p) => !p.split("/").some((s) => s === "." || s === ".."), "must not contain '.' or '..' segments"),
-        /** CA bundle that signs the server's certificate; default: VAULT_CACERT. */
-        caFile: localPath.optional(),
-        /** Enterprise / OpenBao namespace (X-Vault-Namespace); default: VAULT_NAMESPACE. */
-        namespace: z.string().regex(/^[A-Za-z0-9_-]+(\/[A-Za-z0-9_-]+)*\/?$/, "must be a namespace path such as 'team-a'").optional(),
-        /** How the operator authenticates; the token never enters config, state or a command line. */
-        auth: z
-            .discriminatedUnion("method", [
-                z.strictObject({
-                    method: z.literal("token"),
-                    /** A file holding the token; default: the VAULT_TOKEN environment variable. */
-                    tokenFile: localPath.optional(),
-                }),
-                z.strictObject({
-                    method: z.literal("approle"),
-                    roleIdFile: localPath,
-                    secretIdFile: localPath,
-                    /** Where the AppRole auth method is mounted. */
-                    mount: z.string().regex(/^[A-Za-z0-9_-]+(\/[A-Za-z0-9_-]+)*$/, "must be an auth mount path such as 'approle'").default("approle"),
-                }),
-            ])
-            .default({ method: "token" }),
-    }),
-]);
-
-const adminPasswordFile = localPath;
-const source = z.discriminatedUnion("kind", [
-    z.strictObject({
-        kind: z.literal("redis-acl"),
-        host: hostname,
-        port: port.default(6379),
-        user: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "must be a Redis ACL user name"),
-        adminUser: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "must be a Redis ACL user name"),
-        adminPasswordFile,
-    }),
-    z.strictObject({
-        kind: z.literal("postgres-role"),
-        host: hostname,
-        port: port.default(5432),
-        database: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, "must be a lowercase SQL identifier"),
-        group: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, "must be a lowercase SQL identifier"),
-        /** Generation N logs in as `${loginPrefix}${N}`. */
-        loginPrefix: z.string().regex(/^[a-z_][a-z0-9_]{0,50}$/, "must be a lowercase SQL identifier prefix"),
-        /** The login in use before the first managed rotation; defaults to `${loginPrefix}0`. */
-        initialLogin: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, "must be a lowercase SQL identifier").optional(),
-        adminUser: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, "must be a lowercase SQL identifier"),
-        adminPasswordFile,
-    }),
-    z.strictObject({
-        kind: z.literal("ssh-authorized-key"),
-        ...sshFields,
-        /** The authorized_keys file on the target whose lines the rotation edits. */
-        authorizedKeysFile: absPath,
-        /** The account the rotated key logs into (what consumers use). */
-        loginUser: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, "must be a Unix user name"),
-    }),
-    z.strictObject({
-        kind: z.literal("http-token"),
-        /** POST with JSON {name, token} creates a token. */
-        createUrl: httpUrl(),
-        /** DELETE removes a token; `{fingerprint}` is replaced by the first 16 hex digits of its SHA-256. */
-        deleteUrl: httpUrl().refine((u) => u.includes("%7Bfingerprint%7D") || u.includes("{fingerprint}"), "must contain {fingerprint}"),
-        /** GET with `Authorization: Bearer <token>` answers 200 for a valid token. */
-        testUrl: httpUrl(),
-        adminTokenFile: localPath,
-        /** The CA bundle that signs the API's certificate (https with a private CA); default: the system's CAs. */
-        caFile: localPath.optional(),
-    }),
-    z.strictObject({
-        kind: z.literal("command"),
-        /** Each command gets the secret(s) on stdin, NUL-terminated; see README. */
-        grant: shellCommand,
-        revoke: shellCommand,
-        withdraw: shellCommand,
-        test: shellCommand,
-    }),
-]);
 
 const write = z.discriminatedUnion("format", [
     z.strictObject({
@@ -224,10 +112,10 @@ const health = z.union([
     z.strictObject({ url: httpUrl(), expectStatus: wholeNumber().min(100, "must be 100-599").max(599, "must be 100-599").default(200) }),
 ], { error: 'must be either {command} (run on the host) or {url, expectStatus} (fetched from the operator\'s machine)' });
 
-const consumer = z
+/** A consumer: its host by name (of rotation:hosts), plus what is specific to this secret there. */
+export const consumerEntry = z
     .strictObject({
         name,
-        ...sshFields,
         configPath: absPath,
         write,
         reload: shellCommand,
@@ -243,7 +131,22 @@ const consumer = z
                 windowSeconds: wholeNumber().min(1, "must be 1-60").max(60, "must be 1-60").default(3),
             })
             .optional(),
+        host: hostRef,
     });
+
+/** A secret's own settings, as the components see them. */
+export interface SecretConfig {
+    name: string;
+    type: z.output<typeof secret>["type"];
+    generator: z.output<typeof secret>["generator"];
+    reason: Reason;
+    note?: string;
+    schedule?: string;
+    operator: string;
+}
+
+/** A consumer with its host expanded; `hostName` is the host's name in `rotation:hosts`. */
+export type ConsumerConfig = Omit<ConsumerEntry, "host"> & HostConnection & { hostName?: string };
 
 /**
  * One secret's rotation as the components see it: the secret's entry of
@@ -251,35 +154,26 @@ const consumer = z
  * expanded from `rotation:hosts`. Built by lib/config.ts after validation;
  * never parsed from YAML.
  */
-const rotationConfigSchema = z.strictObject({
-    generation: wholeNumber().min(0, "must be 0 or more"),
-    mode: z.enum(["rotate", "rollback"]).default("rotate"),
-    secret,
-    store,
-    source,
-    consumers: z.array(consumer.extend({ hostName: z.string().optional() })).min(1, "must list at least one consumer"),
+export interface RotationConfig {
+    generation: number;
+    mode: "rotate" | "rollback";
+    secret: SecretConfig;
+    store: StoreConfig;
+    source: SourceConfig;
+    consumers: ConsumerConfig[];
     /** JSON-lines audit log on the operator's machine. */
-    auditLog: localPath.default(".state/audit.log"),
+    auditLog: string;
     /** Secrets of the same stack whose rotation must complete first. */
-    after: z.array(name).default([]),
+    after: string[];
     /** Canary waves and what a failure does (lib/waves.ts). */
-    rollout: rolloutSchema.default({ waves: ["100%"], onFailure: "stop" }),
+    rollout: z.output<typeof rolloutSchema>;
     /** When bin/rotate may start a rotation of it (lib/window.ts); none: any time. */
-    window: windowSchema.optional(),
+    window?: z.output<typeof windowSchema>;
     /** Leave to rotate this generation outside its window (lib/gates.ts); the audit lines record it. */
-    windowOverride: windowOverride.optional(),
+    windowOverride?: WindowOverride;
     /** The ceremony's witnesses of this generation, verified from the request's signatures (lib/gates.ts). */
-    approval: witnessSchema.optional(),
-});
-
-export type RotationConfig = z.output<typeof rotationConfigSchema>;
-/** A consumer with its host expanded; `hostName` is the host's name in `rotation:hosts`. */
-export type ConsumerConfig = RotationConfig["consumers"][number];
-export type SourceConfig = RotationConfig["source"];
-export type StoreConfig = RotationConfig["store"];
-export type SecretConfig = RotationConfig["secret"];
-/** An SSH connection as a step makes it: the host's address, its pinned key, the operator's private key. The one definition. */
-export type SshTarget = { kind: "ssh"; host: string; port: number; user: string; hostKey: string; privateKeyFile: string };
+    approval?: Witnesses;
+}
 
 // ---- The stack config as written: rotation:hosts, rotation:secrets, rotation:auditLog ----
 
@@ -287,35 +181,11 @@ export type SshTarget = { kind: "ssh"; host: string; port: number; user: string;
 export const hostEntry = z.strictObject({
     address: hostname,
     port: port.default(22),
-    user: sshFields.user,
+    user: unixUser,
     hostKey: hostKey.optional(),
     hostKeyFile: localPath.optional(),
     privateKeyFile: localPath,
 });
-
-/** A reference to a host of `rotation:hosts`; existence is checked across fields. */
-const hostRef = z.string({ error: (issue) => (issue.input === undefined ? "is required: a host of rotation:hosts" : "must be the name of a host of rotation:hosts") });
-
-const { kind: _k, ...sshSourceRest } = (source.options[2] as typeof source.options[2]).shape;
-void _k;
-const envSource = z.discriminatedUnion("kind", [
-    source.options[0],
-    source.options[1],
-    z.strictObject({
-        kind: z.literal("ssh-authorized-key"),
-        /** The host (of rotation:hosts) whose authorized_keys file the rotation edits. */
-        host: hostRef,
-        authorizedKeysFile: sshSourceRest.authorizedKeysFile,
-        loginUser: sshSourceRest.loginUser,
-    }),
-    source.options[3],
-    source.options[4],
-]);
-
-const { host: _h, port: _p, user: _u, hostKey: _hk, hostKeyFile: _hkf, privateKeyFile: _pk, ...consumerOwn } = consumer.shape;
-void [_h, _p, _u, _hk, _hkf, _pk];
-/** A consumer: its host by name, plus what is specific to this secret there. */
-export const consumerEntry = z.strictObject({ ...consumerOwn, host: hostRef });
 
 /** A boolean as `pulumi config set --path` writes it (a string) or as YAML has it. */
 const flag = z.preprocess((v) => (v === "true" ? true : v === "false" ? false : v), z.boolean({ error: "must be true or false" }));
@@ -341,8 +211,8 @@ export const secretEntry = z.strictObject({
     note: secret.shape.note,
     schedule: secret.shape.schedule,
     operator: secret.shape.operator,
-    store,
-    source: envSource,
+    store: storeSchema,
+    source: sourceSchema,
     consumers: z.array(consumerEntry).min(1, "must list at least one consumer"),
     /** Secrets of this stack whose rotation (in the same run) must complete before this one starts. */
     after: z.array(z.string()).default([]),

@@ -4,11 +4,13 @@ import { CONFIG_NAMESPACE, secretOrder, secretRotation, type EnvironmentConfig, 
 import { spawnSync } from "child_process";
 import { ConfigError, RotationRefusedError } from "./errors";
 import { inventoryProblems, type InventoryFile } from "./inventory";
-import { VaultError, storeLabel, vaultPreflight, type VaultStore } from "./vault";
+import { VaultError } from "../adapters/vault";
+import { sourceOf } from "../sources";
+import { storeOf } from "../stores";
 
 export interface ResolvedRotation {
     config: RotationConfig;
-    /** The generation whose revocation started, as the store says (file stores here, Vault in checkVaultStores). */
+    /** The generation whose revocation started, as the store says (a local store here, one behind a server in checkStores). */
     committed?: number;
     sourceHostKey?: string;
     consumerHostKeys: Record<string, string>;
@@ -80,36 +82,23 @@ export function resolveEnvironment(stack: string, env: EnvironmentConfig, baseDi
         const entry = env.secrets[name];
         const field = `secrets.${name}`;
         let committed: number | undefined;
-        if (config.store.kind === "file") {
-            config.store.dir = abs(config.store.dir);
+        const store = storeOf(config.store.kind);
+        problems.push(...store.resolve(config.store, baseDir, `${field}.store`));
+        if (store.localCommitted) {
             try {
-                committed = committedGeneration(config.store.dir, name);
+                committed = store.localCommitted(config.store, name);
                 checkCommittedGeneration(stack, config, committed);
             } catch (e) {
                 if (e instanceof ConfigError) problems.push(...e.problems);
                 else throw e;
             }
-        } else {
-            // The server is asked later (checkVaultStores); here only what this machine holds.
-            problems.push(...resolveVaultStore(config.store, baseDir, `${field}.store`));
         }
-        const src = config.source;
-        let sourceHostKey: string | undefined;
-        switch (src.kind) {
-            case "redis-acl":
-            case "postgres-role":
-                src.adminPasswordFile = mustExist(`${field}.source.adminPasswordFile`, abs(src.adminPasswordFile));
-                break;
-            case "http-token":
-                src.adminTokenFile = mustExist(`${field}.source.adminTokenFile`, abs(src.adminTokenFile));
-                if (src.caFile) src.caFile = mustExist(`${field}.source.caFile`, abs(src.caFile));
-                break;
-            case "ssh-authorized-key":
-                sourceHostKey = hostKeys[entry.source.kind === "ssh-authorized-key" ? entry.source.host : ""];
-                break;
-            case "command":
-                break;
-        }
+        // Local files of the source made absolute and checked; the host key of where its scripts run.
+        const resolved = sourceOf(config.source.kind).resolve?.(config.source, entry.source, {
+            file: (f, p) => mustExist(`${field}.source.${f}`, abs(p)),
+            hostKey: (h) => hostKeys[h],
+        });
+        const sourceHostKey = resolved ? resolved.hostKey : undefined;
         const consumerHostKeys: Record<string, string> = {};
         entry.consumers.forEach((c) => (consumerHostKeys[c.name] = hostKeys[c.host]));
         logChecked.push({ field: `${field}.consumers`, consumers: config.consumers });
@@ -121,53 +110,23 @@ export function resolveEnvironment(stack: string, env: EnvironmentConfig, baseDi
 }
 
 /**
- * Completes a Vault store's settings on this machine, in place: the address,
- * CA file and namespace from VAULT_ADDR, VAULT_CACERT and VAULT_NAMESPACE
- * where the config has none, its files absolute (relative to `baseDir`) and
- * present, a token source present. Returns the problems, each naming its
- * field (`at` is e.g. `secrets.app-redis.store`).
+ * Asks each store behind a server (Vault), before anything is registered: it
+ * answers, the token works, it holds the secret, and the generation is
+ * allowed by the committed one (forward only; no rollback after revocation
+ * started), exactly as for a store on this machine. Every problem at once,
+ * each naming its store.
  */
-export function resolveVaultStore(st: VaultStore, baseDir: string, at: string): string[] {
-    const problems: string[] = [];
-    const file = (field: string, p: string) => {
-        const f = path.resolve(baseDir, p);
-        if (!fs.existsSync(f)) problems.push(`${CONFIG_NAMESPACE}:${at}.${field}: file not found: ${f}`);
-        return f;
-    };
-    st.address ??= process.env.VAULT_ADDR || undefined;
-    if (!st.address) problems.push(`${CONFIG_NAMESPACE}:${at}.address: is required (or set VAULT_ADDR)`);
-    else if (!/^https?:\/\/[^/?#]+\/?$/.test(st.address)) problems.push(`${CONFIG_NAMESPACE}:${at}.address: must be the server's http(s) URL without a path, e.g. https://vault.example:8200`);
-    st.caFile ??= process.env.VAULT_CACERT || undefined;
-    if (st.caFile) st.caFile = file("caFile", st.caFile);
-    st.namespace ??= process.env.VAULT_NAMESPACE || undefined;
-    if (st.auth.method === "approle") {
-        st.auth.roleIdFile = file("auth.roleIdFile", st.auth.roleIdFile);
-        st.auth.secretIdFile = file("auth.secretIdFile", st.auth.secretIdFile);
-    } else if (st.auth.tokenFile) {
-        st.auth.tokenFile = file("auth.tokenFile", st.auth.tokenFile);
-    } else if (!process.env.VAULT_TOKEN) {
-        problems.push(`${CONFIG_NAMESPACE}:${at}.auth: no token: set VAULT_TOKEN, or auth.tokenFile, or use auth.method "approle"`);
-    }
-    return problems;
-}
-
-/**
- * Asks each Vault store's server, before anything is registered: it answers,
- * the token works, the mount is KV version 2, and the generation is allowed
- * by the committed one (forward only; no rollback after revocation started),
- * exactly as for a file store. Every problem at once, each naming its store.
- */
-export async function checkVaultStores(stack: string, rotations: ResolvedRotation[]): Promise<void> {
+export async function checkStores(stack: string, rotations: ResolvedRotation[]): Promise<void> {
     const problems: string[] = [];
     await Promise.all(rotations.map(async (r) => {
         const { config } = r;
-        const store = config.store;
-        if (store.kind !== "vault" || config.generation === 0) return;
+        const store = storeOf(config.store.kind);
+        if (!store.ask || config.generation === 0) return;
         const at = `${CONFIG_NAMESPACE}:secrets.${config.secret.name}.store`;
         try {
-            const { committed, exists } = await vaultPreflight(store);
+            const { committed, exists } = await store.ask(config.store, config.secret.name);
             r.committed = committed;
-            if (!exists) problems.push(`${at}: ${storeLabel(store)}: no secret at this path: put the secret in use as field "current" first`);
+            if (!exists) problems.push(`${at}: ${store.label(config.store, config.secret.name)}: no secret at this path: put the secret in use as field "current" first`);
             checkCommittedGeneration(stack, config, committed);
         } catch (e) {
             if (e instanceof ConfigError) problems.push(...e.problems);
@@ -208,14 +167,6 @@ export function rotationKeys(all: Record<string, string>): Record<string, string
         if (k.startsWith(`${CONFIG_NAMESPACE}:`)) out[k.slice(CONFIG_NAMESPACE.length + 1)] = v;
     }
     return out;
-}
-
-/** The generation whose revocation was started, from a file store's marker (0 when none). */
-export function committedGeneration(storeDir: string, secretName: string): number {
-    const marker = path.join(storeDir, `${secretName}.committed`);
-    if (!fs.existsSync(marker)) return 0;
-    const n = Number(fs.readFileSync(marker, "utf8").trim());
-    return Number.isInteger(n) && n >= 0 ? n : 0;
 }
 
 /**

@@ -10,7 +10,7 @@
 import type { ConsumerConfig } from "../lib/config";
 import type { ResolvedRotation } from "../lib/resolve";
 import { consumerPreflightScript, problemsOf, sourcePreflightScript, storePreflightScript } from "../lib/scripts/preflight";
-import { sourceScripts } from "../lib/scripts/source";
+import { sourceScripts } from "../sources";
 import { hostKeyRefusal, runAt, where } from "./exec";
 import { StepError } from "./outcome";
 import type { PreflightSpec, SshTarget, StepTarget } from "./types";

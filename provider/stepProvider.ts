@@ -26,7 +26,7 @@ import { deleteRefusal, noteAuditLog } from "./deleteGuard";
 import { StepError, appendAudit, failure, redact, sleep, splitFields, undoPhase } from "./outcome";
 import { randomSecret } from "./random";
 import { rollout } from "./rollout";
-import { vaultStep } from "../lib/vault";
+import { vaultStep } from "../adapters/vault";
 import type { StepProps } from "./types";
 
 export const STEP_TYPE = "rotation:index:Step";

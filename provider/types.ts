@@ -4,7 +4,7 @@
  */
 import type { WriteSpec } from "../lib/configFormats";
 import type { SshTarget } from "../lib/configSchema";
-import type { VaultStepSpec } from "../lib/vault";
+import type { VaultStepSpec } from "../adapters/vault";
 import type { RandomSpec } from "./random";
 
 export type { SshTarget };

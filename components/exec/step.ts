@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { RandomSpec } from "../../provider/random";
-import type { VaultStepSpec } from "../../lib/vault";
+import type { VaultStepSpec } from "../../adapters/vault";
 import type { AuditSpec, ConsumerCheck, DriftCheck, PreflightSpec, RolloutSpec, SshTarget, StepOp, StepTarget } from "../../provider/types";
 
 export type { AuditSpec, ConsumerCheck, HealthPolicy, RolloutSpec, SshTarget, StepTarget } from "../../provider/types";

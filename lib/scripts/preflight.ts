@@ -14,7 +14,8 @@ import type { RotationConfig } from "../config";
 import { freshNonce } from "../drift";
 import { shq } from "../quote";
 import { driftCheckScript } from "./check";
-import { httpCall } from "./source";
+import { sourceOf } from "../../sources";
+import { storeOf } from "../../stores";
 
 /**
  * The reload command's program exists: its first word, when that is a plain
@@ -66,56 +67,14 @@ export function problemsOf(stdout: string): string[] {
 
 const PROBLEM = `set -uo pipefail\nproblem() { printf 'PREFLIGHT %s\\n' "$*"; }\n`;
 
-/** A file store on the operator's machine: its directory writable, the current secret there. (A Vault store is asked by checkVaultStores.) */
+/** The store's check on the operator's machine, as its kind says (a store behind a server is asked by checkStores). */
 export function storePreflightScript(config: RotationConfig): string | undefined {
-    const st = config.store;
-    if (st.kind !== "file") return undefined;
-    const current = shq(`${st.dir}/${config.secret.name}`);
-    return `${PROBLEM}dir=${shq(st.dir)}
-[ -d "$dir" ] && [ -w "$dir" ] || problem "$dir is not a writable directory"
-[ -f ${current} ] || problem "no current secret at "${current}
-`;
+    const check = storeOf(config.store.kind).preflight?.(config.store, config.secret.name);
+    return check === undefined ? undefined : `${PROBLEM}${check}\n`;
 }
 
 /** The source's admin credential (or, for an SSH key, its authorized_keys file), checked where the source's scripts run. */
 export function sourcePreflightScript(config: RotationConfig): string | undefined {
-    const checks: string[] = [];
-    const src = config.source;
-    switch (src.kind) {
-        case "redis-acl":
-            checks.push(`out=$(printf 'PING\\n' | REDISCLI_AUTH="$(cat -- ${shq(src.adminPasswordFile)} 2>/dev/null)" timeout 10 redis-cli --no-auth-warning -h ${shq(src.host)} -p ${shq(src.port)} --user ${shq(src.adminUser)} 2>&1) || true
-[ "$out" = PONG ] || problem "redis "${shq(`${src.host}:${src.port}`)}" does not accept the admin credential of "${shq(src.adminUser)}": $(printf '%s' "$out" | head -n 1)"`);
-            break;
-        case "postgres-role":
-            checks.push(`out=$(PGPASSWORD="$(cat -- ${shq(src.adminPasswordFile)} 2>/dev/null)" PGCONNECT_TIMEOUT=10 psql -X -At -h ${shq(src.host)} -p ${shq(src.port)} -U ${shq(src.adminUser)} -d ${shq(src.database)} -c 'select 1' 2>&1) || true
-[ "$out" = 1 ] || problem "postgres "${shq(`${src.host}:${src.port}`)}" does not accept the admin login "${shq(src.adminUser)}": $(printf '%s' "$out" | head -n 1)"`);
-            break;
-        case "http-token": {
-            // The admin token is tried on a DELETE of a fingerprint no token has (sixteen zeros): an API that
-            // knows the token answers 404 (or 2xx), one that refuses it 401/403, and nothing is changed.
-            const probe = src.deleteUrl.split("%7Bfingerprint%7D").join("{fingerprint}").split("{fingerprint}").join("0000000000000000");
-            checks.push(`${httpCall(src.caFile)}admin_file=${shq(src.adminTokenFile)}
-test_url=${shq(src.testUrl)}
-delete_url=${shq(src.deleteUrl)}
-http_call -- "$test_url"
-[ "$code" != 000 ] || problem "$test_url (source.testUrl) does not answer$why"
-if [ -r "$admin_file" ]; then
-  http_call -X DELETE -H @<(printf 'Authorization: Bearer %s\\n' "$(cat -- "$admin_file")") -- ${shq(probe)}
-  case "$code" in
-    401|403) problem "$delete_url (source.deleteUrl) refuses the admin token in $admin_file (source.adminTokenFile): HTTP $code" ;;
-    000) problem "$delete_url (source.deleteUrl) does not answer$why" ;;
-  esac
-else
-  problem "cannot read the admin token file $admin_file (source.adminTokenFile)"
-fi`);
-            break;
-        }
-        case "ssh-authorized-key":
-            checks.push(`f=${shq(src.authorizedKeysFile)}
-{ [ -f "$f" ] && [ -w "$f" ]; } || [ -w "$(dirname -- "$f")" ] || problem "$f cannot be written on this host"`);
-            break;
-        case "command":
-            break;
-    }
-    return checks.length ? `${PROBLEM}${checks.join("\n")}\n` : undefined;
+    const check = sourceOf(config.source.kind).preflight?.(config.source);
+    return check === undefined ? undefined : `${PROBLEM}${check}\n`;
 }

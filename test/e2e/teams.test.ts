@@ -8,7 +8,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { after, before, test } from "node:test";
 import { stateClient } from "../../cli/backend";
-import { vaultToken, type VaultStore } from "../../lib/vault";
+import { vaultToken, type VaultStore } from "../../adapters/vault";
 import { assertRedisMoved, remember } from "./checks";
 import { committedGeneration as committed, lab, labCtl, pgLoginOk, postgresStack, redisAuthOk, redisStack, storeValue } from "./lab";
 import { scanForLeaks } from "./leaks";

@@ -14,7 +14,7 @@ import { assertAudit, assertPreviewPlan, assertRevokeAfterEveryConsumer, assertS
 import { consumerState, hosts, lab, labCtl, pgLoginOk, postgresStack, redisAuthOk, redisStack, sha256 } from "./lab";
 import { scanForLeaks } from "./leaks";
 import { changedSteps, stepTimeline, Workspace } from "./workspace";
-import { COMMITTED_KEY, VaultError, vaultRead, vaultStep, type VaultStore } from "../../lib/vault";
+import { COMMITTED_KEY, VaultError, vaultRead, vaultStep, type VaultStore } from "../../adapters/vault";
 
 const REDIS = "app-redis";
 const PG = "app-pg";
@@ -36,7 +36,7 @@ function storeConfig(kvPath: string, auth: "token" | "approle"): Record<string, 
 }
 
 /** How the tests read and write the KV secret themselves: the root token. */
-const rootStore = (kvPath: string): VaultStore => storeConfig(kvPath, "token") as VaultStore;
+const rootStore = (kvPath: string): VaultStore => storeConfig(kvPath, "token") as unknown as VaultStore;
 const kv = (kvPath: string) => vaultRead(rootStore(kvPath));
 
 /** A KV v2 write by someone else (no check-and-set): the tests' "change behind its back". */

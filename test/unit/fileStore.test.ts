@@ -8,7 +8,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { test } from "node:test";
 import { stdinFields } from "../../lib/quote";
-import { fileStoreScripts } from "../../lib/scripts/store";
+import { fileStoreScripts } from "../../stores/file";
 
 const NAME = "app-db";
 const OLD = "old-secret-\u00e9-'q'-$x-\nline2";

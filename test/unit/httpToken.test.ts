@@ -10,7 +10,7 @@ import * as https from "node:https";
 import * as os from "node:os";
 import * as path from "node:path";
 import { test } from "node:test";
-import { sourceScripts } from "../../lib/scripts/source";
+import { sourceScripts } from "../../sources";
 import { stdinFields } from "../../lib/quote";
 
 test("verify sends one request per token to a URL with braces, and tells new from old", async () => {

@@ -8,8 +8,8 @@ import { parseEnvironment, secretRotation, type RotationConfig } from "../../lib
 import { ConfigError } from "../../lib/errors";
 import { shq } from "../../lib/quote";
 import { logCheckScript, writeAndReloadScript } from "../../provider/rollout";
-import { sourceScripts } from "../../lib/scripts/source";
-import { fileStoreScripts } from "../../lib/scripts/store";
+import { sourceScripts } from "../../sources";
+import { fileStoreScripts } from "../../stores/file";
 import { environmentOf } from "../flatConfig";
 import { HOST_KEY, rawConfig } from "./harness";
 

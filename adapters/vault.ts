@@ -1,6 +1,6 @@
 /**
- * The `vault` credential store: a KV v2 secret reached through the Vault HTTP
- * API, so it works against HashiCorp Vault and OpenBao alike, with no
+ * The Vault HTTP client of the `vault` credential store (stores/vault.ts): a
+ * KV v2 secret reached through the Vault HTTP API, so it works against HashiCorp Vault and OpenBao alike, with no
  * provider plugin (@pulumi/vault's cannot be had on these machines). The
  * program calls `vaultPreflight` before it registers anything; the step
  * provider runs `vaultStep` for each store phase of a rotation.
@@ -21,9 +21,17 @@
 import * as fs from "fs";
 import * as http from "http";
 import * as https from "https";
-import type { StoreConfig } from "./configSchema";
 
-export type VaultStore = Extract<StoreConfig, { kind: "vault" }>;
+/** A Vault store's settings, resolved (stores/vault.ts declares and completes them). */
+export interface VaultStore {
+    kind: "vault";
+    address?: string;
+    mount: string;
+    path: string;
+    caFile?: string;
+    namespace?: string;
+    auth: { method: "token"; tokenFile?: string } | { method: "approle"; roleIdFile: string; secretIdFile: string; mount: string };
+}
 
 /** What a store step does (components pick one per rotation phase). */
 export type VaultAction = "read" | "stage" | "unstage" | "commit" | "promote" | "guard";
