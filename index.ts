@@ -10,7 +10,7 @@ import { parseEnvironment } from "./lib/config";
 import { ConfigError, RotationRefusedError } from "./lib/errors";
 import { enforceGates } from "./lib/gates";
 import { readInventory } from "./lib/inventory";
-import { checkStores, resolveEnvironment, rotationKeys } from "./lib/resolve";
+import { checkStores, resolveEnvironment, rotationKeys } from "./adapters/resolve";
 
 /**
  * A refused config or request ends the program with its message only:

@@ -8,7 +8,7 @@ import * as path from "path";
 import type { Approval, EnvironmentConfig, Reason } from "../lib/configSchema";
 import { type RequestedSecret, approveRequest, checkApproved, checkRequest, createRequest, governing, planDigest, readRequest } from "../lib/ceremony";
 import { RotationRefusedError } from "../lib/errors";
-import { SignatureError, signingKey } from "../lib/sshsig";
+import { SignatureError, signingKey } from "../adapters/sshsig";
 import { type Common, load, printJson, say } from "./common";
 import { EXIT } from "./run";
 import { PROJECT, UsageError } from "./stack";

@@ -8,7 +8,7 @@
 import type { Stack } from "@pulumi/pulumi/automation";
 import { type EnvironmentConfig } from "../lib/config";
 import { RotationRefusedError } from "../lib/errors";
-import { checkStores, resolveEnvironment, type ResolvedRotation } from "../lib/resolve";
+import { checkStores, resolveEnvironment, type ResolvedRotation } from "../adapters/resolve";
 import { type Reason, secretEntry } from "../lib/configSchema";
 import { type SecretChange, ceremonyOfStart, envAfter } from "./approve";
 import { planSteps, planTable } from "./planGraph";

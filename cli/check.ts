@@ -6,7 +6,7 @@
  */
 import type { RotationConfig } from "../lib/config";
 import type { Holding } from "../lib/drift";
-import { consumerTarget, resolveEnvironment, type ResolvedRotation } from "../lib/resolve";
+import { consumerTarget, resolveEnvironment, type ResolvedRotation } from "../adapters/resolve";
 import { sourceOf } from "../sources";
 import { storeOf } from "../stores";
 import { askHolding } from "../provider/drift";

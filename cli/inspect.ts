@@ -1,7 +1,7 @@
 /** The commands that only read: status, due, plan, preview, audit verify. None creates or changes a stack. */
 import * as fs from "fs";
 import * as path from "path";
-import { verifyChain } from "../lib/auditChain";
+import { verifyChain } from "../adapters/auditChain";
 import { planSteps, planTable, renderPlanSvg } from "./planGraph";
 import { type Common, readLastCheck, auditLines, auditLogOf, committedOf, dueInfo, isDue, load, pick, printJson, runSecret, say } from "./common";
 import { EXIT } from "./run";

@@ -6,7 +6,7 @@
  * run them itself: its update's pre-flight steps do (cli/run.ts reads their
  * outcome back as the run's `preflight`).
  */
-import { consumerHosts, resolveEnvironment, type ResolvedRotation } from "../lib/resolve";
+import { consumerHosts, resolveEnvironment, type ResolvedRotation } from "../adapters/resolve";
 import { pool } from "../provider/exec";
 import { describeProblems, preflightProblems, preflightSpec } from "../provider/preflight";
 import { type Common, load, pick, printJson } from "./common";

@@ -15,7 +15,7 @@ import { readLastCheck } from "./common";
 import { stackLocks } from "./backend";
 import { LockedError, PROJECT } from "./stack";
 import { type FileCopy, restoreFile } from "./stackFile";
-import { appendChained } from "../lib/auditChain";
+import { appendChained } from "../adapters/auditChain";
 import { whoRan } from "../provider/outcome";
 
 /** The exit codes of bin/rotate, as README and --help give them. */

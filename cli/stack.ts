@@ -12,7 +12,7 @@ import yaml from "js-yaml";
 import { LocalWorkspace, PulumiCommand, Stack, type ConfigMap } from "@pulumi/pulumi/automation";
 import { parseEnvironment, type EnvironmentConfig } from "../lib/config";
 import { readInventory, type InventoryFile } from "../lib/inventory";
-import { rotationKeys } from "../lib/resolve";
+import { rotationKeys } from "../adapters/resolve";
 import { type FileCopy, copyOf, restoreFile, stackFileOf } from "./stackFile";
 
 export const ROOT = path.resolve(__dirname, "..");

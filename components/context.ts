@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { RotationConfig } from "../lib/config";
-import { consumerHosts, consumerTarget } from "../lib/resolve";
+import { consumerHosts, consumerTarget } from "../adapters/resolve";
 import { Step, type AuditSpec, type StepArgs, type StepTarget } from "./exec/step";
 
 /** Type-token package of every component here: `rotation:index:<Component>`. */

@@ -17,7 +17,7 @@ import { sourceOf } from "../sources";
 import type { CeremonyConfig, EnvironmentConfig } from "./configSchema";
 import { RotationRefusedError } from "./errors";
 import { durationMs } from "./schedule";
-import { SignatureError, sign, verify, type Signer } from "./sshsig";
+import { SignatureError, sign, verify, type Signer } from "../adapters/sshsig";
 
 /** What a request asks for, one entry per secret. */
 const requestedSecret = z.strictObject({

@@ -14,7 +14,7 @@ import * as fs from "fs";
 import { ceremonyOf, checkApproved, governing, planDigest, readRequest } from "./ceremony";
 import type { EnvironmentConfig, Witnesses } from "./configSchema";
 import { RotationRefusedError } from "./errors";
-import type { ResolvedRotation } from "./resolve";
+import type { ResolvedRotation } from "../adapters/resolve";
 import { describeWindow, isOpen, nextOpening } from "./window";
 
 export interface GateInput {

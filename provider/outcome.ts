@@ -3,7 +3,7 @@
  * redacted, and one audit line per outcome.
  */
 import * as os from "os";
-import { appendChained } from "../lib/auditChain";
+import { appendChained } from "../adapters/auditChain";
 import type { RunResult } from "./exec";
 import type { AuditSpec } from "./types";
 

@@ -8,7 +8,7 @@
  * so a plain `pulumi up` runs it too) and for `bin/rotate preflight`.
  */
 import type { ConsumerConfig } from "../lib/config";
-import type { ResolvedRotation } from "../lib/resolve";
+import type { ResolvedRotation } from "../adapters/resolve";
 import { consumerPreflightScript, problemsOf, sourcePreflightScript, storePreflightScript } from "../lib/scripts/preflight";
 import { sourceScripts } from "../sources";
 import { hostKeyRefusal, runAt, where } from "./exec";

@@ -7,7 +7,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { test } from "node:test";
-import { appendChained, verifyChain } from "../../lib/auditChain";
+import { appendChained, verifyChain } from "../../adapters/auditChain";
 
 const ROOT = path.resolve(__dirname, "../..");
 

@@ -9,7 +9,7 @@ import { test } from "node:test";
 import yaml from "js-yaml";
 import { parseEnvironment, secretOrder, secretRotation, type ConsumerConfig } from "../../lib/config";
 import { ConfigError } from "../../lib/errors";
-import { rotationKeys } from "../../lib/resolve";
+import { rotationKeys } from "../../adapters/resolve";
 import { environmentOf } from "../flatConfig";
 import { HOST_KEY, rawConfig, rawEnvironment } from "./harness";
 

@@ -7,7 +7,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { test } from "node:test";
-import { appendChained } from "../../lib/auditChain";
+import { appendChained } from "../../adapters/auditChain";
 import { deleteRefusal, noteAuditLog, takenBackAllowed } from "../../provider/deleteGuard";
 
 const STACK = "prod";

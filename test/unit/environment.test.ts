@@ -11,7 +11,7 @@ import { test } from "node:test";
 import * as pulumi from "@pulumi/pulumi";
 import { Rotation } from "../../components/rotation";
 import { parseEnvironment } from "../../lib/config";
-import { resolveEnvironment } from "../../lib/resolve";
+import { resolveEnvironment } from "../../adapters/resolve";
 import { environmentOf } from "../flatConfig";
 import { HOST_KEY, RANDOM, STEP, installRecordingMocks, rawConfig, settle, type Registered } from "./harness";
 

@@ -15,7 +15,7 @@ import type { EnvironmentConfig } from "../../lib/configSchema";
 import { RotationRefusedError } from "../../lib/errors";
 import { enforceGates, startedIn } from "../../lib/gates";
 import { secretRotation } from "../../lib/config";
-import type { ResolvedRotation } from "../../lib/resolve";
+import type { ResolvedRotation } from "../../adapters/resolve";
 import { rawEnvironment } from "./harness";
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "gates-"));

@@ -12,7 +12,7 @@ import yaml from "js-yaml";
 import { parseEnvironment, type EnvironmentConfig } from "../../lib/config";
 import { ConfigError } from "../../lib/errors";
 import { readInventory } from "../../lib/inventory";
-import { resolveEnvironment } from "../../lib/resolve";
+import { resolveEnvironment } from "../../adapters/resolve";
 import { environmentOf } from "../flatConfig";
 import { HOST_KEY, rawConfig, rawEnvironment } from "./harness";
 

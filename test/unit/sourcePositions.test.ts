@@ -2,7 +2,7 @@
 // made the resource) before it reaches the state.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { keepFirstFrameOnly } from "../../lib/sourcePositions";
+import { keepFirstFrameOnly } from "../../adapters/sourcePositions";
 
 test("only the first frame of a registration's stack trace is kept, once however often installed", () => {
     const frames = [{ uri: "file:///p/index.ts", line: 3, column: 1 }, { uri: "file:///p/node_modules/x.js", line: 9, column: 2 }];

@@ -9,9 +9,10 @@
  * resource is registered.
  */
 import * as log from "@pulumi/pulumi/log";
+import { specialSecretSig } from "@pulumi/pulumi/runtime/rpc";
 
-/** The marker Pulumi puts on every serialized secret value. */
-export const SECRET_SIGNATURE = "1b47061264138c4ac30d75fd1eb44270";
+/** The marker Pulumi puts on every serialized secret value (the SDK's own constant). */
+export const SECRET_SIGNATURE = specialSecretSig;
 
 type Debug = typeof log.debug;
 

@@ -1,9 +1,9 @@
 import * as fs from "fs";
 import * as path from "path";
-import { CONFIG_NAMESPACE, secretOrder, secretRotation, type EnvironmentConfig, type RotationConfig, type SshTarget } from "./config";
+import { CONFIG_NAMESPACE, secretOrder, secretRotation, type EnvironmentConfig, type RotationConfig, type SshTarget } from "../lib/config";
 import { spawnSync } from "child_process";
-import { ConfigError, RotationRefusedError } from "./errors";
-import { inventoryProblems, type InventoryFile } from "./inventory";
+import { ConfigError, RotationRefusedError } from "../lib/errors";
+import { inventoryProblems, type InventoryFile } from "../lib/inventory";
 import { VaultError } from "../adapters/vault";
 import { sourceOf } from "../sources";
 import { storeOf } from "../stores";
