@@ -13,6 +13,7 @@ import { parseEnvironment, type EnvironmentConfig } from "../../lib/config";
 import { ConfigError } from "../../lib/errors";
 import { readInventory } from "../../lib/inventory";
 import { resolveEnvironment } from "../../adapters/resolve";
+import { fileStorePath } from "../../stores/fileLayout";
 import { environmentOf } from "../flatConfig";
 import { HOST_KEY, rawConfig, rawEnvironment } from "./harness";
 
@@ -365,7 +366,7 @@ test("resolveEnvironment names an unreadable or wrong host key file, and every m
 
 test("resolveEnvironment refuses a generation below the committed one, naming the secret", () => {
     const { dir, raw } = project();
-    fs.writeFileSync(path.join(dir, "store", "app-pg.committed"), "5\n");
+    fs.writeFileSync(fileStorePath(path.join(dir, "store"), "app-pg", "committed"), "5\n");
     assert.deepEqual(problemsOf(() => resolveEnvironment("unit", parseEnvironment("unit", raw), dir)), [
         "rotation:secrets.app-pg.generation: 2 is lower than generation 5 of app-pg, which was already committed (revocation started); generations only move forward: use 5 or higher",
     ]);

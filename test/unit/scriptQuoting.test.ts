@@ -28,6 +28,7 @@ import { pinnedKnownHosts } from "../../lib/scripts/common";
 import { consumerPreflightScript, problemsOf, sourcePreflightScript, storePreflightScript } from "../../lib/scripts/preflight";
 import { sourceScripts } from "../../sources";
 import { fileStoreScripts } from "../../stores/file";
+import { FILE_STORE_PARTS, type FileStorePart, fileStorePath } from "../../stores/fileLayout";
 import { AGENT_WRAPPER, HostAgent } from "../../provider/agent";
 import { logCheckScript, writeAndReloadScript } from "../../provider/rollout";
 import type { RolloutSpec } from "../../provider/types";
@@ -113,7 +114,7 @@ function rolloutSpec(patch: Partial<RolloutSpec>): RolloutSpec {
 const rolloutScripts = (s: RolloutSpec) => ({ write: writeAndReloadScript(s, true), logCheck: logCheckScript(s.logCheck!, 7) });
 /** Pre-flight draws a fresh nonce for its drift check; the same one on both sides of a comparison. */
 const sameNonce = (s: string) => s.replace(/hexkey:[0-9a-f]{64}/g, `hexkey:${NONCE}`);
-const storeFiles = (dir: string, name: string) => ["", ".new", ".committed", ".previous"].map((suffix) => `${dir}/${name}${suffix}`);
+const storeFiles = (dir: string, name: string) => (Object.keys(FILE_STORE_PARTS) as FileStorePart[]).map((part) => fileStorePath(dir, name, part));
 
 const FIELDS: Field[] = [
     ...WRITES.flatMap((w): Field[] => [

@@ -18,6 +18,7 @@ import { pinnedKnownHosts } from "../../lib/scripts/common";
 import { sourceScripts } from "../../sources";
 import { logCountOf, logCountScript, logSizeOf, logSizeScript } from "../../lib/scripts/logCount";
 import { fileStoreScripts } from "../../stores/file";
+import { fileStorePath } from "../../stores/fileLayout";
 import { logCheckScript, writeAndReloadScript } from "../../provider/rollout";
 import type { RolloutSpec } from "../../provider/types";
 import { HOST_KEY } from "./harness";
@@ -50,11 +51,11 @@ test("file store (lib/scripts/store.ts): stage, promote, read, commit and the ro
         fs.writeFileSync(`${dir}/${name}`, old, { mode: 0o600 });
         // The rotation's order: stage (new and the one in use), the gate's commit, promote.
         assert.equal(bash(s.stage, stdinFields(secret, old)).status, 0, at);
-        assert.equal(fs.readFileSync(`${dir}/${name}.new`, "utf8"), secret, at);
+        assert.equal(fs.readFileSync(fileStorePath(dir, name, "staged"), "utf8"), secret, at);
         assert.equal(bash(s.commit, stdinFields(secret, old)).status, 0, at);
-        assert.equal(fs.readFileSync(`${dir}/${name}.committed`, "utf8"), "2\n", at);
+        assert.equal(fs.readFileSync(fileStorePath(dir, name, "committed"), "utf8"), "2\n", at);
         assert.equal(bash(s.promote, stdinFields(secret)).status, 0, at);
-        assert.deepEqual([bash(s.readCurrent).stdout, fs.existsSync(`${dir}/${name}.new`), fs.readFileSync(`${dir}/${name}.previous`, "utf8")], [secret, false, old], at);
+        assert.deepEqual([bash(s.readCurrent).stdout, fs.existsSync(fileStorePath(dir, name, "staged")), fs.readFileSync(fileStorePath(dir, name, "previous"), "utf8")], [secret, false, old], at);
         assert.equal(bash(s.rollbackGuard).status, 1, at);
     }
 });
