@@ -2,8 +2,8 @@
 // hosts and every secret), ask each Vault store's server, hold every moved
 // generation to its ceremony and window (lib/gates.ts), then build one
 // rotation per secret. Nothing is registered unless all of it is valid.
-import "./lib/debugLogFilter"; // first: keeps secrets out of the SDK's debug log
-import "./lib/sourcePositions"; // keeps one source frame per resource in the state, not the whole stack
+import "./adapters/debugLogFilter"; // first: keeps secrets out of the SDK's debug log
+import "./adapters/sourcePositions"; // keeps one source frame per resource in the state, not the whole stack
 import * as pulumi from "@pulumi/pulumi";
 import { Rotation } from "./components/rotation";
 import { parseEnvironment } from "./lib/config";
