@@ -193,7 +193,7 @@ const source = z.discriminatedUnion("kind", [
     }),
     z.strictObject({
         kind: z.literal("command"),
-        /** Each command gets the secret(s) on stdin, NUL-terminated; see README. */
+        /** Each command gets the secret(s) on stdin, NUL-terminated; see docs/kinds.md. */
         grant: shellCommand,
         revoke: shellCommand,
         withdraw: shellCommand,
