@@ -27,7 +27,7 @@ import { unlock } from "./unlock";
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
-/** What holds however the stack is run, and what only this console adds (README: "What the program enforces"). */
+/** What holds however the stack is run, and what only this console adds (docs/operating.md: "What the program enforces"). */
 const ENFORCED_HELP = `The program itself (so a plain \`bin/pulumi up\` too) refuses a new generation whose ceremony has no
 verified approval or whose window is closed without leave (rotation:secrets.<s>.outsideWindow), runs
 each rotation's pre-flight before anything changes, and writes who ran each step in the audit log.

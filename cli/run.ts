@@ -18,7 +18,7 @@ import { type FileCopy, restoreFile } from "./stackFile";
 import { appendChained } from "../adapters/auditChain";
 import { whoRan } from "../provider/outcome";
 
-/** The exit codes of bin/rotate, as README and --help give them. */
+/** The exit codes of bin/rotate, as docs/operating.md and --help give them. */
 export const EXIT = {
     done: 0,
     /** A step failed before any revocation of the failed secrets started: the old secret still works everywhere. */

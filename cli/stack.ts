@@ -91,7 +91,7 @@ export async function readConfig(stack: Stack): Promise<StackConfig> {
     for (const [k, v] of Object.entries(all)) flat[k] = v.value;
     const { raw, inventory } = readInventory(stack.name, rotationKeys(flat), PROJECT);
     if (raw.secret !== undefined || raw.generation !== undefined) {
-        throw new UsageError(`stack ${stack.name} still has the one-secret layout of 0.2 (rotation:secret): move it under rotation:secrets (README, "Upgrading from 0.2")`);
+        throw new UsageError(`stack ${stack.name} still has the one-secret layout of 0.2 (rotation:secret): move it under rotation:secrets (docs/operating.md, "Upgrading from 0.2")`);
     }
     return { env: parseEnvironment(stack.name, raw, inventory), inventory, raw };
 }

@@ -235,7 +235,7 @@ function decode(stack: string, raw: Record<string, unknown>): Record<string, unk
     }
     const legacy = LEGACY_KEYS.filter((k) => k in decoded);
     for (const k of legacy) {
-        problems.push(`${CONFIG_NAMESPACE}:${k}: the one-secret layout of 0.2 is no longer read: move the secret under rotation:secrets.<name> and its hosts under rotation:hosts (README, "Upgrading from 0.2")`);
+        problems.push(`${CONFIG_NAMESPACE}:${k}: the one-secret layout of 0.2 is no longer read: move the secret under rotation:secrets.<name> and its hosts under rotation:hosts (docs/operating.md, "Upgrading from 0.2")`);
     }
     if (problems.length) throw new ConfigError(stack, problems);
     // Pulumi hands every scalar over as a string, and `config set --path` writes numbers as strings too.

@@ -1,6 +1,6 @@
 /**
  * The operator's own commands: grant, withdraw, revoke and test, each given
- * the secret on stdin, NUL-terminated (README: the command source). Any kind
+ * the secret on stdin, NUL-terminated (docs/kinds.md, the command source). Any kind
  * of secret; nothing to check before the grant.
  */
 import { z } from "zod";
@@ -13,7 +13,7 @@ export const command = defineSource({
     kind: "command",
     schema: z.strictObject({
         kind: z.literal("command"),
-        /** Each command gets the secret(s) on stdin, NUL-terminated; see README. */
+        /** Each command gets the secret(s) on stdin, NUL-terminated; see docs/kinds.md. */
         grant: shellCommand,
         revoke: shellCommand,
         withdraw: shellCommand,

@@ -41,7 +41,7 @@ function problemsOf(fn: () => unknown): string[] {
     return [...error.problems];
 }
 
-const MIGRATE = 'the one-secret layout of 0.2 is no longer read: move the secret under rotation:secrets.<name> and its hosts under rotation:hosts (README, "Upgrading from 0.2")';
+const MIGRATE = 'the one-secret layout of 0.2 is no longer read: move the secret under rotation:secrets.<name> and its hosts under rotation:hosts (docs/operating.md, "Upgrading from 0.2")';
 
 // ---- The stack files ----
 
