@@ -5,7 +5,7 @@
  * leave this process; the host's answer is an HMAC under a nonce used once.
  */
 import { createHmac, randomBytes } from "crypto";
-import { renderTemplate, type WriteSpec } from "./configFormats";
+import { renderTemplate, type WriteSpec } from "../writers/yamlKey";
 
 /** `staged`: the value staged by a rotation in progress (only when one is asked about). */
 export type Holding = "current" | "previous" | "staged" | "unknown" | "missing" | "unreachable";

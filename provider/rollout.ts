@@ -7,7 +7,7 @@
  * health URL is fetched from the operator's machine between the write job
  * and a separate log-check job.
  */
-import { rewriteConfig } from "../lib/configFormats";
+import { rewriteConfig } from "../writers/yamlKey";
 import { shq as q } from "../lib/quote";
 import { runAt, where, type RunResult } from "./exec";
 import { checkHealth } from "./health";

@@ -11,7 +11,7 @@
  * hold the key on several lines), or `CHECK missing <why>`. Needs openssl on
  * the host (as the lab's and Debian's base images have).
  */
-import type { WriteSpec } from "../configFormats";
+import type { WriteSpec } from "../../writers/yamlKey";
 import { shq } from "../quote";
 
 /**

@@ -3,7 +3,7 @@
 // favoured over many draws.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { CLASSES, randomSecret, type RandomSpec } from "../../provider/random";
+import { CLASSES, randomSecret, type RandomSpec } from "../../generators/random";
 import { stepProvider } from "../../provider/stepProvider";
 
 const spec = (over: Partial<RandomSpec> = {}): RandomSpec => ({ length: 32, upper: true, lower: true, numeric: true, special: false, ...over });

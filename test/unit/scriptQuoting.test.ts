@@ -19,7 +19,7 @@ import { after, test } from "node:test";
 import { isDeepStrictEqual } from "node:util";
 import { defaultGeneratorCommand } from "../../components/secretVersion";
 import type { RotationConfig, SourceConfig } from "../../lib/config";
-import { rewriteConfig, type WriteSpec } from "../../lib/configFormats";
+import { rewriteConfig, type WriteSpec } from "../../writers/yamlKey";
 import { freshNonce, hmacInput, hmacOf, holding } from "../../lib/drift";
 import { shq } from "../../lib/quote";
 import { driftCheckScript } from "../../lib/scripts/check";

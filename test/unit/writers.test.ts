@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import yaml from "js-yaml";
-import { renderTemplate, rewriteConfig, setEnvLine, setYamlKey } from "../../lib/configFormats";
+import { renderTemplate, rewriteConfig, setEnvLine, setYamlKey } from "../../writers/yamlKey";
 
 /** Secrets that break naive quoting in YAML, shells or regex replacement. */
 const HOSTILE = [
