@@ -3,6 +3,8 @@
  * message. Parsing and the checks across fields are in config.ts.
  */
 import { z } from "zod";
+import { generatorSchema as generator } from "../generators";
+import { writeSchema as write } from "../writers";
 import { rolloutSchema } from "./waves";
 import { windowSchema } from "./window";
 
@@ -80,23 +82,6 @@ const sshFields = {
     hostKeyFile: localPath.optional(),
     privateKeyFile: localPath,
 };
-
-const generator = z.discriminatedUnion("kind", [
-    z.strictObject({
-        kind: z.literal("random"),
-        length: wholeNumber().min(16, "must be at least 16").max(256, "must be at most 256").default(32),
-        upper: z.boolean().default(true),
-        lower: z.boolean().default(true),
-        numeric: z.boolean().default(true),
-        special: z.boolean().default(false),
-    }),
-    z.strictObject({
-        kind: z.literal("command"),
-        /** Runs on the operator's machine; its stdout is the new secret. Defaults by secret type. */
-        command: shellCommand.optional(),
-        length: wholeNumber().min(16, "must be at least 16").max(256, "must be at most 256").default(32),
-    }),
-]);
 
 const secret = z.strictObject({
     name,
@@ -198,24 +183,6 @@ const source = z.discriminatedUnion("kind", [
         revoke: shellCommand,
         withdraw: shellCommand,
         test: shellCommand,
-    }),
-]);
-
-const write = z.discriminatedUnion("format", [
-    z.strictObject({
-        format: z.literal("yaml-key"),
-        key: z.string().regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, "must be a dotted YAML key path such as 'redis.password'"),
-        userKey: z.string().regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, "must be a dotted YAML key path").optional(),
-    }),
-    z.strictObject({
-        format: z.literal("env-line"),
-        key: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be a variable name such as 'DB_PASSWORD'"),
-        userKey: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be a variable name").optional(),
-    }),
-    z.strictObject({
-        format: z.literal("template"),
-        /** The whole file; `{{secret}}` (and `{{user}}`) are replaced. */
-        template: z.string().refine(noNul, "must not contain a NUL byte").refine((t) => t.includes("{{secret}}"), "must contain {{secret}}"),
     }),
 ]);
 

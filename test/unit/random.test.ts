@@ -1,4 +1,4 @@
-// The random generator the step provider runs (provider/random.ts): length,
+// The random generator the step provider runs (generators/random.ts): length,
 // character classes, at least one of each requested class, and no class
 // favoured over many draws.
 import assert from "node:assert/strict";
