@@ -11,24 +11,21 @@ import { random } from "./random";
 
 export const GENERATORS = [random, command] as const;
 
-/** The registry's schemas as a tuple, as z.discriminatedUnion wants them. */
-type SchemasOf<T extends readonly unknown[]> = { -readonly [I in keyof T]: T[I] extends { schema: infer S } ? S : never };
+type Kind = (typeof GENERATORS)[number];
 
 /** A secret's `generator`, as the stack config has it. */
-export const generatorSchema = z.discriminatedUnion("kind", GENERATORS.map((g) => g.schema) as unknown as SchemasOf<typeof GENERATORS>);
+export const generatorSchema = z.discriminatedUnion("kind", GENERATORS.map((g) => g.schema) as unknown as [Kind["schema"], ...Kind["schema"][]]);
 
 /** How a secret's new generations are made: one member per generator. */
-export type GeneratorSpec = z.output<(typeof GENERATORS)[number]["schema"]>;
+export type GeneratorSpec = z.output<Kind["schema"]>;
 
-type AnyGenerator = GeneratorKind<(typeof GENERATORS)[number]["schema"], ReturnType<(typeof GENERATORS)[number]["step"]>>;
-
-const BY_KIND: ReadonlyMap<string, GeneratorKind> = new Map(GENERATORS.map((g) => [g.kind, g as GeneratorKind]));
+type AnyGenerator = GeneratorKind<Kind["schema"], ReturnType<Kind["step"]>>;
 
 /** The generator of a kind; an unknown one (a config not validated by generatorSchema) is an error naming the known ones. */
 export function generatorOf(kind: string): AnyGenerator {
-    const generator = BY_KIND.get(kind);
+    const generator = GENERATORS.find((g) => g.kind === kind);
     if (!generator) throw new Error(`unknown kind ${JSON.stringify(kind)}: must be one of ${GENERATORS.map((g) => JSON.stringify(g.kind)).join(", ")}`);
-    return generator as AnyGenerator;
+    return generator as unknown as AnyGenerator;
 }
 
 /** A generator's problems across fields for a secret of `type`, each with its path from the secret's `generator`. */

@@ -8,7 +8,7 @@
  */
 import { randomInt } from "crypto";
 import { z } from "zod";
-import { defineGenerator, secretLength } from "./kind";
+import { defineGenerator, secretLength, type GeneratorProblem } from "./kind";
 
 export interface RandomSpec {
     length: number;
@@ -26,9 +26,11 @@ export const CLASSES = {
     special: "!#%+,-.:=@^_~",
 } as const;
 
+const CLASS_NAMES = Object.keys(CLASSES) as (keyof typeof CLASSES)[];
+
 /** A new secret per the spec; throws on a spec that cannot be met. */
 export function randomSecret(spec: RandomSpec): string {
-    const classes = (Object.keys(CLASSES) as (keyof typeof CLASSES)[]).filter((k) => spec[k]).map((k) => CLASSES[k]);
+    const classes = CLASS_NAMES.filter((k) => spec[k]).map((k) => CLASSES[k]);
     if (!classes.length) throw new Error("random generator: no character class requested");
     if (!Number.isInteger(spec.length) || spec.length < classes.length || spec.length > 4096) {
         throw new Error(`random generator: length ${spec.length} cannot hold one character of each of ${classes.length} classes`);
@@ -52,9 +54,9 @@ export const random = defineGenerator({
         special: z.boolean().default(false),
     }),
     problems(g, type) {
-        const problems = [];
+        const problems: GeneratorProblem[] = [];
         if (type === "ssh-key") problems.push({ path: ["kind"], message: 'an ssh-key secret needs generator kind "command" (ed25519 via ssh-keygen)' });
-        if (!(Object.keys(CLASSES) as (keyof typeof CLASSES)[]).some((k) => g[k])) {
+        if (!CLASS_NAMES.some((k) => g[k])) {
             problems.push({ path: [], message: "a random generator needs at least one of upper, lower, numeric or special" });
         }
         return problems;

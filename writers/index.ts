@@ -12,22 +12,19 @@ import { yamlKey } from "./yamlKey";
 
 export const WRITERS = [yamlKey, envLine, template] as const;
 
-/** The registry's schemas as a tuple, as z.discriminatedUnion wants them. */
-type SchemasOf<T extends readonly unknown[]> = { -readonly [I in keyof T]: T[I] extends { schema: infer S } ? S : never };
+type Kind = (typeof WRITERS)[number];
 
 /** A consumer's `write`, as the stack config has it. */
-export const writeSchema = z.discriminatedUnion("format", WRITERS.map((w) => w.schema) as unknown as SchemasOf<typeof WRITERS>);
+export const writeSchema = z.discriminatedUnion("format", WRITERS.map((w) => w.schema) as unknown as [Kind["schema"], ...Kind["schema"][]]);
 
 /** How a consumer's config takes the secret: one member per writer. */
-export type WriteSpec = z.output<(typeof WRITERS)[number]["schema"]>;
-
-const BY_FORMAT: ReadonlyMap<string, WriterKind> = new Map(WRITERS.map((w) => [w.format, w as WriterKind]));
+export type WriteSpec = z.output<Kind["schema"]>;
 
 /** The writer of a format; an unknown one (a config not validated by writeSchema) is an error naming the known ones. */
-export function writerOf(format: string): WriterKind<(typeof WRITERS)[number]["schema"]> {
-    const writer = BY_FORMAT.get(format);
+export function writerOf(format: string): WriterKind<Kind["schema"]> {
+    const writer = WRITERS.find((w) => w.format === format);
     if (!writer) throw new Error(`unknown format ${JSON.stringify(format)}: must be one of ${WRITERS.map((w) => JSON.stringify(w.format)).join(", ")}`);
-    return writer as WriterKind<(typeof WRITERS)[number]["schema"]>;
+    return writer as unknown as WriterKind<Kind["schema"]>;
 }
 
 /** The consumer's new config content for this credential (provider/rollout.ts writes it back). */
