@@ -1,6 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
+import { generatedStep } from "../generators";
+import { stdinFields } from "../lib/quote";
 import { loginOf } from "../sources";
-import { shq, stdinFields } from "../lib/quote";
 import { LOCAL, TOKEN, phaseStep, type Credential, type RotationContext } from "./context";
 import { storeStep } from "./storeStep";
 
@@ -11,14 +12,6 @@ export interface SecretVersionArgs {
     readonly origin: "generate" | "stored";
     /** What must complete first (the rotations of the secrets this one comes `after`). */
     readonly after?: pulumi.Resource[];
-}
-
-/** Default generator commands; their stdout (trailing newlines dropped) is the secret. */
-export function defaultGeneratorCommand(type: string, length: number, comment: string): string {
-    if (type === "ssh-key") {
-        return `d=$(mktemp -d); ssh-keygen -q -t ed25519 -N '' -C ${shq(comment)} -f "$d/key" </dev/null >/dev/null && cat -- "$d/key"; rc=$?; rm -rf -- "$d"; exit $rc`;
-    }
-    return `openssl rand -base64 ${shq(length * 3)} | tr -dc 'A-Za-z0-9' | head -c ${shq(length)}`;
 }
 
 /**
@@ -49,30 +42,11 @@ export class SecretVersion extends pulumi.ComponentResource implements Credentia
                 captureStdout: true,
             }, { parent: this, dependsOn: args.after });
             value = nonEmpty(read.stdout, `${secret.name}: the store's current secret is empty`);
-        } else if (secret.generator.kind === "random") {
-            const g = secret.generator;
-            // Drawn in the step provider (provider/random.ts): no @pulumi/random plugin needed.
-            const gen = phaseStep(args.context, name, {
-                title: `${secret.name}: generate secret g${config.generation} (random, ${g.length} characters)`,
-                op: "random",
-                random: { length: g.length, upper: g.upper, lower: g.lower, numeric: g.numeric, special: g.special },
-                captureStdout: true,
-                phase: "generated",
-                guardDelete: { generation: config.generation, kind: "value" },
-            }, { parent: this, dependsOn: args.after });
-            value = nonEmpty(gen.stdout, `${secret.name}: the random generator returned nothing`);
         } else {
-            const g = secret.generator;
-            const command = g.command ?? defaultGeneratorCommand(secret.type, g.length, `rotation:${secret.name}:g${config.generation}`);
-            const gen = phaseStep(args.context, name, {
-                title: `${secret.name}: generate secret g${config.generation}`,
-                target: LOCAL,
-                script: `set -euo pipefail\nv=$( ${command} )\n[ -n "$v" ] || { echo "the generator printed nothing" >&2; exit 1; }\nprintf '%s' "$v"\n`,
-                captureStdout: true,
-                phase: "generated",
-                guardDelete: { generation: config.generation, kind: "value" },
-            }, { parent: this, dependsOn: args.after });
-            value = nonEmpty(gen.stdout, `${secret.name}: the generator printed nothing`);
+            // The generator's step (generators/<kind>.ts); its stdout is the new secret.
+            const { args: step, nothing } = generatedStep(secret.generator, secret, config.generation);
+            const gen = phaseStep(args.context, name, step, { parent: this, dependsOn: args.after });
+            value = nonEmpty(gen.stdout, nothing);
         }
         this.value = pulumi.secret(value);
 

@@ -2,7 +2,9 @@ import { z } from "zod";
 import { ConfigError } from "./errors";
 import { inventoryProblems, type InventoryFile } from "./inventory";
 import { resourceNames } from "./plan";
+import { generatorProblems } from "../generators";
 import { SOURCES, sourceOf } from "../sources";
+import { writerOf } from "../writers";
 import { CONFIG_NAMESPACE, NAME, decodeConfigValue, environmentSchema, type ConsumerConfig, type EnvironmentConfig, type RotationConfig, type SecretEntry, type SourceConfig } from "./configSchema";
 import type { HostConnection } from "./fields";
 
@@ -104,28 +106,19 @@ function crossFieldProblems(env: EnvironmentConfig): string[] {
                 if (firstTarget !== undefined) at(P("consumers", i, "configPath"), `consumers[${firstTarget}] already writes ${c.configPath} on ${c.host}`);
                 else seenTargets.set(target, i);
             }
+            const writer = writerOf(c.write.format);
             if (source.login) {
-                const needsUser = c.write.format === "template" ? !c.write.template.includes("{{user}}") : !c.write.userKey;
-                if (needsUser) {
-                    at(P("consumers", i, "write"), c.write.format === "template"
-                        ? `a ${s.source.kind} credential is a user and password pair: the template must contain {{user}}`
-                        : `a ${s.source.kind} credential is a user and password pair: set userKey`);
-                }
-            } else if (c.write.format !== "template" && c.write.userKey) {
-                at(P("consumers", i, "write", "userKey"), `only ${withLogin} source has a per-generation user (source is ${s.source.kind})`);
+                if (!writer.writesUser(c.write)) at(P("consumers", i, "write"), `${article(s.source.kind)} ${s.source.kind} credential is a user and password pair: ${writer.howToWriteUser}`);
+            } else {
+                for (const f of writer.userFields(c.write)) at(P("consumers", i, "write", f), `only ${withLogin} source has a per-generation user (source is ${s.source.kind})`);
             }
         });
 
         for (const h of source.hostRefs?.(s.source) ?? []) hostExists(P("source", "host"), h);
         // Each source kind says which kinds of secret it takes (an ssh-key needs one that takes a public key).
         if (!source.types.includes(s.type)) at(P("source", "kind"), `${article(s.type)} ${s.type} secret cannot be rotated at ${article(s.source.kind)} ${s.source.kind} source`);
-        if (s.type === "ssh-key" && s.generator.kind !== "command") {
-            at(P("generator", "kind"), 'an ssh-key secret needs generator kind "command" (ed25519 via ssh-keygen)');
-        }
+        for (const p of generatorProblems(s.generator, s.type)) at(P("generator", ...p.path), p.message);
         if (s.mode === "rollback" && s.generation === 0) at(P("mode"), "nothing to roll back at generation 0");
-        if (s.generator.kind === "random" && !s.generator.upper && !s.generator.lower && !s.generator.numeric && !s.generator.special) {
-            at(P("generator"), "a random generator needs at least one of upper, lower, numeric or special");
-        }
 
         const afterSeen = new Set<string>();
         s.after.forEach((a, i) => {

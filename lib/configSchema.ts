@@ -6,6 +6,8 @@ import { z } from "zod";
 import { type SourceConfig, sourceSchema } from "../sources";
 import { type StoreConfig, storeSchema } from "../stores";
 import { CONFIG_NAMESPACE, type HostConnection, SECRET_TYPES, absPath, hostKey, hostRef, hostname, localPath, noNul, port, shellCommand, text, unixUser, httpUrl, wholeNumber } from "./fields";
+import { generatorSchema as generator } from "../generators";
+import { writeSchema as write } from "../writers";
 import { rolloutSchema } from "./waves";
 import { windowSchema } from "./window";
 
@@ -57,23 +59,6 @@ const windowOverride = z.strictObject({
     why: text.refine((s) => s.length <= 200 && !/[\r\n]/.test(s), "must be one line of at most 200 characters"),
 });
 
-const generator = z.discriminatedUnion("kind", [
-    z.strictObject({
-        kind: z.literal("random"),
-        length: wholeNumber().min(16, "must be at least 16").max(256, "must be at most 256").default(32),
-        upper: z.boolean().default(true),
-        lower: z.boolean().default(true),
-        numeric: z.boolean().default(true),
-        special: z.boolean().default(false),
-    }),
-    z.strictObject({
-        kind: z.literal("command"),
-        /** Runs on the operator's machine; its stdout is the new secret. Defaults by secret type. */
-        command: shellCommand.optional(),
-        length: wholeNumber().min(16, "must be at least 16").max(256, "must be at most 256").default(32),
-    }),
-]);
-
 const secret = z.strictObject({
     name,
     type: z.enum(SECRET_TYPES),
@@ -88,24 +73,6 @@ const secret = z.strictObject({
         .optional(),
     operator: text.refine((s) => s.length <= 100 && !/[\r\n]/.test(s), "must be one line of at most 100 characters"),
 });
-
-const write = z.discriminatedUnion("format", [
-    z.strictObject({
-        format: z.literal("yaml-key"),
-        key: z.string().regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, "must be a dotted YAML key path such as 'redis.password'"),
-        userKey: z.string().regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, "must be a dotted YAML key path").optional(),
-    }),
-    z.strictObject({
-        format: z.literal("env-line"),
-        key: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be a variable name such as 'DB_PASSWORD'"),
-        userKey: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be a variable name").optional(),
-    }),
-    z.strictObject({
-        format: z.literal("template"),
-        /** The whole file; `{{secret}}` (and `{{user}}`) are replaced. */
-        template: z.string().refine(noNul, "must not contain a NUL byte").refine((t) => t.includes("{{secret}}"), "must contain {{secret}}"),
-    }),
-]);
 
 const health = z.union([
     z.strictObject({ command: shellCommand }),

@@ -5,7 +5,7 @@
  * leave this process; the host's answer is an HMAC under a nonce used once.
  */
 import { createHmac, randomBytes } from "crypto";
-import { renderTemplate, type WriteSpec } from "./configFormats";
+import { writerOf, type WriteSpec } from "../writers";
 
 /** `staged`: the value staged by a rotation in progress (only when one is asked about). */
 export type Holding = "current" | "previous" | "staged" | "unknown" | "missing" | "unreachable";
@@ -16,7 +16,7 @@ export const freshNonce = (): string => randomBytes(32).toString("hex");
 export const hmacOf = (nonceHex: string, value: string): string => createHmac("sha256", Buffer.from(nonceHex, "hex")).update(value, "utf8").digest("hex");
 
 /** What the host HMACs for a consumer holding `value`: the value, or for a template the whole rendered file. */
-export const hmacInput = (write: WriteSpec, value: string, user?: string): string => (write.format === "template" ? renderTemplate(write.template, value, user) : value);
+export const hmacInput = (write: WriteSpec, value: string, user?: string): string => writerOf(write.format).checked(write, value, user);
 
 /**
  * What the consumer holds, from the host script's output and the expected

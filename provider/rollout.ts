@@ -7,8 +7,8 @@
  * health URL is fetched from the operator's machine between the write job
  * and a separate log-check job.
  */
-import { rewriteConfig } from "../lib/configFormats";
 import { shq as q } from "../lib/quote";
+import { rewriteConfig } from "../writers";
 import { runAt, where, type RunResult } from "./exec";
 import { checkHealth } from "./health";
 import { StepError, failure, redact, sleep, splitFields } from "./outcome";

@@ -24,7 +24,7 @@ import { VerificationError, noteLogSizes, runKeyOf, verifyConsumers, withFields 
 import { preflightStep } from "./preflight";
 import { deleteRefusal, noteAuditLog } from "./deleteGuard";
 import { StepError, appendAudit, failure, redact, sleep, splitFields, undoPhase } from "./outcome";
-import { randomSecret } from "./random";
+import { randomSecret } from "../generators/random";
 import { rollout } from "./rollout";
 import { vaultStep } from "../adapters/vault";
 import type { StepProps } from "./types";

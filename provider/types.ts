@@ -2,10 +2,10 @@
  * What a rotation step is, as the program registers it and the step provider
  * (provider/stepProvider.ts) receives it. Shared by both sides; types only.
  */
-import type { WriteSpec } from "../lib/configFormats";
 import type { SshTarget } from "../lib/configSchema";
 import type { VaultStepSpec } from "../adapters/vault";
-import type { RandomSpec } from "./random";
+import type { RandomSpec } from "../generators/random";
+import type { WriteSpec } from "../writers";
 
 export type { SshTarget };
 /** Where a step runs: the operator's machine, or a host over SSH with its host key pinned. */

@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import type { RandomSpec } from "../../provider/random";
+import type { RandomSpec } from "../../generators/random";
 import type { VaultStepSpec } from "../../adapters/vault";
 import type { AuditSpec, ConsumerCheck, DriftCheck, PreflightSpec, RolloutSpec, SshTarget, StepOp, StepTarget } from "../../provider/types";
 

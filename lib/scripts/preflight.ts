@@ -9,7 +9,7 @@
  *
  * Output: `PREFLIGHT <problem>` per problem, nothing when all is well.
  */
-import type { WriteSpec } from "../configFormats";
+import type { WriteSpec } from "../../writers";
 import type { RotationConfig } from "../config";
 import { freshNonce } from "../drift";
 import { shq } from "../quote";

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, before, test } from "node:test";
-import { rewriteConfig } from "../../lib/configFormats";
+import { rewriteConfig } from "../../writers";
 import { remember } from "./checks";
 import { consumerEntry, fleetOf, setupFleet, stackConfig } from "./fleet";
 import { hosts, lab, labCtl, redisAuthOk, redisStack, storeValue } from "./lab";

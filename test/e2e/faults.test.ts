@@ -17,7 +17,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, before, test } from "node:test";
 import { Worker } from "node:worker_threads";
-import { yamlQuote } from "../../lib/configFormats";
+import { yamlQuote } from "../../writers/yamlKey";
 import { assertAudit, assertAuditChain, assertSucceeded, remember } from "./checks";
 import { committedGeneration, consumerState, fillConfigDir, hosts, inHost, lab, LAB_DIR, labCtl, redisAuthOk, redisStack, redisWorld, sha256, storeHas, storeValue, tmpfsOn, unmountTmpfs, type LabHost } from "./lab";
 import { scanForLeaks } from "./leaks";

@@ -6,7 +6,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { test } from "node:test";
-import { rewriteConfig, type WriteSpec } from "../../lib/configFormats";
+import { rewriteConfig, type WriteSpec } from "../../writers";
 import { freshNonce, hmacInput, hmacOf, holding } from "../../lib/drift";
 import { driftCheckScript } from "../../lib/scripts/check";
 import { checkDrift, gateRefusal, type OffConsumer } from "../../provider/drift";

@@ -6,7 +6,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { test } from "node:test";
-import type { WriteSpec } from "../../lib/configFormats";
+import type { WriteSpec } from "../../writers";
 import { consumerPreflightScript } from "../../lib/scripts/preflight";
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "preflight-"));

@@ -1,9 +1,9 @@
-// The random generator the step provider runs (provider/random.ts): length,
+// The random generator the step provider runs (generators/random.ts): length,
 // character classes, at least one of each requested class, and no class
 // favoured over many draws.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { CLASSES, randomSecret, type RandomSpec } from "../../provider/random";
+import { CLASSES, randomSecret, type RandomSpec } from "../../generators/random";
 import { stepProvider } from "../../provider/stepProvider";
 
 const spec = (over: Partial<RandomSpec> = {}): RandomSpec => ({ length: 32, upper: true, lower: true, numeric: true, special: false, ...over });

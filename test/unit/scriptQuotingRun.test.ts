@@ -12,7 +12,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { after, test } from "node:test";
-import { defaultGeneratorCommand } from "../../components/secretVersion";
+import { defaultGeneratorCommand } from "../../generators/command";
 import { shq, stdinFields } from "../../lib/quote";
 import { pinnedKnownHosts } from "../../lib/scripts/common";
 import { sourceScripts } from "../../sources";

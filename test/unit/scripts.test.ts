@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { test } from "node:test";
-import { defaultGeneratorCommand } from "../../components/secretVersion";
+import { defaultGeneratorCommand } from "../../generators/command";
 import { parseEnvironment, secretRotation, type RotationConfig } from "../../lib/config";
 import { ConfigError } from "../../lib/errors";
 import { shq } from "../../lib/quote";

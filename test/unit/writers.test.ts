@@ -3,7 +3,10 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import yaml from "js-yaml";
-import { renderTemplate, rewriteConfig, setEnvLine, setYamlKey } from "../../lib/configFormats";
+import { WRITERS, rewriteConfig, writeSchema, writerOf, type WriteSpec } from "../../writers";
+import { setEnvLine } from "../../writers/envLine";
+import { renderTemplate } from "../../writers/template";
+import { setYamlKey } from "../../writers/yamlKey";
 
 /** Secrets that break naive quoting in YAML, shells or regex replacement. */
 const HOSTILE = [
@@ -130,4 +133,34 @@ test("template does not interpret $-patterns or placeholders inside the secret o
         assert.equal(renderTemplate("p={{secret}} u={{user}}", s, "$&"), `p=${s} u=$&`, JSON.stringify(s));
     }
     assert.equal(rewriteConfig({ format: "template", template: "x={{secret}}" }, "ignored current content", "$1"), "x=$1");
+});
+
+test("the registry: one writer per module, in the order the config's error lists them; an unknown format is named", () => {
+    assert.deepEqual(WRITERS.map((w) => w.format), ["yaml-key", "env-line", "template"]);
+    assert.deepEqual(writeSchema.options.map((o) => o.shape.format.value), ["yaml-key", "env-line", "template"], "the schema's members are the registry's, in its order");
+    assert.equal(writerOf("env-line"), WRITERS[1]);
+    assert.throws(() => writerOf("toml"), { message: 'unknown format "toml": must be one of "yaml-key", "env-line", "template"' });
+});
+
+test("which writers write a per-generation login, and what to change when one must", () => {
+    const cases: { spec: WriteSpec; writes: boolean; fields: string[]; how: string }[] = [
+        { spec: { format: "yaml-key", key: "db.password", userKey: "db.user" }, writes: true, fields: ["userKey"], how: "set userKey" },
+        { spec: { format: "yaml-key", key: "db.password" }, writes: false, fields: [], how: "set userKey" },
+        { spec: { format: "env-line", key: "PGPASSWORD", userKey: "PGUSER" }, writes: true, fields: ["userKey"], how: "set userKey" },
+        { spec: { format: "env-line", key: "PGPASSWORD" }, writes: false, fields: [], how: "set userKey" },
+        { spec: { format: "template", template: "user={{user}}\npassword={{secret}}\n" }, writes: true, fields: [], how: "the template must contain {{user}}" },
+        { spec: { format: "template", template: "password={{secret}}\n" }, writes: false, fields: [], how: "the template must contain {{user}}" },
+    ];
+    for (const { spec, writes, fields, how } of cases) {
+        const w = writerOf(spec.format);
+        assert.equal(w.writesUser(spec), writes, JSON.stringify(spec));
+        assert.deepEqual(w.userFields(spec), fields, JSON.stringify(spec));
+        assert.equal(w.howToWriteUser, how);
+    }
+});
+
+test("what the drift check HMACs: a key's value, or a template's whole rendered file", () => {
+    assert.equal(writerOf("yaml-key").checked({ format: "yaml-key", key: "a", userKey: "u" }, "S", "app_g2"), "S");
+    assert.equal(writerOf("env-line").checked({ format: "env-line", key: "A" }, "S"), "S");
+    assert.equal(writerOf("template").checked({ format: "template", template: "u={{user}} p={{secret}}\n" }, "S", "app_g2"), "u=app_g2 p=S\n");
 });

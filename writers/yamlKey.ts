@@ -1,16 +1,12 @@
 /**
- * Pure rewrites of a consumer's config file: the new file content for a new
- * secret (and, for generational logins, a new user). They change only the
- * targeted value and keep every other byte, comment and line ending.
- *
- * The step provider (provider/rollout.ts) runs them on the operator's
- * machine: a consumer's file is read over SSH, rewritten here, written back.
+ * The `yaml-key` writer: the secret (and a generational login) as the value
+ * of a dotted key path in block-style YAML, double-quoted. The rewrite
+ * changes only that value and keeps every other byte, comment and line
+ * ending; the drift check finds the key by the same rules on the host.
  */
-
-export type WriteSpec =
-    | { format: "yaml-key"; key: string; userKey?: string }
-    | { format: "env-line"; key: string; userKey?: string }
-    | { format: "template"; template: string };
+import { z } from "zod";
+import { shq } from "../lib/quote";
+import { defineWriter, keyedWriter } from "./kind";
 
 /** A YAML double-quoted scalar holding exactly `value` (YAML 1.2 escapes). */
 export function yamlQuote(value: string): string {
@@ -81,40 +77,79 @@ export function setYamlKey(content: string, keyPath: string, value: string): str
     throw new Error(`YAML key "${keyPath}" not found`);
 }
 
-/** Replaces the value of a `KEY=value` line; the value is the raw rest of the line. */
-export function setEnvLine(content: string, key: string, value: string): string {
-    if (/[\r\n]/.test(value)) throw new Error(`the value for ${key} contains a line break, which a KEY=value line cannot hold`);
-    const lines = content.split("\n");
-    let found = 0;
-    for (let i = 0; i < lines.length; i++) {
-        const m = /^(\s*(?:export\s+)?)([A-Za-z_][A-Za-z0-9_]*)=/.exec(lines[i]);
-        if (m && m[2] === key) {
-            const cr = lines[i].endsWith("\r") ? "\r" : "";
-            lines[i] = `${m[1]}${key}=${value}${cr}`;
-            found++;
-        }
-    }
-    if (!found) throw new Error(`no ${key}= line found`);
-    return lines.join("\n");
+/**
+ * Finds a dotted key's line in block YAML as setYamlKey does (each part a
+ * direct child of the one before) and prints what follows its colon.
+ * mawk-compatible (Debian's default awk). The key path comes from the
+ * environment: `awk -v` would read its backslashes as escapes.
+ */
+const YAML_LOCATE = String.raw`BEGIN { n = split(ENVIRON["keypath"], parts, "."); depth = 1; parent = -1; child = -1 }
+{
+  line = $0; sub(/\r$/, "", line)
+  if (!match(line, /^ *([A-Za-z0-9_-]+|"[^"]*"|'[^']*'):/)) next
+  head = RLENGTH
+  if (head < length(line) && substr(line, head + 1, 1) !~ /[ \t]/) next
+  indent = match(line, /[^ ]/) - 1
+  if (indent <= parent) exit 3
+  if (child < 0) child = indent
+  if (indent != child) next
+  key = substr(line, indent + 1, head - indent - 1)
+  if (key ~ /^".*"$/ || key ~ /^'.*'$/) key = substr(key, 2, length(key) - 2)
+  if (key != parts[depth]) next
+  if (depth == n) { print substr(line, head + 1); found = 1; exit 0 }
+  depth++; parent = indent; child = -1
 }
+END { if (!found) exit 3 }`;
 
-/** Renders a whole-file template; `{{secret}}` and `{{user}}` are replaced, nothing else is interpreted. */
-export function renderTemplate(template: string, secret: string, user?: string): string {
-    return template.split("{{secret}}").map((part) => (user === undefined ? part : part.split("{{user}}").join(user))).join(secret);
+/** Decodes the YAML scalar in $rest into $val: double-quoted (the writer's form), single-quoted or plain. */
+const YAML_DECODE = String.raw`decode_scalar() {
+  local r=$1 i=0 c out=""
+  r=${"$"}{r#"${"$"}{r%%[![:space:]]*}"}
+  case "$r" in
+    '"'*)
+      r=${"$"}{r:1}
+      while [ "$i" -lt "${"$"}{#r}" ]; do
+        c=${"$"}{r:i:1}
+        if [ "$c" = '\' ]; then out+=${"$"}{r:i:2}; i=$((i + 2)); continue; fi
+        [ "$c" = '"' ] && break
+        out+=$c; i=$((i + 1))
+      done
+      [ "$i" -lt "${"$"}{#r}" ] || return 1
+      out=${"$"}{out//\\\"/\\x22}
+      printf -v val '%b' "$out" ;;
+    "'"*)
+      r=${"$"}{r:1}
+      while [ "$i" -lt "${"$"}{#r}" ]; do
+        c=${"$"}{r:i:1}
+        if [ "$c" = "'" ]; then
+          [ "${"$"}{r:i+1:1}" = "'" ] || break
+          out+="'"; i=$((i + 2)); continue
+        fi
+        out+=$c; i=$((i + 1))
+      done
+      [ "$i" -lt "${"$"}{#r}" ] || return 1
+      val=$out ;;
+    '|'* | '>'* | '' | '#'*) return 1 ;;
+    *)
+      r=${"$"}{r%%[[:space:]]#*}
+      val=${"$"}{r%"${"$"}{r##*[![:space:]]}"} ;;
+  esac
 }
+`;
 
-/** The consumer's new config content for this credential. */
-export function rewriteConfig(spec: WriteSpec, current: string, secret: string, user?: string): string {
-    switch (spec.format) {
-        case "yaml-key": {
-            const withSecret = setYamlKey(current, spec.key, secret);
-            return spec.userKey && user !== undefined ? setYamlKey(withSecret, spec.userKey, user) : withSecret;
-        }
-        case "env-line": {
-            const withSecret = setEnvLine(current, spec.key, secret);
-            return spec.userKey && user !== undefined ? setEnvLine(withSecret, spec.userKey, user) : withSecret;
-        }
-        case "template":
-            return renderTemplate(spec.template, secret, user);
-    }
-}
+export const yamlKey = defineWriter({
+    format: "yaml-key",
+    schema: z.strictObject({
+        format: z.literal("yaml-key"),
+        key: z.string().regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, "must be a dotted YAML key path such as 'redis.password'"),
+        userKey: z.string().regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, "must be a dotted YAML key path").optional(),
+    }),
+    ...keyedWriter(setYamlKey),
+    driftCheck: (spec) => `${YAML_DECODE}key=${shq(spec.key)}
+rest=$(keypath="$key" awk ${shq(YAML_LOCATE)} "$f") || { echo "CHECK missing no key $key in $f"; exit 0; }
+val=""
+decode_scalar "$rest" || { echo "CHECK missing key $key in $f holds no single value"; exit 0; }
+[ -n "$val" ] || { echo "CHECK missing key $key in $f is empty"; exit 0; }
+emit "$val"
+`,
+});
