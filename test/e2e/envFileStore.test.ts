@@ -3,14 +3,16 @@
 // line, rotated through the real Pulumi engine: the other lines stay byte for
 // byte; a staged line changed behind the rotation's back stops the gate,
 // naming the file and the key, nothing revoked; `bin/rotate check` reads the
-// store; no value reaches the audit log, the outputs or any printed text.
+// store; the PostgreSQL password kept in the same file rotates in the same
+// update as the Redis one, both kept; no value reaches the audit log, the
+// outputs or any printed text.
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, before, test } from "node:test";
 import { assertAudit, assertAuditChain, assertRevokeAfterEveryConsumer, assertSucceeded, remember } from "./checks";
-import { consumerState, hosts, labCtl, redisAuthOk, redisStack, sha256, storeValue } from "./lab";
+import { consumerState, hosts, lab, labCtl, pgLoginOk, postgresStack, redisAuthOk, redisStack, sha256, storeValue } from "./lab";
 import { scanForLeaks } from "./leaks";
 import { stepTimeline, Workspace } from "./workspace";
 import { envFileStore } from "../../stores/envFile";
@@ -22,11 +24,12 @@ const REL = "secrets/app.env";
 let ws: Workspace;
 let file: string;
 let others: string[];
-const store = () => ({ kind: "env-file" as const, path: file, key: KEY });
-const values = () => envFileStore.values(store(), SECRET);
+const PG = "app-pg";
+const PG_KEY = "PG_PASSWORD";
+const values = (key = KEY) => envFileStore.values({ kind: "env-file", path: file, key }, SECRET);
 
-/** The lines of the file that are not this secret's, each with its ending. */
-const otherLines = () => (fs.readFileSync(file, "utf8").match(/[^\n]*(\n|$)/g) ?? []).filter((l) => l !== "" && !new RegExp(`^${KEY}(_NEW|_PREVIOUS|_COMMITTED)?=`).test(l));
+/** The lines of the file that are not these secrets', each with its ending. */
+const otherLines = (keys = [KEY]) => (fs.readFileSync(file, "utf8").match(/[^\n]*(\n|$)/g) ?? []).filter((l) => l !== "" && !keys.some((k) => new RegExp(`^${k}(_NEW|_PREVIOUS|_COMMITTED)?=`).test(l)));
 
 async function consumersHold(value: string): Promise<void> {
     for (const h of hosts()) {
@@ -45,9 +48,10 @@ before(() => {
     const token = `tok ${randomBytes(12).toString("hex")} "quoted"`;
     const last = `last-${randomBytes(12).toString("hex")}`;
     remember(db, token, last);
-    others = ["# the app's credentials (EnvironmentFile=)\n", `DB_PASSWORD=${db}\n`, "\n", "; a systemd comment, CR LF\r\n", `API_TOKEN='${token}'\n`, `LAST_SECRET=${last}`];
+    const pg = storeValue(PG);
+    others = ["# the app's credentials (EnvironmentFile=)\n", `DB_PASSWORD=${db}\n`, "\n", "; a systemd comment, CR LF\r\n", `${PG_KEY}=${pg}\n`, `API_TOKEN='${token}'\n`, `LAST_SECRET=${last}`];
     const current = storeValue(SECRET);
-    remember(current);
+    remember(current, pg);
     fs.writeFileSync(file, [...others.slice(0, 3), `${KEY}=${current}\n`, ...others.slice(3)].join(""), { mode: 0o640 });
     ws.setConfig({ ...redisStack(0), store: { kind: "env-file", path: REL, key: KEY } });
 });
@@ -117,6 +121,35 @@ test("a staged line changed behind the rotation's back stops the gate, naming th
     await consumersHold(fresh);
     assert.deepEqual(otherLines(), others, "the other lines still byte-identical");
     assertAudit(ws, SECRET, 2, hosts().length);
+});
+
+test("two secrets of the stack in the same env file rotate in one update: both updates are kept, the other lines byte-identical", async () => {
+    const old = (await values()).current!;
+    const pgOld = (await values(PG_KEY)).current!;
+    const redis = { ...redisStack(3), store: { kind: "env-file", path: REL, key: KEY } };
+    const pg = { ...postgresStack(1), store: { kind: "env-file", path: REL, key: PG_KEY } };
+    ws.setSecrets([redis, pg]);
+    const up = await ws.pulumi(["up", "--yes", "--skip-preview"], { sampleProcesses: true });
+    assertSucceeded(up, "both rotations");
+    const overlap = (step: string) => {
+        const [a, b] = [stepTimeline(up.events, `${SECRET}-${step}`), stepTimeline(up.events, `${PG}-${step}`)];
+        return a.start! < b.end! && b.start! < a.end!;
+    };
+    console.log(`# the two secrets' store phases ran at the same time: stage ${overlap("stage")}, gate ${overlap("gate")}, promote ${overlap("promote")}`);
+    const [v, p] = [await values(), await values(PG_KEY)];
+    remember(v.current!, p.current!);
+    assert.equal(v.previous, old);
+    assert.equal(p.previous, pgOld);
+    assert.ok(v.current !== old && p.current !== pgOld && v.staged === undefined && p.staged === undefined, "both promoted");
+    const text = fs.readFileSync(file, "utf8");
+    assert.match(text, new RegExp(`^${KEY}_COMMITTED=3$`, "m"));
+    assert.match(text, new RegExp(`^${PG_KEY}_COMMITTED=1$`, "m"));
+    assert.equal(redisAuthOk(v.current!), true);
+    assert.equal(pgLoginOk("app_g1", p.current!), true, "app_g1 logs in with the new password");
+    assert.equal(pgLoginOk(lab().postgres.initialLogin, pgOld), false, "the previous login is disabled");
+    assert.deepEqual(otherLines([KEY, PG_KEY]), others.filter((l) => !l.startsWith(`${PG_KEY}=`)));
+    await consumersHold(v.current!);
+    assertAudit(ws, PG, 1, hosts().length + 1);
 });
 
 test("no secret value (rotated or the file's other secrets) in the audit log, the outputs, the state or anything printed", () => {
