@@ -3,11 +3,12 @@
  * order an unknown `kind` is answered with.
  */
 import { z } from "zod";
+import { envFileStore } from "./envFile";
 import { fileStore } from "./file";
 import type { StoreKind } from "./kind";
 import { vaultStore } from "./vault";
 
-export const STORES = [fileStore, vaultStore] as const;
+export const STORES = [fileStore, vaultStore, envFileStore] as const;
 
 type Kind = (typeof STORES)[number];
 /** A store as written in the stack config (and, resolved, as the components see it). */
