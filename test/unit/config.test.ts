@@ -214,7 +214,7 @@ const MALFORMED: { name: string; defect: (e: Raw) => void; problems: string[] }[
     { name: "unknown generator kind", defect: (e) => (sec(e).generator = { kind: "dice" }), problems: [`${S}.generator.kind: unknown kind "dice": must be one of "random", "command"`] },
     { name: "generator without kind", defect: (e) => (sec(e).generator = { length: 40 }), problems: [`${S}.generator.kind: is required: one of "random", "command"`] },
     { name: "too-short length", defect: (e) => (sec(e).generator.length = 8), problems: [`${S}.generator.length: must be at least 16`] },
-    { name: "unknown store kind", defect: (e) => (sec(e).store = { kind: "s3", bucket: "b" }), problems: [`${S}.store.kind: unknown kind "s3": must be one of "file", "vault"`] },
+    { name: "unknown store kind", defect: (e) => (sec(e).store = { kind: "s3", bucket: "b" }), problems: [`${S}.store.kind: unknown kind "s3": must be one of "file", "vault", "env-file"`] },
     { name: "file store without dir", defect: (e) => delete sec(e).store.dir, problems: [`${S}.store.dir: is required`] },
     {
         name: "vault store: address with a path, '..' in the KV path, namespace with a space",
