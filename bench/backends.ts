@@ -6,8 +6,8 @@
 // Needs root and the lab (reset here). The PostgreSQL runs use a table of
 // their own in the lab's state database, dropped at the end.
 import { stateClient } from "../cli/backend";
-import { committedGeneration, lab, labCtl, redisAuthOk, redisStack, storeValue } from "../test/e2e/lab";
-import { Workspace } from "../test/e2e/workspace";
+import { committedGeneration, lab, labCtl, redisAuthOk, redisStack, storeValue } from "../lab/driver/lab";
+import { Workspace } from "../lab/driver/workspace";
 
 const i = process.argv.indexOf("--runs");
 const runs = i >= 0 ? Number(process.argv[i + 1]) : 3;

@@ -16,10 +16,10 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import yaml from "js-yaml";
-import { lab, labCtl } from "../test/e2e/lab";
-import * as workspaceModule from "../test/e2e/workspace";
-import { stepTimeline, urnName, Workspace, type EngineEvent, type RunResult } from "../test/e2e/workspace";
-import { consumerEntry, currentSecret, fleetOf, runbookFleetOf, setupFleet, stackConfig, verify, type Fleet } from "../test/e2e/fleet";
+import { lab, labCtl } from "../lab/driver/lab";
+import * as workspaceModule from "../lab/driver/workspace";
+import { stepTimeline, urnName, Workspace, type EngineEvent, type RunResult } from "../lab/driver/workspace";
+import { consumerEntry, currentSecret, fleetOf, runbookFleetOf, setupFleet, stackConfig, verify, type Fleet } from "../lab/driver/fleet";
 import { AclWatcher, TreeMemory } from "./instruments";
 
 const USAGE = "usage: bin/bench [--inline] [--start] [--sizes 1,10,50,200] [--runbook 50] | bin/bench --preview N [--inline]";

@@ -4,8 +4,8 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import * as path from "node:path";
-import { redisAuthOk, storeValue } from "./lab";
-import { ROOT, stepTimeline, urnName, type RunResult, type Workspace } from "./workspace";
+import { redisAuthOk, storeValue } from "../../lab/driver/lab";
+import { ROOT, stepTimeline, urnName, type RunResult, type Workspace } from "../../lab/driver/workspace";
 
 /** Every secret value a scenario handled, for the final leak scan. */
 export const secretsSeen = new Set<string>();

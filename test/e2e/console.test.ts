@@ -11,12 +11,12 @@ import * as path from "node:path";
 import { after, before, test } from "node:test";
 import { REPORT_COLORS } from "../../cli/report";
 import { rotationPlan } from "../../lib/plan";
-import { analyzePng, chromiumPath, screenshot } from "./browser";
+import { analyzePng, chromiumPath, screenshot } from "../browser";
 import { assertRedisMoved, remember } from "./checks";
-import { consumerEntry, fleetOf } from "./fleet";
-import { consumerState, hosts, lab, labCtl, redisAuthOk, redisStack, sha256, storeValue } from "./lab";
+import { consumerEntry, fleetOf } from "../../lab/driver/fleet";
+import { consumerState, hosts, lab, labCtl, redisAuthOk, redisStack, sha256, storeValue } from "../../lab/driver/lab";
 import { scanForLeaks } from "./leaks";
-import { captured, ROOT, Workspace } from "./workspace";
+import { captured, ROOT, Workspace } from "../../lab/driver/workspace";
 
 const REDIS = "app-redis";
 const TOKEN = "console-token";

@@ -7,10 +7,10 @@ import * as path from "node:path";
 import { after, before, test } from "node:test";
 import { rewriteConfig } from "../../lib/configFormats";
 import { remember } from "./checks";
-import { consumerEntry, fleetOf, setupFleet, stackConfig } from "./fleet";
-import { hosts, lab, labCtl, redisAuthOk, redisStack, storeValue } from "./lab";
+import { consumerEntry, fleetOf, setupFleet, stackConfig } from "../../lab/driver/fleet";
+import { hosts, lab, labCtl, redisAuthOk, redisStack, storeValue } from "../../lab/driver/lab";
 import { scanForLeaks } from "./leaks";
-import { urnName, Workspace } from "./workspace";
+import { urnName, Workspace } from "../../lab/driver/workspace";
 
 const SECRET = "app-redis";
 const WRITE = { format: "yaml-key" as const, key: "redis.password" };

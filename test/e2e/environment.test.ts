@@ -8,9 +8,9 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, before, test } from "node:test";
 import { assertAudit, assertRevokeAfterEveryConsumer, assertSucceeded, remember } from "./checks";
-import { consumerState, hosts, lab, labCtl, pgLoginOk, postgresStack, redisAuthOk, redisStack, sha256, sshKeyStack, storeHas, storeValue } from "./lab";
+import { consumerState, hosts, lab, labCtl, pgLoginOk, postgresStack, redisAuthOk, redisStack, sha256, sshKeyStack, storeHas, storeValue } from "../../lab/driver/lab";
 import { scanForLeaks } from "./leaks";
-import { changedSteps, ROOT, stepTimeline, Workspace } from "./workspace";
+import { changedSteps, ROOT, stepTimeline, Workspace } from "../../lab/driver/workspace";
 
 const REDIS = "app-redis";
 const PG = "app-pg";

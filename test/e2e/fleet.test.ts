@@ -9,11 +9,11 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { before, test } from "node:test";
 import yaml from "js-yaml";
-import { consumerEntry, currentSecret, fleetOf, setupFleet, stackConfig, storeFile, verify } from "./fleet";
+import { consumerEntry, currentSecret, fleetOf, setupFleet, stackConfig, storeFile, verify } from "../../lab/driver/fleet";
 import { assertPreviewPlan, assertRevokeAfterEveryConsumer, assertSucceeded, remember } from "./checks";
-import { hosts, labCtl } from "./lab";
+import { hosts, labCtl } from "../../lab/driver/lab";
 import { scanForLeaks } from "./leaks";
-import { stepTimeline, urnName, ROOT, Workspace } from "./workspace";
+import { stepTimeline, urnName, ROOT, Workspace } from "../../lab/driver/workspace";
 
 /** Processes a run of this workspace starts: program, language host, provider, SSH masters and agents. */
 function runProcesses(): string[] {

@@ -7,9 +7,9 @@ import * as path from "node:path";
 import { before, test } from "node:test";
 import yaml from "js-yaml";
 import { assertSucceeded, remember } from "./checks";
-import { hosts, lab, labCtl, storeValue } from "./lab";
+import { hosts, lab, labCtl, storeValue } from "../../lab/driver/lab";
 import { scanForLeaks } from "./leaks";
-import { ROOT, Workspace } from "./workspace";
+import { ROOT, Workspace } from "../../lab/driver/workspace";
 
 const SECRET = "app-hostile";
 const HOSTILE = `p'a"s|s&w\\o$r(d) \`x\` $(touch /tmp/rotation-pwned) ; # ~!* é日本🔑 "end`;

@@ -5,9 +5,9 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, before, test } from "node:test";
 import { assertAudit, assertPreviewPlan, assertRevokeAfterEveryConsumer, assertSucceeded, remember } from "./checks";
-import { consumerState, hosts, lab, labCtl, pgLoginOk, pgbouncerUser, postgresStack, sha256, storeHas, storeValue } from "./lab";
+import { consumerState, hosts, lab, labCtl, pgLoginOk, pgbouncerUser, postgresStack, sha256, storeHas, storeValue } from "../../lab/driver/lab";
 import { scanForLeaks } from "./leaks";
-import { Workspace } from "./workspace";
+import { Workspace } from "../../lab/driver/workspace";
 
 const SECRET = "app-pg";
 let ws: Workspace;

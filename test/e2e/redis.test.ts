@@ -7,8 +7,8 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, before, test } from "node:test";
 import { assertAudit, assertAuditChain, assertPreviewPlan, assertRevokeAfterEveryConsumer, assertSucceeded, remember } from "./checks";
-import { consumerState, hosts, labCtl, redisAuthOk, redisStack, sha256, storeHas, storeValue } from "./lab";
-import { changedSteps, stepTimeline, urnName, Workspace, ROOT } from "./workspace";
+import { consumerState, hosts, labCtl, redisAuthOk, redisStack, sha256, storeHas, storeValue } from "../../lab/driver/lab";
+import { changedSteps, stepTimeline, urnName, Workspace, ROOT } from "../../lab/driver/workspace";
 import { scanForLeaks } from "./leaks";
 
 const SECRET = "app-redis";

@@ -5,9 +5,9 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import { before, test } from "node:test";
 import { assertAudit, assertPreviewPlan, assertRevokeAfterEveryConsumer, assertSucceeded, remember } from "./checks";
-import { consumerState, hosts, lab, labCtl, sha256, sshKeyStack, sshLoginOk, storeHas, storeValue } from "./lab";
+import { consumerState, hosts, lab, labCtl, sha256, sshKeyStack, sshLoginOk, storeHas, storeValue } from "../../lab/driver/lab";
 import { scanForLeaks } from "./leaks";
-import { Workspace } from "./workspace";
+import { Workspace } from "../../lab/driver/workspace";
 
 const SECRET = "app-deploy-key";
 let ws: Workspace;

@@ -13,9 +13,9 @@ import * as path from "node:path";
 import { after, before, test } from "node:test";
 import yaml from "js-yaml";
 import { assertAuditChain, remember, secretsSeen } from "./checks";
-import { hosts, lab, LAB_DIR, labCtl, sha256, storeHas, storeValue } from "./lab";
+import { hosts, lab, LAB_DIR, labCtl, sha256, storeHas, storeValue } from "../../lab/driver/lab";
 import { scanForLeaks } from "./leaks";
-import { ROOT, Workspace, type RunResult } from "./workspace";
+import { ROOT, Workspace, type RunResult } from "../../lab/driver/workspace";
 
 const TOKEN = "app-token";
 const KEY = "app-api-key";

@@ -10,7 +10,7 @@ import { shq } from "../../lib/quote";
 import { logCheckScript, writeAndReloadScript } from "../../provider/rollout";
 import { sourceScripts } from "../../lib/scripts/source";
 import { fileStoreScripts } from "../../lib/scripts/store";
-import { environmentOf } from "../flatConfig";
+import { environmentOf } from "../../lab/driver/flatConfig";
 import { HOST_KEY, rawConfig } from "./harness";
 
 type Raw = Record<string, any>;

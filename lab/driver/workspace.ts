@@ -6,7 +6,7 @@ import { execFile, spawn, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import yaml from "js-yaml";
-import { environmentOf, secretEntryOf } from "../flatConfig";
+import { environmentOf, secretEntryOf } from "./flatConfig";
 
 export const ROOT = path.resolve(__dirname, "../..");
 export const WORK = path.join(ROOT, ".test-work");
