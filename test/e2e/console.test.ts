@@ -13,10 +13,8 @@ import { REPORT_COLORS } from "../../cli/report";
 import { rotationPlan } from "../../lib/plan";
 import { analyzePng, chromiumPath, screenshot } from "../browser";
 import { assertRedisMoved, remember } from "./checks";
-import { consumerEntry, fleetOf } from "../../lab/driver/fleet";
-import { consumerState, hosts, lab, labCtl, redisAuthOk, redisStack, sha256, storeValue } from "../../lab/driver/lab";
+import { captured, consumerEntry, consumerState, fleetOf, hosts, lab, labCtl, redisAuthOk, redisStack, ROOT, sha256, storeValue, Workspace } from "../../lab/driver";
 import { scanForLeaks } from "./leaks";
-import { captured, ROOT, Workspace } from "../../lab/driver/workspace";
 
 const REDIS = "app-redis";
 const TOKEN = "console-token";

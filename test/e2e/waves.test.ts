@@ -7,10 +7,8 @@ import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import { after, test } from "node:test";
 import { remember } from "./checks";
-import { authOk, consumerEntry, consumerName, currentSecret, localPath, setupFleet, stackConfig, verify, type Fleet } from "../../lab/driver/fleet";
-import { labCtl } from "../../lab/driver/lab";
+import { authOk, consumerEntry, consumerName, currentSecret, type EngineEvent, type Fleet, labCtl, localPath, setupFleet, stackConfig, urnName, verify, Workspace } from "../../lab/driver";
 import { scanForLeaks } from "./leaks";
-import { urnName, Workspace, type EngineEvent } from "../../lab/driver/workspace";
 
 const STEP = "rotation:index:Step";
 const WAVES = [[0], [1, 2], [3, 4, 5]];

@@ -13,7 +13,7 @@ import { parseEnvironment, type EnvironmentConfig } from "../../lib/config";
 import { ConfigError } from "../../lib/errors";
 import { readInventory } from "../../lib/inventory";
 import { resolveEnvironment } from "../../lib/resolve";
-import { environmentOf } from "../../lab/driver/flatConfig";
+import { environmentOf } from "../../lab/driver";
 import { HOST_KEY, rawConfig, rawEnvironment } from "./harness";
 
 type Raw = Record<string, any>;

@@ -10,7 +10,7 @@ import { shq } from "../../lib/quote";
 import { logCheckScript, writeAndReloadScript } from "../../provider/rollout";
 import { sourceScripts } from "../../lib/scripts/source";
 import { fileStoreScripts } from "../../lib/scripts/store";
-import { environmentOf } from "../../lab/driver/flatConfig";
+import { environmentOf } from "../../lab/driver";
 import { HOST_KEY, rawConfig } from "./harness";
 
 type Raw = Record<string, any>;
