@@ -6,8 +6,7 @@
 // Needs root and the lab (reset here). The PostgreSQL runs use a table of
 // their own in the lab's state database, dropped at the end.
 import { stateClient } from "../cli/backend";
-import { committedGeneration, lab, labCtl, redisAuthOk, redisStack, storeValue } from "../test/e2e/lab";
-import { Workspace } from "../test/e2e/workspace";
+import { committedGeneration, lab, labCtl, redisAuthOk, redisStack, storeValue, Workspace } from "../lab/driver";
 
 const i = process.argv.indexOf("--runs");
 const runs = i >= 0 ? Number(process.argv[i + 1]) : 3;

@@ -9,17 +9,14 @@
 // command: tsx start-up, its checks, the update with its pre-flight steps) instead of `pulumi up`.
 // --inline puts the consumers in the stack config (`rotation:secrets.<name>.consumers`, the
 // only way the code before issue 7 knows); the default writes them to an
-// inventory file named by `rotation:inventoryFile` (test/e2e/workspace.ts writes it).
+// inventory file named by `rotation:inventoryFile` (lab/driver/workspace.ts writes it).
 // Needs root and the lab (started here; the default mode resets it first).
 import { spawn, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import yaml from "js-yaml";
-import { lab, labCtl } from "../test/e2e/lab";
-import * as workspaceModule from "../test/e2e/workspace";
-import { stepTimeline, urnName, Workspace, type EngineEvent, type RunResult } from "../test/e2e/workspace";
-import { consumerEntry, currentSecret, fleetOf, runbookFleetOf, setupFleet, stackConfig, verify, type Fleet } from "../test/e2e/fleet";
+import { captured, consumerEntry, currentSecret, type EngineEvent, type Fleet, fleetOf, lab, labCtl, runbookFleetOf, type RunResult, setupFleet, stackConfig, stepTimeline, urnName, verify, Workspace } from "../lab/driver";
 import { AclWatcher, TreeMemory } from "./instruments";
 
 const USAGE = "usage: bin/bench [--inline] [--start] [--sizes 1,10,50,200] [--runbook 50] | bin/bench --preview N [--inline]";
@@ -116,10 +113,9 @@ function checkpointBytes(ws: Workspace): number | undefined {
     return undefined;
 }
 
-/** The workspace module keeps every run's output for the tests' leak scan; a benchmark would hoard gigabytes. */
+/** The driver keeps every run's output for the tests' leak scan; a benchmark would hoard gigabytes. */
 function dropCaptured(): void {
-    const kept = (workspaceModule as unknown as Record<string, unknown>).captured;
-    if (Array.isArray(kept)) kept.splice(0);
+    captured.splice(0);
 }
 
 interface Row {

@@ -3,7 +3,7 @@
 // itself, and a process-tree memory sampler.
 import * as fs from "fs";
 import * as net from "net";
-import { lab } from "../test/e2e/lab";
+import { lab } from "../lab/driver";
 /** Minimal RESP2 reader: one reply from `b` at `i`, or undefined if incomplete. */
 function readReply(b: Buffer, i: number): [unknown, number] | undefined {
     const eol = b.indexOf("\r\n", i);

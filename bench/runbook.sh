@@ -45,7 +45,7 @@ granted=$(now)
 for ((i = 0; i < count; i++)); do
   ip=${hosts[i % ${#hosts[@]}]}
   f=/etc/rotation-app/fleet/$user-$i.env
-  # Same health command as the benchmark's consumers (healthCommand in test/e2e/fleet.ts).
+  # Same health command as the benchmark's consumers (healthCommand in lab/driver/fleet.ts).
   health="p=\$(sed -n 's/^REDIS_PASSWORD=//p' $f); if [ \"\$(REDISCLI_AUTH=\"\$p\" redis-cli --no-auth-warning -h $rhost -p $rport --user $user PING 2>&1)\" = PONG ]; then exit 0; else echo \"AUTH_FAILED $user-$i \" >> /var/log/rotation-app/fleet.log; exit 1; fi"
   run_on "$ip" "cp -p $f $f.bak" || die "$user-$i: backup failed"
   printf 'REDIS_PASSWORD=%s\n' "$new" | feed_on "$ip" "umask 077 && cat > $f.tmp && mv -f $f.tmp $f" || die "$user-$i: write failed"

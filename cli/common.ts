@@ -2,6 +2,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import type { Stack } from "@pulumi/pulumi/automation";
+import { readAuditLog, type AuditLine } from "../adapters/auditLog";
 import { NAME, type EnvironmentConfig, type SecretEntry } from "../lib/config";
 import { storeOf } from "../stores";
 import { lastCompleted, nextDue } from "../lib/schedule";
@@ -63,9 +64,8 @@ export function auditLogOf(env: EnvironmentConfig): string {
 }
 
 /** The audit log's lines, read once per command however many secrets ask. */
-export function auditLines(env: EnvironmentConfig): string[] {
-    const file = auditLogOf(env);
-    return fs.existsSync(file) ? fs.readFileSync(file, "utf8").split("\n").filter(Boolean) : [];
+export function auditLines(env: EnvironmentConfig): AuditLine[] {
+    return readAuditLog(auditLogOf(env));
 }
 
 /**
@@ -82,7 +82,7 @@ export async function committedOf(n: string, s: SecretEntry): Promise<number> {
 }
 
 /** Each secret's schedule verdict from the audit log. */
-export function dueInfo(env: EnvironmentConfig, lines: string[], name: string): { schedule?: string; due?: Date; last?: Date } {
+export function dueInfo(env: EnvironmentConfig, lines: AuditLine[], name: string): { schedule?: string; due?: Date; last?: Date } {
     const s = env.secrets[name];
     const last = lastCompleted(lines, name);
     if (!s.schedule) return { last };

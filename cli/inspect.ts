@@ -1,6 +1,7 @@
 /** The commands that only read: status, due, plan, preview, audit verify. None creates or changes a stack. */
 import * as fs from "fs";
 import * as path from "path";
+import type { AuditLine } from "../lib/auditLine";
 import { verifyChain } from "../adapters/auditChain";
 import { planSteps, planTable, renderPlanSvg } from "./planGraph";
 import { type Common, readLastCheck, auditLines, auditLogOf, committedOf, dueInfo, isDue, load, pick, printJson, runSecret, say } from "./common";
@@ -12,14 +13,10 @@ import { PROJECT, UsageError } from "./stack";
  * or the last phase reached, shortened ("<phase> <outcome> [consumer] g<N> <time>").
  * Taking back an older generation after a completed run is not an outcome.
  */
-export function lastOutcome(lines: string[], secret: string): string {
+export function lastOutcome(lines: AuditLine[], secret: string): string {
     for (let i = lines.length - 1; i >= 0; i--) {
-        try {
-            const r = JSON.parse(lines[i]);
-            if (r.secret === secret && !(r.outcome === "ok" && (r.phase === "withdrawn" || r.phase === "unstaged"))) return `${r.phase} ${r.outcome}${r.consumer ? ` (${r.consumer})` : ""} g${r.generation} ${r.time}`;
-        } catch {
-            // not a JSON line
-        }
+        const r = lines[i];
+        if (r.secret === secret && !(r.outcome === "ok" && (r.phase === "withdrawn" || r.phase === "unstaged"))) return `${r.phase} ${r.outcome}${r.consumer ? ` (${r.consumer})` : ""} g${r.generation} ${r.time}`;
     }
     return "none";
 }

@@ -4,7 +4,6 @@
  * view, then the verdict (which exit code, what to do next), the report and
  * the `--json` document.
  */
-import * as fs from "fs";
 import * as path from "path";
 import type { Stack } from "@pulumi/pulumi/automation";
 import { describeProblems } from "../provider/preflight";
@@ -15,6 +14,7 @@ import { readLastCheck } from "./common";
 import { stackLocks } from "./backend";
 import { LockedError, PROJECT } from "./stack";
 import { type FileCopy, restoreFile } from "./stackFile";
+import { readAuditLog, type AuditLine } from "../adapters/auditLog";
 import { appendChained } from "../adapters/auditChain";
 import { whoRan } from "../provider/outcome";
 
@@ -70,16 +70,8 @@ export interface RunResult {
 const compact = (ms: number) => new Date(ms).toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
 
 /** The audit log's lines this run appended for the stack. */
-function auditOfRun(file: string, stack: string, since: number): Record<string, unknown>[] {
-    if (!fs.existsSync(file)) return [];
-    return fs.readFileSync(file, "utf8").split("\n").flatMap((l) => {
-        try {
-            const r = JSON.parse(l) as Record<string, unknown>;
-            return r.stack === stack && Date.parse(String(r.time)) >= since - 1000 ? [r] : [];
-        } catch {
-            return [];
-        }
-    });
+function auditOfRun(file: string, stack: string, since: number): AuditLine[] {
+    return readAuditLog(file).filter((r) => r.stack === stack && Date.parse(String(r.time)) >= since - 1000);
 }
 
 /** The stack's last drift check (cli/check.ts keeps it), for the report. */

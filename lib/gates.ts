@@ -10,7 +10,8 @@
  * program, since a program that left a secret out would have the engine
  * delete (withdraw) what that secret registered before.
  */
-import * as fs from "fs";
+import { readAuditLog } from "../adapters/auditLog";
+import type { AuditLine } from "./auditLine";
 import { ceremonyOf, checkApproved, governing, planDigest, readRequest } from "./ceremony";
 import type { EnvironmentConfig, Witnesses } from "./configSchema";
 import { RotationRefusedError } from "./errors";
@@ -28,19 +29,8 @@ export interface GateInput {
 }
 
 /** Whether the audit log shows this generation's rotation already under way (a step past the pre-flight done). */
-export function startedIn(lines: Record<string, unknown>[], stack: string, secret: string, generation: number): boolean {
+export function startedIn(lines: AuditLine[], stack: string, secret: string, generation: number): boolean {
     return lines.some((l) => l.stack === stack && l.secret === secret && l.generation === generation && l.mode === "rotate" && l.outcome === "ok" && l.phase !== "preflight");
-}
-
-function readLines(file: string): Record<string, unknown>[] {
-    if (!fs.existsSync(file)) return [];
-    return fs.readFileSync(file, "utf8").split("\n").filter(Boolean).flatMap((l) => {
-        try {
-            return [JSON.parse(l) as Record<string, unknown>];
-        } catch {
-            return [];
-        }
-    });
 }
 
 /**
@@ -51,9 +41,9 @@ function readLines(file: string): Record<string, unknown>[] {
 export function enforceGates(g: GateInput): void {
     const now = g.now ?? new Date();
     const refusals: string[] = [];
-    const logs = new Map<string, Record<string, unknown>[]>();
+    const logs = new Map<string, AuditLine[]>();
     const linesOf = (file: string) => {
-        if (!logs.has(file)) logs.set(file, readLines(file));
+        if (!logs.has(file)) logs.set(file, readAuditLog(file));
         return logs.get(file)!;
     };
     for (const r of g.rotations) {

@@ -1,4 +1,5 @@
 /** Rotation schedules such as "90d" or "12w": when the next rotation is due. */
+import type { AuditLine } from "./auditLine";
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 const UNIT_MS = { s: 1000, m: 60 * 1000, h: 60 * 60 * 1000, d: DAY_MS, w: 7 * DAY_MS } as const;
@@ -15,16 +16,10 @@ export function intervalMs(schedule: string): number {
     return durationMs(schedule);
 }
 
-/** The last completed rotation of `secret` in audit log lines (JSON), if any. */
-export function lastCompleted(auditLines: string[], secret: string): Date | undefined {
+/** The last completed rotation of `secret` in the audit log's lines, if any. */
+export function lastCompleted(auditLines: AuditLine[], secret: string): Date | undefined {
     let last: Date | undefined;
-    for (const line of auditLines) {
-        let rec: { secret?: string; phase?: string; outcome?: string; time?: string };
-        try {
-            rec = JSON.parse(line);
-        } catch {
-            continue;
-        }
+    for (const rec of auditLines) {
         if (rec.secret === secret && rec.phase === "completed" && rec.outcome === "ok" && rec.time) {
             const t = new Date(rec.time);
             if (!last || t > last) last = t;

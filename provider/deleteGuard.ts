@@ -20,16 +20,9 @@
  * `rotation:auditLog`, writes its completions elsewhere, and the recorded
  * path would then refuse every delete for good (issue 23).
  */
-import * as fs from "fs";
+import { readAuditLog } from "../adapters/auditLog";
+import type { AuditLine } from "../lib/auditLine";
 import type { AuditSpec } from "./types";
-
-interface Line {
-    stack?: string;
-    secret?: string;
-    generation?: number;
-    phase?: string;
-    outcome?: string;
-}
 
 /** What is taken back: a grant at the source, or a value (a staged copy, a generated secret). */
 export type GuardKind = "grant" | "value";
@@ -40,20 +33,20 @@ export type GuardKind = "grant" | "value";
  * rollback of it; for a value, a completed rotation or rollback of it or later.
  */
 export function takenBackAllowed(auditLog: string, stack: string, secret: string, generation: number, kind: GuardKind = "grant"): boolean {
-    let text: string;
+    let lines: AuditLine[];
     try {
-        text = fs.readFileSync(auditLog, "utf8");
+        // Only lines naming the secret are parsed: the provider asks once per delete, and a log grows with every run.
+        lines = readAuditLog(auditLog, { mentioning: `"${secret}"` });
     } catch {
+        // A log that cannot be read shows nothing: the delete waits.
         return false;
     }
-    for (const raw of text.split("\n")) {
-        if (!raw.includes(`"${secret}"`)) continue;
-        let l: Line;
-        try {
-            l = JSON.parse(raw);
-        } catch {
-            continue;
-        }
+    return takenBackShown(lines, stack, secret, generation, kind);
+}
+
+/** takenBackAllowed on lines already read. */
+function takenBackShown(lines: AuditLine[], stack: string, secret: string, generation: number, kind: GuardKind = "grant"): boolean {
+    for (const l of lines) {
         if (l.stack !== stack || l.secret !== secret || l.outcome !== "ok" || typeof l.generation !== "number") continue;
         if (kind === "grant") {
             if (l.phase === "completed" && l.generation > generation) return true;

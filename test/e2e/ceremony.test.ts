@@ -12,9 +12,8 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, before, test } from "node:test";
 import { assertRedisMoved, remember } from "./checks";
-import { fillConfigDir, hosts, labCtl, redisStack, redisWorld, storeValue, unmountTmpfs } from "./lab";
+import { fillConfigDir, hosts, labCtl, redisStack, redisWorld, storeValue, unmountTmpfs, Workspace } from "../../lab/driver";
 import { scanForLeaks } from "./leaks";
-import { Workspace } from "./workspace";
 
 const SECRET = "app-redis";
 let ws: Workspace;

@@ -4,8 +4,7 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import * as path from "node:path";
-import { redisAuthOk, storeValue } from "./lab";
-import { ROOT, stepTimeline, urnName, type RunResult, type Workspace } from "./workspace";
+import { redisAuthOk, ROOT, type RunResult, stepTimeline, storeValue, urnName, type Workspace } from "../../lab/driver";
 
 /** Every secret value a scenario handled, for the final leak scan. */
 export const secretsSeen = new Set<string>();

@@ -11,12 +11,10 @@ import * as path from "node:path";
 import { after, before, test } from "node:test";
 import { REPORT_COLORS } from "../../cli/report";
 import { rotationPlan } from "../../lib/plan";
-import { analyzePng, chromiumPath, screenshot } from "./browser";
+import { analyzePng, chromiumPath, screenshot } from "../browser";
 import { assertRedisMoved, remember } from "./checks";
-import { consumerEntry, fleetOf } from "./fleet";
-import { consumerState, hosts, lab, labCtl, redisAuthOk, redisStack, sha256, storeValue } from "./lab";
+import { captured, consumerEntry, consumerState, fleetOf, hosts, lab, labCtl, redisAuthOk, redisStack, ROOT, sha256, storeValue, Workspace } from "../../lab/driver";
 import { scanForLeaks } from "./leaks";
-import { captured, ROOT, Workspace } from "./workspace";
 
 const REDIS = "app-redis";
 const TOKEN = "console-token";

@@ -7,10 +7,8 @@ import * as path from "node:path";
 import { after, before, test } from "node:test";
 import { rewriteConfig } from "../../writers";
 import { remember } from "./checks";
-import { consumerEntry, fleetOf, setupFleet, stackConfig } from "./fleet";
-import { hosts, lab, labCtl, redisAuthOk, redisStack, storeValue } from "./lab";
+import { consumerEntry, fleetOf, hosts, labCtl, redisAuthOk, redisStack, setupFleet, stackConfig, storeValue, urnName, Workspace } from "../../lab/driver";
 import { scanForLeaks } from "./leaks";
-import { urnName, Workspace } from "./workspace";
 
 const SECRET = "app-redis";
 const WRITE = { format: "yaml-key" as const, key: "redis.password" };
@@ -42,7 +40,7 @@ after(() => {
 
 test("after a rotation every consumer holds current and the source rejects the previous; a reverted config is named previous (exit 1), garbage unknown, a stopped host unreachable", async () => {
     const fresh = storeValue(SECRET);
-    const previous = fs.readFileSync(path.join(lab().storeDir, `${SECRET}.previous`), "utf8");
+    const previous = storeValue(SECRET, "previous");
     assert.notEqual(previous, fresh, "the file store keeps the secret the promotion replaced");
     const all = await checkJson();
     assert.equal(all.code, 0, all.stdout);

@@ -12,9 +12,8 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, before, test } from "node:test";
 import { assertAudit, assertAuditChain, assertRevokeAfterEveryConsumer, assertSucceeded, remember } from "./checks";
-import { consumerState, hosts, lab, labCtl, pgLoginOk, postgresStack, redisAuthOk, redisStack, sha256, storeValue } from "./lab";
+import { consumerState, hosts, lab, labCtl, pgLoginOk, postgresStack, redisAuthOk, redisStack, sha256, stepTimeline, storeValue, Workspace } from "../../lab/driver";
 import { scanForLeaks } from "./leaks";
-import { stepTimeline, Workspace } from "./workspace";
 import { envFileStore } from "../../stores/envFile";
 
 const SECRET = "app-redis";

@@ -8,9 +8,8 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, before, test } from "node:test";
 import { assertAudit, assertRevokeAfterEveryConsumer, assertSucceeded, remember } from "./checks";
-import { consumerState, hosts, lab, labCtl, pgLoginOk, postgresStack, redisAuthOk, redisStack, sha256, sshKeyStack, storeHas, storeValue } from "./lab";
+import { changedSteps, consumerState, hosts, lab, labCtl, pgLoginOk, postgresStack, redisAuthOk, redisStack, ROOT, sha256, sshKeyStack, stepTimeline, storeHas, storeValue, Workspace } from "../../lab/driver";
 import { scanForLeaks } from "./leaks";
-import { changedSteps, ROOT, stepTimeline, Workspace } from "./workspace";
 
 const REDIS = "app-redis";
 const PG = "app-pg";
@@ -83,7 +82,7 @@ test("a failing Redis consumer stops Redis before its revocation; PostgreSQL com
     assert.equal(stepTimeline(r.events, `${REDIS}-gate`).start, undefined, "Redis: the gate did not open");
     assert.equal(stepTimeline(r.events, `${REDIS}-revoke`).start, undefined, "Redis: nothing revoked");
     assert.equal(storeValue(REDIS), oldRedis, "Redis: the store's current value is unchanged");
-    const staged = storeValue(`${REDIS}.new`);
+    const staged = storeValue(REDIS, "staged");
     remember(staged);
     assert.equal(redisAuthOk(oldRedis), true, "Redis: the old password still works");
     assert.equal(redisAuthOk(staged), true, "Redis: the new one works too (dual-active)");
@@ -103,7 +102,7 @@ test("a failing Redis consumer stops Redis before its revocation; PostgreSQL com
     for (const h of hosts()) assert.equal((await consumerState(h, "redis")).fingerprint, sha256(staged));
     assertAudit(ws, REDIS, 2, 3);
     assert.ok(ws.auditLines().some((l) => l.secret === REDIS && l.generation === 1 && l.phase === "withdrawn" && l.outcome === "ok"), "Redis: once completed, generation 1's grant was taken back");
-    assert.equal(storeHas(`${REDIS}.new`), false);
+    assert.equal(storeHas(REDIS, "staged"), false);
 });
 
 test("a secret that fails before its grant keeps its previous generation live: nothing of it is taken back at the end of the run", async () => {

@@ -19,9 +19,8 @@ import { after, before, test } from "node:test";
 import { Worker } from "node:worker_threads";
 import { yamlQuote } from "../../writers/yamlKey";
 import { assertAudit, assertAuditChain, assertSucceeded, remember } from "./checks";
-import { committedGeneration, consumerState, fillConfigDir, hosts, inHost, lab, LAB_DIR, labCtl, redisAuthOk, redisStack, redisWorld, sha256, storeHas, storeValue, tmpfsOn, unmountTmpfs, type LabHost } from "./lab";
+import { changedSteps, committedGeneration, consumerState, type EngineEvent, fillConfigDir, hosts, inHost, lab, LAB_DIR, labCtl, type LabHost, redisAuthOk, redisStack, redisWorld, ROOT, type RunResult, sha256, stepTimeline, storeHas, storeValue, tmpfsOn, unmountTmpfs, urnName, Workspace } from "../../lab/driver";
 import { scanForLeaks } from "./leaks";
-import { changedSteps, ROOT, stepTimeline, urnName, Workspace, type EngineEvent, type RunResult } from "./workspace";
 
 const SECRET = "app-redis";
 const consumerOf = (h: LabHost) => `redis-${h.name}`;

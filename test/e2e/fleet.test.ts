@@ -9,11 +9,9 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { before, test } from "node:test";
 import yaml from "js-yaml";
-import { consumerEntry, currentSecret, fleetOf, setupFleet, stackConfig, storeFile, verify } from "./fleet";
+import { consumerEntry, currentSecret, fleetOf, hosts, labCtl, ROOT, setupFleet, stackConfig, stepTimeline, storeFile, urnName, verify, Workspace } from "../../lab/driver";
 import { assertPreviewPlan, assertRevokeAfterEveryConsumer, assertSucceeded, remember } from "./checks";
-import { hosts, labCtl } from "./lab";
 import { scanForLeaks } from "./leaks";
-import { stepTimeline, urnName, ROOT, Workspace } from "./workspace";
 
 /** Processes a run of this workspace starts: program, language host, provider, SSH masters and agents. */
 function runProcesses(): string[] {
@@ -92,7 +90,7 @@ test("50 consumers: kill -9 mid-rollout, unlock and resume completes; no revocat
     };
     assert.equal(await left(), "", "no process of the killed run is left after 3 s");
     assert.equal(stepTimeline(r.events, `${fleet.secret}-revoke`).start, undefined, "the killed run revoked nothing");
-    const staged = fs.readFileSync(`${storeFile(fleet)}.new`, "utf8");
+    const staged = fs.readFileSync(storeFile(fleet, "staged"), "utf8");
     remember(staged);
 
     const unlock = spawnSync(path.join(ROOT, "bin", "rotate"), ["unlock", "--stack", ws.stack], { cwd: ROOT, env: ws.env, encoding: "utf8" });

@@ -7,9 +7,8 @@ import * as path from "node:path";
 import { before, test } from "node:test";
 import yaml from "js-yaml";
 import { assertSucceeded, remember } from "./checks";
-import { hosts, lab, labCtl, storeValue } from "./lab";
+import { hosts, lab, labCtl, ROOT, storePath, storeValue, Workspace } from "../../lab/driver";
 import { scanForLeaks } from "./leaks";
-import { ROOT, Workspace } from "./workspace";
 
 const SECRET = "app-hostile";
 const HOSTILE = `p'a"s|s&w\\o$r(d) \`x\` $(touch /tmp/rotation-pwned) ; # ~!* é日本🔑 "end`;
@@ -22,7 +21,7 @@ before(() => {
     const l = lab();
     registry = path.join(ws.dir, "accepted-hashes");
     fs.writeFileSync(path.join(l.storeDir, SECRET), "initial-hostile-test-value", { mode: 0o600 });
-    fs.rmSync(path.join(l.storeDir, `${SECRET}.committed`), { force: true });
+    fs.rmSync(storePath(SECRET, "committed"), { force: true });
     const valueFile = path.join(ws.dir, "hostile-value");
     fs.writeFileSync(valueFile, HOSTILE, { mode: 0o600 });
     const [h1, h2] = hosts();

@@ -5,7 +5,7 @@ import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import { secretsSeen } from "./checks";
 import * as path from "node:path";
-import { captured, ROOT, type Workspace } from "./workspace";
+import { captured, ROOT, type Workspace } from "../../lab/driver";
 
 /** The secret itself, and for multi-line secrets (SSH keys) each substantial line. */
 function needles(secret: string): string[] {

@@ -5,9 +5,8 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, before, test } from "node:test";
 import { assertAudit, assertPreviewPlan, assertRevokeAfterEveryConsumer, assertSucceeded, remember } from "./checks";
-import { consumerState, hosts, lab, labCtl, pgLoginOk, pgbouncerUser, postgresStack, sha256, storeHas, storeValue } from "./lab";
+import { consumerState, hosts, lab, labCtl, pgbouncerUser, pgLoginOk, postgresStack, sha256, storeHas, storeValue, Workspace } from "../../lab/driver";
 import { scanForLeaks } from "./leaks";
-import { Workspace } from "./workspace";
 
 const SECRET = "app-pg";
 let ws: Workspace;
@@ -42,7 +41,7 @@ test("postgres: every consumer moves to login app_g<N> before the previous login
         remember(fresh);
         const login = `app_g${generation}`;
         assert.notEqual(fresh, old);
-        assert.equal(storeHas(`${SECRET}.new`), false);
+        assert.equal(storeHas(SECRET, "staged"), false);
         assert.equal(pgLoginOk(login, fresh), true, `${login} logs in with the new password`);
         assert.equal(pgLoginOk(oldLogin, old), false, `${oldLogin} is disabled`);
         for (const h of hosts()) {

@@ -11,9 +11,8 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { after, before, test } from "node:test";
 import { assertRedisMoved, remember } from "./checks";
-import { hosts, lab, labCtl, redisStack, storeValue } from "./lab";
+import { hosts, lab, labCtl, redisStack, storeValue, Workspace } from "../../lab/driver";
 import { scanForLeaks } from "./leaks";
-import { Workspace } from "./workspace";
 
 const SECRET = "app-redis";
 const ME = `${os.userInfo().username}@${os.hostname()}`;

@@ -9,8 +9,7 @@ import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { before, test } from "node:test";
-import { labCtl } from "./lab";
-import { captured, ROOT } from "./workspace";
+import { captured, labCtl, ROOT } from "../../lab/driver";
 
 const CLONE = path.join(ROOT, ".test-work", "quickstart-clone");
 /** What the clone borrows from this checkout instead of installing again (all git-ignored here). */

@@ -7,8 +7,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, before, test } from "node:test";
 import { assertAudit, assertAuditChain, assertPreviewPlan, assertRevokeAfterEveryConsumer, assertSucceeded, remember } from "./checks";
-import { consumerState, hosts, labCtl, redisAuthOk, redisStack, sha256, storeHas, storeValue } from "./lab";
-import { changedSteps, stepTimeline, urnName, Workspace, ROOT } from "./workspace";
+import { changedSteps, consumerState, hosts, labCtl, redisAuthOk, redisStack, ROOT, sha256, stepTimeline, storeHas, storeValue, urnName, Workspace } from "../../lab/driver";
 import { scanForLeaks } from "./leaks";
 
 const SECRET = "app-redis";
@@ -63,7 +62,7 @@ test("happy path: preview shows the dual-active plan, up revokes only after ever
     const fresh = storeValue(SECRET);
     remember(fresh);
     assert.notEqual(fresh, old);
-    assert.equal(storeHas(`${SECRET}.new`), false, "no staged copy is left");
+    assert.equal(storeHas(SECRET, "staged"), false, "no staged copy is left");
     assert.equal(fs.statSync(path.join(ROOT, ".lab/store", SECRET)).mode & 0o777, 0o600);
     assert.equal(redisAuthOk(fresh), true, "the new password is accepted by Redis");
     assert.equal(redisAuthOk(old), false, "the old password is rejected by Redis");
@@ -92,7 +91,7 @@ test("failure before revoke: consumer 2 fails its health check; nothing is revok
     assert.equal(stepTimeline(r.events, `${SECRET}-gate`).start, undefined, "the gate did not open");
     assert.equal(storeValue(SECRET), old, "the store's current value is unchanged");
     assert.equal(redisAuthOk(old), true, "the old password still works at the source");
-    const staged = storeValue(`${SECRET}.new`);
+    const staged = storeValue(SECRET, "staged");
     remember(staged);
     assert.equal(redisAuthOk(staged), true, "the new password works too (dual-active)");
     for (const h of hosts().filter((x) => x.name !== failing.name)) {
@@ -121,7 +120,7 @@ test("unreachable consumer host: the failure names the consumer and the host; no
     // The pre-flight step finds it before anything of the rotation runs.
     assert.match(r.stdout + r.stderr, new RegExp(`${SECRET} consumer redis-${down.name}: cannot run the checks on root@${down.ip.replace(/\./g, "\\.")}:22`));
     assert.equal(stepTimeline(r.events, `${SECRET}-g${generation}`).start, undefined, "nothing was generated");
-    assert.equal(storeHas(`${SECRET}.new`), false, "nothing was staged");
+    assert.equal(storeHas(SECRET, "staged"), false, "nothing was staged");
     assert.equal(redisAuthOk(old), true, "the old password still works");
     const again = await ws.pulumi(["up", "--yes", "--skip-preview"]);
     assertSucceeded(again, "resume once the host is back");
@@ -161,7 +160,7 @@ test("rollback before revoke restores every consumer and withdraws the new secre
     ws.patchConfig({ generation });
     const r = await ws.pulumi(["up", "--yes", "--skip-preview"]).finally(() => labCtl("fail-health", failing.name, "off"));
     assert.notEqual(r.code, 0);
-    const staged = storeValue(`${SECRET}.new`);
+    const staged = storeValue(SECRET, "staged");
     remember(staged);
 
     ws.patchConfig({ mode: "rollback" });
@@ -170,7 +169,7 @@ test("rollback before revoke restores every consumer and withdraws the new secre
     await consumersHold(old);
     assert.equal(redisAuthOk(old), true, "the old password works");
     assert.equal(redisAuthOk(staged), false, "the new password was withdrawn at the source");
-    assert.equal(storeHas(`${SECRET}.new`), false, "the staged copy was removed");
+    assert.equal(storeHas(SECRET, "staged"), false, "the staged copy was removed");
     assert.equal(storeValue(SECRET), old);
     assert.ok(ws.auditLines().some((l) => l.phase === "rolled-back" && l.outcome === "ok" && l.generation === generation));
     assert.ok(ws.auditLines().some((l) => l.phase === "withdrawn" && l.outcome === "ok" && l.generation === generation), "the withdrawal of the new grant has its own audit line");
@@ -204,7 +203,7 @@ test("killed mid-rollout: kill -9 after a consumer was deployed; unlock and up a
     });
     assert.ok(killedAt, "the engine was killed after a consumer's rollout finished");
     assert.notEqual(r.code, 0);
-    const staged = storeValue(`${SECRET}.new`);
+    const staged = storeValue(SECRET, "staged");
     remember(staged);
 
     const locked = await ws.pulumi(["up", "--yes", "--skip-preview"]);

@@ -5,7 +5,7 @@ import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { test } from "node:test";
-import { ROOT, WORK } from "./workspace";
+import { ROOT, WORK } from "../../lab/driver";
 
 const FIXTURE = path.join(ROOT, "test/e2e/fixtures/smoke");
 

@@ -5,9 +5,8 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import { before, test } from "node:test";
 import { assertAudit, assertPreviewPlan, assertRevokeAfterEveryConsumer, assertSucceeded, remember } from "./checks";
-import { consumerState, hosts, lab, labCtl, sha256, sshKeyStack, sshLoginOk, storeHas, storeValue } from "./lab";
+import { consumerState, hosts, lab, labCtl, sha256, sshKeyStack, sshLoginOk, storeHas, storeValue, Workspace } from "../../lab/driver";
 import { scanForLeaks } from "./leaks";
-import { Workspace } from "./workspace";
 
 const SECRET = "app-deploy-key";
 let ws: Workspace;
@@ -36,7 +35,7 @@ test("ssh key: the new key works everywhere before the old one is removed from a
     remember(fresh);
     assert.match(fresh, /^-----BEGIN OPENSSH PRIVATE KEY-----/);
     assert.notEqual(fresh, old);
-    assert.equal(storeHas(`${SECRET}.new`), false);
+    assert.equal(storeHas(SECRET, "staged"), false);
     assert.equal(sshLoginOk(fresh), true, "the new key logs in");
     assert.equal(sshLoginOk(old), false, "the old key is rejected");
     const keys = fs.readFileSync(lab().target.authorizedKeysFile, "utf8");

@@ -10,9 +10,8 @@ import { after, before, test } from "node:test";
 import { stateClient } from "../../cli/backend";
 import { vaultToken, type VaultStore } from "../../adapters/vault";
 import { assertRedisMoved, remember } from "./checks";
-import { committedGeneration as committed, lab, labCtl, pgLoginOk, postgresStack, redisAuthOk, redisStack, storeValue } from "./lab";
+import { captured, committedGeneration as committed, lab, labCtl, pgLoginOk, postgresStack, redisAuthOk, redisStack, storeValue, Workspace } from "../../lab/driver";
 import { scanForLeaks } from "./leaks";
-import { captured, Workspace } from "./workspace";
 
 const SECRET = "app-redis";
 /** A table of its own per run: the backend's `table` parameter, so runs never see each other's stacks. */

@@ -13,9 +13,8 @@ import * as path from "node:path";
 import { after, before, test } from "node:test";
 import yaml from "js-yaml";
 import { assertAuditChain, remember, secretsSeen } from "./checks";
-import { hosts, lab, LAB_DIR, labCtl, sha256, storeHas, storeValue } from "./lab";
+import { hosts, lab, LAB_DIR, labCtl, ROOT, type RunResult, sha256, storeHas, storeValue, Workspace } from "../../lab/driver";
 import { scanForLeaks } from "./leaks";
-import { ROOT, Workspace, type RunResult } from "./workspace";
 
 const TOKEN = "app-token";
 const KEY = "app-api-key";
@@ -170,7 +169,7 @@ test("bad input: a delete URL without {fingerprint}, a wrong admin token, a crea
     assert.ok(out(r500).includes(`app-token: grant g1 at the http-token source (dual-active)`), out(r500));
     assert.ok(out(r500).includes(`http-token source of app-token: POST ${createUrl} (source.createUrl) answered 500`), out(r500));
     assert.deepEqual(seen, ["POST /tokens"], "one create request, no retry storm");
-    remember(storeValue(`${TOKEN}.new`));
+    remember(storeValue(TOKEN, "staged"));
 
     // Nothing was revoked: the old token works at the API and at every consumer.
     assert.equal(await tokenStatus(old), 200);
@@ -183,7 +182,7 @@ test("bin/rotate start: in the dual-active window old and new token answer 200; 
     let inWindow: { old: number; fresh: number } | undefined;
     // The failed g1 above is replaced: this start rotates to g2.
     const hold = holdRevocation(2, async () => {
-        const fresh = storeValue(`${TOKEN}.new`);
+        const fresh = storeValue(TOKEN, "staged");
         remember(fresh);
         inWindow = { old: await tokenStatus(old), fresh: await tokenStatus(fresh) };
         await tokenConsumersHold(fresh);
@@ -195,7 +194,7 @@ test("bin/rotate start: in the dual-active window old and new token answer 200; 
 
     const fresh = storeValue(TOKEN);
     assert.notEqual(fresh, old);
-    assert.equal(storeHas(`${TOKEN}.new`), false);
+    assert.equal(storeHas(TOKEN, "staged"), false);
     assert.equal(await tokenStatus(old), 401, "the old token is revoked");
     assert.equal(await tokenStatus(fresh), 200);
     await tokenConsumersHold(fresh);
@@ -207,7 +206,7 @@ test("bin/rotate start: in the dual-active window old and new token answer 200; 
 test("the token API down at the revocation: the run fails naming it, both tokens stay valid (kept across the API's restart); resume completes", async () => {
     const old = storeValue(TOKEN);
     const hold = holdRevocation(3, async () => {
-        remember(storeValue(`${TOKEN}.new`));
+        remember(storeValue(TOKEN, "staged"));
         labCtl("stop-tokenapi");
     });
     const r = await ws.rotateSampled(["start", "--secret", TOKEN, "--yes"]).finally(hold.release);
@@ -216,7 +215,7 @@ test("the token API down at the revocation: the run fails naming it, both tokens
     assert.match(out(r), new RegExp(`app-token: revoke g2 at the http-token source: exited with code 1: http-token source of app-token: DELETE ${api().url}/tokens/${fp(old)} \\(source\\.deleteUrl\\) answered 000 \\(curl: connection refused\\)`));
 
     labCtl("start-tokenapi");
-    const fresh = storeValue(`${TOKEN}.new`);
+    const fresh = storeValue(TOKEN, "staged");
     assert.equal(await tokenStatus(old), 200, "the old token is still valid");
     assert.equal(await tokenStatus(fresh), 200, "the new one too");
     await tokenConsumersHold(fresh);

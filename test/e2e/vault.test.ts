@@ -11,9 +11,8 @@ import * as https from "node:https";
 import * as path from "node:path";
 import { after, before, test } from "node:test";
 import { assertAudit, assertPreviewPlan, assertRevokeAfterEveryConsumer, assertSucceeded, remember, secretsSeen } from "./checks";
-import { consumerState, hosts, lab, labCtl, pgLoginOk, postgresStack, redisAuthOk, redisStack, sha256 } from "./lab";
+import { changedSteps, consumerState, hosts, lab, labCtl, pgLoginOk, postgresStack, redisAuthOk, redisStack, sha256, stepTimeline, Workspace } from "../../lab/driver";
 import { scanForLeaks } from "./leaks";
-import { changedSteps, stepTimeline, Workspace } from "./workspace";
 import { COMMITTED_KEY, VaultError, vaultRead, vaultStep, type VaultStore } from "../../adapters/vault";
 
 const REDIS = "app-redis";

@@ -7,10 +7,8 @@ import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import { after, test } from "node:test";
 import { remember } from "./checks";
-import { authOk, consumerEntry, consumerName, currentSecret, localPath, setupFleet, stackConfig, verify, type Fleet } from "./fleet";
-import { labCtl } from "./lab";
+import { authOk, consumerEntry, consumerName, currentSecret, type EngineEvent, type Fleet, labCtl, localPath, setupFleet, stackConfig, urnName, verify, Workspace } from "../../lab/driver";
 import { scanForLeaks } from "./leaks";
-import { urnName, Workspace, type EngineEvent } from "./workspace";
 
 const STEP = "rotation:index:Step";
 const WAVES = [[0], [1, 2], [3, 4, 5]];

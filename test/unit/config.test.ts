@@ -10,7 +10,7 @@ import yaml from "js-yaml";
 import { parseEnvironment, secretOrder, secretRotation, type ConsumerConfig } from "../../lib/config";
 import { ConfigError } from "../../lib/errors";
 import { rotationKeys } from "../../adapters/resolve";
-import { environmentOf } from "../flatConfig";
+import { environmentOf } from "../../lab/driver";
 import { HOST_KEY, rawConfig, rawEnvironment } from "./harness";
 
 const STACKS = path.join(__dirname, "..", "..", "stacks");

@@ -12,7 +12,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { Rotation } from "../../components/rotation";
 import { parseEnvironment } from "../../lib/config";
 import { resolveEnvironment } from "../../adapters/resolve";
-import { environmentOf } from "../flatConfig";
+import { environmentOf } from "../../lab/driver";
 import { HOST_KEY, RANDOM, STEP, installRecordingMocks, rawConfig, settle, type Registered } from "./harness";
 
 type Raw = Record<string, any>;

@@ -7,7 +7,7 @@ import { setMockOptions } from "@pulumi/pulumi/runtime/settings";
 // Internal to the SDK (not in its typings): resolves once every queued RPC has completed.
 const { waitForRPCs } = require("@pulumi/pulumi/runtime/settings") as { waitForRPCs: () => Promise<void> };
 import { parseEnvironment, secretRotation, type RotationConfig } from "../../lib/config";
-import { environmentOf } from "../flatConfig";
+import { environmentOf } from "../../lab/driver";
 
 export const STEP = "rotation:index:Step";
 export const RANDOM = "random:index/randomPassword:RandomPassword";

@@ -13,8 +13,8 @@ import { parseEnvironment, type EnvironmentConfig } from "../../lib/config";
 import { ConfigError } from "../../lib/errors";
 import { readInventory } from "../../lib/inventory";
 import { resolveEnvironment } from "../../adapters/resolve";
+import { environmentOf } from "../../lab/driver";
 import { fileStorePath } from "../../stores/fileLayout";
-import { environmentOf } from "../flatConfig";
 import { HOST_KEY, rawConfig, rawEnvironment } from "./harness";
 
 type Raw = Record<string, any>;

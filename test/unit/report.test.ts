@@ -8,7 +8,7 @@ import * as path from "node:path";
 import { after, test } from "node:test";
 import { REPORT_COLORS, renderReport, reportFileName, reportSize, writeReport } from "../../cli/report";
 import type { RunRecord, StepRecord } from "../../cli/runRecord";
-import { analyzePng, chromiumPath, screenshot } from "../e2e/browser";
+import { analyzePng, chromiumPath, screenshot } from "../browser";
 
 const T0 = Date.UTC(2026, 10, 26, 12, 0, 0);
 const SECRET = "app-redis";

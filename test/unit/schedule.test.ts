@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { parseAuditLog } from "../../lib/auditLine";
 import { intervalMs, lastCompleted, nextDue } from "../../lib/schedule";
 
 test("schedules in days and weeks", () => {
@@ -18,9 +19,9 @@ test("the next rotation is due one interval after the last completed one, or now
         JSON.stringify({ time: "2026-07-01T00:00:00Z", secret: "a", phase: "completed", outcome: "failed" }),
         "not json",
     ];
-    const last = lastCompleted(lines, "a");
+    const last = lastCompleted(parseAuditLog(lines.join("\n")), "a");
     assert.equal(last?.toISOString(), "2026-03-01T00:00:00.000Z");
     assert.equal(nextDue(last, "30d", new Date()).toISOString(), "2026-03-31T00:00:00.000Z");
     const now = new Date("2026-11-25T00:00:00Z");
-    assert.equal(nextDue(lastCompleted(lines, "c"), "30d", now), now);
+    assert.equal(nextDue(lastCompleted(parseAuditLog(lines.join("\n")), "c"), "30d", now), now);
 });

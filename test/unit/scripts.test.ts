@@ -10,7 +10,7 @@ import { shq } from "../../lib/quote";
 import { logCheckScript, writeAndReloadScript } from "../../provider/rollout";
 import { sourceScripts } from "../../sources";
 import { fileStoreScripts } from "../../stores/file";
-import { environmentOf } from "../flatConfig";
+import { environmentOf } from "../../lab/driver";
 import { HOST_KEY, rawConfig } from "./harness";
 
 type Raw = Record<string, any>;

@@ -8,7 +8,9 @@ import { spawnSync } from "child_process";
 import { createHash, randomBytes } from "crypto";
 import * as fs from "fs";
 import * as path from "path";
+import type { FileStorePart } from "../../stores/fileLayout";
 import { lab } from "./lab";
+import { storePath } from "./store";
 
 export interface Fleet {
     /** Redis ACL user, e.g. fleet50. */
@@ -31,7 +33,8 @@ export const consumerName = (f: Fleet, i: number) => `${f.user}-${i}`;
 const remotePath = (f: Fleet, i: number) => `/etc/rotation-app/fleet/${consumerName(f, i)}.env`;
 /** The same file seen from the root namespace. */
 export const localPath = (f: Fleet, i: number) => path.join(hostOf(i).etcDir, "fleet", `${consumerName(f, i)}.env`);
-export const storeFile = (f: Fleet) => path.join(lab().storeDir, f.secret);
+/** One part of the fleet's secret in the lab's file store. */
+export const storeFile = (f: Fleet, part: FileStorePart = "current") => storePath(f.secret, part);
 const readStore = (f: Fleet) => fs.readFileSync(storeFile(f), "utf8");
 
 /** Runs on the host: authenticates with the file's password, logs a failure for the log check. */
@@ -41,7 +44,7 @@ export function healthCommand(f: Fleet, i: number): string {
     return `p=$(sed -n 's/^REDIS_PASSWORD=//p' ${remotePath(f, i)}); if [ "$(REDISCLI_AUTH="$p" redis-cli --no-auth-warning -h ${l.redis.host} -p ${l.redis.port} --user ${f.user} PING 2>&1)" = PONG ]; then exit 0; else echo "AUTH_FAILED ${name} " >> /var/log/rotation-app/fleet.log; exit 1; fi`;
 }
 
-/** One consumer in the tests' flat form (test/flatConfig.ts turns it into a host and a consumer of rotation:secrets). */
+/** One consumer in the tests' flat form (flatConfig.ts turns it into a host and a consumer of rotation:secrets). */
 export function consumerEntry(f: Fleet, i: number): Record<string, unknown> {
     const l = lab();
     const h = hostOf(i);
@@ -127,7 +130,7 @@ export function verify(f: Fleet, before: string): string {
     const now = readStore(f);
     const rotated = now !== before;
     const problems: string[] = [];
-    if (fs.existsSync(`${storeFile(f)}.new`)) problems.push("a staged .new copy is left in the store");
+    if (fs.existsSync(storeFile(f, "staged"))) problems.push(`a staged copy is left in the store (${storeFile(f, "staged")})`);
     let stale = 0;
     let first = "";
     for (let i = 0; i < f.count; i++) {

@@ -6,21 +6,14 @@ import { execFile, spawn, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import yaml from "js-yaml";
-import { environmentOf, secretEntryOf } from "../flatConfig";
+import type { AuditLine } from "../../lib/auditLine";
+import { parseEvents, type EngineEvent } from "./events";
+import { environmentOf, secretEntryOf } from "./flatConfig";
+import { ROOT, WORK } from "./paths";
 
-export const ROOT = path.resolve(__dirname, "../..");
-export const WORK = path.join(ROOT, ".test-work");
 const PULUMI = path.join(ROOT, ".tools", "bin", "pulumi");
-const LINKED = ["index.ts", "components", "lib", "provider", "node_modules", "package.json", "tsconfig.json"];
-
-export interface EngineEvent {
-    sequence: number;
-    resourcePreEvent?: { metadata: { urn: string; op: string; type: string } };
-    resOutputsEvent?: { metadata: { urn: string; op: string; type: string } };
-    resOpFailedEvent?: { metadata: { urn: string; op: string; type: string } };
-    diagnosticEvent?: { message: string; severity: string; urn?: string };
-    [k: string]: unknown;
-}
+/** What a project copy links back to: the program and its modules (a folder not in this checkout is left out). */
+const LINKED = ["index.ts", "components", "lib", "provider", "adapters", "stores", "sources", "generators", "writers", "node_modules", "package.json", "tsconfig.json"];
 
 export interface WorkspaceOptions {
     /** Another backend than the workspace's own file:// one (the lab's PostgreSQL, say). */
@@ -55,7 +48,7 @@ export class Workspace {
         this.dir = path.join(WORK, name);
         fs.rmSync(this.dir, { recursive: true, force: true });
         fs.mkdirSync(path.join(this.dir, "stacks"), { recursive: true });
-        for (const f of LINKED) fs.symlinkSync(path.join(ROOT, f), path.join(this.dir, f));
+        for (const f of LINKED) if (fs.existsSync(path.join(ROOT, f))) fs.symlinkSync(path.join(ROOT, f), path.join(this.dir, f));
         fs.copyFileSync(path.join(ROOT, "Pulumi.yaml"), path.join(this.dir, "Pulumi.yaml"));
         this.stateDir = path.join(this.dir, ".state");
         this.auditLog = path.join(this.stateDir, "audit.log");
@@ -97,7 +90,7 @@ export class Workspace {
         return path.join(this.dir, "stacks", `Pulumi.${this.stack}.yaml`);
     }
 
-    /** The secrets of the stack in the tests' flat form (test/flatConfig.ts), and keys beside them. */
+    /** The secrets of the stack in the tests' flat form (flatConfig.ts), and keys beside them. */
     private flats: Record<string, any>[] = [];
     private extra: Record<string, unknown> = {};
 
@@ -187,7 +180,7 @@ export class Workspace {
         if (sampler) clearInterval(sampler);
         if (watcher) clearInterval(watcher);
         const eventLogText = fs.existsSync(eventLog) ? fs.readFileSync(eventLog, "utf8") : "";
-        const result = { code, stdout, stderr, events: readEvents(eventLog), eventLogText, ps, seconds: (Date.now() - t0) / 1000 };
+        const result = { code, stdout, stderr, events: parseEvents(eventLogText), eventLogText, ps, seconds: (Date.now() - t0) / 1000 };
         captured.push({ label: `${this.name} pulumi ${args[0]} #${n} stdout`, text: stdout });
         captured.push({ label: `${this.name} pulumi ${args[0]} #${n} stderr`, text: stderr });
         captured.push({ label: `${this.name} pulumi ${args[0]} #${n} events`, text: eventLogText });
@@ -247,51 +240,14 @@ export class Workspace {
         return parts.join("\n");
     }
 
-    auditLines(): Record<string, unknown>[] {
+    /** The workspace's audit log, every line parsed: unlike the product's reader, a line that is not JSON fails the test. */
+    auditLines(): AuditLine[] {
         if (!fs.existsSync(this.auditLog)) return [];
         return fs.readFileSync(this.auditLog, "utf8").trim().split("\n").filter(Boolean).map((l) => JSON.parse(l));
     }
 }
 
+/** The events of the log at `file` so far (none before it exists). */
 export function readEvents(file: string): EngineEvent[] {
-    if (!fs.existsSync(file)) return [];
-    const out: EngineEvent[] = [];
-    for (const line of fs.readFileSync(file, "utf8").split("\n")) {
-        if (!line.trim()) continue;
-        try {
-            out.push(JSON.parse(line));
-        } catch {
-            // the last line may be half-written while the engine runs
-        }
-    }
-    return out.sort((a, b) => a.sequence - b.sequence);
-}
-
-/** The resource name at the end of a URN. */
-export const urnName = (urn: string) => urn.split("::").pop()!;
-
-/** The operations in which a step's command runs (a new generation updates steps in place). */
-const RUNS = new Set(["create", "create-replacement", "update"]);
-const isStep = (type: string) => type === "rotation:index:Step";
-
-/** Sequence numbers of a step's start and successful end in one update. */
-export function stepTimeline(events: EngineEvent[], name: string): { start?: number; end?: number; failed?: number } {
-    const t: { start?: number; end?: number; failed?: number } = {};
-    for (const e of events) {
-        const pre = e.resourcePreEvent?.metadata;
-        const outs = e.resOutputsEvent?.metadata;
-        const fail = e.resOpFailedEvent?.metadata;
-        if (pre && urnName(pre.urn) === name && isStep(pre.type) && RUNS.has(pre.op) && t.start === undefined) t.start = e.sequence;
-        if (outs && urnName(outs.urn) === name && isStep(outs.type) && RUNS.has(outs.op) && t.end === undefined) t.end = e.sequence;
-        if (fail && urnName(fail.urn) === name && isStep(fail.type)) t.failed = e.sequence;
-    }
-    return t;
-}
-
-/** Names of rotation steps that did anything (not "same") in one update. */
-export function changedSteps(events: EngineEvent[]): string[] {
-    return events
-        .map((e) => e.resourcePreEvent?.metadata)
-        .filter((m): m is { urn: string; op: string; type: string } => !!m && isStep(m.type) && m.op !== "same")
-        .map((m) => `${urnName(m.urn)}:${m.op}`);
+    return fs.existsSync(file) ? parseEvents(fs.readFileSync(file, "utf8")) : [];
 }
