@@ -316,6 +316,9 @@ else
 fi
 
 # ------------------------------------------------------------------ openbao
+# OpenBao (install, TLS, start, init, configure) starts beside the rest and is
+# waited for before lab.json: its raft election and unseal take seconds of waiting.
+{
 (( BAO_INSTALLED )) || install_openbao
 
 # secrets from OpenBao JSON on stdin into files (mode 0600, atomic, no newline)
@@ -491,6 +494,8 @@ for name in ("app-redis", "app-pg"):
     value = open(os.path.join(e["STORE_DIR"], name)).read()
     api("POST", f"{kv}/data/{pre}/{name}", {"options": {"cas": 0}, "data": {"current": value}})
 EOF
+} &
+BAO_JOB=$!
 
 # ------------------------------------------------------------------ consumer configs (only if missing)
 yaml_dq() { local s="$1"; s="${s//\\/\\\\}"; s="${s//\"/\\\"}"; printf '"%s"' "$s"; }
@@ -580,6 +585,9 @@ done
 
 # ------------------------------------------------------------------ token API (lib/tokenapi.sh)
 tokenapi_up
+
+wait "$BAO_JOB" || die "openbao did not come up (see above and $RUN/openbao.log)"
+BAO_BIN="$(bao_bin_path)"; LAB_PY="$(lab_py_path)"
 
 # ------------------------------------------------------------------ lab.json
 TOKENAPI_JSON="$(tokenapi_json)" LAB_DIR="$LAB_DIR" HOSTS_LIST="${HOSTS[*]}" PG_STATE_USER="$PG_STATE_USER" PG_STATE_DB="$PG_STATE_DB" \
