@@ -10,37 +10,53 @@ source "$LAB_SRC/lib/tokenapi.sh"
 bao_pid="$(pidfile_pid "$RUN/openbao.pid")"
 pid_alive "$bao_pid" && kill -TERM "$bao_pid" 2>/dev/null || true
 
+# Each service stops on its own (they share nothing): all at once, then wait for every one.
+stops=()
 for h in "${HOSTS[@]}"; do
-  say "stopping $h"
-  stop_host_all "$h"
+  { say "stopping $h"; stop_host_all "$h"; } &
+  stops+=($!)
 done
 
-say "stopping ssh target"
-kill_pidfile "$RUN/target-sshd.pid"
-kill_listeners "$TARGET_IP"
+{
+  say "stopping ssh target"
+  kill_pidfile "$RUN/target-sshd.pid"
+  kill_listeners "$TARGET_IP"
+} &
+stops+=($!)
 
-if pidfile_alive "$RUN/redis.pid"; then
-  # persist runtime ACL changes (rotations) into users.acl
-  redis_admin ACL SAVE >/dev/null 2>&1 || echo "lab: warning: redis ACL SAVE failed" >&2
-fi
-say "stopping redis"
-kill_pidfile "$RUN/redis.pid"
-kill_listeners "$REDIS_IP"
+{
+  if pidfile_alive "$RUN/redis.pid"; then
+    # persist runtime ACL changes (rotations) into users.acl
+    redis_admin ACL SAVE >/dev/null 2>&1 || echo "lab: warning: redis ACL SAVE failed" >&2
+  fi
+  say "stopping redis"
+  kill_pidfile "$RUN/redis.pid"
+  kill_listeners "$REDIS_IP"
+} &
+stops+=($!)
 
-say "stopping the token API"
-tokenapi_stop
+{ say "stopping the token API"; tokenapi_stop; } &
+stops+=($!)
 
-say "stopping openbao"
-bao_stop
-kill_listeners "$BAO_IP"
+{
+  say "stopping openbao"
+  bao_stop
+  kill_listeners "$BAO_IP"
+} &
+stops+=($!)
 
-say "stopping postgres"
-# $LAB_DIR/pg may be a link (lab/up.sh: a lab dir user postgres cannot traverse).
-PGD="$(readlink -f "$LAB_DIR/pg" 2>/dev/null || echo "$LAB_DIR/pg")/data"
-if [[ -f "$PGD/postmaster.pid" ]]; then
-  (cd / && runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PGD" stop -m fast -w -t 20 >/dev/null 2>&1) || true
-fi
-kill_listeners "$PG_IP"
+{
+  say "stopping postgres"
+  # $LAB_DIR/pg may be a link (lab/up.sh: a lab dir user postgres cannot traverse).
+  PGD="$(readlink -f "$LAB_DIR/pg" 2>/dev/null || echo "$LAB_DIR/pg")/data"
+  if [[ -f "$PGD/postmaster.pid" ]]; then
+    (cd / && runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PGD" stop -m fast -w -t 20 >/dev/null 2>&1) || true
+  fi
+  kill_listeners "$PG_IP"
+} &
+stops+=($!)
+stopped=0
+for j in "${stops[@]}"; do wait "$j" || stopped=$?; done
 
 # fallback: anything still carrying the lab dir in its command line
 # (only lab daemons / apps, never this script or its callers)
@@ -65,3 +81,4 @@ for d in /tmp/rotation-app-ssh-*; do
   pid_alive "$p" || rm -rf "$d"
 done
 say "down"
+exit "$stopped"
