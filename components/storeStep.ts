@@ -1,6 +1,6 @@
 import type { VaultAction } from "../lib/vault";
 import { fileStoreScripts } from "../lib/scripts/store";
-import { LOCAL, type PhaseStepArgs, type RotationContext } from "./context";
+import { LOCAL, type RotationContext, type StoreStepArgs } from "./context";
 
 /** The store phases of a rotation. "stage" is undone (the staged copy removed) when its step is deleted. */
 export type StoreAction = Exclude<VaultAction, "unstage">;
@@ -11,7 +11,7 @@ export type StoreAction = Exclude<VaultAction, "unstage">;
  * step provider for a vault store (lib/vault.ts). The new secret, where the
  * phase needs it, comes on stdin either way.
  */
-export function storeStep(ctx: RotationContext, action: StoreAction): Pick<PhaseStepArgs, "target" | "op" | "script" | "deleteScript" | "vault"> {
+export function storeStep(ctx: RotationContext, action: StoreAction): StoreStepArgs {
     const { config } = ctx;
     const { store } = config;
     if (store.kind === "vault") return { op: "vault", vault: { action, store, generation: config.generation } };

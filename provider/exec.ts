@@ -9,22 +9,17 @@
  * when the provider ends, they end with it. Their sockets live in a private
  * 0700 directory, removed on exit.
  */
-import { spawn } from "child_process";
-import { createHash } from "crypto";
-import * as fs from "fs";
-import * as os from "os";
-import * as path from "path";
+import { spawn } from "node:child_process";
+import { createHash } from "node:crypto";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
 import { shq } from "../lib/quote";
-import { AGENT_WRAPPER, HostAgent } from "./agent";
+import { AGENT_WRAPPER, HostAgent, type RunResult } from "./agent";
 import { JOBS_PER_HOST, Semaphore, processes } from "./limits";
 import type { SshTarget, StepTarget } from "./types";
 
-export interface RunResult {
-    code: number | null;
-    stdout: string;
-    stderr: string;
-    timedOut: boolean;
-}
+export type { RunResult };
 
 function spawnAndWait(cmd: string, args: string[], stdin: string, timeoutSeconds: number): Promise<RunResult> {
     return new Promise((resolve) => {
