@@ -141,7 +141,12 @@ export class HostAgent {
             if (this.child !== child) return;
             this.child = undefined;
             for (const id of [...this.pending.keys()]) {
-                this.settle(id, { code: code === 0 || code === null ? 255 : code, stdout: "", stderr: this.stderr || "the connection to the host ended", timedOut: false });
+                this.settle(id, {
+                    code: code === 0 || code === null ? 255 : code,
+                    stdout: "",
+                    stderr: this.stderr || "the connection to the host ended",
+                    timedOut: false,
+                });
             }
         };
         child.on("close", ended);

@@ -52,7 +52,23 @@ type StepFields = { [K in StepField]?: StepProps extends infer P ? (P extends { 
  * pre-flight's `preflight` is not among them: it is read afresh each time the
  * step runs, and checks nothing that later steps rely on having recorded.
  */
-const RECORDED_KEYS: StepField[] = ["title", "target", "op", "script", "deleteScript", "captureStdout", "attempts", "retryDelaySeconds", "timeoutSeconds", "audit", "rollout", "hosts", "checks", "random", "vault"];
+const RECORDED_KEYS: StepField[] = [
+    "title",
+    "target",
+    "op",
+    "script",
+    "deleteScript",
+    "captureStdout",
+    "attempts",
+    "retryDelaySeconds",
+    "timeoutSeconds",
+    "audit",
+    "rollout",
+    "hosts",
+    "checks",
+    "random",
+    "vault",
+];
 
 /** A short digest of the recorded inputs: outputs keep this, not a second copy of them. */
 export function recordedDigest(p: StepFields): string {
@@ -152,7 +168,8 @@ async function runScript(props: ScriptRun, script: string, title: string): Promi
     for (let attempt = 1; ; attempt++) {
         const r = await runAt(target, script, props.stdin ?? "", props.timeoutSeconds);
         if (r.code === 0 && !r.timedOut) return r.stdout;
-        if (attempt >= attempts) throw failure(title, r, { where: where(target), timeoutSeconds: props.timeoutSeconds, attempts, secrets: splitFields(props.stdin) });
+        if (attempt >= attempts)
+            throw failure(title, r, { where: where(target), timeoutSeconds: props.timeoutSeconds, attempts, secrets: splitFields(props.stdin) });
         await sleep(props.retryDelaySeconds);
     }
 }
@@ -170,7 +187,8 @@ type StepState = {
     triggers: StepProps["triggers"];
     recorded: string;
     stdout?: string;
-} & Partial<Pick<StepProps, "guardDelete" | "audit" | "title">> & Partial<Omit<ScriptUndo, "op"> & Omit<VaultUndo, "op">> & { op?: "vault" };
+} & Partial<Pick<StepProps, "guardDelete" | "audit" | "title">> &
+    Partial<Omit<ScriptUndo, "op"> & Omit<VaultUndo, "op">> & { op?: "vault" };
 
 /** What a step's delete undoes, or nothing (neither a delete script nor a staged Vault copy). */
 function undoOf(p: StepState): ScriptUndo | VaultUndo | undefined {
