@@ -12,9 +12,8 @@
 import type { EngineEvent } from "@pulumi/pulumi/automation";
 import { rotationPlan, stepResourceName, type PlanStep } from "../lib/plan";
 import { problemsOfStepError } from "../provider/preflight";
+import { STEP_TYPE } from "../provider/types";
 import type { PreflightResult, RunSecret, StepOutcome, StepRecord } from "./runRecord";
-
-const STEP_TYPE = "rotation:index:Step";
 
 /** The resource name at the end of a URN (`urn:pulumi:stack::project::type$type::name`). */
 export const urnName = (urn: string) => urn.slice(urn.lastIndexOf("::") + 2);

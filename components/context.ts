@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { RotationConfig } from "../lib/config";
 import { consumerHosts, consumerTarget } from "../adapters/resolve";
-import { Step, type AuditSpec, type StepArgs, type StepTarget } from "./exec/step";
+import { Step, type AuditSpec, type StepArgs, type StepArgsOf, type StepTarget } from "./exec/step";
 
 /** Type-token package of every component here: `rotation:index:<Component>`. */
 export const TOKEN = "rotation:index";
@@ -64,8 +64,10 @@ export { consumerHosts, consumerTarget };
 
 export const LOCAL: StepTarget = { kind: "local" };
 
-/** What a phase step adds to a plain step: the audit phase, and whether a mode change runs it again. */
-export type PhaseStepArgs = Omit<StepArgs, "triggers" | "audit"> & {
+/** What a phase step adds to a plain step of each op: the audit phase, and whether a mode change runs it again. */
+export type PhaseStepArgs = StepArgs extends infer A ? (A extends StepArgs ? Omit<A, "triggers" | "audit"> & PhaseFields : never) : never;
+
+interface PhaseFields {
     /** The audit phase its outcome is recorded under (none: no audit line). */
     readonly phase?: string;
     /** The consumer the audit line names. */
@@ -74,7 +76,10 @@ export type PhaseStepArgs = Omit<StepArgs, "triggers" | "audit"> & {
     readonly perMode?: boolean;
     /** Other triggers than the generation (a grant is keyed to its credential's generation). */
     readonly triggers?: (string | number)[];
-};
+}
+
+/** What a store phase's step runs (components/storeStep.ts): a script, or a call of the Vault API. */
+export type StoreStepArgs = Pick<StepArgsOf<"script">, "op" | "target" | "script" | "deleteScript"> | Pick<StepArgsOf<"vault">, "op" | "vault">;
 
 /**
  * One step of this secret's rotation: it runs again when the generation

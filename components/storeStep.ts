@@ -1,5 +1,5 @@
-import { storeOf, type StoreAction, type StoreStep } from "../stores";
-import type { RotationContext } from "./context";
+import { storeOf, type StoreAction } from "../stores";
+import type { RotationContext, StoreStepArgs } from "./context";
 
 export type { StoreAction };
 
@@ -9,7 +9,7 @@ export type { StoreAction };
  * the step provider for a vault store. The new secret, where the phase needs
  * it, comes on stdin either way.
  */
-export function storeStep(ctx: RotationContext, action: StoreAction): StoreStep {
+export function storeStep(ctx: RotationContext, action: StoreAction): StoreStepArgs {
     const { config } = ctx;
     return storeOf(config.store.kind).step(config.store, action, { secret: config.secret.name, generation: config.generation, stack: ctx.stack });
 }

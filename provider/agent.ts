@@ -17,8 +17,15 @@
  * interleave. Outputs wait in a private 0700 directory (tmpfs where there is
  * one), removed when the session ends.
  */
-import type { ChildProcessWithoutNullStreams } from "child_process";
-import type { RunResult } from "./exec";
+import type { ChildProcessWithoutNullStreams } from "node:child_process";
+
+/** What one job (or a local run, provider/exec.ts) returns. */
+export interface RunResult {
+    code: number | null;
+    stdout: string;
+    stderr: string;
+    timedOut: boolean;
+}
 
 export const AGENT_WRAPPER = `set -u
 umask 077
@@ -134,7 +141,12 @@ export class HostAgent {
             if (this.child !== child) return;
             this.child = undefined;
             for (const id of [...this.pending.keys()]) {
-                this.settle(id, { code: code === 0 || code === null ? 255 : code, stdout: "", stderr: this.stderr || "the connection to the host ended", timedOut: false });
+                this.settle(id, {
+                    code: code === 0 || code === null ? 255 : code,
+                    stdout: "",
+                    stderr: this.stderr || "the connection to the host ended",
+                    timedOut: false,
+                });
             }
         };
         child.on("close", ended);

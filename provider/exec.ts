@@ -9,22 +9,17 @@
  * when the provider ends, they end with it. Their sockets live in a private
  * 0700 directory, removed on exit.
  */
-import { spawn } from "child_process";
-import { createHash } from "crypto";
-import * as fs from "fs";
-import * as os from "os";
-import * as path from "path";
+import { spawn } from "node:child_process";
+import { createHash } from "node:crypto";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
 import { shq } from "../lib/quote";
-import { AGENT_WRAPPER, HostAgent } from "./agent";
+import { AGENT_WRAPPER, HostAgent, type RunResult } from "./agent";
 import { JOBS_PER_HOST, Semaphore, processes } from "./limits";
 import type { SshTarget, StepTarget } from "./types";
 
-export interface RunResult {
-    code: number | null;
-    stdout: string;
-    stderr: string;
-    timedOut: boolean;
-}
+export type { RunResult };
 
 function spawnAndWait(cmd: string, args: string[], stdin: string, timeoutSeconds: number): Promise<RunResult> {
     return new Promise((resolve) => {
@@ -48,7 +43,22 @@ function spawnAndWait(cmd: string, args: string[], stdin: string, timeoutSeconds
     });
 }
 
-const SSH_COMMON = ["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", "GlobalKnownHostsFile=/dev/null", "-o", "IdentitiesOnly=yes", "-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR", "-o", "ServerAliveInterval=10"];
+const SSH_COMMON = [
+    "-o",
+    "BatchMode=yes",
+    "-o",
+    "StrictHostKeyChecking=yes",
+    "-o",
+    "GlobalKnownHostsFile=/dev/null",
+    "-o",
+    "IdentitiesOnly=yes",
+    "-o",
+    "ConnectTimeout=10",
+    "-o",
+    "LogLevel=ERROR",
+    "-o",
+    "ServerAliveInterval=10",
+];
 
 interface Master {
     id: string;
@@ -94,7 +104,9 @@ export class SshPool {
         const id = `m${this.masters.size}`;
         const socket = path.join(this.privateDir(), `${id}.sock`);
         const ready = new Promise<void>((resolve) => {
-            const child = spawn("ssh", [...this.args(id, t), "-M", "-N", "-o", `ControlPath=${socket}`, "-o", "ControlPersist=no", "--", t.host], { stdio: ["ignore", "ignore", "ignore"] });
+            const child = spawn("ssh", [...this.args(id, t), "-M", "-N", "-o", `ControlPath=${socket}`, "-o", "ControlPersist=no", "--", t.host], {
+                stdio: ["ignore", "ignore", "ignore"],
+            });
             this.children.push(child);
             child.unref();
             let done = false;
@@ -114,7 +126,11 @@ export class SshPool {
             const giveUp = setTimeout(finish, 12_000);
         });
         const agent = new HostAgent(() => {
-            const child = spawn("ssh", [...this.args(id, t), "-o", `ControlPath=${socket}`, "-o", "ControlMaster=no", "--", t.host, `bash -c ${shq(AGENT_WRAPPER)}`], { stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, LC_ALL: "C.UTF-8" } });
+            const child = spawn(
+                "ssh",
+                [...this.args(id, t), "-o", `ControlPath=${socket}`, "-o", "ControlMaster=no", "--", t.host, `bash -c ${shq(AGENT_WRAPPER)}`],
+                { stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, LC_ALL: "C.UTF-8" } },
+            );
             this.children.push(child);
             return child;
         });
@@ -160,8 +176,10 @@ export function fingerprint(publicKey: string): string {
 export function hostKeyRefusal(t: SshTarget, stderr: string): string | undefined {
     if (!/Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED/.test(stderr)) return undefined;
     const offered = /key sent by the remote host is\s+(SHA256:[A-Za-z0-9+/]+)/.exec(stderr)?.[1];
-    return `refused: ${t.host}:${t.port} offered ${offered ? `host key ${offered}` : "a host key"} but ${t.hostKey.split(" ")[0]} ${fingerprint(t.hostKey)} is pinned. ` +
-        `Nothing was sent to that host. If it was rebuilt, check its new key out of band, then update this consumer's hostKey or hostKeyFile in the stack config; otherwise treat it as a man-in-the-middle.`;
+    return (
+        `refused: ${t.host}:${t.port} offered ${offered ? `host key ${offered}` : "a host key"} but ${t.hostKey.split(" ")[0]} ${fingerprint(t.hostKey)} is pinned. ` +
+        `Nothing was sent to that host. If it was rebuilt, check its new key out of band, then update this consumer's hostKey or hostKeyFile in the stack config; otherwise treat it as a man-in-the-middle.`
+    );
 }
 
 export const pool = new SshPool();

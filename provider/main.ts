@@ -2,9 +2,9 @@
  * Entry point of the `pulumi-resource-rotation` plugin (launched by the
  * script that bin/setup-toolchain writes beside the Pulumi CLI).
  */
-import * as fs from "fs";
-import * as os from "os";
-import * as path from "path";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
 import { main } from "@pulumi/pulumi/provider";
 import { pool } from "./exec";
 import { stepProvider } from "./stepProvider";

@@ -1,6 +1,6 @@
 /**
  * The step provider: a Pulumi provider plugin of this project
- * (`pulumi-resource-rotation`, type `rotation:index:Step`) that runs the
+ * (`pulumi-resource-rotation`, type STEP_TYPE of provider/types.ts) that runs the
  * rotation's steps. It replaces a dynamic provider, whose serialized code
  * (~16 KB) sat in every step's inputs and outputs and made each checkpoint
  * write grow with the fleet (issue 7).
@@ -16,8 +16,9 @@
  * scripts, stdin, triggers, output never logged) and adds retries, redaction,
  * audit lines and connection reuse.
  */
-import { createHash, randomUUID } from "crypto";
+import { createHash, randomUUID } from "node:crypto";
 import type * as provider from "@pulumi/pulumi/provider";
+import { specialSecretSig, specialSigKey } from "@pulumi/pulumi/runtime/rpc";
 import { runAt, where } from "./exec";
 import { checkDrift } from "./drift";
 import { VerificationError, noteLogSizes, runKeyOf, verifyConsumers, withFields } from "./authFailures";
@@ -27,34 +28,50 @@ import { StepError, appendAudit, failure, redact, sleep, splitFields, undoPhase 
 import { randomSecret } from "../generators/random";
 import { rollout } from "./rollout";
 import { vaultStep } from "../adapters/vault";
-import type { StepProps } from "./types";
+import type { AuditSpec, ScriptStep, StepField, StepOp, StepProps, VaultStep } from "./types";
 
-export const STEP_TYPE = "rotation:index:Step";
-
-/** The engine's marker of a secret value in provider RPCs. */
-const SECRET_SIG = "4dabf18193072939515e22adb298388d";
-const SECRET_VALUE = "1b47061264138c4ac30d75fd1eb44270";
-
-function unwrap(v: any): any {
-    if (Array.isArray(v)) return v.map(unwrap);
+/** A value as the engine sends it, secrets unwrapped; what it is, `check` has said (the caller names it). */
+function unwrap<T>(v: unknown): T {
+    if (Array.isArray(v)) return v.map(unwrap) as T;
     if (v && typeof v === "object") {
-        if (v[SECRET_SIG] === SECRET_VALUE) return unwrap(v.value);
-        return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, unwrap(x)]));
+        const o = v as Record<string, unknown>;
+        if (o[specialSigKey] === specialSecretSig) return unwrap(o.value);
+        return Object.fromEntries(Object.entries(o).map(([k, x]) => [k, unwrap(x)])) as T;
     }
-    return v;
+    return v as T;
 }
 
-const secret = (value: unknown) => ({ [SECRET_SIG]: SECRET_VALUE, value });
+/** A value the engine keeps secret (the SDK's own marker). */
+const secret = (value: unknown) => ({ [specialSigKey]: specialSecretSig, value });
+
+/** Any step's fields, each optional: what `check` is given before it knows the inputs are a step. */
+type StepFields = { [K in StepField]?: StepProps extends infer P ? (P extends { [Q in K]?: infer V } ? V : never) : never };
 
 /**
  * Inputs whose change is recorded without running the step again. A
  * pre-flight's `preflight` is not among them: it is read afresh each time the
  * step runs, and checks nothing that later steps rely on having recorded.
  */
-const RECORDED_KEYS: (keyof StepProps)[] = ["title", "target", "op", "script", "deleteScript", "captureStdout", "attempts", "retryDelaySeconds", "timeoutSeconds", "audit", "rollout", "hosts", "checks", "random", "vault"];
+const RECORDED_KEYS: StepField[] = [
+    "title",
+    "target",
+    "op",
+    "script",
+    "deleteScript",
+    "captureStdout",
+    "attempts",
+    "retryDelaySeconds",
+    "timeoutSeconds",
+    "audit",
+    "rollout",
+    "hosts",
+    "checks",
+    "random",
+    "vault",
+];
 
 /** A short digest of the recorded inputs: outputs keep this, not a second copy of them. */
-export function recordedDigest(p: Partial<StepProps>): string {
+export function recordedDigest(p: StepFields): string {
     const h = createHash("sha256");
     for (const k of RECORDED_KEYS) h.update(`${k}=${JSON.stringify(p[k] ?? null)}\n`);
     return h.digest("hex").slice(0, 16);
@@ -62,33 +79,77 @@ export function recordedDigest(p: Partial<StepProps>): string {
 
 const sameTriggers = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
 
-/** Runs the step: its script with retries, a consumer rollout, or health checks. Returns stdout when captured. */
+/** Whether every check's host is a key of the step's hosts. */
+const hostsFor = ({ hosts }: StepFields, checks: { host: string }[]) => hosts !== undefined && checks.every((c) => c.host in hosts);
+
+/**
+ * What each op cannot run without: the field (and what it must hold) a
+ * step of that op lacks, or nothing. A program of this project never lacks one.
+ */
+const NEEDS: { [O in StepOp]: (p: StepFields) => string | undefined } = {
+    script: (p) => (!p.target ? "target" : typeof p.script !== "string" ? "script" : undefined),
+    rollout: (p) => (p.rollout ? undefined : "rollout"),
+    health: (p) => (p.checks && hostsFor(p, p.checks) ? undefined : "checks with their hosts"),
+    random: (p) => (p.random ? undefined : "random"),
+    vault: (p) => (p.vault ? undefined : "vault"),
+    preflight: (p) => (p.preflight && hostsFor(p, p.preflight.consumers) ? undefined : "preflight with its hosts"),
+};
+const isOp = (op: unknown): op is StepOp => typeof op === "string" && Object.hasOwn(NEEDS, op);
+
+/** Why inputs are not a step that can run, or nothing. */
+function malformed(p: StepFields): { property: string; reason: string } | undefined {
+    if (!isOp(p.op)) {
+        const given = p.op === undefined ? "" : ` (not ${JSON.stringify(p.op)})`;
+        return { property: "op", reason: `a step needs op, one of ${Object.keys(NEEDS).join(", ")}${given}` };
+    }
+    const missing = NEEDS[p.op](p) ?? (p.drift && !hostsFor(p, p.drift) ? "hosts for its drift checks" : undefined);
+    return missing ? { property: missing.split(" ")[0], reason: `a ${p.op} step needs ${missing}` } : undefined;
+}
+
+/** The step's own work, by op; returns stdout (a script's, a drawn or read secret) and the audit line's extra fields. */
+async function run(props: StepProps, secrets: string[]): Promise<{ stdout?: string; found?: Record<string, string> }> {
+    switch (props.op) {
+        case "script":
+            return { stdout: await runScript(props, props.script, props.title) };
+        case "rollout":
+            await rollout(props.rollout, props.stdin ?? "");
+            return {};
+        case "health": {
+            const hosts = props.hosts;
+            const checks = props.checks.map(({ host, ...c }) => ({ ...c, target: hosts[host] }));
+            return { found: await verifyConsumers(checks, props.title, runKeyOf(props), secrets) };
+        }
+        case "random":
+            return { stdout: randomSecret(props.random) };
+        case "vault": {
+            const record = props.audit?.record ?? {};
+            const extra = { previous: secrets[1], stack: String(record.stack ?? "<stack>"), secret: String(record.secret ?? "<secret>") };
+            return { stdout: await vaultStep(props.vault, secrets[0], extra) };
+        }
+        case "preflight":
+            await preflightStep(props.preflight, props.hosts, props.title);
+            return {};
+        default:
+            return unknownOp(props);
+    }
+}
+
+/** The compiler's check that every op is handled; at run time, inputs that `check` would have refused. */
+function unknownOp(props: never): never {
+    throw new StepError(`${(props as StepFields).title}: unknown op ${JSON.stringify((props as StepFields).op)}`);
+}
+
+/** Runs the step: its own work, after a gate's drift checks, and its audit line. Returns stdout when captured. */
 export async function perform(props: StepProps): Promise<string | undefined> {
     const secrets = splitFields(props.stdin);
     try {
-        let stdout: string | undefined;
-        let found: Record<string, string> | undefined;
         // The gate asks every consumer first: nothing is committed while one is not on the new secret.
         // Then it notes each consumer log's size: the verification counts auth failures from there.
         if (props.drift) {
             await checkDrift(props, secrets);
             await noteLogSizes(props);
         }
-        if (props.op === "rollout") {
-            await rollout(props.rollout!, props.stdin ?? "");
-        } else if (props.op === "random") {
-            stdout = randomSecret(props.random!);
-        } else if (props.op === "vault") {
-            const record = props.audit?.record ?? {};
-            stdout = await vaultStep(props.vault!, secrets[0], { previous: secrets[1], stack: String(record.stack ?? "<stack>"), secret: String(record.secret ?? "<secret>") });
-        } else if (props.op === "preflight") {
-            await preflightStep(props.preflight!, props.hosts!, props.title);
-        } else if (props.op === "health") {
-            const checks = (props.checks ?? []).map(({ host, ...c }) => ({ ...c, target: props.hosts![host] }));
-            found = await verifyConsumers(checks, props.title, runKeyOf(props), secrets);
-        } else {
-            stdout = await runScript(props, props.script ?? "true", props.title);
-        }
+        const { stdout, found } = await run(props, secrets);
         appendAudit(withFields(props.audit, found), "ok");
         return props.captureStdout ? stdout : undefined;
     } catch (e) {
@@ -98,15 +159,50 @@ export async function perform(props: StepProps): Promise<string | undefined> {
     }
 }
 
-async function runScript(props: StepProps, script: string, title: string): Promise<string> {
+/** What running a script needs, of a step or of its recorded undo. */
+type ScriptRun = Pick<ScriptStep, "target" | "stdin" | "attempts" | "retryDelaySeconds" | "timeoutSeconds">;
+
+async function runScript(props: ScriptRun, script: string, title: string): Promise<string> {
     const attempts = Math.max(1, props.attempts);
-    const target = props.target!;
+    const { target } = props;
     for (let attempt = 1; ; attempt++) {
         const r = await runAt(target, script, props.stdin ?? "", props.timeoutSeconds);
         if (r.code === 0 && !r.timedOut) return r.stdout;
-        if (attempt >= attempts) throw failure(title, r, { where: where(target), timeoutSeconds: props.timeoutSeconds, attempts, secrets: splitFields(props.stdin) });
+        if (attempt >= attempts)
+            throw failure(title, r, { where: where(target), timeoutSeconds: props.timeoutSeconds, attempts, secrets: splitFields(props.stdin) });
         await sleep(props.retryDelaySeconds);
     }
+}
+
+/** What state keeps for a step's delete to undo it: a delete script with where it runs, or a staged Vault copy to remove. */
+type ScriptUndo = ScriptRun & Pick<ScriptStep, "title" | "audit"> & { deleteScript: string; op?: undefined };
+type VaultUndo = Pick<VaultStep, "title" | "op" | "vault" | "attempts" | "retryDelaySeconds" | "timeoutSeconds" | "audit" | "stdin">;
+
+/**
+ * A step's state (its outputs): its triggers and a digest of the rest, its
+ * captured stdout, and, for a step whose delete does something, what the
+ * delete needs. A script step's undo does not record its op.
+ */
+type StepState = {
+    triggers: StepProps["triggers"];
+    recorded: string;
+    stdout?: string;
+} & Partial<Pick<StepProps, "guardDelete" | "audit" | "title">> &
+    Partial<Omit<ScriptUndo, "op"> & Omit<VaultUndo, "op">> & { op?: "vault" };
+
+/** What a step's delete undoes, or nothing (neither a delete script nor a staged Vault copy). */
+function undoOf(p: StepState): ScriptUndo | VaultUndo | undefined {
+    if (p.op === "vault") return p.vault?.action === "stage" ? (p as VaultUndo) : undefined;
+    return p.deleteScript ? (p as ScriptUndo) : undefined;
+}
+
+/** The undo a step records, by op: only a script step with a delete script, and a Vault "stage", have one. */
+function undoOfStep(props: StepProps): ScriptUndo | VaultUndo | undefined {
+    const { title, attempts } = props;
+    const timing = { retryDelaySeconds: props.retryDelaySeconds, timeoutSeconds: props.timeoutSeconds };
+    if (props.op === "script" && props.deleteScript) return { title, target: props.target, deleteScript: props.deleteScript, attempts, ...timing };
+    if (props.op === "vault" && props.vault.action === "stage") return { title, attempts, op: props.op, vault: props.vault, ...timing };
+    return undefined;
 }
 
 /**
@@ -118,80 +214,63 @@ function outputs(props: StepProps, stdout: string | undefined): Record<string, u
     const outs: Record<string, unknown> = { triggers: props.triggers, recorded: recordedDigest(props) };
     if (stdout !== undefined) outs.stdout = secret(stdout);
     if (props.guardDelete && props.audit) Object.assign(outs, { guardDelete: props.guardDelete, audit: props.audit, title: props.title });
-    if (undoable(props)) {
-        Object.assign(outs, {
-            title: props.title, target: props.target, deleteScript: props.deleteScript, attempts: props.attempts,
-            ...(props.op === "vault" ? { op: props.op, vault: props.vault } : {}),
-            retryDelaySeconds: props.retryDelaySeconds, timeoutSeconds: props.timeoutSeconds,
+    const undo = undoOfStep(props);
+    if (undo) {
+        Object.assign(outs, undo, {
             ...(props.audit ? { audit: props.audit } : {}),
             ...(props.stdin !== undefined ? { stdin: secret(props.stdin) } : {}),
         });
     }
-    // State keeps no undefined values (a vault step has neither target nor deleteScript).
-    return Object.fromEntries(Object.entries(outs).filter(([, v]) => v !== undefined));
-}
-
-/** A step whose delete does something: a delete script, or a staged copy in Vault to remove. */
-function undoable(p: StepProps): boolean {
-    return Boolean(p.deleteScript) || (p.op === "vault" && p.vault?.action === "stage");
+    return outs;
 }
 
 export const stepProvider: provider.Provider = {
     version: "0.2.0",
     async check(_urn, _olds, news) {
-        // What each op cannot run without; a program of this project never gets here.
-        const p = news as Partial<StepProps>;
+        const p = news as StepFields;
         // The delete guard asks the audit log the current program names, never one recorded in old state.
-        noteAuditLog(unwrap(p.audit));
-        const needs: Record<string, string | undefined> = {
-            script: p.target ? undefined : "target",
-            rollout: p.rollout ? undefined : "rollout",
-            health: p.checks && p.hosts && p.checks.every((c) => c.host in p.hosts!) ? undefined : "checks with their hosts",
-            random: p.random ? undefined : "random",
-            vault: p.vault ? undefined : "vault",
-            preflight: p.preflight && p.hosts && p.preflight.consumers.every((c) => c.host in p.hosts!) ? undefined : "preflight with its hosts",
-        };
-        if (p.drift && !(p.hosts && p.drift.every((c) => c.host in p.hosts!))) needs[String(p.op)] = "hosts for its drift checks";
-        const missing = needs[String(p.op)] ?? (p.op ? undefined : "op");
-        return missing ? { inputs: news, failures: [{ property: missing.split(" ")[0], reason: `a ${p.op ?? "step"} step needs ${missing}` }] } : { inputs: news };
+        noteAuditLog(unwrap<AuditSpec | undefined>(p.audit));
+        const refused = malformed(p);
+        return refused ? { inputs: news, failures: [refused] } : { inputs: news };
     },
     async diff(_id, _urn, olds, news) {
         if (!sameTriggers(olds.triggers, news.triggers)) return { changes: true };
-        return { changes: olds.recorded !== recordedDigest(unwrap(news)) };
+        return { changes: olds.recorded !== recordedDigest(unwrap<StepFields>(news)) };
     },
     async create(_urn, inputs) {
-        const props = unwrap(inputs) as StepProps;
+        const props = unwrap<StepProps>(inputs);
         const stdout = await perform(props);
         return { id: randomUUID(), outs: outputs(props, stdout) };
     },
     async update(_id, _urn, olds, news) {
-        const props = unwrap(news) as StepProps;
-        const old = unwrap(olds) as { triggers: unknown; stdout?: string };
+        const props = unwrap<StepProps>(news);
+        const old = unwrap<StepState>(olds);
         // New triggers run the step again; anything else is only recorded.
         const stdout = sameTriggers(old.triggers, props.triggers) ? old.stdout : await perform(props);
         return { outs: outputs(props, props.captureStdout ? stdout : undefined) };
     },
     async delete(_id, urn, props) {
-        const p = unwrap(props) as StepProps;
+        const p = unwrap<StepState>(props);
         // Under continue-on-error the engine deletes what the program no longer
         // registers even after a step failed: never take back a generation
         // that the secret's consumers may still use.
         if (p.guardDelete && p.audit) {
-            const refused = deleteRefusal(p.audit, p.guardDelete.generation, p.title, urn, p.guardDelete.kind ?? "grant");
+            const refused = deleteRefusal(p.audit, p.guardDelete.generation, p.title ?? "", urn, p.guardDelete.kind ?? "grant");
             if (refused) throw new StepError(refused);
         }
-        if (!undoable(p)) return;
-        const audit = p.audit && { ...p.audit, record: { ...p.audit.record, phase: undoPhase(p.audit.record.phase) } };
+        const undo = undoOf(p);
+        if (!undo) return;
+        const audit = undo.audit && { ...undo.audit, record: { ...undo.audit.record, phase: undoPhase(undo.audit.record.phase) } };
         try {
-            if (p.op === "vault") {
-                const fields = splitFields(p.stdin);
+            if (undo.op === "vault") {
+                const fields = splitFields(undo.stdin);
                 try {
-                    await vaultStep({ ...p.vault!, action: "unstage" }, fields[0]);
+                    await vaultStep({ ...undo.vault, action: "unstage" }, fields[0]);
                 } catch (e) {
-                    throw new StepError(redact(`${p.title} (undo): ${(e as Error).message}`, fields));
+                    throw new StepError(redact(`${undo.title} (undo): ${(e as Error).message}`, fields));
                 }
             } else {
-                await runScript({ ...p, attempts: Math.max(1, p.attempts) }, p.deleteScript!, `${p.title} (undo)`);
+                await runScript(undo, undo.deleteScript, `${undo.title} (undo)`);
             }
         } catch (e) {
             appendAudit(audit, "failed", String((e as Error).message).split("\n")[0]);

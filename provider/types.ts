@@ -1,6 +1,9 @@
 /**
  * What a rotation step is, as the program registers it and the step provider
- * (provider/stepProvider.ts) receives it. Shared by both sides; types only.
+ * (provider/stepProvider.ts) receives it: one type per operation, told apart
+ * by `op`. Shared by both sides (components/exec/step.ts derives the
+ * program's arguments from these), so the compiler checks both against one
+ * declaration; types and the step's type token only.
  */
 import type { SshTarget } from "../lib/configSchema";
 import type { VaultStepSpec } from "../adapters/vault";
@@ -59,8 +62,6 @@ export interface RolloutSpec extends HealthCheck {
     logCheck?: LogCheck;
 }
 
-export type StepOp = "script" | "rollout" | "health" | "random" | "vault" | "preflight";
-
 /** In a step with `drift` (the gate): one consumer whose config must hold the new secret (its host a key of the step's `hosts`). */
 export interface DriftCheck {
     host: string;
@@ -86,29 +87,26 @@ export interface PreflightSpec {
     store?: string;
 }
 
-export interface StepProps {
-    /** What this step does, in the runbook's words; starts every error. */
+/** Type token of every step, served by this project's plugin `pulumi-resource-rotation` (provider/). */
+export const STEP_TYPE = "rotation:index:Step";
+
+/** What every step has, whatever its op. */
+export interface StepBase {
+    /** What this step does, in the runbook's words; starts every error and appears in the audit log. */
     title: string;
-    /** Where a "script" step runs (a rollout runs on its consumer's host, `rollout.target`). */
-    target?: StepTarget;
-    /**
-     * "script": run `script` at `target`. "rollout": deploy the secret on stdin
-     * to one consumer (`rollout`). "health": check every consumer in `checks`.
-     * "random": draw a secret. "vault": a Vault store phase (`vault`).
-     */
-    op: StepOp;
-    script?: string;
-    /** Runs when the step is deleted (withdraw a grant, remove a staged copy); gets the same stdin. */
-    deleteScript?: string;
     /** Secret payload: NUL-terminated fields (lib/quote.ts stdinFields). Never logged. */
     stdin?: string;
     /** A change here runs the step again (in place); other changes are only recorded. */
     triggers: (string | number)[];
     /** Keep stdout as the secret output `stdout` (a generated or stored secret). */
     captureStdout?: boolean;
+    /** Tries before the step fails. */
     attempts: number;
+    /** Pause between tries. */
     retryDelaySeconds: number;
+    /** Budget of one try. */
     timeoutSeconds: number;
+    /** Appends one audit line with the step's outcome. */
     audit?: AuditSpec;
     /**
      * The secret generation this step belongs to: its delete (a withdrawal,
@@ -117,25 +115,75 @@ export interface StepProps {
      * (provider/deleteGuard.ts).
      */
     guardDelete?: { generation: number; kind?: "grant" | "value" };
-    rollout?: RolloutSpec;
-    /** For op "random": the secret to draw (provider/random.ts); its stdout is the secret. */
-    random?: RandomSpec;
-    /**
-     * For op "vault": a store phase against a Vault KV v2 secret (lib/vault.ts);
-     * the new secret is the first stdin field, "read" returns the previous as
-     * stdout. Deleting a "stage" step removes the staged copy.
-     */
-    vault?: VaultStepSpec;
-    /** For op "preflight": every consumer (its host a key of `hosts`), the source and the store. */
-    preflight?: PreflightSpec;
-    /** For op "health": the consumers' hosts, by key, and what to check per consumer. */
+    /** The consumers' hosts, each once, by key: for a "health" or "preflight" step, and for a gate's `drift`. */
     hosts?: Record<string, SshTarget>;
-    checks?: ConsumerCheck[];
     /**
-     * Before the step's own work (the gate's commit): every consumer, asked for an HMAC of what its config
-     * holds (lib/scripts/check.ts); stdin is the new secret, then the previous.
-     * `users` are the logins a template renders with (postgres-role).
+     * The gate: before the step's own work (the store's commit), every
+     * consumer is asked for an HMAC of what its config holds
+     * (lib/scripts/check.ts); stdin is the new secret, then the previous.
      */
     drift?: DriftCheck[];
+    /** With `drift`: the logins a template renders with (postgres-role). */
     users?: { current: string; previous: string };
 }
+
+/** Runs a bash script at `target`, with retries. */
+export interface ScriptStep extends StepBase {
+    op: "script";
+    /** The operator's machine or a host over SSH. */
+    target: StepTarget;
+    /** Bash script; values from config inside it must pass through shq(). */
+    script: string;
+    /** Runs when the step is deleted (withdraw a grant, remove a staged copy); gets the same stdin. */
+    deleteScript?: string;
+}
+
+/** Deploys the secret on stdin to one consumer: write (with .bak), reload, health, log check (provider/rollout.ts). */
+export interface RolloutStep extends StepBase {
+    op: "rollout";
+    /** The consumer, on its own host (`rollout.target`), and how to deploy to it. */
+    rollout: RolloutSpec;
+}
+
+/** Checks every consumer in `checks`, in parallel; its error names each one that failed. */
+export interface HealthStep extends StepBase {
+    op: "health";
+    hosts: Record<string, SshTarget>;
+    /** What to check per consumer (its host a key of `hosts`). */
+    checks: ConsumerCheck[];
+}
+
+/** Draws a secret in the step provider (provider/random.ts); its stdout is the secret. */
+export interface RandomStep extends StepBase {
+    op: "random";
+    random: RandomSpec;
+}
+
+/**
+ * A store phase against a Vault KV v2 secret (lib/vault.ts): the new secret
+ * is the first stdin field, "read" returns the previous as stdout. Deleting a
+ * "stage" step removes the staged copy.
+ */
+export interface VaultStep extends StepBase {
+    op: "vault";
+    vault: VaultStepSpec;
+}
+
+/** What one rotation needs, checked before anything of it runs (provider/preflight.ts). */
+export interface PreflightStep extends StepBase {
+    op: "preflight";
+    hosts: Record<string, SshTarget>;
+    /** Every consumer (its host a key of `hosts`), the source and the store. */
+    preflight: PreflightSpec;
+}
+
+/** A step as the provider receives it (defaults filled in by components/exec/step.ts). */
+export type StepProps = ScriptStep | RolloutStep | HealthStep | RandomStep | VaultStep | PreflightStep;
+
+export type StepOp = StepProps["op"];
+
+/** The step of one op. */
+export type StepOfOp<O extends StepOp> = Extract<StepProps, { op: O }>;
+
+/** Every field name any step has. */
+export type StepField = StepProps extends infer P ? (P extends StepProps ? keyof P : never) : never;

@@ -55,7 +55,10 @@ test("secrets are matched literally, not as patterns", () => {
 });
 
 test("the user of a postgres credential (second stdin field) is redacted with the password", () => {
-    assert.equal(redact("FATAL: password authentication failed for user app_g12 (pw Zx9-long-pw)", ["Zx9-long-pw", "app_g12"]), "FATAL: password authentication failed for user [secret] (pw [secret])");
+    assert.equal(
+        redact("FATAL: password authentication failed for user app_g12 (pw Zx9-long-pw)", ["Zx9-long-pw", "app_g12"]),
+        "FATAL: password authentication failed for user [secret] (pw [secret])",
+    );
 });
 
 // A CRLF multi-line secret must be matched line by line without its CRs.

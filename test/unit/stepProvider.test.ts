@@ -9,26 +9,33 @@ import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { test } from "node:test";
+import { specialSecretSig, specialSigKey } from "@pulumi/pulumi/runtime/rpc";
 import { ResultReader } from "../../provider/agent";
-import { stepProvider } from "../../provider/stepProvider";
-import type { StepProps } from "../../provider/types";
+import { recordedDigest, stepProvider } from "../../provider/stepProvider";
+import { STEP_TYPE, type StepField } from "../../provider/types";
 
-const SIG = "4dabf18193072939515e22adb298388d";
-const asSecret = (value: unknown) => ({ [SIG]: "1b47061264138c4ac30d75fd1eb44270", value });
-const URN = "urn:pulumi:unit::p::rotation:index:Step::s";
+const asSecret = (value: unknown) => ({ [specialSigKey]: specialSecretSig, value });
+const URN = `urn:pulumi:unit::p::${STEP_TYPE}::s`;
 
 function tmpDir(): string {
     return fs.mkdtempSync(path.join(os.tmpdir(), "step-provider-"));
 }
 
 /** A step that appends one line per run to `log` and prints its stdin's first field. */
-function counting(dir: string, patch: Partial<Record<keyof StepProps, unknown>> = {}): Record<string, unknown> {
+function counting(dir: string, patch: Partial<Record<StepField, unknown>> = {}): Record<string, unknown> {
     const log = path.join(dir, "runs");
     return {
-        title: "unit: count runs", target: { kind: "local" }, op: "script",
+        title: "unit: count runs",
+        target: { kind: "local" },
+        op: "script",
         script: `IFS= read -r -d '' V; echo run >> '${log}'; printf '%s' "$V"`,
-        stdin: asSecret("Secret-Value-1\0"), triggers: [1], captureStdout: true,
-        attempts: 1, retryDelaySeconds: 0, timeoutSeconds: 10, ...patch,
+        stdin: asSecret("Secret-Value-1\0"),
+        triggers: [1],
+        captureStdout: true,
+        attempts: 1,
+        retryDelaySeconds: 0,
+        timeoutSeconds: 10,
+        ...patch,
     };
 }
 const runs = (dir: string) => (fs.existsSync(path.join(dir, "runs")) ? fs.readFileSync(path.join(dir, "runs"), "utf8").split("\n").filter(Boolean).length : 0);
@@ -99,17 +106,31 @@ async function closedPort(): Promise<number> {
 
 test("health checks of many consumers: the error names each consumer that failed", async () => {
     const port = await closedPort();
-    const check = (label: string, url: string) => ({ label, host: "h0", health: { url, expectStatus: 200 }, retries: 0, retryDelaySeconds: 0, timeoutSeconds: 2 });
+    const check = (label: string, url: string) => ({
+        label,
+        host: "h0",
+        health: { url, expectStatus: 200 },
+        retries: 0,
+        retryDelaySeconds: 0,
+        timeoutSeconds: 2,
+    });
     const props = {
-        title: "s: all 2 consumers healthy after revocation", op: "health", triggers: [1],
-        attempts: 1, retryDelaySeconds: 0, timeoutSeconds: 10,
+        title: "s: all 2 consumers healthy after revocation",
+        op: "health",
+        triggers: [1],
+        attempts: 1,
+        retryDelaySeconds: 0,
+        timeoutSeconds: 10,
         hosts: { h0: { kind: "ssh", host: "127.0.0.1", port: 22, user: "root", hostKey: "ssh-ed25519 AAAA", privateKeyFile: "/nonexistent" } },
         checks: [check("s → consumer a", `http://127.0.0.1:${port}/healthz`), check("s → consumer b", `http://127.0.0.1:${port}/b`)],
     };
     await assert.rejects(stepProvider.create!(URN, props), (e: Error) => {
-        assert.equal(e.message, `s: all 2 consumers healthy after revocation: 2 of 2 consumers failed: ` +
-            `s → consumer a: healthy after revocation: http://127.0.0.1:${port}/healthz answered no answer (ECONNREFUSED), expected 200; ` +
-            `s → consumer b: healthy after revocation: http://127.0.0.1:${port}/b answered no answer (ECONNREFUSED), expected 200`);
+        assert.equal(
+            e.message,
+            `s: all 2 consumers healthy after revocation: 2 of 2 consumers failed: ` +
+                `s → consumer a: healthy after revocation: http://127.0.0.1:${port}/healthz answered no answer (ECONNREFUSED), expected 200; ` +
+                `s → consumer b: healthy after revocation: http://127.0.0.1:${port}/b answered no answer (ECONNREFUSED), expected 200`,
+        );
         return true;
     });
 });
@@ -117,10 +138,47 @@ test("health checks of many consumers: the error names each consumer that failed
 test("check refuses a step its op cannot run, naming what is missing", async () => {
     const base = { title: "t", triggers: [1], attempts: 1, retryDelaySeconds: 0, timeoutSeconds: 1 };
     const failures = async (props: Record<string, unknown>) => (await stepProvider.check!(URN, {}, props)).failures ?? [];
+    const ops = "script, rollout, health, random, vault, preflight";
+    assert.deepEqual(await failures({ ...base, script: "true" }), [{ property: "op", reason: `a step needs op, one of ${ops}` }]);
+    assert.deepEqual(await failures({ ...base, op: "scirpt" }), [{ property: "op", reason: `a step needs op, one of ${ops} (not "scirpt")` }]);
     assert.deepEqual(await failures({ ...base, op: "script", script: "true" }), [{ property: "target", reason: "a script step needs target" }]);
+    assert.deepEqual(await failures({ ...base, op: "script", target: { kind: "local" } }), [{ property: "script", reason: "a script step needs script" }]);
     assert.deepEqual(await failures({ ...base, op: "rollout" }), [{ property: "rollout", reason: "a rollout step needs rollout" }]);
-    assert.deepEqual(await failures({ ...base, op: "health", hosts: {}, checks: [{ host: "h9" }] }), [{ property: "checks", reason: "a health step needs checks with their hosts" }]);
+    assert.deepEqual(await failures({ ...base, op: "health", hosts: {}, checks: [{ host: "h9" }] }), [
+        { property: "checks", reason: "a health step needs checks with their hosts" },
+    ]);
+    assert.deepEqual(await failures({ ...base, op: "preflight", preflight: { consumers: [{ host: "h1" }] } }), [
+        { property: "preflight", reason: "a preflight step needs preflight with its hosts" },
+    ]);
+    assert.deepEqual(await failures({ ...base, op: "random" }), [{ property: "random", reason: "a random step needs random" }]);
+    assert.deepEqual(await failures({ ...base, op: "vault" }), [{ property: "vault", reason: "a vault step needs vault" }]);
+    const gate = { ...base, op: "script", script: "true", target: { kind: "local" }, drift: [{ host: "h1" }] };
+    assert.deepEqual(await failures(gate), [{ property: "hosts", reason: "a script step needs hosts for its drift checks" }]);
+    assert.deepEqual(await failures({ ...gate, hosts: { h1: { kind: "local" } } }), []);
     assert.deepEqual(await failures({ ...base, op: "script", script: "true", target: { kind: "local" } }), []);
+});
+
+test("the recorded digest of the same inputs is the one earlier versions kept in state", () => {
+    // Pinned: a change here would make every existing stack's steps show as changed.
+    const base = { title: "app-redis: grant g2", triggers: [2], attempts: 1, retryDelaySeconds: 0, timeoutSeconds: 60 };
+    const target = { kind: "ssh", host: "127.0.1.11", port: 22, user: "root", hostKey: "ssh-ed25519 AAAA", privateKeyFile: "/k" } as const;
+    const write = { format: "env-line", key: "K" } as const;
+    const rollout = {
+        label: "l",
+        health: { command: "true" },
+        retries: 1,
+        retryDelaySeconds: 0,
+        timeoutSeconds: 5,
+        target,
+        generation: 2,
+        configPath: "/c",
+        write,
+        reload: "true",
+    };
+    const store = { kind: "vault", address: "https://v:8200", mount: "kv", path: "a/b", auth: { method: "token", tokenFile: "/t" } } as const;
+    assert.equal(recordedDigest({ ...base, op: "script", target: { kind: "local" }, script: "true", deleteScript: "false" }), "8e7e53d376c429cc");
+    assert.equal(recordedDigest({ ...base, op: "rollout", rollout }), "95a15392141d3dbf");
+    assert.equal(recordedDigest({ ...base, op: "vault", vault: { action: "stage", store, generation: 2 } }), "3095329910e5ac9c");
 });
 
 test("the agent's reader skips what a login script printed, even without a newline, and frames results by length", () => {
