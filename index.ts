@@ -48,7 +48,12 @@ export = async () => {
         const name = config.secret.name;
         if (config.generation === 0) {
             // Generation 0 is the secret in place before the first managed rotation: nothing runs.
-            summaries[name] = { generation: 0, mode: config.mode, consumers: config.consumers.map((c) => c.name), note: `set rotation:secrets.${name}.generation to 1 to rotate` };
+            summaries[name] = {
+                generation: 0,
+                mode: config.mode,
+                consumers: config.consumers.map((c) => c.name),
+                note: `set rotation:secrets.${name}.generation to 1 to rotate`,
+            };
             continue;
         }
         // `after`: this rotation starts once those secrets' rotations (in this run) have completed.

@@ -7,9 +7,9 @@
  * makes tampering evident to a check, it does not prevent it. Ship the log to
  * write-once storage for that.)
  */
-import { createHash } from "crypto";
-import * as fs from "fs";
-import * as path from "path";
+import { createHash } from "node:crypto";
+import * as fs from "node:fs";
+import * as path from "node:path";
 
 export const GENESIS = "0".repeat(64);
 const sha256 = (s: string) => createHash("sha256").update(s).digest("hex");
@@ -30,7 +30,10 @@ function lastHash(file: string): string {
         const len = Math.min(size, 65536);
         const buf = Buffer.alloc(len);
         fs.readSync(fd, buf, 0, len, size - len);
-        const lines = buf.toString("utf8").split("\n").filter((l) => l.trim());
+        const lines = buf
+            .toString("utf8")
+            .split("\n")
+            .filter((l) => l.trim());
         if (!lines.length) return GENESIS;
         const last = JSON.parse(lines[lines.length - 1]) as { hash?: string };
         // A log from before the chain (0.1) starts a chain at its end.
@@ -59,7 +62,7 @@ export function appendChained(file: string, record: Record<string, unknown>): vo
         }
     }
     try {
-        fs.appendFileSync(file, chainedLine(record, lastHash(file)) + "\n", { mode: 0o600 });
+        fs.appendFileSync(file, `${chainedLine(record, lastHash(file))}\n`, { mode: 0o600 });
     } finally {
         fs.rmSync(lock, { force: true });
     }

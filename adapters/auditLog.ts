@@ -3,7 +3,7 @@
  * guard, the run report and the schedule (the lines are parsed by
  * lib/auditLine.ts; appending is lib/auditChain.ts's).
  */
-import * as fs from "fs";
+import * as fs from "node:fs";
 import { parseAuditLog, type AuditLine } from "../lib/auditLine";
 
 export type { AuditLine };

@@ -19,8 +19,7 @@ type Debug = typeof log.debug;
 export function installDebugLogFilter(target: { debug: Debug } = log as { debug: Debug }): void {
     const original = target.debug;
     if ((original as { rotationFiltered?: boolean }).rotationFiltered) return;
-    const filtered: Debug = (msg, ...rest) =>
-        msg.includes(SECRET_SIGNATURE) ? Promise.resolve() : original(msg, ...rest);
+    const filtered: Debug = (msg, ...rest) => (msg.includes(SECRET_SIGNATURE) ? Promise.resolve() : original(msg, ...rest));
     (filtered as { rotationFiltered?: boolean }).rotationFiltered = true;
     target.debug = filtered;
 }

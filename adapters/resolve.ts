@@ -1,7 +1,7 @@
-import * as fs from "fs";
-import * as path from "path";
+import * as fs from "node:fs";
+import * as path from "node:path";
 import { CONFIG_NAMESPACE, secretOrder, secretRotation, type EnvironmentConfig, type RotationConfig, type SshTarget } from "../lib/config";
-import { spawnSync } from "child_process";
+import { spawnSync } from "node:child_process";
 import { ConfigError, RotationRefusedError } from "../lib/errors";
 import { inventoryProblems, type InventoryFile } from "../lib/inventory";
 import { VaultError } from "../adapters/vault";
@@ -25,7 +25,10 @@ export function consumerTarget(r: Pick<ResolvedRotation, "consumerHostKeys">, c:
  * The consumers' hosts, each once (a fleet has far fewer hosts than
  * consumers), keyed for a step's `hosts`, and each consumer's key.
  */
-export function consumerHosts(r: Pick<ResolvedRotation, "config" | "consumerHostKeys">): { hosts: Record<string, SshTarget>; hostOf: (c: RotationConfig["consumers"][number]) => string } {
+export function consumerHosts(r: Pick<ResolvedRotation, "config" | "consumerHostKeys">): {
+    hosts: Record<string, SshTarget>;
+    hostOf: (c: RotationConfig["consumers"][number]) => string;
+} {
     const hosts: Record<string, SshTarget> = {};
     const keyOf = new Map<string, string>();
     for (const c of r.config.consumers) {
@@ -118,22 +121,27 @@ export function resolveEnvironment(stack: string, env: EnvironmentConfig, baseDi
  */
 export async function checkStores(stack: string, rotations: ResolvedRotation[]): Promise<void> {
     const problems: string[] = [];
-    await Promise.all(rotations.map(async (r) => {
-        const { config } = r;
-        const store = storeOf(config.store.kind);
-        if (!store.ask || config.generation === 0) return;
-        const at = `${CONFIG_NAMESPACE}:secrets.${config.secret.name}.store`;
-        try {
-            const { committed, exists } = await store.ask(config.store, config.secret.name);
-            r.committed = committed;
-            if (!exists) problems.push(`${at}: ${store.label(config.store, config.secret.name)}: no secret at this path: put the secret in use as field "current" first`);
-            checkCommittedGeneration(stack, config, committed);
-        } catch (e) {
-            if (e instanceof ConfigError) problems.push(...e.problems);
-            else if (e instanceof VaultError) problems.push(`${at}: ${e.message}`);
-            else throw e;
-        }
-    }));
+    await Promise.all(
+        rotations.map(async (r) => {
+            const { config } = r;
+            const store = storeOf(config.store.kind);
+            if (!store.ask || config.generation === 0) return;
+            const at = `${CONFIG_NAMESPACE}:secrets.${config.secret.name}.store`;
+            try {
+                const { committed, exists } = await store.ask(config.store, config.secret.name);
+                r.committed = committed;
+                if (!exists)
+                    problems.push(
+                        `${at}: ${store.label(config.store, config.secret.name)}: no secret at this path: put the secret in use as field "current" first`,
+                    );
+                checkCommittedGeneration(stack, config, committed);
+            } catch (e) {
+                if (e instanceof ConfigError) problems.push(...e.problems);
+                else if (e instanceof VaultError) problems.push(`${at}: ${e.message}`);
+                else throw e;
+            }
+        }),
+    );
     if (problems.length) throw new ConfigError(stack, problems.sort());
 }
 
@@ -152,11 +160,14 @@ function grepRejects(patterns: string[]): string | undefined {
  */
 export function logPatternProblems(groups: { field: string; consumers: RotationConfig["consumers"] }[]): string[] {
     const checked = groups.flatMap(({ field, consumers }) =>
-        consumers.flatMap((c, i) => (c.logCheck ? [{ at: `${field}[${i}]`, pattern: c.logCheck.pattern }] : [])));
+        consumers.flatMap((c, i) => (c.logCheck ? [{ at: `${field}[${i}]`, pattern: c.logCheck.pattern }] : [])),
+    );
     if (!checked.length || !grepRejects([...new Set(checked.map((x) => x.pattern))])) return [];
     return checked.flatMap(({ at, pattern }) => {
         const why = grepRejects([pattern]);
-        return why ? [`${CONFIG_NAMESPACE}:${at}.logCheck.pattern: ${JSON.stringify(pattern)} is not an extended regular expression grep -E accepts (${why})`] : [];
+        return why
+            ? [`${CONFIG_NAMESPACE}:${at}.logCheck.pattern: ${JSON.stringify(pattern)} is not an extended regular expression grep -E accepts (${why})`]
+            : [];
     });
 }
 

@@ -6,10 +6,10 @@
  * SIGNERS), so an approval can be forged only by someone holding a listed
  * private key or able to edit that file.
  */
-import { spawnSync } from "child_process";
-import * as fs from "fs";
-import * as os from "os";
-import * as path from "path";
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
 
 /** The signature namespace of this product: a signature made for anything else (git, files) never counts as an approval. */
 export const NAMESPACE = "secret-rotation-ceremony@rotation";
@@ -57,7 +57,10 @@ export function verify(data: Buffer, signature: string, allowedSigners: string):
         const sig = path.join(dir, "sig");
         fs.writeFileSync(sig, signature, { mode: 0o600 });
         const found = keygen(["-Y", "find-principals", "-s", sig, "-f", allowedSigners, "-n", NAMESPACE], "");
-        const principals = found.stdout.split("\n").map((l) => l.trim()).filter(Boolean);
+        const principals = found.stdout
+            .split("\n")
+            .map((l) => l.trim())
+            .filter(Boolean);
         if (found.code !== 0 || !principals.length) throw new SignatureError(`the signing key is not in the allowed signers (${allowedSigners})`);
         const why: string[] = [];
         for (const principal of principals) {

@@ -18,9 +18,9 @@
  * file, VAULT_TOKEN or an AppRole login; it travels only in a request header,
  * never in config, state, a command line or a message.
  */
-import * as fs from "fs";
-import * as http from "http";
-import * as https from "https";
+import * as fs from "node:fs";
+import * as http from "node:http";
+import * as https from "node:https";
 
 /** A Vault store's settings, resolved (stores/vault.ts declares and completes them). */
 export interface VaultStore {
@@ -58,6 +58,7 @@ export function storeLabel(store: VaultStore): string {
 
 interface Reply {
     status: number;
+    // biome-ignore lint/suspicious/noExplicitAny: a Vault reply is JSON of many shapes, read field by field with checks
     body: any;
 }
 
@@ -92,7 +93,8 @@ function request(store: VaultStore, method: string, apiPath: string, token: stri
             res.on("data", (c: Buffer) => chunks.push(c));
             res.on("end", () => {
                 const text = Buffer.concat(chunks).toString("utf8");
-                let parsed: any = undefined;
+                // biome-ignore lint/suspicious/noExplicitAny: see Reply.body
+                let parsed: any;
                 try {
                     parsed = text ? JSON.parse(text) : undefined;
                 } catch {
@@ -104,8 +106,10 @@ function request(store: VaultStore, method: string, apiPath: string, token: stri
         });
         req.on("timeout", () => req.destroy(new Error(`no answer within ${TIMEOUT_MS / 1000}s`)));
         req.on("error", (e: NodeJS.ErrnoException) => {
-            const why = e.code === "ECONNREFUSED" ? "connection refused" : e.code ?? e.message;
-            const tls = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY/.test(String(e.code)) ? " (TLS: is the store's caFile or VAULT_CACERT the CA that signed the server's certificate?)" : "";
+            const why = e.code === "ECONNREFUSED" ? "connection refused" : (e.code ?? e.message);
+            const tls = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY/.test(String(e.code))
+                ? " (TLS: is the store's caFile or VAULT_CACERT the CA that signed the server's certificate?)"
+                : "";
             reject(new VaultError(`${label}: cannot reach ${store.address}: ${why}${tls}`));
         });
         if (payload) req.write(payload);
@@ -122,7 +126,9 @@ function serverErrors(r: Reply): string {
 function fail(store: VaultStore, what: string, r: Reply): VaultError {
     const label = storeLabel(store);
     if (r.status === 403) {
-        return new VaultError(`${label}: ${what}: permission denied (HTTP 403: ${serverErrors(r)}): the token is wrong or expired, or its policy does not allow this path`);
+        return new VaultError(
+            `${label}: ${what}: permission denied (HTTP 403: ${serverErrors(r)}): the token is wrong or expired, or its policy does not allow this path`,
+        );
     }
     return new VaultError(`${label}: ${what}: HTTP ${r.status} (${serverErrors(r)})`);
 }
@@ -147,7 +153,8 @@ export function vaultToken(store: VaultStore): Promise<string> {
     if (auth.method === "token") {
         if (auth.tokenFile) return Promise.resolve(readFileValue(store, "auth.tokenFile", auth.tokenFile));
         const env = process.env.VAULT_TOKEN?.trim();
-        if (!env) return Promise.reject(new VaultError(`${storeLabel(store)}: no token: set VAULT_TOKEN or the store's auth.tokenFile (or use auth.method approle)`));
+        if (!env)
+            return Promise.reject(new VaultError(`${storeLabel(store)}: no token: set VAULT_TOKEN or the store's auth.tokenFile (or use auth.method approle)`));
         return Promise.resolve(env);
     }
     const key = JSON.stringify([store.address, store.namespace, auth.mount, auth.roleIdFile, auth.secretIdFile]);
@@ -159,7 +166,9 @@ export function vaultToken(store: VaultStore): Promise<string> {
             const r = await request(store, "POST", `auth/${auth.mount}/login`, undefined, { role_id, secret_id });
             const token = r.body?.auth?.client_token;
             if (r.status !== 200 || typeof token !== "string") {
-                throw new VaultError(`${storeLabel(store)}: AppRole login at auth/${auth.mount} failed: HTTP ${r.status} (${serverErrors(r)}): check auth.roleIdFile and auth.secretIdFile`);
+                throw new VaultError(
+                    `${storeLabel(store)}: AppRole login at auth/${auth.mount} failed: HTTP ${r.status} (${serverErrors(r)}): check auth.roleIdFile and auth.secretIdFile`,
+                );
             }
             return token;
         })();
@@ -184,7 +193,8 @@ async function readKv(store: VaultStore): Promise<{ data: KvData; version: numbe
     const data = r.body?.data?.data;
     const version = r.body?.data?.metadata?.version;
     if (data === null || data === undefined) return undefined;
-    if (typeof data !== "object" || typeof version !== "number") throw new VaultError(`${storeLabel(store)}: read: not a KV v2 answer (is ${store.mount} a KV version 2 mount?)`);
+    if (typeof data !== "object" || typeof version !== "number")
+        throw new VaultError(`${storeLabel(store)}: read: not a KV v2 answer (is ${store.mount} a KV version 2 mount?)`);
     return { data: data as KvData, version };
 }
 
@@ -231,9 +241,11 @@ function committedOf(custom: Record<string, string> | undefined): number {
 function reusedSecret(label: string, k: number, which: string, extra: VaultStepExtra): string {
     const st = extra.stack ?? "<stack>";
     const name = extra.secret ?? "<secret>";
-    return `${label}: the new secret of generation ${k} is the same as ${which}: once the old one is revoked, that value would be revoked with it. ` +
+    return (
+        `${label}: the new secret of generation ${k} is the same as ${which}: once the old one is revoked, that value would be revoked with it. ` +
         `Nothing was staged or granted. Make the generator (secret.generator) give a new value, then take generation ${k} back ` +
-        `(bin/rotate rollback --stack ${st} --secret ${name} --yes) or start a new one (bin/rotate start --stack ${st} --secret ${name} --yes).`;
+        `(bin/rotate rollback --stack ${st} --secret ${name} --yes) or start a new one (bin/rotate start --stack ${st} --secret ${name} --yes).`
+    );
 }
 
 /**
@@ -250,16 +262,25 @@ async function assertStaged(store: VaultStore, k: number, v: string, extra: Vaul
     if (kv && (kv.data.new === v || (kv.data.current === v && generationOf(kv.data, "current") === k))) return;
     const resume = `bin/rotate resume --stack ${extra.stack ?? "<stack>"} --yes`;
     const refuse = (what: string) => new VaultError(`${label}: ${what}. Nothing was revoked; the old secret still works everywhere.`);
-    if (!kv) throw refuse(`the secret is gone (deleted behind this rotation's back after generation ${k} was staged): put the secret in use back as field "current", then ${resume}`);
+    if (!kv)
+        throw refuse(
+            `the secret is gone (deleted behind this rotation's back after generation ${k} was staged): put the secret in use back as field "current", then ${resume}`,
+        );
     const fields = Object.keys(kv.data).sort().join(", ");
     if (str(kv.data.new)) {
-        throw refuse(`field "new" holds another secret than generation ${k} (version ${kv.version}: written behind this rotation's back after staging, fields ${fields}); find out who wrote it, remove field "new", then ${resume}`);
+        throw refuse(
+            `field "new" holds another secret than generation ${k} (version ${kv.version}: written behind this rotation's back after staging, fields ${fields}); find out who wrote it, remove field "new", then ${resume}`,
+        );
     }
     if (extra.previous !== undefined && kv.data.current !== extra.previous) {
-        throw refuse(`field "current" no longer holds the secret in use (version ${kv.version}: written behind this rotation's back after generation ${k} was staged, fields ${fields}); put the secret in use back there, then ${resume}`);
+        throw refuse(
+            `field "current" no longer holds the secret in use (version ${kv.version}: written behind this rotation's back after generation ${k} was staged, fields ${fields}); put the secret in use back there, then ${resume}`,
+        );
     }
     await writeKv(store, { ...kv.data, new: v, new_generation: String(k) }, kv.version, hooks);
-    throw refuse(`the staged copy of generation ${k} (field "new") was missing at version ${kv.version} (written behind this rotation's back after staging, fields ${fields}); it was staged again (version ${kv.version + 1}). Find out who wrote the store, then ${resume}`);
+    throw refuse(
+        `the staged copy of generation ${k} (field "new") was missing at version ${kv.version} (written behind this rotation's back after staging, fields ${fields}); it was staged again (version ${kv.version + 1}). Find out who wrote the store, then ${resume}`,
+    );
 }
 
 export interface PreflightResult {
@@ -282,13 +303,22 @@ export async function vaultPreflight(store: VaultStore): Promise<PreflightResult
         throw new VaultError(`${label}: the token is not valid (wrong, expired or revoked): HTTP ${self.status} (${serverErrors(self)})`);
     }
     if (self.status !== 200) throw fail(store, "look up the token", self);
-    const r = await call(store, `look up mount "${store.mount}"`, "GET", `sys/internal/ui/mounts/${store.mount}/${store.path}`, undefined, [200, 400, 403, 404]);
+    const r = await call(
+        store,
+        `look up mount "${store.mount}"`,
+        "GET",
+        `sys/internal/ui/mounts/${store.mount}/${store.path}`,
+        undefined,
+        [200, 400, 403, 404],
+    );
     const mount = r.body?.data;
     if (r.status === 403) {
         throw new VaultError(`${label}: no secrets engine is mounted at "${store.mount}/" that this token may reach (HTTP 403: ${serverErrors(r)})`);
     }
     if (r.status !== 200 || !mount || mount.path !== `${store.mount}/`) {
-        throw new VaultError(`${label}: no secrets engine is mounted at "${store.mount}/"${r.status !== 200 ? ` (HTTP ${r.status}: ${serverErrors(r)})` : mount?.path ? ` (the path belongs to mount "${mount.path}")` : ""}`);
+        throw new VaultError(
+            `${label}: no secrets engine is mounted at "${store.mount}/"${r.status !== 200 ? ` (HTTP ${r.status}: ${serverErrors(r)})` : mount?.path ? ` (the path belongs to mount "${mount.path}")` : ""}`,
+        );
     }
     if (mount.type !== "kv" || String(mount.options?.version ?? "1") !== "2") {
         throw new VaultError(`${label}: "${store.mount}/" is a ${mount.type} engine${mount.type === "kv" ? " of version 1" : ""}, not KV version 2`);
@@ -323,7 +353,9 @@ export async function vaultStep(spec: VaultStepSpec, value: string | undefined, 
     const existing = async () => {
         const kv = await readKv(store);
         if (!kv) {
-            throw new VaultError(`${label}: no secret at this path: put the secret in use as field "current" first (e.g. bao kv put -mount=${store.mount} ${store.path} current=@file)`);
+            throw new VaultError(
+                `${label}: no secret at this path: put the secret in use as field "current" first (e.g. bao kv put -mount=${store.mount} ${store.path} current=@file)`,
+            );
         }
         return kv;
     };
@@ -335,7 +367,9 @@ export async function vaultStep(spec: VaultStepSpec, value: string | undefined, 
             if (cur === k && generationOf(data, "previous") === k - 1 && str(data.previous)) return str(data.previous);
             // Older than k - 1 is fine: generations that were rolled back never became current.
             if (cur !== undefined && cur >= k) {
-                throw new VaultError(`${label}: field "current" already holds generation ${cur}, not one before generation ${k}; set the secret's generation to ${cur + 1} to rotate from it`);
+                throw new VaultError(
+                    `${label}: field "current" already holds generation ${cur}, not one before generation ${k}; set the secret's generation to ${cur + 1} to rotate from it`,
+                );
             }
             const v = str(data.current);
             if (!v) throw new VaultError(`${label}: no field "current" (or it is empty): put the secret in use there first`);
@@ -347,9 +381,18 @@ export async function vaultStep(spec: VaultStepSpec, value: string | undefined, 
             if (data.new === v && generationOf(data, "new") === k) return undefined; // staged by an earlier run
             if (data.current === v && generationOf(data, "current") === k) return undefined; // already promoted
             if (str(data.new) && generationOf(data, "new") === k) {
-                throw new VaultError(`${label}: a different secret is already staged as generation ${k} (field "new"): another rotation of this secret? Nothing was written.`);
+                throw new VaultError(
+                    `${label}: a different secret is already staged as generation ${k} (field "new"): another rotation of this secret? Nothing was written.`,
+                );
             }
-            const reused = v === extra.previous ? "the secret in use" : v === data.current ? 'field "current"' : v === data.previous ? 'field "previous" (the secret before the one in use)' : undefined;
+            const reused =
+                v === extra.previous
+                    ? "the secret in use"
+                    : v === data.current
+                      ? 'field "current"'
+                      : v === data.previous
+                        ? 'field "previous" (the secret before the one in use)'
+                        : undefined;
             if (reused) throw new VaultError(reusedSecret(label, k, reused, extra));
             await writeKv(store, { ...without(data, "new", "new_generation"), new: v, new_generation: String(k) }, version, hooks);
             return undefined;
@@ -369,12 +412,17 @@ export async function vaultStep(spec: VaultStepSpec, value: string | undefined, 
             // the new secret is current all the same: the previous one is revoked by now and every
             // consumer holds this one, so promotion writes it there and rolls forward.
             const previousGeneration = generationOf(data, "current") ?? k - 1;
-            await writeKv(store, {
-                ...without(data, "new", "new_generation"),
-                current: v,
-                current_generation: String(k),
-                ...(str(data.current) ? { previous: data.current, previous_generation: String(previousGeneration) } : {}),
-            }, version, hooks);
+            await writeKv(
+                store,
+                {
+                    ...without(data, "new", "new_generation"),
+                    current: v,
+                    current_generation: String(k),
+                    ...(str(data.current) ? { previous: data.current, previous_generation: String(previousGeneration) } : {}),
+                },
+                version,
+                hooks,
+            );
             return undefined;
         }
         case "commit": {
@@ -383,7 +431,9 @@ export async function vaultStep(spec: VaultStepSpec, value: string | undefined, 
             // The point of no return: the staged copy must still be there (byte for byte), or the
             // promotion after the revocation would have nothing to promote.
             if (value !== undefined) await assertStaged(store, k, value, extra, hooks);
-            await call(store, "record the committed generation", "POST", `${store.mount}/metadata/${store.path}`, { custom_metadata: { ...custom, [COMMITTED_KEY]: String(k) } });
+            await call(store, "record the committed generation", "POST", `${store.mount}/metadata/${store.path}`, {
+                custom_metadata: { ...custom, [COMMITTED_KEY]: String(k) },
+            });
             return undefined;
         }
         case "guard": {

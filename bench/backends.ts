@@ -31,7 +31,8 @@ async function main(): Promise<void> {
         for (const side of sides) {
             side.ws.setConfig(redisStack(committed()));
             const r = side.ws.rotate(["start", "--secret", "app-redis", "--yes", "--plain"]);
-            if (r.code !== 0 || !redisAuthOk(storeValue("app-redis"))) throw new Error(`${side.name} run ${run} failed (exit ${r.code}): ${r.stderr.slice(-500)}`);
+            if (r.code !== 0 || !redisAuthOk(storeValue("app-redis")))
+                throw new Error(`${side.name} run ${run} failed (exit ${r.code}): ${r.stderr.slice(-500)}`);
             side.seconds.push(r.seconds);
             console.log(`bench: run ${run} ${side.name.padEnd(11)} ${r.seconds.toFixed(1)} s (generation ${committed()})`);
         }
@@ -42,7 +43,10 @@ async function main(): Promise<void> {
     await c.query(`DROP TABLE IF EXISTS ${table}`);
     await c.end();
     console.log("\nbackend       runs  median   each (s)");
-    for (const s of sides) console.log(`${s.name.padEnd(13)} ${String(runs).padStart(4)}  ${median(s.seconds).toFixed(1).padStart(5)} s  ${s.seconds.map((x) => x.toFixed(1)).join(", ")}`);
+    for (const s of sides)
+        console.log(
+            `${s.name.padEnd(13)} ${String(runs).padStart(4)}  ${median(s.seconds).toFixed(1).padStart(5)} s  ${s.seconds.map((x) => x.toFixed(1)).join(", ")}`,
+        );
     const [f, p] = sides.map((s) => median(s.seconds));
     console.log(`postgres/file: ${(p / f).toFixed(2)}`);
 }

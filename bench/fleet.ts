@@ -11,17 +11,34 @@
 // only way the code before issue 7 knows); the default writes them to an
 // inventory file named by `rotation:inventoryFile` (lab/driver/workspace.ts writes it).
 // Needs root and the lab (started here; the default mode resets it first).
-import { spawn, spawnSync } from "child_process";
-import * as fs from "fs";
-import * as os from "os";
-import * as path from "path";
+import { spawn, spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
 import yaml from "js-yaml";
-import { captured, consumerEntry, currentSecret, type EngineEvent, type Fleet, fleetOf, lab, labCtl, runbookFleetOf, type RunResult, setupFleet, stackConfig, stepTimeline, urnName, verify, Workspace } from "../lab/driver";
+import {
+    captured,
+    consumerEntry,
+    currentSecret,
+    type EngineEvent,
+    type Fleet,
+    fleetOf,
+    lab,
+    labCtl,
+    runbookFleetOf,
+    type RunResult,
+    setupFleet,
+    stackConfig,
+    stepTimeline,
+    urnName,
+    verify,
+    Workspace,
+} from "../lab/driver";
 import { AclWatcher, TreeMemory } from "./instruments";
 
 const USAGE = "usage: bin/bench [--inline] [--start] [--sizes 1,10,50,200] [--runbook 50] | bin/bench --preview N [--inline]";
 const args = process.argv.slice(2);
-const valueOf = (flag: string): string | undefined => {
+const optionValue = (flag: string): string | undefined => {
     const i = args.indexOf(flag);
     return i >= 0 ? args[i + 1] : undefined;
 };
@@ -37,9 +54,9 @@ args.forEach((a, i) => {
 const inline = args.includes("--inline");
 const viaStart = args.includes("--start");
 const positive = (s: string): number => (/^\d+$/.test(s) && Number(s) >= 1 ? Number(s) : usage(`not a positive count: ${s}`));
-const sizes = (valueOf("--sizes") ?? "1,10,50,200").split(",").map(positive);
-const runbookSize = args.includes("--runbook") && valueOf("--runbook") === "0" ? 0 : positive(valueOf("--runbook") ?? "50");
-const previewSize = args.includes("--preview") ? positive(valueOf("--preview") ?? "") : undefined;
+const sizes = (optionValue("--sizes") ?? "1,10,50,200").split(",").map(positive);
+const runbookSize = args.includes("--runbook") && optionValue("--runbook") === "0" ? 0 : positive(optionValue("--runbook") ?? "50");
+const previewSize = args.includes("--preview") ? positive(optionValue("--preview") ?? "") : undefined;
 
 /** A throwaway workspace whose stack rotates fleet `f` (generation 0 until a run bumps it). */
 function fleetWorkspace(f: Fleet): Workspace {
@@ -63,7 +80,10 @@ function fleetWorkspace(f: Fleet): Workspace {
  * leads in ("... failed with an unhandled exception:").
  */
 function firstError(r: RunResult): string {
-    const lines = `${r.stdout}\n${r.stderr}`.replace(/\x1b\[[0-9;]*m/g, "").split("\n").map((l) => l.trim());
+    const lines = `${r.stdout}\n${r.stderr}`
+        .replace(/\x1b\[[0-9;]*m/g, "")
+        .split("\n")
+        .map((l) => l.trim());
     const generic = /^error: ((update|preview) failed|\d+ errors? occurred)/i;
     let i = lines.findIndex((l) => /^error: ./i.test(l) && !generic.test(l));
     if (i < 0) i = lines.findIndex((l) => /\berror\b/i.test(l));
@@ -168,7 +188,10 @@ async function fleetSize(n: number): Promise<Row> {
             row.redisWindow = await watcher.stop();
         }
         // A start's update has no event log here: no window or slowest rollout from it.
-        Object.assign(row, { g2: g2.seconds, ...(g2.events.length ? { window: engineWindow(g2, f, 2), slowest: slowestRollout(g2, f), eventLog: g2.eventLogText.length } : {}) });
+        Object.assign(row, {
+            g2: g2.seconds,
+            ...(g2.events.length ? { window: engineWindow(g2, f, 2), slowest: slowestRollout(g2, f), eventLog: g2.eventLogText.length } : {}),
+        });
         log(`${n}: rotation g2 ${g2.seconds.toFixed(1)} s, ${row.checks.at(-1)}`);
         const before = currentSecret(f);
         const noop = await ws.pulumi(["up", "--yes", "--skip-preview"]);
@@ -204,9 +227,21 @@ async function runbook(n: number): Promise<Runbook> {
     const before = currentSecret(f);
     const watcher = await AclWatcher.start(f.user);
     const t0 = performance.now();
-    const child = spawn("bash", [path.join(__dirname, "runbook.sh"), l.labDir, `${l.redis.host}:${l.redis.port}`, f.user, f.secret, String(n), ...l.hosts.map((h: { ip: string }) => h.ip)], {
-        stdio: ["ignore", "pipe", "inherit"],
-    });
+    const child = spawn(
+        "bash",
+        [
+            path.join(__dirname, "runbook.sh"),
+            l.labDir,
+            `${l.redis.host}:${l.redis.port}`,
+            f.user,
+            f.secret,
+            String(n),
+            ...l.hosts.map((h: { ip: string }) => h.ip),
+        ],
+        {
+            stdio: ["ignore", "pipe", "inherit"],
+        },
+    );
     let out = "";
     child.stdout.on("data", (d) => (out += d));
     const code = await new Promise<number>((resolve) => child.on("close", (c) => resolve(c ?? 1)));
@@ -222,7 +257,19 @@ const kb = (b?: number) => (b === undefined ? "-" : `${(b / 1000).toFixed(1)} KB
 const mb = (b?: number) => (b === undefined ? "-" : `${(b / 1e6).toFixed(2)} MB`);
 
 function printTable(rows: Row[], rb?: Runbook): void {
-    const head = ["consumers", "first rotation", "rotation (g2)", "dual-active window", "slowest rollout", "no-op up", "state (export)", "per consumer", "checkpoint/consumer", "event log", "checks"];
+    const head = [
+        "consumers",
+        "first rotation",
+        "rotation (g2)",
+        "dual-active window",
+        "slowest rollout",
+        "no-op up",
+        "state (export)",
+        "per consumer",
+        "checkpoint/consumer",
+        "event log",
+        "checks",
+    ];
     const cells = rows.map((r) => [
         r.label,
         sec(r.g1),
@@ -255,8 +302,12 @@ function printTable(rows: Row[], rb?: Runbook): void {
         `ratios: T(${big})/T(1) = ${ratio(t(big), t(1))} (target <= 1.5); runbook/T(${big}) = ${ratio(rb?.wall, t(big), 1)} (target >= 10); ` +
             `T(200) = ${t(200) === undefined ? "n/a" : sec(t(200))} (target < 60 s)`,
     );
-    console.log(`T = rotation (g2) wall time of ${viaStart ? "\`bin/rotate start --yes\` (the whole command)" : "\`pulumi up\`"}; dual-active window: engine event timestamps (1 s resolution), Redis: polled at the source every 0.1 s;`);
-    console.log("slowest rollout: one consumer's deploy..log check, first step start to last step end (target: window <= it + 3 s); checkpoint: the state file the engine rewrites per step operation");
+    console.log(
+        `T = rotation (g2) wall time of ${viaStart ? "`bin/rotate start --yes` (the whole command)" : "`pulumi up`"}; dual-active window: engine event timestamps (1 s resolution), Redis: polled at the source every 0.1 s;`,
+    );
+    console.log(
+        "slowest rollout: one consumer's deploy..log check, first step start to last step end (target: window <= it + 3 s); checkpoint: the state file the engine rewrites per step operation",
+    );
 }
 
 async function preview(n: number): Promise<void> {
@@ -271,13 +322,17 @@ async function preview(n: number): Promise<void> {
     const planned = r.events.filter((e) => e.resourcePreEvent).length;
     const peak = `peak memory ${(mem.peakBytes / 2 ** 20).toFixed(0)} MiB (RSS summed over the pulumi process tree, ${mem.peakProcesses} processes at the peak)`;
     const what = `preview of ${n} consumers (${inline ? "inline in rotation:secrets" : "rotation:inventoryFile"})`;
-    console.log(r.code === 0 ? `${what}: ${sec(r.seconds)} wall, ${peak}, ${planned} resources in the plan` : `${what}: FAILED after ${sec(r.seconds)}: ${firstError(r)}; ${peak}`);
+    console.log(
+        r.code === 0
+            ? `${what}: ${sec(r.seconds)} wall, ${peak}, ${planned} resources in the plan`
+            : `${what}: FAILED after ${sec(r.seconds)}: ${firstError(r)}; ${peak}`,
+    );
     console.log("targets: <= 60 s, <= 2 GiB (whole process tree)");
 }
 
 function header(): void {
     const git = (...a: string[]) => spawnSync("git", a, { cwd: path.resolve(__dirname, ".."), encoding: "utf8" }).stdout.trim();
-        // The benchmark's own files do not count: they are copied onto older commits to measure them.
+    // The benchmark's own files do not count: they are copied onto older commits to measure them.
     const dirty = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench", ":!bin/bench") ? " (with uncommitted changes)" : "";
     log(`fleet benchmark at ${git("rev-parse", "--short", "HEAD")}${dirty}, ${os.cpus().length} cores, consumers ${inline ? "inline" : "from a file"}`);
 }

@@ -1,8 +1,8 @@
 // Measuring instruments of the benchmark that do not depend on the code
 // under test: a Redis watcher that sees the dual-active window at the source
 // itself, and a process-tree memory sampler.
-import * as fs from "fs";
-import * as net from "net";
+import * as fs from "node:fs";
+import * as net from "node:net";
 import { lab } from "../lab/driver";
 /** Minimal RESP2 reader: one reply from `b` at `i`, or undefined if incomplete. */
 function readReply(b: Buffer, i: number): [unknown, number] | undefined {
@@ -54,7 +54,10 @@ export class AclWatcher {
     private dualTo?: number;
     error?: string;
 
-    private constructor(private readonly sock: net.Socket, private readonly user: string) {}
+    private constructor(
+        private readonly sock: net.Socket,
+        readonly user: string,
+    ) {}
 
     static start(user: string): Promise<AclWatcher> {
         const l = lab();
@@ -136,7 +139,7 @@ export class TreeMemory {
         const tree = new Set<number>([process.pid]);
         for (let grew = true; grew; ) {
             grew = false;
-            for (const [pid, ppid] of parent) if (tree.has(ppid) && !tree.has(pid)) (tree.add(pid), (grew = true));
+            for (const [pid, ppid] of parent) if (tree.has(ppid) && !tree.has(pid)) tree.add(pid), (grew = true);
         }
         tree.delete(process.pid);
         let kb = 0;

@@ -6,9 +6,9 @@
  * included, as a row of one table, `pulumi_state` unless the URL's `table`
  * says otherwise). Any other backend's locks are the engine's to report.
  */
-import * as fs from "fs";
-import * as os from "os";
-import * as path from "path";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
 import { Client, type ClientConfig } from "pg";
 import { parse } from "pg-connection-string";
 import { LockedError, PROJECT, UsageError, filesUnder } from "./stack";
@@ -69,11 +69,16 @@ export function stateClient(url: string): Client {
         ...(conn as ClientConfig),
         connectionTimeoutMillis: 10_000,
         // node-postgres calls it with the connection's parameters (host, port, database, user), which pgpass matches.
-        password: password || ((async (params: { user?: string; host?: string; port?: number; database?: string }) => {
-            const found = process.env.PGPASSWORD || (await new Promise<string | undefined>((r) => pgpass(params, r)));
-            if (!found) throw new Error(`no password for ${params.user}@${params.host}:${params.port}/${params.database}: set PGPASSFILE (a libpq password file, mode 0600) or PGPASSWORD`);
-            return found;
-        }) as unknown as () => Promise<string>),
+        password:
+            password ||
+            ((async (params: { user?: string; host?: string; port?: number; database?: string }) => {
+                const found = process.env.PGPASSWORD || (await new Promise<string | undefined>((r) => pgpass(params, r)));
+                if (!found)
+                    throw new Error(
+                        `no password for ${params.user}@${params.host}:${params.port}/${params.database}: set PGPASSFILE (a libpq password file, mode 0600) or PGPASSWORD`,
+                    );
+                return found;
+            }) as unknown as () => Promise<string>),
     });
 }
 
@@ -82,7 +87,9 @@ async function withDb<T>(b: Extract<Backend, { kind: "postgres" }>, f: (c: Clien
     try {
         await c.connect();
     } catch (e) {
-        throw new UsageError(`the PostgreSQL state backend (${b.url.replace(/\/\/([^:@/]*):[^@/]*@/, "//$1:***@")}) cannot be reached: ${(e as Error).message}`);
+        throw new UsageError(
+            `the PostgreSQL state backend (${b.url.replace(/\/\/([^:@/]*):[^@/]*@/, "//$1:***@")}) cannot be reached: ${(e as Error).message}`,
+        );
     }
     try {
         return await f(c);
@@ -130,6 +137,11 @@ export async function assertUnlocked(stack: string): Promise<void> {
     const [lock] = await stackLocks(stack);
     if (!lock) return;
     const who = `process ${lock.pid}${lock.username ? ` of ${lock.username}` : ""} on ${lock.hostname}`;
-    if (lock.alive) throw new LockedError(`stack ${stack} is being changed by ${who} since ${lock.timestamp ?? "an unknown time"}; nothing was changed. Wait for it to finish.`);
-    throw new LockedError(`stack ${stack} holds the lock of a run that no longer exists (${who}, since ${lock.timestamp ?? "an unknown time"}); nothing was changed. Run: bin/rotate unlock --stack ${stack}, then resume`);
+    if (lock.alive)
+        throw new LockedError(
+            `stack ${stack} is being changed by ${who} since ${lock.timestamp ?? "an unknown time"}; nothing was changed. Wait for it to finish.`,
+        );
+    throw new LockedError(
+        `stack ${stack} holds the lock of a run that no longer exists (${who}, since ${lock.timestamp ?? "an unknown time"}); nothing was changed. Run: bin/rotate unlock --stack ${stack}, then resume`,
+    );
 }

@@ -74,12 +74,14 @@ export async function check(o: Common & { secret?: string[] }): Promise<number> 
     const consumers: ConsumerCheck[] = [];
     const sources: SourceCheck[] = [];
     try {
-        await Promise.all(rotations.map(async (r) => {
-            const v = await storeValues(r.config);
-            const [mine, src] = await Promise.all([Promise.all(r.config.consumers.map((c) => checkConsumer(r, c, v))), checkSource(r, v)]);
-            consumers.push(...mine);
-            sources.push(src);
-        }));
+        await Promise.all(
+            rotations.map(async (r) => {
+                const v = await storeValues(r.config);
+                const [mine, src] = await Promise.all([Promise.all(r.config.consumers.map((c) => checkConsumer(r, c, v))), checkSource(r, v)]);
+                consumers.push(...mine);
+                sources.push(src);
+            }),
+        );
     } finally {
         pool.close();
     }
@@ -97,10 +99,21 @@ export async function check(o: Common & { secret?: string[] }): Promise<number> 
         console.log(`stack ${o.stack}: ${consumers.length} consumers checked in ${result.seconds.toFixed(1)}s`);
         for (const c of consumers) console.log(`  ${`${c.secret} ${c.consumer}`.padEnd(w)}  ${c.holds}${c.detail ? `: ${c.detail}` : ""}`);
         for (const s of sources) {
-            const what = s.previousAccepted === undefined ? (s.detail ?? "not checked") : s.previousAccepted ? `the previous secret is STILL ACCEPTED (${s.detail})` : s.currentAccepted === false ? `the current secret is REJECTED (${s.detail})` : "previous rejected, current accepted";
+            const what =
+                s.previousAccepted === undefined
+                    ? (s.detail ?? "not checked")
+                    : s.previousAccepted
+                      ? `the previous secret is STILL ACCEPTED (${s.detail})`
+                      : s.currentAccepted === false
+                        ? `the current secret is REJECTED (${s.detail})`
+                        : "previous rejected, current accepted";
             console.log(`  ${s.secret} source: ${what}`);
         }
-        console.log(ok ? "rotate: check: every consumer holds the current secret" : `rotate: check: drift: ${[...drift.map((c) => `${c.secret} ${c.consumer} ${c.holds}`), ...stillAccepted.map((s) => `${s.secret} source`)].join(", ")}`);
+        console.log(
+            ok
+                ? "rotate: check: every consumer holds the current secret"
+                : `rotate: check: drift: ${[...drift.map((c) => `${c.secret} ${c.consumer} ${c.holds}`), ...stillAccepted.map((s) => `${s.secret} source`)].join(", ")}`,
+        );
     }
     return ok ? EXIT.done : 1;
 }

@@ -1,6 +1,6 @@
 /** What the console's commands share: the stack and its config, the secrets asked for, the audit log, the store's committed generation. */
-import * as fs from "fs";
-import * as path from "path";
+import * as fs from "node:fs";
+import * as path from "node:path";
 import type { Stack } from "@pulumi/pulumi/automation";
 import { readAuditLog, type AuditLine } from "../adapters/auditLog";
 import { NAME, type EnvironmentConfig, type SecretEntry } from "../lib/config";
@@ -95,9 +95,15 @@ export const isDue = (d: { due?: Date }) => d.due !== undefined && d.due.getTime
 export function runSecret(env: EnvironmentConfig, name: string, generation: number, mode: RunSecret["mode"]): RunSecret {
     const s = env.secrets[name];
     return {
-        name, generation, mode, consumers: s.consumers.map((c) => c.name), after: s.after,
+        name,
+        generation,
+        mode,
+        consumers: s.consumers.map((c) => c.name),
+        after: s.after,
         ...(s.rollout.waves.length > 1 || s.rollout.waves[0] !== "100%" ? { waves: s.rollout.waves } : {}),
-        reason: s.reason, ...(s.note ? { note: s.note } : {}), ...(s.approval ? { approval: { request: s.approval.request } } : {}),
+        reason: s.reason,
+        ...(s.note ? { note: s.note } : {}),
+        ...(s.approval ? { approval: { request: s.approval.request } } : {}),
     };
 }
 

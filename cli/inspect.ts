@@ -1,6 +1,6 @@
 /** The commands that only read: status, due, plan, preview, audit verify. None creates or changes a stack. */
-import * as fs from "fs";
-import * as path from "path";
+import * as fs from "node:fs";
+import * as path from "node:path";
 import type { AuditLine } from "../lib/auditLine";
 import { verifyChain } from "../adapters/auditChain";
 import { planSteps, planTable, renderPlanSvg } from "./planGraph";
@@ -16,7 +16,8 @@ import { PROJECT, UsageError } from "./stack";
 export function lastOutcome(lines: AuditLine[], secret: string): string {
     for (let i = lines.length - 1; i >= 0; i--) {
         const r = lines[i];
-        if (r.secret === secret && !(r.outcome === "ok" && (r.phase === "withdrawn" || r.phase === "unstaged"))) return `${r.phase} ${r.outcome}${r.consumer ? ` (${r.consumer})` : ""} g${r.generation} ${r.time}`;
+        if (r.secret === secret && !(r.outcome === "ok" && (r.phase === "withdrawn" || r.phase === "unstaged")))
+            return `${r.phase} ${r.outcome}${r.consumer ? ` (${r.consumer})` : ""} g${r.generation} ${r.time}`;
     }
     return "none";
 }
@@ -27,22 +28,42 @@ export async function status(o: Common & { secret?: string[] }): Promise<number>
     const names = pick(env, o.stack, o.secret);
     const lines = auditLines(env);
     const notes: string[] = [];
-    const rows = await Promise.all(names.map(async (n) => {
-        const s = env.secrets[n];
-        const committed = await committedOf(n, s).catch((e: Error) => {
-            notes.push(`rotate: ${n}: committed generation unknown: ${e.message}`);
-            return undefined;
-        });
-        const d = dueInfo(env, lines, n);
-        return { secret: n, generation: s.generation, mode: s.mode, committed, lastCompleted: d.last?.toISOString(), schedule: d.schedule, nextDue: d.due?.toISOString(), due: isDue(d), lastOutcome: lastOutcome(lines, n) };
-    }));
+    const rows = await Promise.all(
+        names.map(async (n) => {
+            const s = env.secrets[n];
+            const committed = await committedOf(n, s).catch((e: Error) => {
+                notes.push(`rotate: ${n}: committed generation unknown: ${e.message}`);
+                return undefined;
+            });
+            const d = dueInfo(env, lines, n);
+            return {
+                secret: n,
+                generation: s.generation,
+                mode: s.mode,
+                committed,
+                lastCompleted: d.last?.toISOString(),
+                schedule: d.schedule,
+                nextDue: d.due?.toISOString(),
+                due: isDue(d),
+                lastOutcome: lastOutcome(lines, n),
+            };
+        }),
+    );
     const lastCheck = readLastCheck(o.stack);
     if (o.json) {
         printJson({ stack: o.stack, auditLog: auditLogOf(env), secrets: rows, notes, lastCheck });
         return EXIT.done;
     }
     const short = (iso?: string) => (iso ? iso.slice(0, 16).replace("T", " ") : undefined);
-    const table = rows.map((r) => [r.secret, String(r.generation), r.mode, r.committed === undefined ? "?" : String(r.committed), short(r.lastCompleted) ?? "never", r.nextDue ? `${short(r.nextDue)}${r.due ? " DUE" : ""}` : "no schedule", r.lastOutcome]);
+    const table = rows.map((r) => [
+        r.secret,
+        String(r.generation),
+        r.mode,
+        r.committed === undefined ? "?" : String(r.committed),
+        short(r.lastCompleted) ?? "never",
+        r.nextDue ? `${short(r.nextDue)}${r.due ? " DUE" : ""}` : "no schedule",
+        r.lastOutcome,
+    ]);
     const head = ["secret", "generation", "mode", "committed", "last completed", "next due", "last outcome"];
     const widths = head.map((h, i) => Math.max(h.length, ...table.map((r) => r[i].length)));
     const fmt = (r: string[]) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join("  ");
@@ -52,7 +73,9 @@ export async function status(o: Common & { secret?: string[] }): Promise<number>
     for (const note of notes) console.log(note);
     if (lastCheck) {
         const off = lastCheck.consumers.filter((c) => c.holds !== "current").map((c) => `${c.secret} ${c.consumer} ${c.holds}`);
-        console.log(`last check ${lastCheck.time}: ${lastCheck.ok ? `every consumer current (${lastCheck.consumers.length})` : `drift: ${off.join(", ") || "the source still accepts a previous secret"}`}`);
+        console.log(
+            `last check ${lastCheck.time}: ${lastCheck.ok ? `every consumer current (${lastCheck.consumers.length})` : `drift: ${off.join(", ") || "the source still accepts a previous secret"}`}`,
+        );
     } else console.log(`last check: never (bin/rotate check --stack ${o.stack})`);
     return EXIT.done;
 }
@@ -64,7 +87,10 @@ export async function due(o: Common & { secret?: string[] }): Promise<number> {
     const rows = names.map((n) => ({ secret: n, ...dueInfo(env, lines, n) }));
     for (const d of rows) {
         const verdict = !d.due ? "no schedule" : isDue(d) ? "DUE" : "not due";
-        say(o, `rotate: ${o.stack}/${d.secret}: last completed ${d.last?.toISOString() ?? "never"}, schedule ${d.schedule ?? "none"}${d.due ? `, next due ${d.due.toISOString()}` : ""}: ${verdict}`);
+        say(
+            o,
+            `rotate: ${o.stack}/${d.secret}: last completed ${d.last?.toISOString() ?? "never"}, schedule ${d.schedule ?? "none"}${d.due ? `, next due ${d.due.toISOString()}` : ""}: ${verdict}`,
+        );
     }
     return rows.some(isDue) ? EXIT.done : 1;
 }
@@ -82,7 +108,9 @@ export async function plan(o: Common & { secret?: string[]; out?: string }): Pro
         printJson({ stack: o.stack, svg: file, secrets, steps: planSteps(secrets) });
         return EXIT.done;
     }
-    console.log(`rotate: stack ${o.stack}: the plan of bin/rotate start for ${secrets.map((s) => `${s.name} g${s.generation - 1} -> g${s.generation}`).join(", ")}`);
+    console.log(
+        `rotate: stack ${o.stack}: the plan of bin/rotate start for ${secrets.map((s) => `${s.name} g${s.generation - 1} -> g${s.generation}`).join(", ")}`,
+    );
     console.log(planTable(secrets, { color: !!process.stdout.isTTY }));
     console.log(`rotate: picture: ${file} (${(svg.length / 1024).toFixed(0)} KiB, ${((Date.now() - t0) / 1000).toFixed(1)}s)`);
     return EXIT.done;
@@ -95,7 +123,15 @@ export async function preview(o: Common): Promise<number> {
         return EXIT.done;
     } catch (e) {
         const message = (e as Error).message;
-        process.stderr.write(`rotate: preview failed: ${message.split("\n").filter((l) => /error|refused|Invalid/i.test(l)).slice(-6).join("\n") || message}\n`);
+        process.stderr.write(
+            `rotate: preview failed: ${
+                message
+                    .split("\n")
+                    .filter((l) => /error|refused|Invalid/i.test(l))
+                    .slice(-6)
+                    .join("\n") || message
+            }\n`,
+        );
         return /Invalid rotation config/.test(message) ? EXIT.usage : /refused/.test(message) ? EXIT.refused : EXIT.failed;
     }
 }

@@ -42,7 +42,10 @@ interface SecretPlan {
 }
 
 const plans = (secrets: RunSecret[]): SecretPlan[] =>
-    secrets.map((secret) => ({ secret, plan: rotationPlan({ mode: secret.mode, consumers: secret.consumers.map((name) => ({ name })), waves: secret.waves }) }));
+    secrets.map((secret) => ({
+        secret,
+        plan: rotationPlan({ mode: secret.mode, consumers: secret.consumers.map((name) => ({ name })), waves: secret.waves }),
+    }));
 
 /** The `after` secrets that run in this run too; the others are not waited for (index.ts does the same). */
 const afterInRun = (s: RunSecret, secrets: RunSecret[]) => s.after.filter((a) => a !== s.name && secrets.some((o) => o.name === a));
@@ -51,17 +54,27 @@ const afterInRun = (s: RunSecret, secrets: RunSecret[]) => s.after.filter((a) =>
 function stepLabel(step: PlanStep, s: RunSecret): string {
     const next = `g${s.generation}`;
     const prev = `g${s.generation - 1}`;
-    const labels: Record<string, string> = s.mode === "rollback"
-        ? {
-            previous: `read ${prev} (to restore)`, guard: "guard: revocation not started",
-            "grant-previous": `keep grant ${prev}`, audit: "audit: rolled-back",
-        }
-        : {
-            preflight: `pre-flight: ${s.consumers.length} consumer${s.consumers.length === 1 ? "" : "s"}, source, store`,
-            previous: `read ${prev} (in use)`, secret: `generate ${next}`, stage: `stage ${next}`, grant: `grant ${next}`,
-            gate: "gate: no rollback after", revoke: `revoke ${prev}`, promote: `promote ${next}`,
-            "verify/source": "verify source", "verify/consumers": "verify consumers", audit: "audit: completed",
-        };
+    const labels: Record<string, string> =
+        s.mode === "rollback"
+            ? {
+                  previous: `read ${prev} (to restore)`,
+                  guard: "guard: revocation not started",
+                  "grant-previous": `keep grant ${prev}`,
+                  audit: "audit: rolled-back",
+              }
+            : {
+                  preflight: `pre-flight: ${s.consumers.length} consumer${s.consumers.length === 1 ? "" : "s"}, source, store`,
+                  previous: `read ${prev} (in use)`,
+                  secret: `generate ${next}`,
+                  stage: `stage ${next}`,
+                  grant: `grant ${next}`,
+                  gate: "gate: no rollback after",
+                  revoke: `revoke ${prev}`,
+                  promote: `promote ${next}`,
+                  "verify/source": "verify source",
+                  "verify/consumers": "verify consumers",
+                  audit: "audit: completed",
+              };
     return step.consumer ?? labels[step.id] ?? step.id;
 }
 
@@ -83,14 +96,15 @@ export function planSteps(secrets: RunSecret[]): PlanGraphStep[] {
 const q = (s: string) => `"${s.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n")}"`;
 const html = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
 
-const secretTitle = (s: RunSecret) =>
-    s.mode === "rollback" ? `${s.name}: roll back g${s.generation}` : `${s.name} g${s.generation - 1} -> g${s.generation}`;
+const secretTitle = (s: RunSecret) => (s.mode === "rollback" ? `${s.name}: roll back g${s.generation}` : `${s.name} g${s.generation - 1} -> g${s.generation}`);
 
 /** One row per consumer: its name over the four parts its rollout step runs. */
 function rolloutLabel(consumer: string): string {
     const parts = ROLLOUT_PARTS.map((p) => `<td>${html(p)}</td>`).join("");
-    return `<<table border="0" cellborder="1" cellspacing="0" cellpadding="4" bgcolor="white">` +
-        `<tr><td colspan="${ROLLOUT_PARTS.length}"><b>${html(consumer)}</b></td></tr><tr>${parts}</tr></table>>`;
+    return (
+        `<<table border="0" cellborder="1" cellspacing="0" cellpadding="4" bgcolor="white">` +
+        `<tr><td colspan="${ROLLOUT_PARTS.length}"><b>${html(consumer)}</b></td></tr><tr>${parts}</tr></table>>`
+    );
 }
 
 export function planDot(secrets: RunSecret[]): string {
@@ -116,7 +130,11 @@ export function planDot(secrets: RunSecret[]): string {
         const waves = [...new Set(rollouts.map((st) => st.wave ?? 0))];
         for (const w of waves) {
             const members = rollouts.filter((st) => (st.wave ?? 0) === w);
-            if (w) out.push(`${indent}subgraph ${q(`cluster_${s.name}_wave${w}`)} {`, `${indent}  id=${q(`${s.name}/wave-${w}`)}; label=${q(`wave ${w} (${members.length})`)}; style="dashed,rounded"; color="#8a6d00"; fontsize=10;`);
+            if (w)
+                out.push(
+                    `${indent}subgraph ${q(`cluster_${s.name}_wave${w}`)} {`,
+                    `${indent}  id=${q(`${s.name}/wave-${w}`)}; label=${q(`wave ${w} (${members.length})`)}; style="dashed,rounded"; color="#8a6d00"; fontsize=10;`,
+                );
             out.push(`${indent}{ rank=same;`);
             for (const step of [...members].reverse()) node(s, step, `${indent}  `);
             out.push(`${indent}}`);
@@ -134,10 +152,18 @@ export function planDot(secrets: RunSecret[]): string {
                 '      style="filled,rounded"; fillcolor="#fff4cc"; color="#d9a400"; fontsize=10;',
             );
             for (const step of dual) if (!step.consumer) node(s, step, "      ");
-            stacked(s, dual.filter((st) => st.consumer), "      ");
+            stacked(
+                s,
+                dual.filter((st) => st.consumer),
+                "      ",
+            );
             out.push("    }");
         } else {
-            stacked(s, plan.filter((st) => st.consumer), "    ");
+            stacked(
+                s,
+                plan.filter((st) => st.consumer),
+                "    ",
+            );
         }
         out.push("  }");
     }
@@ -149,17 +175,19 @@ export function planDot(secrets: RunSecret[]): string {
         }
     }
     out.push("}");
-    return out.join("\n") + "\n";
+    return `${out.join("\n")}\n`;
 }
 
 let viz: Promise<Viz> | undefined;
 
 /** Loaded on first use: the table and `--json` need no Graphviz (1 MB of WebAssembly). */
 async function graphviz(): Promise<Viz> {
-    viz ??= import("@viz-js/viz").then((m) => m.instance()).catch((e) => {
-        viz = undefined; // a failed load is tried again next time, not cached
-        throw e;
-    });
+    viz ??= import("@viz-js/viz")
+        .then((m) => m.instance())
+        .catch((e) => {
+            viz = undefined; // a failed load is tried again next time, not cached
+            throw e;
+        });
     return viz;
 }
 
@@ -191,9 +219,12 @@ function phaseRows(s: RunSecret, plan: PlanStep[], all: PlanGraphStep[]): string
     const phaseOf = new Map<string, string>(all.map((st) => [st.id, st.secret === s.name ? st.phase : `${st.secret} audit`]));
     return [...new Set(plan.map((st) => st.phase))].map((phase) => {
         const mine = plan.filter((st) => st.phase === phase);
-        const what = phase === "rollout" ? `${consumerList(mine.map((st) => st.consumer!))}${wavesOf(mine, s.waves)}`
-            : mine.length > 1 ? mine.map((st) => st.id.replace(`${phase}/`, "")).join(", ")
-            : stepLabel(mine[0], s);
+        const what =
+            phase === "rollout"
+                ? `${consumerList(mine.map((st) => st.consumer!))}${wavesOf(mine, s.waves)}`
+                : mine.length > 1
+                  ? mine.map((st) => st.id.replace(`${phase}/`, "")).join(", ")
+                  : stepLabel(mine[0], s);
         const deps = all.filter((st) => st.secret === s.name && st.phase === phase).flatMap((st) => st.dependsOn);
         const waits = [...new Set(deps.map((d) => phaseOf.get(d)!))].join(", ") || "-";
         return [phase, what, waits, s.mode === "rotate" && DUAL_ACTIVE.has(phase) ? "yes" : ""];
@@ -216,11 +247,13 @@ export function planTable(secrets: RunSecret[], opts: { color?: boolean } = {}):
         excess -= cut;
     }
     const style = { compact: true, ...(opts.color === false ? { head: [], border: [] } : {}) };
-    return tables.map(({ title, rows }) => {
-        // cli-table3 takes a spanning cell as a heading too; its types only say string.
-        const heading = { content: title, colSpan: head.length } as unknown as string;
-        const table = new Table({ head: [heading], colWidths: widths, wordWrap: true, style });
-        table.push(head, ...rows);
-        return table.toString();
-    }).join("\n");
+    return tables
+        .map(({ title, rows }) => {
+            // cli-table3 takes a spanning cell as a heading too; its types only say string.
+            const heading = { content: title, colSpan: head.length } as unknown as string;
+            const table = new Table({ head: [heading], colWidths: widths, wordWrap: true, style });
+            table.push(head, ...rows);
+            return table.toString();
+        })
+        .join("\n");
 }

@@ -18,10 +18,14 @@ import { PROJECT } from "./stack";
 async function runPreflight(rotations: ResolvedRotation[]): Promise<PreflightResult> {
     const t0 = Date.now();
     try {
-        const problems = (await Promise.all(rotations.map((r) => {
-            const { hosts, hostOf } = consumerHosts(r);
-            return preflightProblems(preflightSpec(r, hostOf), hosts);
-        }))).flat();
+        const problems = (
+            await Promise.all(
+                rotations.map((r) => {
+                    const { hosts, hostOf } = consumerHosts(r);
+                    return preflightProblems(preflightSpec(r, hostOf), hosts);
+                }),
+            )
+        ).flat();
         return { ok: !problems.length, seconds: (Date.now() - t0) / 1000, consumers: rotations.reduce((n, r) => n + r.config.consumers.length, 0), problems };
     } finally {
         pool.close();
@@ -35,7 +39,9 @@ export async function preflight(o: Common & { secret?: string[] }): Promise<numb
     if (o.json) printJson({ stack: o.stack, ...result });
     else {
         for (const line of describeProblems(result.problems)) console.log(`rotate: pre-flight: ${line}`);
-        console.log(`rotate: pre-flight of ${names.join(", ")} (${result.consumers} consumers): ${result.ok ? "all clear" : `${result.problems.length} problem(s)`} in ${result.seconds.toFixed(1)}s`);
+        console.log(
+            `rotate: pre-flight of ${names.join(", ")} (${result.consumers} consumers): ${result.ok ? "all clear" : `${result.problems.length} problem(s)`} in ${result.seconds.toFixed(1)}s`,
+        );
     }
     return result.ok ? EXIT.done : 1;
 }

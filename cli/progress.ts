@@ -24,7 +24,15 @@ export function planIndex(secrets: RunSecret[]): Map<string, StepRecord> {
     for (const s of secrets) {
         for (const step of rotationPlan({ mode: s.mode, consumers: s.consumers.map((name) => ({ name })), waves: s.waves })) {
             const resource = stepResourceName(s.name, step, s.generation, s.mode);
-            index.set(resource, { secret: s.name, step: step.id, phase: step.phase, ...(step.consumer ? { consumer: step.consumer } : {}), ...(step.wave ? { wave: step.wave } : {}), resource, outcome: "pending" });
+            index.set(resource, {
+                secret: s.name,
+                step: step.id,
+                phase: step.phase,
+                ...(step.consumer ? { consumer: step.consumer } : {}),
+                ...(step.wave ? { wave: step.wave } : {}),
+                resource,
+                outcome: "pending",
+            });
         }
     }
     return index;
@@ -32,12 +40,13 @@ export function planIndex(secrets: RunSecret[]): Map<string, StepRecord> {
 
 /** Which secret a resource outside the plan belongs to: the longest secret name it starts with. */
 function ownerOf(resource: string, secrets: RunSecret[]): string | undefined {
-    return secrets.map((s) => s.name).filter((n) => resource.startsWith(`${n}-`)).sort((a, b) => b.length - a.length)[0];
+    return secrets
+        .map((s) => s.name)
+        .filter((n) => resource.startsWith(`${n}-`))
+        .sort((a, b) => b.length - a.length)[0];
 }
 
-export interface ChangeListener {
-    (step: StepRecord, change: "started" | "ended"): void;
-}
+export type ChangeListener = (step: StepRecord, change: "started" | "ended") => void;
 
 /** The run's steps as the engine events describe them. */
 export class RunTracker {
@@ -48,7 +57,10 @@ export class RunTracker {
     private readonly byResource: Map<string, StepRecord>;
     private readonly listeners: ChangeListener[] = [];
 
-    constructor(readonly secrets: RunSecret[], private readonly now: () => number = Date.now) {
+    constructor(
+        readonly secrets: RunSecret[],
+        private readonly now: () => number = Date.now,
+    ) {
         this.byResource = planIndex(secrets);
         this.steps = [...this.byResource.values()];
     }
@@ -122,7 +134,9 @@ export class RunTracker {
     /** Steps that were running when the run ended (killed, cancelled) count as failed without an error of their own. */
     finish(): void {
         const at = this.now();
-        for (const r of this.steps) if (r.outcome === "running") Object.assign(r, { end: at, outcome: "failed" as StepOutcome, error: r.error ?? "the run ended while this step was running" });
+        for (const r of this.steps)
+            if (r.outcome === "running")
+                Object.assign(r, { end: at, outcome: "failed" as StepOutcome, error: r.error ?? "the run ended while this step was running" });
     }
 
     /**
@@ -132,10 +146,12 @@ export class RunTracker {
     preflight(): PreflightResult | undefined {
         const ran = this.steps.filter((s) => s.phase === "preflight" && (s.outcome === "ok" || s.outcome === "failed"));
         if (!ran.length) return undefined;
-        const problems = ran.filter((s) => s.outcome === "failed").flatMap((s) => {
-            const named = problemsOfStepError(s.secret, s.error ?? "");
-            return named.length ? named : [{ secret: s.secret, at: "pre-flight", problem: s.error ?? "failed" }];
-        });
+        const problems = ran
+            .filter((s) => s.outcome === "failed")
+            .flatMap((s) => {
+                const named = problemsOfStepError(s.secret, s.error ?? "");
+                return named.length ? named : [{ secret: s.secret, at: "pre-flight", problem: s.error ?? "failed" }];
+            });
         const seconds = (Math.max(...ran.map((s) => s.end ?? 0)) - Math.min(...ran.map((s) => s.start ?? 0))) / 1000;
         const consumers = this.secrets.filter((x) => ran.some((s) => s.secret === x.name)).reduce((n, x) => n + x.consumers.length, 0);
         return { ok: !problems.length, seconds, consumers, problems };
@@ -143,8 +159,13 @@ export class RunTracker {
 
     /** Whether the engine ran no step but pre-flights, and deletes the delete guard refused (nothing taken back). */
     ranOnlyPreflight(): boolean {
-        return this.steps.every((s) => s.outcome === "pending" || s.outcome === "unchanged" || s.phase === "preflight" ||
-            (s.op === "delete" && s.outcome === "failed" && /^kept "/.test(s.error ?? "")));
+        return this.steps.every(
+            (s) =>
+                s.outcome === "pending" ||
+                s.outcome === "unchanged" ||
+                s.phase === "preflight" ||
+                (s.op === "delete" && s.outcome === "failed" && /^kept "/.test(s.error ?? "")),
+        );
     }
 
     failedSecrets(): string[] {
@@ -181,7 +202,20 @@ function consumerState(r: StepRecord, now: number): string {
     }
 }
 
-const PHASE_LABEL: Record<string, string> = { preflight: "pre-flight", "read-previous": "read", generate: "generate", stage: "stage", grant: "grant", rollout: "rollout", guard: "guard", gate: "gate", revoke: "revoke", promote: "promote", verify: "verify", audit: "audit" };
+const PHASE_LABEL: Record<string, string> = {
+    preflight: "pre-flight",
+    "read-previous": "read",
+    generate: "generate",
+    stage: "stage",
+    grant: "grant",
+    rollout: "rollout",
+    guard: "guard",
+    gate: "gate",
+    revoke: "revoke",
+    promote: "promote",
+    verify: "verify",
+    audit: "audit",
+};
 
 /** One secret's phases in plan order, each marked done (+), running (>), failed (!) or to come (.). */
 function phaseLine(steps: StepRecord[]): string {
@@ -190,7 +224,13 @@ function phaseLine(steps: StepRecord[]): string {
     return phases
         .map((p) => {
             const of = steps.filter((s) => s.phase === p);
-            const mark = of.some((s) => s.outcome === "failed") ? "!" : of.some((s) => s.outcome === "running") ? ">" : of.every((s) => s.outcome === "ok" || s.outcome === "unchanged") ? "+" : ".";
+            const mark = of.some((s) => s.outcome === "failed")
+                ? "!"
+                : of.some((s) => s.outcome === "running")
+                  ? ">"
+                  : of.every((s) => s.outcome === "ok" || s.outcome === "unchanged")
+                    ? "+"
+                    : ".";
             const count = p === "rollout" ? ` ${of.filter((s) => s.outcome === "ok" || s.outcome === "unchanged").length}/${of.length}` : "";
             return `${mark}${PHASE_LABEL[p] ?? p}${count}`;
         })
@@ -208,14 +248,19 @@ export function renderFrame(tracker: RunTracker, title: string, now: number, row
         out.push(`${s.name} ${s.mode === "rollback" ? `roll back g${s.generation}` : `g${s.generation - 1} -> g${s.generation}`}: ${phaseLine(steps)}`);
         const consumers = steps.filter((r) => r.phase === "rollout");
         const width = Math.max(8, ...consumers.map((c) => (c.consumer ?? "").length));
-        const shown = consumers.length <= perSecret ? consumers : consumers.filter((c) => c.outcome === "failed" || c.outcome === "running").slice(0, perSecret - 1);
-        for (const c of shown) out.push(`  ${(c.consumer ?? "").padEnd(width)}  ${c.wave ? `w${c.wave} ` : ""}${consumerState(c, now)}${c.error ? `: ${c.error}` : ""}`);
+        const shown =
+            consumers.length <= perSecret ? consumers : consumers.filter((c) => c.outcome === "failed" || c.outcome === "running").slice(0, perSecret - 1);
+        for (const c of shown)
+            out.push(`  ${(c.consumer ?? "").padEnd(width)}  ${c.wave ? `w${c.wave} ` : ""}${consumerState(c, now)}${c.error ? `: ${c.error}` : ""}`);
         if (shown.length < consumers.length) {
             const count = (o: StepOutcome) => consumers.filter((c) => c.outcome === o).length;
-            out.push(`  ${consumers.length} consumers: ${count("ok") + count("unchanged")} done, ${count("running")} running, ${count("pending")} waiting, ${count("failed")} failed`);
+            out.push(
+                `  ${consumers.length} consumers: ${count("ok") + count("unchanged")} done, ${count("running")} running, ${count("pending")} waiting, ${count("failed")} failed`,
+            );
         }
         // A pre-flight's error is a line per problem: each is a line of the frame (the redraw counts lines).
-        for (const r of steps.filter((x) => x.phase !== "rollout" && x.outcome === "failed")) out.push(...`  ${r.step} FAILED: ${r.error ?? "(no message)"}`.split("\n").map((l, i) => (i ? `    ${l}` : l)));
+        for (const r of steps.filter((x) => x.phase !== "rollout" && x.outcome === "failed"))
+            out.push(...`  ${r.step} FAILED: ${r.error ?? "(no message)"}`.split("\n").map((l, i) => (i ? `    ${l}` : l)));
     }
     return out.map((l) => (l.length > cols ? `${l.slice(0, cols - 1)}…` : l));
 }
@@ -225,7 +270,10 @@ export class LiveView {
     private drawn = 0;
     private timer?: NodeJS.Timeout;
 
-    constructor(private readonly out: NodeJS.WriteStream, private readonly frame: () => string[]) {}
+    constructor(
+        private readonly out: NodeJS.WriteStream,
+        private readonly frame: () => string[],
+    ) {}
 
     start(intervalMs = 250): void {
         this.out.write("\u001b[?25l"); // hide the cursor while redrawing
@@ -250,7 +298,12 @@ export class LiveView {
 /** The plain view: one timestamped line per change. */
 export function plainLine(r: StepRecord, change: "started" | "ended", at: number): string {
     const what = `${r.secret} ${r.consumer ? `consumer ${r.consumer}` : r.phase === "other" ? `${r.step} (${r.op ?? "step"})` : r.phase === "verify" ? r.step : r.phase}`;
-    const verb = change === "started" ? "started" : r.outcome === "failed" ? `FAILED${r.error ? `: ${r.error}` : ""}` : `${r.outcome} in ${seconds((r.end ?? at) - (r.start ?? at))}`;
+    const verb =
+        change === "started"
+            ? "started"
+            : r.outcome === "failed"
+              ? `FAILED${r.error ? `: ${r.error}` : ""}`
+              : `${r.outcome} in ${seconds((r.end ?? at) - (r.start ?? at))}`;
     return `${new Date(at).toISOString()} ${what} ${verb}`;
 }
 

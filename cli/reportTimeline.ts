@@ -54,8 +54,7 @@ export function humanDuration(ms: number): string {
 export const took = (s: StepRecord) => (s.start !== undefined && s.end !== undefined ? s.end - s.start : undefined);
 export const failure = (run: RunRecord) => run.exitCode !== 0 || ["failed", "refused", "locked"].includes(run.outcome);
 /** How many lines `text` wraps to in a column `px` wide (a generous guess: the page height is computed, not measured). */
-export const lines = (text: string, px: number, charPx = 8) =>
-    text.split("\n").reduce((n, l) => n + Math.max(1, Math.ceil((l.length * charPx) / px)), 0);
+export const lines = (text: string, px: number, charPx = 8) => text.split("\n").reduce((n, l) => n + Math.max(1, Math.ceil((l.length * charPx) / px)), 0);
 
 export interface Group {
     name: string;
@@ -71,7 +70,9 @@ export function timelineGroups(run: RunRecord): Group[] {
         const plan = rotationPlan({ mode: secret.mode, consumers: secret.consumers.map((name) => ({ name })), waves: secret.waves });
         const rows = plan.flatMap((p): StepRecord[] => {
             const found = mine.filter((s) => s.step === p.id);
-            return found.length ? found : [{ secret: secret.name, step: p.id, phase: p.phase, ...(p.consumer ? { consumer: p.consumer } : {}), resource: "", outcome: "pending" }];
+            return found.length
+                ? found
+                : [{ secret: secret.name, step: p.id, phase: p.phase, ...(p.consumer ? { consumer: p.consumer } : {}), resource: "", outcome: "pending" }];
         });
         const ids = new Set(plan.map((p) => p.id));
         return { name: secret.name, secret, rows: [...rows, ...mine.filter((s) => !ids.has(s.step)).sort(byStart)] };
@@ -109,8 +110,7 @@ interface Window {
  */
 function dualActive(run: RunRecord, secret: RunSecret, steps: StepRecord[]): Window | undefined {
     const done = (s: StepRecord | undefined): s is StepRecord & { end: number } => s?.outcome === "ok" && s.end !== undefined;
-    const until = (s: StepRecord | undefined, start: number): Window =>
-        done(s) ? { start, end: s.end, open: false } : { start, end: run.ended, open: true };
+    const until = (s: StepRecord | undefined, start: number): Window => (done(s) ? { start, end: s.end, open: false } : { start, end: run.ended, open: true });
     if (secret.mode === "rollback") {
         const withdrawals = steps.filter((s) => s.phase === "other" && s.op === "delete" && s.resource.includes("-grant-g"));
         return until(withdrawals.find((s) => s.resource.endsWith(`-grant-g${secret.generation}`)) ?? withdrawals[0], run.started);
@@ -129,7 +129,9 @@ function stepRow(run: RunRecord, s: StepRecord, y: number, sc: Scale): string {
     const name = s.phase === "other" ? `${s.op ?? "change"} ${s.resource}` : s.step;
     const shown = name.length > 34 ? `${name.slice(0, 33)}…` : name;
     const d = took(s);
-    const tip = [s.resource, s.op, s.start !== undefined ? `${iso(s.start)} → ${s.end !== undefined ? iso(s.end) : "…"}` : "never started", s.error].filter(Boolean).join("\n");
+    const tip = [s.resource, s.op, s.start !== undefined ? `${iso(s.start)} → ${s.end !== undefined ? iso(s.end) : "…"}` : "never started", s.error]
+        .filter(Boolean)
+        .join("\n");
     const by = y + (ROW_H - BAR_H) / 2;
     const rollout = s.phase === "rollout";
     let mark: string;
@@ -139,7 +141,7 @@ function stepRow(run: RunRecord, s: StepRecord, y: number, sc: Scale): string {
         mark = `<rect x="${sc.x(s.start ?? run.started)}" y="${by}" width="3" height="${BAR_H}" fill="${C.unchanged}"/>`;
     } else {
         const from = sc.x(s.start ?? run.started);
-        const to = sc.x(s.end ?? (s.outcome === "running" ? run.ended : s.start ?? run.started));
+        const to = sc.x(s.end ?? (s.outcome === "running" ? run.ended : (s.start ?? run.started)));
         const w = Math.max(to - from, rollout ? MIN_ROLLOUT_PX : MIN_BAR_PX);
         const x = Math.min(from, LABEL_W + CHART_W - w);
         const fill = s.outcome === "ok" ? (rollout ? C.rollout : C.ok) : s.outcome === "failed" ? C.failed : C.running;
@@ -147,11 +149,14 @@ function stepRow(run: RunRecord, s: StepRecord, y: number, sc: Scale): string {
     }
     const word = s.outcome === "pending" ? "not run" : s.outcome;
     const status = d !== undefined && s.outcome !== "unchanged" ? `${word} · ${seconds(d)} s` : word;
-    const attrs = `class="row" data-secret="${esc(s.secret)}" data-step="${esc(s.step)}" data-phase="${esc(s.phase)}" data-outcome="${s.outcome}"` +
+    const attrs =
+        `class="row" data-secret="${esc(s.secret)}" data-step="${esc(s.step)}" data-phase="${esc(s.phase)}" data-outcome="${s.outcome}"` +
         (s.consumer ? ` data-consumer="${esc(s.consumer)}"` : "");
-    return `<g ${attrs}><title>${esc(tip)}</title>` +
+    return (
+        `<g ${attrs}><title>${esc(tip)}</title>` +
         `<text x="${LABEL_W - 10}" y="${y + 16}" text-anchor="end">${esc(shown)}</text>${mark}` +
-        `<text x="${LABEL_W + CHART_W + 10}" y="${y + 16}" class="${s.outcome === "failed" ? "bad" : "muted"}">${esc(status)}</text></g>`;
+        `<text x="${LABEL_W + CHART_W + 10}" y="${y + 16}" class="${s.outcome === "failed" ? "bad" : "muted"}">${esc(status)}</text></g>`
+    );
 }
 
 function shade(name: string, w: Window, top: number, bottom: number, sc: Scale): string {
@@ -159,38 +164,51 @@ function shade(name: string, w: Window, top: number, bottom: number, sc: Scale):
     const width = Math.max(sc.x(w.end) - x, 2);
     const label = w.open ? "dual-active · still open: old and new both valid" : "dual-active";
     const right = x > LABEL_W + CHART_W / 2;
-    return `<rect data-role="dual-active" data-secret="${esc(name)}" data-start-ms="${w.start - sc.t0}" data-end-ms="${w.end - sc.t0}" data-open="${w.open}" ` +
+    return (
+        `<rect data-role="dual-active" data-secret="${esc(name)}" data-start-ms="${w.start - sc.t0}" data-end-ms="${w.end - sc.t0}" data-open="${w.open}" ` +
         `x="${x}" y="${top}" width="${width}" height="${bottom - top}" fill="${C.shading}"/>` +
-        `<text x="${right ? x + width - 6 : x + 6}" y="${top + 17}" text-anchor="${right ? "end" : "start"}" class="${w.open ? "bad" : "muted"}">${label}</text>`;
+        `<text x="${right ? x + width - 6 : x + 6}" y="${top + 17}" text-anchor="${right ? "end" : "start"}" class="${w.open ? "bad" : "muted"}">${label}</text>`
+    );
 }
 
 function axis(sc: Scale, bottom: number): string {
     const step = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600].find((s) => sc.span / 1000 / s <= 12) ?? 7200;
     const out = [`<line x1="${LABEL_W}" x2="${LABEL_W + CHART_W}" y1="${AXIS_H - 0.5}" y2="${AXIS_H - 0.5}" stroke="${C.axis}"/>`];
     if (step > 1 && sc.span <= 180_000) {
-        for (let t = 1000; t <= sc.span; t += 1000) out.push(`<line x1="${sc.x(sc.t0 + t) + 0.5}" x2="${sc.x(sc.t0 + t) + 0.5}" y1="${AXIS_H - 4}" y2="${AXIS_H}" stroke="${C.axis}"/>`);
+        for (let t = 1000; t <= sc.span; t += 1000)
+            out.push(`<line x1="${sc.x(sc.t0 + t) + 0.5}" x2="${sc.x(sc.t0 + t) + 0.5}" y1="${AXIS_H - 4}" y2="${AXIS_H}" stroke="${C.axis}"/>`);
     }
     for (let t = 0; t <= sc.span; t += step * 1000) {
         const x = sc.x(sc.t0 + t) + 0.5;
         const label = t < 60_000 ? `${t / 1000} s` : `${Math.floor(t / 60_000)} min${t % 60_000 ? ` ${(t % 60_000) / 1000} s` : ""}`;
-        out.push(`<line x1="${x}" x2="${x}" y1="${AXIS_H - 8}" y2="${bottom}" stroke="${C.grid}"/>`,
-            `<text x="${x}" y="14" text-anchor="middle" class="muted">${label}</text>`);
+        out.push(
+            `<line x1="${x}" x2="${x}" y1="${AXIS_H - 8}" y2="${bottom}" stroke="${C.grid}"/>`,
+            `<text x="${x}" y="14" text-anchor="middle" class="muted">${label}</text>`,
+        );
     }
     return out.join("");
 }
 
 function legend(y: number): string {
     const items: [string, string][] = [
-        [C.rollout, "consumer rolled out"], [C.ok, "step done"], [C.failed, "failed"], [C.running, "running when the run ended"],
-        [C.unchanged, "unchanged (nothing to do)"], ["none", "not run"], [C.shading, "dual-active window"],
+        [C.rollout, "consumer rolled out"],
+        [C.ok, "step done"],
+        [C.failed, "failed"],
+        [C.running, "running when the run ended"],
+        [C.unchanged, "unchanged (nothing to do)"],
+        ["none", "not run"],
+        [C.shading, "dual-active window"],
     ];
     let x = 8;
-    return items.map(([color, text]) => {
-        const s = `<rect x="${x}" y="${y + 11}" width="14" height="10" fill="${color}" fill-opacity="0.7" stroke="${C.axis}"/>` +
-            `<text x="${x + 20}" y="${y + 20}" class="muted">${text}</text>`;
-        x += 32 + text.length * 7.5;
-        return s;
-    }).join("");
+    return items
+        .map(([color, text]) => {
+            const s =
+                `<rect x="${x}" y="${y + 11}" width="14" height="10" fill="${color}" fill-opacity="0.7" stroke="${C.axis}"/>` +
+                `<text x="${x + 20}" y="${y + 20}" class="muted">${text}</text>`;
+            x += 32 + text.length * 7.5;
+            return s;
+        })
+        .join("");
 }
 
 /** The Gantt chart: one row per step, grouped by secret, the dual-active window shaded behind. */
@@ -213,9 +231,14 @@ export function timeline(run: RunRecord, groups: Group[]): Part {
         y += GROUP_GAP;
     }
     const height = y + LEGEND_H;
-    const html = `<svg width="${SVG_W}" height="${height}" viewBox="0 0 ${SVG_W} ${height}" role="img" aria-label="timeline of the run" ` +
+    const html =
+        `<svg width="${SVG_W}" height="${height}" viewBox="0 0 ${SVG_W} ${height}" role="img" aria-label="timeline of the run" ` +
         `data-chart-x="${LABEL_W}" data-chart-width="${CHART_W}" data-span-ms="${sc.span}" shape-rendering="crispEdges">` +
-        shades.join("") + axis(sc, y - GROUP_GAP) + rows.join("") + legend(y) + `</svg>`;
+        shades.join("") +
+        axis(sc, y - GROUP_GAP) +
+        rows.join("") +
+        legend(y) +
+        `</svg>`;
     return { html, height };
 }
 

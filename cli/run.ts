@@ -4,7 +4,7 @@
  * view, then the verdict (which exit code, what to do next), the report and
  * the `--json` document.
  */
-import * as path from "path";
+import * as path from "node:path";
 import type { Stack } from "@pulumi/pulumi/automation";
 import { describeProblems } from "../provider/preflight";
 import { LiveView, RunTracker, plainLine, renderFrame } from "./progress";
@@ -67,7 +67,11 @@ export interface RunResult {
     report: string;
 }
 
-const compact = (ms: number) => new Date(ms).toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
+const compact = (ms: number) =>
+    new Date(ms)
+        .toISOString()
+        .replace(/[-:]/g, "")
+        .replace(/\.\d+Z$/, "Z");
 
 /** The audit log's lines this run appended for the stack. */
 function auditOfRun(file: string, stack: string, since: number): AuditLine[] {
@@ -77,7 +81,15 @@ function auditOfRun(file: string, stack: string, since: number): AuditLine[] {
 /** The stack's last drift check (cli/check.ts keeps it), for the report. */
 function lastCheckOf(stack: string): Pick<RunRecord, "lastCheck"> {
     const c = readLastCheck(stack);
-    return c ? { lastCheck: { time: c.time, ok: c.ok, off: c.consumers.filter((x) => x.holds !== "current").map(({ secret, consumer, holds }) => ({ secret, consumer, holds })) } } : {};
+    return c
+        ? {
+              lastCheck: {
+                  time: c.time,
+                  ok: c.ok,
+                  off: c.consumers.filter((x) => x.holds !== "current").map(({ secret, consumer, holds }) => ({ secret, consumer, holds })),
+              },
+          }
+        : {};
 }
 
 /**
@@ -109,9 +121,17 @@ function recordFailedRun(o: RunOptions, steps: RunRecord["steps"], name: string)
     const notMoved = rollouts.filter((x) => x.outcome !== "ok" && x.outcome !== "unchanged").map((x) => x.consumer!);
     const first = steps.find((x) => x.secret === name && x.outcome === "failed");
     appendChained(o.auditLog, {
-        time: new Date().toISOString(), stack: o.stack.name, secret: name, generation: secret.generation, mode: secret.mode, phase: "run-failed",
-        reason: secret.reason ?? "scheduled", consumers: moved, ...(notMoved.length ? { notUpdated: notMoved.join(", ") } : {}),
-        ...whoRan(secret.approval?.requester), outcome: "failed",
+        time: new Date().toISOString(),
+        stack: o.stack.name,
+        secret: name,
+        generation: secret.generation,
+        mode: secret.mode,
+        phase: "run-failed",
+        reason: secret.reason ?? "scheduled",
+        consumers: moved,
+        ...(notMoved.length ? { notUpdated: notMoved.join(", ") } : {}),
+        ...whoRan(secret.approval?.requester),
+        outcome: "failed",
         ...(first ? { detail: `${first.consumer ? `consumer ${first.consumer}` : first.step}: ${(first.error ?? "failed").split("\n")[0]}` } : {}),
     });
 }
@@ -161,8 +181,13 @@ export async function runUpdate(o: RunOptions): Promise<RunResult> {
     const kept = ranNothing ? putBackStackFile(o) : undefined;
     if (locked) {
         const [lock] = await stackLocks(stack).catch(() => []);
-        const holder = lock ? `locked by process ${lock.pid} on ${lock.hostname} since ${lock.timestamp ?? "an unknown time"}${lock.alive ? "" : ", which no longer runs"}` : "locked by another update";
-        const next = lock && !lock.alive ? `Run: bin/rotate unlock --stack ${stack}, then ${o.written ? `run bin/rotate ${o.command} again` : "resume"}` : `Wait for it to finish, then run bin/rotate ${o.command} again`;
+        const holder = lock
+            ? `locked by process ${lock.pid} on ${lock.hostname} since ${lock.timestamp ?? "an unknown time"}${lock.alive ? "" : ", which no longer runs"}`
+            : "locked by another update";
+        const next =
+            lock && !lock.alive
+                ? `Run: bin/rotate unlock --stack ${stack}, then ${o.written ? `run bin/rotate ${o.command} again` : "resume"}`
+                : `Wait for it to finish, then run bin/rotate ${o.command} again`;
         throw new LockedError(`stack ${stack} is ${holder}; ${kept}. ${next}`);
     }
 
@@ -173,7 +198,10 @@ export async function runUpdate(o: RunOptions): Promise<RunResult> {
     if (!ok) {
         if (!failed.length) {
             // The engine failed before any step: the program refused the config, say.
-            const lines = engineError.split("\n").map((l) => l.trim()).filter((l) => l && !/^(code|stdout|stderr|err\?):/.test(l));
+            const lines = engineError
+                .split("\n")
+                .map((l) => l.trim())
+                .filter((l) => l && !/^(code|stdout|stderr|err\?):/.test(l));
             if (!errors.length) errors.push(...lines.slice(-6));
             if (errors.some((l) => /Invalid rotation config/.test(l))) exitCode = EXIT.usage;
             else if (errors.some((l) => /refused/.test(l))) exitCode = EXIT.refused;
@@ -197,7 +225,11 @@ export async function runUpdate(o: RunOptions): Promise<RunResult> {
         // Exit 3 as a refusal: the problems are the run's errors, not failed rotations to resume or roll back.
         exitCode = EXIT.refused;
         errors.splice(0, errors.length, `pre-flight found ${preflight.problems.length} problem(s); ${kept}:`, ...describeProblems(preflight.problems));
-        next.splice(0, next.length, `fix them, then run bin/rotate ${o.command} again (bin/rotate preflight --stack ${stack} checks without changing anything)`);
+        next.splice(
+            0,
+            next.length,
+            `fix them, then run bin/rotate ${o.command} again (bin/rotate preflight --stack ${stack} checks without changing anything)`,
+        );
     }
     const outcome: RunOutcome = ok ? (o.command === "rollback" ? "rolled-back" : "succeeded") : refused ? "refused" : "failed";
     if (!ranNothing && !refused) for (const s of failed) recordFailedRun(o, tracker.steps, s);

@@ -106,20 +106,34 @@ export function authFailureRows(audit: Record<string, unknown>[]): AuthFailureRo
     const latest = new Map<string, AuthFailureRow[]>();
     for (const l of audit) {
         if (l.phase !== "consumers-verified" || typeof l.authFailures !== "string") continue;
-        const fromCheck = new Set(String(l.authFailuresFromCheck ?? "").split(" ").filter(Boolean));
-        const rows = l.authFailures.split(" ").filter(Boolean).map((pair): AuthFailureRow => {
-            const at = pair.lastIndexOf("=");
-            const consumer = pair.slice(0, at);
-            const n = pair.slice(at + 1);
-            return { secret: String(l.secret), generation: Number(l.generation), consumer, count: /^\d+$/.test(n) ? Number(n) : null, since: fromCheck.has(consumer) ? "check" : "revocation" };
-        });
+        const fromCheck = new Set(
+            String(l.authFailuresFromCheck ?? "")
+                .split(" ")
+                .filter(Boolean),
+        );
+        const rows = l.authFailures
+            .split(" ")
+            .filter(Boolean)
+            .map((pair): AuthFailureRow => {
+                const at = pair.lastIndexOf("=");
+                const consumer = pair.slice(0, at);
+                const n = pair.slice(at + 1);
+                return {
+                    secret: String(l.secret),
+                    generation: Number(l.generation),
+                    consumer,
+                    count: /^\d+$/.test(n) ? Number(n) : null,
+                    since: fromCheck.has(consumer) ? "check" : "revocation",
+                };
+            });
         latest.set(`${l.secret}\0${l.generation}`, rows);
     }
     return [...latest.values()].flat();
 }
 
 /** A secret as the run's lines name it: `app-redis 2 -> 3`, or `app-redis generation 3` taken back. */
-export const secretLabel = (s: RunSecret) => (s.mode === "rollback" ? `${s.name} generation ${s.generation}` : `${s.name} ${s.generation - 1} -> ${s.generation}`);
+export const secretLabel = (s: RunSecret) =>
+    s.mode === "rollback" ? `${s.name} generation ${s.generation}` : `${s.name} ${s.generation - 1} -> ${s.generation}`;
 
 export type SecretOutcome = "done" | "failed" | "not started" | "not finished";
 
@@ -132,9 +146,13 @@ export function secretOutcomes(record: Pick<RunRecord, "secrets" | "steps">): { 
     return record.secrets.flatMap((secret) => {
         const steps = record.steps.filter((s) => s.secret === secret.name);
         if (steps.length && steps.every((s) => s.outcome === "unchanged")) return [];
-        const outcome: SecretOutcome = steps.some((s) => s.outcome === "failed") ? "failed"
-            : steps.every((s) => s.outcome === "ok" || s.outcome === "unchanged") ? "done"
-            : steps.every((s) => s.outcome === "pending") ? "not started" : "not finished";
+        const outcome: SecretOutcome = steps.some((s) => s.outcome === "failed")
+            ? "failed"
+            : steps.every((s) => s.outcome === "ok" || s.outcome === "unchanged")
+              ? "done"
+              : steps.every((s) => s.outcome === "pending")
+                ? "not started"
+                : "not finished";
         return [{ secret, outcome }];
     });
 }
@@ -148,7 +166,12 @@ export function secretOutcomes(record: Pick<RunRecord, "secrets" | "steps">): { 
 export function failedRunLine(lead: string, record: Pick<RunRecord, "secrets" | "steps">, seconds: string): string | undefined {
     const outcomes = secretOutcomes(record);
     if (outcomes.length < 2 || !outcomes.some((o) => o.outcome === "failed")) return undefined;
-    const words: Record<SecretOutcome, string> = { done: "done", failed: `FAILED after ${seconds}s`, "not started": "not started", "not finished": "not finished" };
+    const words: Record<SecretOutcome, string> = {
+        done: "done",
+        failed: `FAILED after ${seconds}s`,
+        "not started": "not started",
+        "not finished": "not finished",
+    };
     const groups = (Object.keys(words) as SecretOutcome[]).flatMap((k) => {
         const of = outcomes.filter((o) => o.outcome === k).map((o) => secretLabel(o.secret));
         return of.length ? [`${of.join(", ")}: ${words[k]}`] : [];

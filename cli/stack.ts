@@ -5,9 +5,8 @@
  * parallelism, continue-on-error). The config is read once per command and
  * validated by the program's own schema (lib/config.ts).
  */
-import * as fs from "fs";
-import * as os from "os";
-import * as path from "path";
+import * as fs from "node:fs";
+import * as path from "node:path";
 import yaml from "js-yaml";
 import { LocalWorkspace, PulumiCommand, Stack, type ConfigMap } from "@pulumi/pulumi/automation";
 import { parseEnvironment, type EnvironmentConfig } from "../lib/config";
@@ -78,10 +77,15 @@ export async function openStack(name: string, mayCreate: boolean): Promise<Stack
         // `stack init` ignores the stack file's secretsprovider (it would ask for a passphrase); name it.
         const provider = (yaml.load(fs.readFileSync(file, "utf8")) as { secretsprovider?: string } | null)?.secretsprovider;
         if (!provider || provider === "passphrase" || provider === "default") return Stack.create(name, ws);
-        return Stack.create(name, await LocalWorkspace.create({ workDir: PROJECT, pulumiCommand: ws.pulumiCommand, envVars: ws.envVars, secretsProvider: provider }));
+        return Stack.create(
+            name,
+            await LocalWorkspace.create({ workDir: PROJECT, pulumiCommand: ws.pulumiCommand, envVars: ws.envVars, secretsProvider: provider }),
+        );
     }
     const have = stacks.map((s) => s.name).join(", ") || "none";
-    throw new UsageError(`no stack "${name}"${fs.existsSync(file) ? " in the state backend yet (bin/rotate start --yes creates it)" : ` (no stacks/Pulumi.${name}.yaml either; stacks: ${have})`}`);
+    throw new UsageError(
+        `no stack "${name}"${fs.existsSync(file) ? " in the state backend yet (bin/rotate start --yes creates it)" : ` (no stacks/Pulumi.${name}.yaml either; stacks: ${have})`}`,
+    );
 }
 
 /** The stack's `rotation:` config, read once and validated by the program's schema (throws ConfigError naming every field). */
@@ -91,7 +95,9 @@ export async function readConfig(stack: Stack): Promise<StackConfig> {
     for (const [k, v] of Object.entries(all)) flat[k] = v.value;
     const { raw, inventory } = readInventory(stack.name, rotationKeys(flat), PROJECT);
     if (raw.secret !== undefined || raw.generation !== undefined) {
-        throw new UsageError(`stack ${stack.name} still has the one-secret layout of 0.2 (rotation:secret): move it under rotation:secrets (docs/operating.md, "Upgrading from 0.2")`);
+        throw new UsageError(
+            `stack ${stack.name} still has the one-secret layout of 0.2 (rotation:secret): move it under rotation:secrets (docs/operating.md, "Upgrading from 0.2")`,
+        );
     }
     return { env: parseEnvironment(stack.name, raw, inventory), inventory, raw };
 }
@@ -115,7 +121,8 @@ export async function setSecretKeys(stack: Stack, values: { secret: string; key:
         try {
             restoreFile(before);
         } catch (r) {
-            (e as Error).message += `; ${path.relative(PROJECT, before.file)} could not be put back as it was (${(r as Error).message}): see git diff ${path.relative(PROJECT, before.file)}`;
+            (e as Error).message +=
+                `; ${path.relative(PROJECT, before.file)} could not be put back as it was (${(r as Error).message}): see git diff ${path.relative(PROJECT, before.file)}`;
         }
         throw e;
     }

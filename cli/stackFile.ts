@@ -7,9 +7,9 @@
  * refused start leaves no bumped generation to commit, or to undo by hand
  * (issue 23). Plain files only, so a test can hold it to a real file.
  */
-import { randomBytes } from "crypto";
-import * as fs from "fs";
-import * as path from "path";
+import { randomBytes } from "node:crypto";
+import * as fs from "node:fs";
+import * as path from "node:path";
 
 /** A file's exact bytes and permission bits at one moment; without bytes, it did not exist. */
 export interface FileCopy {

@@ -2,9 +2,9 @@
  * `bin/rotate unlock`: after a killed run, the backend's stale lock (file or
  * PostgreSQL) and, on the file backend, a checkpoint metadata file the kill tore.
  */
-import * as fs from "fs";
-import * as os from "os";
-import * as path from "path";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
 import { backend, removeLock, stackLocks } from "./backend";
 import { filesUnder, UsageError } from "./stack";
 
@@ -21,16 +21,19 @@ function orphanedProviders(): number[] {
             return "";
         }
     };
-    return fs.readdirSync("/proc").filter((d) => /^\d+$/.test(d) && cmdline(d).includes("/provider/main.ts")).flatMap((pid) => {
-        let parent = "";
-        try {
-            const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
-            parent = stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1];
-        } catch {
-            return [];
-        }
-        return /(^|\/)pulumi( |$)/.test(cmdline(parent)) ? [] : [Number(pid)];
-    });
+    return fs
+        .readdirSync("/proc")
+        .filter((d) => /^\d+$/.test(d) && cmdline(d).includes("/provider/main.ts"))
+        .flatMap((pid) => {
+            let parent = "";
+            try {
+                const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+                parent = stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1];
+            } catch {
+                return [];
+            }
+            return /(^|\/)pulumi( |$)/.test(cmdline(parent)) ? [] : [Number(pid)];
+        });
 }
 
 function waitForOrphans(seconds: number): number[] {
@@ -59,8 +62,9 @@ function tornSidecars(root: string, stack: string): string[] {
             return false;
         }
     };
-    return filesUnder(path.join(root, ".pulumi", "stacks"), (p) => [`${stack}.json.attrs`, `${stack}.json.bak.attrs`].includes(path.basename(p)))
-        .filter((p) => !parses(p) && parses(p.slice(0, -".attrs".length)));
+    return filesUnder(path.join(root, ".pulumi", "stacks"), (p) => [`${stack}.json.attrs`, `${stack}.json.bak.attrs`].includes(path.basename(p))).filter(
+        (p) => !parses(p) && parses(p.slice(0, -".attrs".length)),
+    );
 }
 
 /**
@@ -79,17 +83,23 @@ export async function unlock(stack: string): Promise<number> {
     }
     const orphans = waitForOrphans(3);
     if (orphans.length) {
-        console.error(`rotate: a step provider of a killed run still runs (pid ${orphans.join(", ")}): it may still be changing consumers; not removing the lock. Wait for it to end (or end it), then unlock again.`);
+        console.error(
+            `rotate: a step provider of a killed run still runs (pid ${orphans.join(", ")}): it may still be changing consumers; not removing the lock. Wait for it to end (or end it), then unlock again.`,
+        );
         return 4;
     }
     for (const l of locks) {
         if (l.alive) {
             const where = l.hostname === os.hostname() ? "this host" : `another host (${l.hostname}): only that host can tell whether it still runs`;
-            console.error(`rotate: stack ${stack} is locked by process ${l.pid}${l.username ? ` of ${l.username}` : ""} on ${where} since ${l.timestamp ?? "an unknown time"}; not removing`);
+            console.error(
+                `rotate: stack ${stack} is locked by process ${l.pid}${l.username ? ` of ${l.username}` : ""} on ${where} since ${l.timestamp ?? "an unknown time"}; not removing`,
+            );
             return 4;
         }
         await removeLock(l);
-        console.log(`rotate: removed the stale lock of process ${l.pid} (${l.timestamp ?? "unknown time"})${b.kind === "postgres" ? ` from the PostgreSQL backend's table ${b.table}` : ""}`);
+        console.log(
+            `rotate: removed the stale lock of process ${l.pid} (${l.timestamp ?? "unknown time"})${b.kind === "postgres" ? ` from the PostgreSQL backend's table ${b.table}` : ""}`,
+        );
     }
     for (const t of torn) {
         fs.rmSync(t);

@@ -1,4 +1,4 @@
-import * as pulumi from "@pulumi/pulumi";
+import type * as pulumi from "@pulumi/pulumi";
 import { LOCAL, SinglePhase, phaseStep, type RotationContext } from "./context";
 
 export interface AuditRecordArgs {
@@ -14,13 +14,18 @@ export class AuditRecord extends SinglePhase {
         super("AuditRecord", name, opts, (parent) => {
             const { config } = args.context;
             const phase = config.mode === "rollback" ? "rolled-back" : "completed";
-            return phaseStep(args.context, name, {
-                title: `${config.secret.name}: audit record (${phase}) in ${config.auditLog}`,
-                target: LOCAL,
-                script: "true",
-                phase,
-                perMode: true,
-            }, { parent, dependsOn: args.after });
+            return phaseStep(
+                args.context,
+                name,
+                {
+                    title: `${config.secret.name}: audit record (${phase}) in ${config.auditLog}`,
+                    target: LOCAL,
+                    script: "true",
+                    phase,
+                    perMode: true,
+                },
+                { parent, dependsOn: args.after },
+            );
         });
     }
 }

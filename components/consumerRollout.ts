@@ -1,8 +1,8 @@
-import * as pulumi from "@pulumi/pulumi";
+import type * as pulumi from "@pulumi/pulumi";
 import type { ConsumerConfig } from "../lib/config";
 import { stdinFields } from "../lib/quote";
 import type { HealthPolicy, Step } from "./exec/step";
-import { consumerTarget, phaseStep, type Credential, type RotationContext } from "./context";
+import { consumerTarget, phaseStep, type RotationContext } from "./context";
 
 /** "app-redis → consumer web-1": how every message about this consumer starts. */
 export const consumerLabel = (ctx: RotationContext, c: ConsumerConfig) => `${ctx.config.secret.name} → consumer ${c.name}`;
@@ -34,22 +34,27 @@ export function consumerRollout(
     opts: pulumi.CustomResourceOptions,
 ): Step {
     const restoring = ctx.config.mode === "rollback";
-    return phaseStep(ctx, name, {
-        title: `${consumerLabel(ctx, c)}: ${restoring ? "restore" : "roll out"} g${credential.generation}`,
-        op: "rollout",
-        rollout: {
-            ...healthPolicy(ctx, c),
-            target: consumerTarget(ctx, c),
-            generation: credential.generation,
-            configPath: c.configPath,
-            write: c.write,
-            reload: c.reload,
-            ...(c.logCheck ? { logCheck: c.logCheck } : {}),
+    return phaseStep(
+        ctx,
+        name,
+        {
+            title: `${consumerLabel(ctx, c)}: ${restoring ? "restore" : "roll out"} g${credential.generation}`,
+            op: "rollout",
+            rollout: {
+                ...healthPolicy(ctx, c),
+                target: consumerTarget(ctx, c),
+                generation: credential.generation,
+                configPath: c.configPath,
+                write: c.write,
+                reload: c.reload,
+                ...(c.logCheck ? { logCheck: c.logCheck } : {}),
+            },
+            stdin: credential.value.apply((v) => (credential.user === undefined ? stdinFields(v) : stdinFields(v, credential.user))),
+            perMode: true,
+            timeoutSeconds: c.timeoutSeconds,
+            phase: restoring ? "consumer-restored" : "consumer-verified",
+            consumer: c.name,
         },
-        stdin: credential.value.apply((v) => (credential.user === undefined ? stdinFields(v) : stdinFields(v, credential.user))),
-        perMode: true,
-        timeoutSeconds: c.timeoutSeconds,
-        phase: restoring ? "consumer-restored" : "consumer-verified",
-        consumer: c.name,
-    }, opts);
+        opts,
+    );
 }

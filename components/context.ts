@@ -88,11 +88,15 @@ export type StoreStepArgs = Pick<StepArgsOf<"script">, "op" | "target" | "script
  */
 export function phaseStep(ctx: RotationContext, name: string, args: PhaseStepArgs, opts: pulumi.CustomResourceOptions): Step {
     const { phase, consumer, perMode, triggers: own, ...step } = args;
-    return new Step(name, {
-        ...step,
-        triggers: own ?? triggers(ctx, perMode),
-        ...(phase ? { audit: auditSpec(ctx, phase, consumer) } : {}),
-    }, opts);
+    return new Step(
+        name,
+        {
+            ...step,
+            triggers: own ?? triggers(ctx, perMode),
+            ...(phase ? { audit: auditSpec(ctx, phase, consumer) } : {}),
+        },
+        opts,
+    );
 }
 
 /**

@@ -16,11 +16,16 @@ export function preflightStep(name: string, ctx: RotationContext, after: pulumi.
     const { config } = ctx;
     const { hosts, hostOf } = consumerHosts(ctx);
     const n = config.consumers.length;
-    return phaseStep(ctx, name, {
-        title: `${config.secret.name}: pre-flight of g${config.generation} (${n} consumer${n === 1 ? "" : "s"}, the source, the store)`,
-        op: "preflight",
-        hosts,
-        preflight: preflightSpec(ctx, hostOf),
-        phase: "preflight",
-    }, { parent, dependsOn: after });
+    return phaseStep(
+        ctx,
+        name,
+        {
+            title: `${config.secret.name}: pre-flight of g${config.generation} (${n} consumer${n === 1 ? "" : "s"}, the source, the store)`,
+            op: "preflight",
+            hosts,
+            preflight: preflightSpec(ctx, hostOf),
+            phase: "preflight",
+        },
+        { parent, dependsOn: after },
+    );
 }

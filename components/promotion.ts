@@ -1,4 +1,4 @@
-import * as pulumi from "@pulumi/pulumi";
+import type * as pulumi from "@pulumi/pulumi";
 import { stdinFields } from "../lib/quote";
 import { SinglePhase, phaseStep, type Credential, type RotationContext } from "./context";
 import { storeStep } from "./storeStep";
@@ -17,12 +17,17 @@ export class Promotion extends SinglePhase {
     constructor(name: string, args: PromotionArgs, opts?: pulumi.ComponentResourceOptions) {
         super("Promotion", name, opts, (parent) => {
             const { config } = args.context;
-            return phaseStep(args.context, name, {
-                title: `${config.secret.name}: promote g${config.generation} to current in the store`,
-                ...storeStep(args.context, "promote"),
-                stdin: args.credential.value.apply((v) => stdinFields(v)),
-                phase: "promoted",
-            }, { parent, dependsOn: args.after });
+            return phaseStep(
+                args.context,
+                name,
+                {
+                    title: `${config.secret.name}: promote g${config.generation} to current in the store`,
+                    ...storeStep(args.context, "promote"),
+                    stdin: args.credential.value.apply((v) => stdinFields(v)),
+                    phase: "promoted",
+                },
+                { parent, dependsOn: args.after },
+            );
         });
     }
 }

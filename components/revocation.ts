@@ -1,4 +1,4 @@
-import * as pulumi from "@pulumi/pulumi";
+import type * as pulumi from "@pulumi/pulumi";
 import { stdinFields } from "../lib/quote";
 import { sourceScripts } from "../sources";
 import { SinglePhase, phaseStep, type Credential, type RotationContext } from "./context";
@@ -19,14 +19,19 @@ export class Revocation extends SinglePhase {
             const ctx = args.context;
             const { config } = ctx;
             const scripts = sourceScripts(config.source, { generation: config.generation, secretName: config.secret.name }, ctx.sourceHostKey);
-            return phaseStep(ctx, name, {
-                title: `${config.secret.name}: revoke g${args.previous.generation} at the ${config.source.kind} source`,
-                target: scripts.target,
-                script: scripts.revoke,
-                stdin: args.previous.grantMaterial.apply((m) => stdinFields(m)),
-                phase: "revoked",
-                timeoutSeconds: 60,
-            }, { parent, dependsOn: args.after });
+            return phaseStep(
+                ctx,
+                name,
+                {
+                    title: `${config.secret.name}: revoke g${args.previous.generation} at the ${config.source.kind} source`,
+                    target: scripts.target,
+                    script: scripts.revoke,
+                    stdin: args.previous.grantMaterial.apply((m) => stdinFields(m)),
+                    phase: "revoked",
+                    timeoutSeconds: 60,
+                },
+                { parent, dependsOn: args.after },
+            );
         });
     }
 }

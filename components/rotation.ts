@@ -79,12 +79,18 @@ export class Rotation extends pulumi.ComponentResource {
                 const c = config.consumers.find((x) => x.name === s.consumer)!;
                 return consumerRollout(`${name}-rollout-${c.name}`, ctx, c, config.mode === "rollback" ? previous : secret, { parent: this, dependsOn: after });
             },
-            guard: (_s, after) => phaseStep(ctx, `${name}-rollback-guard`, {
-                title: `${config.secret.name}: rollback of g${config.generation} allowed (revocation not started)`,
-                ...storeStep(ctx, "guard"),
-                perMode: true,
-                phase: "rollback-started",
-            }, { parent: this, dependsOn: after }),
+            guard: (_s, after) =>
+                phaseStep(
+                    ctx,
+                    `${name}-rollback-guard`,
+                    {
+                        title: `${config.secret.name}: rollback of g${config.generation} allowed (revocation not started)`,
+                        ...storeStep(ctx, "guard"),
+                        perMode: true,
+                        phase: "rollback-started",
+                    },
+                    { parent: this, dependsOn: after },
+                ),
             gate: (_s, after) => new RotationGate(`${name}-gate`, { context: ctx, rollouts: after, credential: secret, previous }, child).done,
             revoke: (_s, after) => new Revocation(`${name}-revoke`, { context: ctx, previous, after }, child).done,
             promote: (_s, after) => new Promotion(`${name}-promote`, { context: ctx, credential: secret, after }, child).done,

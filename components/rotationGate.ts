@@ -34,15 +34,28 @@ export class RotationGate extends SinglePhase {
             const { config } = ctx;
             const { hosts, hostOf } = consumerHosts(ctx);
             const [current, previous] = [loginOf(config.source, args.credential.generation), loginOf(config.source, args.previous.generation)];
-            return phaseStep(ctx, name, {
-                title: `${config.secret.name}: gate, all ${config.consumers.length} consumers verified on g${config.generation}`,
-                ...storeStep(ctx, "commit"),
-                hosts,
-                drift: config.consumers.map((c) => ({ host: hostOf(c), consumer: c.name, label: consumerLabel(ctx, c), configPath: c.configPath, write: c.write, timeoutSeconds: c.timeoutSeconds, ...(c.logCheck ? { logPath: c.logCheck.path } : {}) })),
-                ...(current !== undefined && previous !== undefined ? { users: { current, previous } } : {}),
-                stdin: pulumi.all([args.credential.value, args.previous.value]).apply(([n, o]) => stdinFields(n, o)),
-                phase: "rolled-out",
-            }, { parent, dependsOn: args.rollouts });
+            return phaseStep(
+                ctx,
+                name,
+                {
+                    title: `${config.secret.name}: gate, all ${config.consumers.length} consumers verified on g${config.generation}`,
+                    ...storeStep(ctx, "commit"),
+                    hosts,
+                    drift: config.consumers.map((c) => ({
+                        host: hostOf(c),
+                        consumer: c.name,
+                        label: consumerLabel(ctx, c),
+                        configPath: c.configPath,
+                        write: c.write,
+                        timeoutSeconds: c.timeoutSeconds,
+                        ...(c.logCheck ? { logPath: c.logCheck.path } : {}),
+                    })),
+                    ...(current !== undefined && previous !== undefined ? { users: { current, previous } } : {}),
+                    stdin: pulumi.all([args.credential.value, args.previous.value]).apply(([n, o]) => stdinFields(n, o)),
+                    phase: "rolled-out",
+                },
+                { parent, dependsOn: args.rollouts },
+            );
         });
     }
 }

@@ -36,11 +36,16 @@ export class SecretVersion extends pulumi.ComponentResource implements Credentia
         if (args.origin === "stored") {
             // Read once per generation and kept (secret) in the state: a resume after
             // promotion still has the old secret, though the store's `current` is the new one.
-            const read = phaseStep(args.context, `${name}-read`, {
-                title: `${secret.name}: read the current secret (g${this.generation}) from the store`,
-                ...storeStep(args.context, "read"),
-                captureStdout: true,
-            }, { parent: this, dependsOn: args.after });
+            const read = phaseStep(
+                args.context,
+                `${name}-read`,
+                {
+                    title: `${secret.name}: read the current secret (g${this.generation}) from the store`,
+                    ...storeStep(args.context, "read"),
+                    captureStdout: true,
+                },
+                { parent: this, dependsOn: args.after },
+            );
             value = nonEmpty(read.stdout, `${secret.name}: the store's current secret is empty`);
         } else {
             // The generator's step (generators/<kind>.ts); its stdout is the new secret.
@@ -51,13 +56,18 @@ export class SecretVersion extends pulumi.ComponentResource implements Credentia
         this.value = pulumi.secret(value);
 
         if (secret.type === "ssh-key") {
-            const pub = phaseStep(args.context, `${name}-public-key`, {
-                title: `${secret.name}: derive the public key of g${this.generation}`,
-                target: LOCAL,
-                script: `set -euo pipefail\numask 077\nd=$(mktemp -d); trap 'rm -rf -- "$d"' EXIT\nIFS= read -r -d '' K || true\nprintf '%s\\n' "$K" > "$d/key"\nssh-keygen -y -f "$d/key" | awk '{print $1" "$2}'\n`,
-                stdin: this.value.apply((v) => stdinFields(v)),
-                captureStdout: true,
-            }, { parent: this });
+            const pub = phaseStep(
+                args.context,
+                `${name}-public-key`,
+                {
+                    title: `${secret.name}: derive the public key of g${this.generation}`,
+                    target: LOCAL,
+                    script: `set -euo pipefail\numask 077\nd=$(mktemp -d); trap 'rm -rf -- "$d"' EXIT\nIFS= read -r -d '' K || true\nprintf '%s\\n' "$K" > "$d/key"\nssh-keygen -y -f "$d/key" | awk '{print $1" "$2}'\n`,
+                    stdin: this.value.apply((v) => stdinFields(v)),
+                    captureStdout: true,
+                },
+                { parent: this },
+            );
             this.grantMaterial = pulumi.secret(nonEmpty(pub.stdout, `${secret.name}: no public key derived`).apply((s) => s.trim()));
         } else {
             this.grantMaterial = this.value;

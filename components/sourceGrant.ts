@@ -1,4 +1,4 @@
-import * as pulumi from "@pulumi/pulumi";
+import type * as pulumi from "@pulumi/pulumi";
 import { stdinFields } from "../lib/quote";
 import { sourceScripts } from "../sources";
 import { SinglePhase, phaseStep, type Credential, type RotationContext } from "./context";
@@ -24,20 +24,25 @@ export class SourceGrant extends SinglePhase {
             const { config } = ctx;
             const g = args.credential.generation;
             const scripts = sourceScripts(config.source, { generation: g, secretName: config.secret.name }, ctx.sourceHostKey);
-            return phaseStep(ctx, name, {
-                title: `${config.secret.name}: grant g${g} at the ${config.source.kind} source (dual-active)`,
-                target: scripts.target,
-                script: scripts.grant,
-                deleteScript: scripts.withdraw,
-                stdin: args.credential.grantMaterial.apply((m) => stdinFields(m)),
-                // Keyed to the credential's own generation: in a rollback the previous
-                // generation's grant is re-registered unchanged instead of replaced
-                // (a replacement would delete, i.e. withdraw, the secret being restored).
-                triggers: [g],
-                phase: "granted",
-                guardDelete: { generation: g, kind: "grant" },
-                timeoutSeconds: 60,
-            }, { parent, dependsOn: args.after });
+            return phaseStep(
+                ctx,
+                name,
+                {
+                    title: `${config.secret.name}: grant g${g} at the ${config.source.kind} source (dual-active)`,
+                    target: scripts.target,
+                    script: scripts.grant,
+                    deleteScript: scripts.withdraw,
+                    stdin: args.credential.grantMaterial.apply((m) => stdinFields(m)),
+                    // Keyed to the credential's own generation: in a rollback the previous
+                    // generation's grant is re-registered unchanged instead of replaced
+                    // (a replacement would delete, i.e. withdraw, the secret being restored).
+                    triggers: [g],
+                    phase: "granted",
+                    guardDelete: { generation: g, kind: "grant" },
+                    timeoutSeconds: 60,
+                },
+                { parent, dependsOn: args.after },
+            );
         });
     }
 }

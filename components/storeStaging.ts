@@ -25,13 +25,18 @@ export class StoreStaging extends SinglePhase {
     constructor(name: string, args: StoreStagingArgs, opts?: pulumi.ComponentResourceOptions) {
         super("StoreStaging", name, opts, (parent) => {
             const { config } = args.context;
-            return phaseStep(args.context, name, {
-                title: `${config.secret.name}: stage g${config.generation} in the store`,
-                ...storeStep(args.context, "stage"),
-                stdin: pulumi.all([args.credential.value, args.previous.value]).apply(([n, o]) => stdinFields(n, o)),
-                phase: "staged",
-                guardDelete: { generation: config.generation, kind: "value" },
-            }, { parent, dependsOn: args.after });
+            return phaseStep(
+                args.context,
+                name,
+                {
+                    title: `${config.secret.name}: stage g${config.generation} in the store`,
+                    ...storeStep(args.context, "stage"),
+                    stdin: pulumi.all([args.credential.value, args.previous.value]).apply(([n, o]) => stdinFields(n, o)),
+                    phase: "staged",
+                    guardDelete: { generation: config.generation, kind: "value" },
+                },
+                { parent, dependsOn: args.after },
+            );
         });
     }
 }

@@ -31,25 +31,39 @@ export class Verification extends pulumi.ComponentResource {
         const ctx = args.context;
         const { config } = ctx;
         const scripts = sourceScripts(config.source, { generation: config.generation, secretName: config.secret.name }, ctx.sourceHostKey);
-        const source = phaseStep(ctx, `${name}-source`, {
-            title: `${config.secret.name}: verify g${args.previous.generation} rejected and g${config.generation} accepted at the source`,
-            target: LOCAL,
-            script: scripts.verify,
-            stdin: pulumi.all([args.previous.value, args.credential.value]).apply(([o, n]) => stdinFields(o, n)),
-            attempts: 3,
-            retryDelaySeconds: 2,
-            phase: "verified",
-        }, { parent: this, dependsOn: args.after });
+        const source = phaseStep(
+            ctx,
+            `${name}-source`,
+            {
+                title: `${config.secret.name}: verify g${args.previous.generation} rejected and g${config.generation} accepted at the source`,
+                target: LOCAL,
+                script: scripts.verify,
+                stdin: pulumi.all([args.previous.value, args.credential.value]).apply(([o, n]) => stdinFields(o, n)),
+                attempts: 3,
+                retryDelaySeconds: 2,
+                phase: "verified",
+            },
+            { parent: this, dependsOn: args.after },
+        );
         const { hosts, hostOf } = consumerHosts(ctx);
         // A consumer with a logCheck has its auth failures since the revocation counted too (provider/authFailures.ts).
-        const checks = config.consumers.map((c) => ({ ...healthPolicy(ctx, c), host: hostOf(c), ...(c.logCheck ? { consumer: c.name, logCheck: c.logCheck } : {}) }));
-        const consumers = phaseStep(ctx, `${name}-consumers`, {
-            title: `${config.secret.name}: all ${config.consumers.length} consumers healthy after revocation`,
-            op: "health",
-            hosts,
-            checks,
-            phase: "consumers-verified",
-        }, { parent: this, dependsOn: args.after });
+        const checks = config.consumers.map((c) => ({
+            ...healthPolicy(ctx, c),
+            host: hostOf(c),
+            ...(c.logCheck ? { consumer: c.name, logCheck: c.logCheck } : {}),
+        }));
+        const consumers = phaseStep(
+            ctx,
+            `${name}-consumers`,
+            {
+                title: `${config.secret.name}: all ${config.consumers.length} consumers healthy after revocation`,
+                op: "health",
+                hosts,
+                checks,
+                phase: "consumers-verified",
+            },
+            { parent: this, dependsOn: args.after },
+        );
         this.done = [source, consumers];
         this.registerOutputs({});
     }

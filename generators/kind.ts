@@ -40,7 +40,9 @@ export interface GeneratorKind<Schema extends z.ZodObject = z.ZodObject, Step ex
 }
 
 /** Declares a generator; the types of its methods follow from its schema. */
-export function defineGenerator<Schema extends z.ZodObject, Step extends { title: string }>(generator: GeneratorKind<Schema, Step>): GeneratorKind<Schema, Step> {
+export function defineGenerator<Schema extends z.ZodObject, Step extends { title: string }>(
+    generator: GeneratorKind<Schema, Step>,
+): GeneratorKind<Schema, Step> {
     return generator;
 }
 

@@ -6,7 +6,7 @@
  * requested class is thrown away and drawn again, so every string that has
  * at least one character of each class is equally likely.
  */
-import { randomInt } from "crypto";
+import { randomInt } from "node:crypto";
 import { z } from "zod";
 import { defineGenerator, secretLength, type GeneratorProblem } from "./kind";
 

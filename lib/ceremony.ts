@@ -9,9 +9,9 @@
  * the request has not expired. Requests hold names, numbers and digests,
  * never a secret.
  */
-import { createHash, randomBytes } from "crypto";
-import * as fs from "fs";
-import * as path from "path";
+import { createHash, randomBytes } from "node:crypto";
+import * as fs from "node:fs";
+import * as path from "node:path";
 import { z } from "zod";
 import { sourceOf } from "../sources";
 import type { CeremonyConfig, EnvironmentConfig } from "./configSchema";
@@ -55,7 +55,10 @@ export function governing(env: EnvironmentConfig, names: string[], project: stri
     const cs = names.map((n) => ceremonyOf(env, n)).filter((c) => c !== undefined);
     if (!cs.length) return undefined;
     const dirs = [...new Set(cs.map((c) => path.resolve(project, c.dir)))];
-    if (dirs.length > 1) throw new RotationRefusedError(`the secrets ${names.join(", ")} keep their ceremony requests in different directories (${dirs.join(", ")}); rotate them one at a time`);
+    if (dirs.length > 1)
+        throw new RotationRefusedError(
+            `the secrets ${names.join(", ")} keep their ceremony requests in different directories (${dirs.join(", ")}); rotate them one at a time`,
+        );
     return {
         approvers: [...new Set(cs.map((c) => path.resolve(project, c.approvers)))],
         dir: dirs[0],
@@ -67,7 +70,11 @@ export function governing(env: EnvironmentConfig, names: string[], project: stri
 export function canonical(v: unknown): string {
     if (Array.isArray(v)) return `[${v.map(canonical).join(",")}]`;
     if (v && typeof v === "object") {
-        return `{${Object.keys(v).filter((k) => (v as Record<string, unknown>)[k] !== undefined).sort().map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`).join(",")}}`;
+        return `{${Object.keys(v)
+            .filter((k) => (v as Record<string, unknown>)[k] !== undefined)
+            .sort()
+            .map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`)
+            .join(",")}}`;
     }
     return JSON.stringify(v);
 }
@@ -90,7 +97,9 @@ export function planDigest(stack: string, env: EnvironmentConfig, names: string[
         for (const h of sourceOf(entry.source.kind).hostRefs?.(entry.source) ?? []) hosts.add(h);
     }
     const used = Object.fromEntries([...hosts].sort().map((h) => [h, env.hosts[h]]));
-    return createHash("sha256").update(canonical({ stack, secrets, hosts: used, ceremony: env.ceremony })).digest("hex");
+    return createHash("sha256")
+        .update(canonical({ stack, secrets, hosts: used, ceremony: env.ceremony }))
+        .digest("hex");
 }
 
 /** A request's three files: the request, the requester's signature, the approver's. */
@@ -112,7 +121,8 @@ function signerOf(bytes: Buffer, signature: string, approvers: string[], who: st
             if (signer && signer.principal !== s.principal) throw new SignatureError(`${a} names the key ${s.principal}, another file ${signer.principal}`);
             signer = s;
         } catch (e) {
-            if (e instanceof SignatureError) throw new RotationRefusedError(`request ${id}: the ${who}'s signature is refused: ${e.message}. Nothing was changed`);
+            if (e instanceof SignatureError)
+                throw new RotationRefusedError(`request ${id}: the ${who}'s signature is refused: ${e.message}. Nothing was changed`);
             throw e;
         }
     }
@@ -124,7 +134,16 @@ function signerOf(bytes: Buffer, signature: string, approvers: string[], who: st
  * The requester must be an allowed signer: an approval of a request nobody
  * on the team can vouch for would witness nothing.
  */
-export function createRequest(a: { dir: string; stack: string; digest: string; secrets: RequestedSecret[]; validFor: string; approvers: string[]; key: string; now?: Date }): { request: RotationRequest; file: string; requester: Signer } {
+export function createRequest(a: {
+    dir: string;
+    stack: string;
+    digest: string;
+    secrets: RequestedSecret[];
+    validFor: string;
+    approvers: string[];
+    key: string;
+    now?: Date;
+}): { request: RotationRequest; file: string; requester: Signer } {
     const now = a.now ?? new Date();
     const id = `${a.stack}-${now.toISOString().replace(/[-:]|\.\d+/g, "")}-${randomBytes(3).toString("hex")}`;
     const request: RotationRequest = {
@@ -164,13 +183,14 @@ export function readRequest(dir: string, idOrFile: string): { bytes: Buffer; req
     } catch {
         throw new RotationRefusedError(`no request ${id} in ${path.dirname(files.request)}. Nothing was changed`);
     }
-    let parsed;
+    let parsed: ReturnType<typeof requestSchema.safeParse> | undefined;
     try {
         parsed = requestSchema.safeParse(JSON.parse(bytes.toString()));
     } catch {
         parsed = undefined;
     }
-    if (!parsed?.success || parsed.data.id !== id) throw new RotationRefusedError(`${files.request} is not a rotation request (it was changed, or is some other file). Nothing was changed`);
+    if (!parsed?.success || parsed.data.id !== id)
+        throw new RotationRefusedError(`${files.request} is not a rotation request (it was changed, or is some other file). Nothing was changed`);
     return { bytes, request: parsed.data, files };
 }
 
@@ -187,13 +207,19 @@ export interface Expected {
 export function checkRequest(r: ReturnType<typeof readRequest>, x: Expected): Signer {
     const { request, files, bytes } = r;
     const id = request.id;
-    if (!fs.existsSync(files.requesterSig)) throw new RotationRefusedError(`request ${id} has no requester's signature (${files.requesterSig}). Nothing was changed`);
+    if (!fs.existsSync(files.requesterSig))
+        throw new RotationRefusedError(`request ${id} has no requester's signature (${files.requesterSig}). Nothing was changed`);
     const requester = signerOf(bytes, fs.readFileSync(files.requesterSig, "utf8"), x.approvers, "requester", id);
     if (request.stack !== x.stack) throw new RotationRefusedError(`request ${id} is for stack ${request.stack}, not ${x.stack}. Nothing was changed`);
     const now = x.now ?? new Date();
-    if (!x.started && now.getTime() > Date.parse(request.expiresAt)) throw new RotationRefusedError(`request ${id} expired at ${request.expiresAt}; make a new one (bin/rotate start without --request). Nothing was changed`);
+    if (!x.started && now.getTime() > Date.parse(request.expiresAt))
+        throw new RotationRefusedError(
+            `request ${id} expired at ${request.expiresAt}; make a new one (bin/rotate start without --request). Nothing was changed`,
+        );
     if (request.planDigest !== x.digest) {
-        throw new RotationRefusedError(`request ${id} is for another plan (digest ${request.planDigest.slice(0, 12)}…, the plan now is ${x.digest.slice(0, 12)}…): the inventory, a generation, the reason or the note changed since it was made; make a new request. Nothing was changed`);
+        throw new RotationRefusedError(
+            `request ${id} is for another plan (digest ${request.planDigest.slice(0, 12)}…, the plan now is ${x.digest.slice(0, 12)}…): the inventory, a generation, the reason or the note changed since it was made; make a new request. Nothing was changed`,
+        );
     }
     return requester;
 }
@@ -217,7 +243,9 @@ export function approveRequest(r: ReturnType<typeof readRequest>, x: Expected & 
 
 function refuseSelfApproval(id: string, requester: Signer, approver: Signer): void {
     if (requester.principal === approver.principal || requester.key === approver.key) {
-        throw new RotationRefusedError(`request ${id} was made by ${requester.principal}; its approval must come from another person (the approving key is ${approver.principal}'s). Nothing was changed`);
+        throw new RotationRefusedError(
+            `request ${id} was made by ${requester.principal}; its approval must come from another person (the approving key is ${approver.principal}'s). Nothing was changed`,
+        );
     }
 }
 
@@ -226,7 +254,9 @@ export function checkApproved(r: ReturnType<typeof readRequest>, x: Expected): {
     const requester = checkRequest(r, x);
     const id = r.request.id;
     if (!fs.existsSync(r.files.approvalSig)) {
-        throw new RotationRefusedError(`request ${id} is not approved yet: a second person runs bin/rotate approve --stack ${x.stack} --request ${id} --yes. Nothing was changed`);
+        throw new RotationRefusedError(
+            `request ${id} is not approved yet: a second person runs bin/rotate approve --stack ${x.stack} --request ${id} --yes. Nothing was changed`,
+        );
     }
     const approver = signerOf(r.bytes, fs.readFileSync(r.files.approvalSig, "utf8"), x.approvers, "approver", id);
     refuseSelfApproval(id, requester, approver);

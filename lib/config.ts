@@ -1,11 +1,21 @@
-import { z } from "zod";
+import type { z } from "zod";
 import { ConfigError } from "./errors";
 import { inventoryProblems, type InventoryFile } from "./inventory";
 import { resourceNames } from "./plan";
 import { generatorProblems } from "../generators";
 import { SOURCES, sourceOf } from "../sources";
 import { writerOf } from "../writers";
-import { CONFIG_NAMESPACE, NAME, decodeConfigValue, environmentSchema, type ConsumerConfig, type EnvironmentConfig, type RotationConfig, type SecretEntry, type SourceConfig } from "./configSchema";
+import {
+    CONFIG_NAMESPACE,
+    NAME,
+    decodeConfigValue,
+    environmentSchema,
+    type ConsumerConfig,
+    type EnvironmentConfig,
+    type RotationConfig,
+    type SecretEntry,
+    type SourceConfig,
+} from "./configSchema";
 import type { HostConnection } from "./fields";
 
 export * from "./configSchema";
@@ -21,7 +31,13 @@ function formatPath(path: readonly PropertyKey[]): string {
 
 const article = (word: string) => (/^(ssh|[aeiou])/.test(word) ? "an" : "a");
 const TYPE_NAMES: Record<string, string> = {
-    string: "a string", number: "a number", int: "a whole number", boolean: "true or false", object: "an object", array: "a list", record: "a mapping",
+    string: "a string",
+    number: "a number",
+    int: "a whole number",
+    boolean: "true or false",
+    object: "an object",
+    array: "a list",
+    record: "a mapping",
 };
 const quoted = (values: readonly unknown[]) => values.map((v) => JSON.stringify(v)).join(", ");
 
@@ -42,9 +58,17 @@ function fallbackMessage(issue: z.core.$ZodRawIssue): string | undefined {
                 : `unknown ${discriminator} ${JSON.stringify(given)}: must be one of ${quoted(options)}`;
         }
         case "too_small":
-            return issue.origin === "array" ? `must list at least ${issue.minimum}` : issue.origin === "string" ? `must be at least ${issue.minimum} characters` : `must be at least ${issue.minimum}`;
+            return issue.origin === "array"
+                ? `must list at least ${issue.minimum}`
+                : issue.origin === "string"
+                  ? `must be at least ${issue.minimum} characters`
+                  : `must be at least ${issue.minimum}`;
         case "too_big":
-            return issue.origin === "array" ? `must list at most ${issue.maximum}` : issue.origin === "string" ? `must be at most ${issue.maximum} characters` : `must be at most ${issue.maximum}`;
+            return issue.origin === "array"
+                ? `must list at most ${issue.maximum}`
+                : issue.origin === "string"
+                  ? `must be at most ${issue.maximum} characters`
+                  : `must be at most ${issue.maximum}`;
         default:
             return undefined;
     }
@@ -59,7 +83,9 @@ type Path = (string | number)[];
 const machineOf = (env: EnvironmentConfig, host: string) => (env.hosts[host] ? `${env.hosts[host].address}:${env.hosts[host].port}` : host);
 
 /** The source kinds whose credential is a login and password pair, as messages name them ("a postgres-role"). */
-const withLogin = SOURCES.filter((k) => k.login).map((k) => `${article(k.kind)} ${k.kind}`).join(" or ");
+const withLogin = SOURCES.filter((k) => k.login)
+    .map((k) => `${article(k.kind)} ${k.kind}`)
+    .join(" or ");
 
 /** Checks that need the whole config (zod checks one field at a time). */
 function crossFieldProblems(env: EnvironmentConfig): string[] {
@@ -108,15 +134,21 @@ function crossFieldProblems(env: EnvironmentConfig): string[] {
             }
             const writer = writerOf(c.write.format);
             if (source.login) {
-                if (!writer.writesUser(c.write)) at(P("consumers", i, "write"), `${article(s.source.kind)} ${s.source.kind} credential is a user and password pair: ${writer.howToWriteUser}`);
+                if (!writer.writesUser(c.write))
+                    at(
+                        P("consumers", i, "write"),
+                        `${article(s.source.kind)} ${s.source.kind} credential is a user and password pair: ${writer.howToWriteUser}`,
+                    );
             } else {
-                for (const f of writer.userFields(c.write)) at(P("consumers", i, "write", f), `only ${withLogin} source has a per-generation user (source is ${s.source.kind})`);
+                for (const f of writer.userFields(c.write))
+                    at(P("consumers", i, "write", f), `only ${withLogin} source has a per-generation user (source is ${s.source.kind})`);
             }
         });
 
         for (const h of source.hostRefs?.(s.source) ?? []) hostExists(P("source", "host"), h);
         // Each source kind says which kinds of secret it takes (an ssh-key needs one that takes a public key).
-        if (!source.types.includes(s.type)) at(P("source", "kind"), `${article(s.type)} ${s.type} secret cannot be rotated at ${article(s.source.kind)} ${s.source.kind} source`);
+        if (!source.types.includes(s.type))
+            at(P("source", "kind"), `${article(s.type)} ${s.type} secret cannot be rotated at ${article(s.source.kind)} ${s.source.kind} source`);
         for (const p of generatorProblems(s.generator, s.type)) at(P("generator", ...p.path), p.message);
         if (s.mode === "rollback" && s.generation === 0) at(P("mode"), "nothing to roll back at generation 0");
 
@@ -162,7 +194,9 @@ function sharedFileProblems(env: EnvironmentConfig): string[] {
             const other = first.get(key);
             if (!other) first.set(key, { secret: name, index: i });
             else if (other.secret !== name && !waitsFor(name, other.secret) && !waitsFor(other.secret, name)) {
-                problems.push(`${formatPath(["secrets", name, "consumers", i, "configPath"])}: secret "${other.secret}" (consumers[${other.index}]) also writes ${c.configPath} on ${c.host}; their rollouts would overwrite each other: list "${other.secret}" in this secret's after`);
+                problems.push(
+                    `${formatPath(["secrets", name, "consumers", i, "configPath"])}: secret "${other.secret}" (consumers[${other.index}]) also writes ${c.configPath} on ${c.host}; their rollouts would overwrite each other: list "${other.secret}" in this secret's after`,
+                );
             }
         });
     }
@@ -207,12 +241,17 @@ function nameCollisions(env: EnvironmentConfig): string[] {
     for (const n of Object.keys(env.secrets).filter((x) => NAME.test(x))) {
         const s = env.secrets[n];
         const clashes = new Map<string, string>();
-        for (const r of resourceNames(n, s.consumers.map((c) => c.name), s.generation + 1)) {
+        for (const r of resourceNames(
+            n,
+            s.consumers.map((c) => c.name),
+            s.generation + 1,
+        )) {
             const other = owner.get(r);
             if (other === undefined) owner.set(r, n);
             else if (other !== n && !clashes.has(other)) clashes.set(other, r);
         }
-        for (const [other, r] of clashes) problems.push(`${formatPath(["secrets", n])}: resource name "${r}" would belong to both secret "${other}" and secret "${n}"; rename one of them`);
+        for (const [other, r] of clashes)
+            problems.push(`${formatPath(["secrets", n])}: resource name "${r}" would belong to both secret "${other}" and secret "${n}"; rename one of them`);
     }
     return problems;
 }
@@ -228,7 +267,9 @@ function decode(stack: string, raw: Record<string, unknown>): Record<string, unk
     }
     const legacy = LEGACY_KEYS.filter((k) => k in decoded);
     for (const k of legacy) {
-        problems.push(`${CONFIG_NAMESPACE}:${k}: the one-secret layout of 0.2 is no longer read: move the secret under rotation:secrets.<name> and its hosts under rotation:hosts (docs/operating.md, "Upgrading from 0.2")`);
+        problems.push(
+            `${CONFIG_NAMESPACE}:${k}: the one-secret layout of 0.2 is no longer read: move the secret under rotation:secrets.<name> and its hosts under rotation:hosts (docs/operating.md, "Upgrading from 0.2")`,
+        );
     }
     if (problems.length) throw new ConfigError(stack, problems);
     // Pulumi hands every scalar over as a string, and `config set --path` writes numbers as strings too.
@@ -254,11 +295,14 @@ export function parseEnvironment(stack: string, raw: Record<string, unknown>, in
     if (!result.success) {
         throw new ConfigError(
             stack,
-            inventoryProblems(result.error.issues.flatMap((issue) =>
-                issue.code === "unrecognized_keys"
-                    ? issue.keys.map((k) => `${formatPath([...issue.path, k])}: unknown key`)
-                    : [`${formatPath(issue.path)}: ${issue.message}`],
-            ), inventory),
+            inventoryProblems(
+                result.error.issues.flatMap((issue) =>
+                    issue.code === "unrecognized_keys"
+                        ? issue.keys.map((k) => `${formatPath([...issue.path, k])}: unknown key`)
+                        : [`${formatPath(issue.path)}: ${issue.message}`],
+                ),
+                inventory,
+            ),
         );
     }
     const crossProblems = crossFieldProblems(result.data);
@@ -271,7 +315,14 @@ export function secretRotation(env: EnvironmentConfig, name: string): RotationCo
     const s = env.secrets[name];
     const hostOf = (ref: string): HostConnection => {
         const h = env.hosts[ref];
-        return { host: h.address, port: h.port, user: h.user, privateKeyFile: h.privateKeyFile, ...(h.hostKey ? { hostKey: h.hostKey } : {}), ...(h.hostKeyFile ? { hostKeyFile: h.hostKeyFile } : {}) };
+        return {
+            host: h.address,
+            port: h.port,
+            user: h.user,
+            privateKeyFile: h.privateKeyFile,
+            ...(h.hostKey ? { hostKey: h.hostKey } : {}),
+            ...(h.hostKeyFile ? { hostKeyFile: h.hostKeyFile } : {}),
+        };
     };
     const kind = sourceOf(s.source.kind);
     const source = (kind.expand ? kind.expand(s.source, hostOf) : s.source) as SourceConfig;
@@ -279,7 +330,15 @@ export function secretRotation(env: EnvironmentConfig, name: string): RotationCo
     return structuredClone({
         generation: s.generation,
         mode: s.mode,
-        secret: { name, type: s.type, generator: s.generator, reason: s.reason, ...(s.note ? { note: s.note } : {}), ...(s.schedule ? { schedule: s.schedule } : {}), operator: s.operator },
+        secret: {
+            name,
+            type: s.type,
+            generator: s.generator,
+            reason: s.reason,
+            ...(s.note ? { note: s.note } : {}),
+            ...(s.schedule ? { schedule: s.schedule } : {}),
+            operator: s.operator,
+        },
         store: s.store,
         source,
         consumers,

@@ -5,7 +5,22 @@
 import { z } from "zod";
 import { type SourceConfig, sourceSchema } from "../sources";
 import { type StoreConfig, storeSchema } from "../stores";
-import { CONFIG_NAMESPACE, type HostConnection, SECRET_TYPES, absPath, hostKey, hostRef, hostname, localPath, noNul, port, shellCommand, text, unixUser, httpUrl, wholeNumber } from "./fields";
+import {
+    CONFIG_NAMESPACE,
+    type HostConnection,
+    SECRET_TYPES,
+    absPath,
+    hostKey,
+    hostRef,
+    hostname,
+    localPath,
+    port,
+    shellCommand,
+    text,
+    unixUser,
+    httpUrl,
+    wholeNumber,
+} from "./fields";
 import { generatorSchema as generator } from "../generators";
 import { writeSchema as write } from "../writers";
 import { rolloutSchema } from "./waves";
@@ -33,9 +48,7 @@ export function decodeConfigValue(value: unknown): { value: unknown; invalidJson
     }
 }
 
-const name = z
-    .string()
-    .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, "must be 1-63 lowercase letters, digits or '-', starting with a letter or digit");
+const name = z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, "must be 1-63 lowercase letters, digits or '-', starting with a letter or digit");
 /** The ceremony's witnesses of one generation: the request and who made and approved it, as their signatures say (lib/ceremony.ts). */
 const principal = z.string().regex(/^[^\s"\\]{1,200}$/, "must be an allowed signer's principal");
 const requestId = z.string().regex(/^[A-Za-z0-9_.-]{1,100}$/, "must be a request id");
@@ -74,32 +87,34 @@ const secret = z.strictObject({
     operator: text.refine((s) => s.length <= 100 && !/[\r\n]/.test(s), "must be one line of at most 100 characters"),
 });
 
-const health = z.union([
-    z.strictObject({ command: shellCommand }),
-    z.strictObject({ url: httpUrl(), expectStatus: wholeNumber().min(100, "must be 100-599").max(599, "must be 100-599").default(200) }),
-], { error: 'must be either {command} (run on the host) or {url, expectStatus} (fetched from the operator\'s machine)' });
+const health = z.union(
+    [
+        z.strictObject({ command: shellCommand }),
+        z.strictObject({ url: httpUrl(), expectStatus: wholeNumber().min(100, "must be 100-599").max(599, "must be 100-599").default(200) }),
+    ],
+    { error: "must be either {command} (run on the host) or {url, expectStatus} (fetched from the operator's machine)" },
+);
 
 /** A consumer: its host by name (of rotation:hosts), plus what is specific to this secret there. */
-export const consumerEntry = z
-    .strictObject({
-        name,
-        configPath: absPath,
-        write,
-        reload: shellCommand,
-        health,
-        retries: wholeNumber().min(0, "must be 0-30").max(30, "must be 0-30").default(5),
-        retryDelaySeconds: z.number().min(0, "must be 0-60").max(60, "must be 0-60").default(2),
-        timeoutSeconds: wholeNumber().min(1, "must be 1-300").max(300, "must be 1-300").default(15),
-        logCheck: z
-            .strictObject({
-                path: absPath,
-                /** An extended regular expression (grep -E) that marks an auth failure. */
-                pattern: text,
-                windowSeconds: wholeNumber().min(1, "must be 1-60").max(60, "must be 1-60").default(3),
-            })
-            .optional(),
-        host: hostRef,
-    });
+export const consumerEntry = z.strictObject({
+    name,
+    configPath: absPath,
+    write,
+    reload: shellCommand,
+    health,
+    retries: wholeNumber().min(0, "must be 0-30").max(30, "must be 0-30").default(5),
+    retryDelaySeconds: z.number().min(0, "must be 0-60").max(60, "must be 0-60").default(2),
+    timeoutSeconds: wholeNumber().min(1, "must be 1-300").max(300, "must be 1-300").default(15),
+    logCheck: z
+        .strictObject({
+            path: absPath,
+            /** An extended regular expression (grep -E) that marks an auth failure. */
+            pattern: text,
+            windowSeconds: wholeNumber().min(1, "must be 1-60").max(60, "must be 1-60").default(3),
+        })
+        .optional(),
+    host: hostRef,
+});
 
 /** A secret's own settings, as the components see them. */
 export interface SecretConfig {
@@ -163,7 +178,10 @@ export const ceremonySchema = z.strictObject({
     /** The team's allowed-signers file (ssh-keygen(1) ALLOWED SIGNERS): who may request and approve. */
     approvers: localPath,
     /** How long a request may wait for its approval and its start, e.g. "4h", "2d". */
-    validFor: z.string().regex(/^[1-9][0-9]{0,4}[smhd]$/, "must be a duration such as '30m', '4h' or '2d'").default("24h"),
+    validFor: z
+        .string()
+        .regex(/^[1-9][0-9]{0,4}[smhd]$/, "must be a duration such as '30m', '4h' or '2d'")
+        .default("24h"),
     /** Where requests and approvals are kept; a directory the team shares if they work from different checkouts. */
     dir: localPath.default(".state/ceremony"),
 });

@@ -4,7 +4,7 @@
  * consumer should hold, and the verdict from the host's answer. Values never
  * leave this process; the host's answer is an HMAC under a nonce used once.
  */
-import { createHmac, randomBytes } from "crypto";
+import { createHmac, randomBytes } from "node:crypto";
 import { writerOf, type WriteSpec } from "../writers";
 
 /** `staged`: the value staged by a rotation in progress (only when one is asked about). */
@@ -26,12 +26,14 @@ export const hmacInput = (write: WriteSpec, value: string, user?: string): strin
  */
 export function holding(output: string, expected: { current: string; previous?: string; staged?: string }): { holds: Holding; detail?: string } {
     // The host's one `CHECK missing` message is its last output; it names the config path, which may hold a newline.
-    const missing = /(?:^|\n)CHECK missing ([^]*?)\n?$/.exec(output);
+    const missing = /(?:^|\n)CHECK missing ([\s\S]*?)\n?$/.exec(output);
     if (missing) return { holds: "missing", detail: missing[1] };
     const lines = output.split("\n").filter((l) => l.startsWith("CHECK "));
     const hmacs = lines.filter((l) => l.startsWith("CHECK hmac ")).map((l) => l.slice("CHECK hmac ".length).trim());
     if (!hmacs.length) return { holds: "unknown", detail: "the host gave no answer" };
-    const each = hmacs.map((h): Holding => (h === expected.current ? "current" : h === expected.previous ? "previous" : h === expected.staged ? "staged" : "unknown"));
+    const each = hmacs.map(
+        (h): Holding => (h === expected.current ? "current" : h === expected.previous ? "previous" : h === expected.staged ? "staged" : "unknown"),
+    );
     const worst = (["unknown", "previous", "staged", "current"] as const).find((x) => each.includes(x))!;
     return { holds: worst, ...(hmacs.length > 1 && new Set(each).size > 1 ? { detail: `the key appears ${hmacs.length} times with different values` } : {}) };
 }

@@ -29,7 +29,9 @@ export const httpUrl = () => z.url({ protocol: /^https?$/, error: "must be an ht
 export const sqlIdentifier = z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, "must be a lowercase SQL identifier");
 
 /** A reference to a host of `rotation:hosts`; existence is checked across fields (lib/config.ts). */
-export const hostRef = z.string({ error: (issue) => (issue.input === undefined ? "is required: a host of rotation:hosts" : "must be the name of a host of rotation:hosts") });
+export const hostRef = z.string({
+    error: (issue) => (issue.input === undefined ? "is required: a host of rotation:hosts" : "must be the name of a host of rotation:hosts"),
+});
 
 /** The kinds of secret; a source says which it can rotate. */
 export const SECRET_TYPES = ["password", "api-token", "ssh-key"] as const;

@@ -30,7 +30,9 @@ export interface GateInput {
 
 /** Whether the audit log shows this generation's rotation already under way (a step past the pre-flight done). */
 export function startedIn(lines: AuditLine[], stack: string, secret: string, generation: number): boolean {
-    return lines.some((l) => l.stack === stack && l.secret === secret && l.generation === generation && l.mode === "rotate" && l.outcome === "ok" && l.phase !== "preflight");
+    return lines.some(
+        (l) => l.stack === stack && l.secret === secret && l.generation === generation && l.mode === "rotate" && l.outcome === "ok" && l.phase !== "preflight",
+    );
 }
 
 /**
@@ -62,8 +64,10 @@ export function enforceGates(g: GateInput): void {
                 const w = entry.approval ? witnesses(g, entry.approval.request, name, config.generation, now, started || !pending) : undefined;
                 if (w) config.approval = w;
                 else if (pending) {
-                    refusals.push(`${at}: needs a second person's approval (its ceremony is required) and rotation:secrets.${name}.approval names no request. ` +
-                        `Nothing was registered. Put the generation back (${putBack}) and run bin/rotate start --stack ${g.stack} --secret ${name} --yes: it records a signed request for an approver`);
+                    refusals.push(
+                        `${at}: needs a second person's approval (its ceremony is required) and rotation:secrets.${name}.approval names no request. ` +
+                            `Nothing was registered. Put the generation back (${putBack}) and run bin/rotate start --stack ${g.stack} --secret ${name} --yes: it records a signed request for an approver`,
+                    );
                 }
             } catch (e) {
                 if (!(e instanceof RotationRefusedError)) throw e;
@@ -73,9 +77,11 @@ export function enforceGates(g: GateInput): void {
         }
         if (config.window && pending && !started && !isOpen(config.window, now) && !config.windowOverride) {
             const w = config.window;
-            refusals.push(`${at}: outside its rotation window (${describeWindow(w)}; it next opens ${nextOpening(w, now).toISOString()}). Nothing was registered. ` +
-                `Rotate it then, or give leave for this generation: bin/rotate start --stack ${g.stack} --secret ${name} --outside-window "<why>" --yes ` +
-                `(after ${putBack}), or rotation:secrets.${name}.outsideWindow: {generation: ${config.generation}, by: <who>, why: <why>}`);
+            refusals.push(
+                `${at}: outside its rotation window (${describeWindow(w)}; it next opens ${nextOpening(w, now).toISOString()}). Nothing was registered. ` +
+                    `Rotate it then, or give leave for this generation: bin/rotate start --stack ${g.stack} --secret ${name} --outside-window "<why>" --yes ` +
+                    `(after ${putBack}), or rotation:secrets.${name}.outsideWindow: {generation: ${config.generation}, by: <who>, why: <why>}`,
+            );
         }
     }
     if (refusals.length) throw new RotationRefusedError(refusals.join("\n"));
@@ -92,7 +98,8 @@ function witnesses(g: GateInput, id: string, name: string, generation: number, n
     const r = readRequest(ceremony.dir, id);
     const mine = r.request.secrets.find((s) => s.name === name);
     if (!mine) throw new RotationRefusedError(`request ${id} does not name ${name}`);
-    if (mine.generation !== generation) throw new RotationRefusedError(`request ${id} is for generation ${mine.generation} of ${name}, the config says ${generation}`);
+    if (mine.generation !== generation)
+        throw new RotationRefusedError(`request ${id} is for generation ${mine.generation} of ${name}, the config says ${generation}`);
     const names = r.request.secrets.map((s) => s.name);
     const unknown = names.filter((n) => !(n in g.env.secrets));
     if (unknown.length) throw new RotationRefusedError(`request ${id} names ${unknown.join(", ")}, which stack ${g.stack} does not have`);

@@ -9,9 +9,9 @@
  * The file holds `hosts` (name -> host, as rotation:hosts) and `consumers`
  * (secret name -> list of consumers, as rotation:secrets.<name>.consumers).
  */
-import { createHash } from "crypto";
-import * as fs from "fs";
-import * as path from "path";
+import { createHash } from "node:crypto";
+import * as fs from "node:fs";
+import * as path from "node:path";
 import yaml from "js-yaml";
 import { CONFIG_NAMESPACE, decodeConfigValue } from "./configSchema";
 import { ConfigError } from "./errors";
@@ -37,7 +37,11 @@ export function readInventory(stack: string, raw: Record<string, unknown>, baseD
     const file = raw.inventoryFile;
     if (file === undefined) return { raw };
     const field = `${CONFIG_NAMESPACE}:inventoryFile`;
-    const problem = (msgs: string | string[]) => new ConfigError(stack, (Array.isArray(msgs) ? msgs : [msgs]).map((m) => `${field}: ${m}`));
+    const problem = (msgs: string | string[]) =>
+        new ConfigError(
+            stack,
+            (Array.isArray(msgs) ? msgs : [msgs]).map((m) => `${field}: ${m}`),
+        );
     if (typeof file !== "string" || !file.trim()) throw problem("must be the path of a YAML file with the environment's hosts and consumers");
     const abs = path.resolve(baseDir, file);
     let bytes: Buffer;
@@ -74,7 +78,8 @@ export function readInventory(stack: string, raw: Record<string, unknown>, baseD
     }
     for (const [s, list] of Object.entries(secretsOk ? (fileConsumers as Record<string, unknown>) : {})) {
         if (!isMap(secrets[s])) problems.push(`${file}: consumers.${s}: no secret "${s}" in ${CONFIG_NAMESPACE}:secrets`);
-        else if (secrets[s].consumers !== undefined) problems.push(`${file}: consumers.${s}: ${CONFIG_NAMESPACE}:secrets.${s}.consumers is set too; list them in one place`);
+        else if (secrets[s].consumers !== undefined)
+            problems.push(`${file}: consumers.${s}: ${CONFIG_NAMESPACE}:secrets.${s}.consumers is set too; list them in one place`);
         else if (!Array.isArray(list)) problems.push(`${file}: consumers.${s}: must be a list of consumers`);
         else secrets[s].consumers = list;
     }

@@ -105,7 +105,20 @@ export function phaseOrder(plan: PlanStep[]): string[] {
  * validation refuses two secrets of a stack that would share one.
  */
 export function resourceNames(secret: string, consumers: string[], upTo: number): string[] {
-    const fixed = ["preflight", "previous", "previous-read", "stage", "gate", "revoke", "promote", "verify", "verify-source", "verify-consumers", "audit", "rollback-guard"];
+    const fixed = [
+        "preflight",
+        "previous",
+        "previous-read",
+        "stage",
+        "gate",
+        "revoke",
+        "promote",
+        "verify",
+        "verify-source",
+        "verify-consumers",
+        "audit",
+        "rollback-guard",
+    ];
     const names = [secret, ...fixed.map((f) => `${secret}-${f}`), ...consumers.map((c) => `${secret}-rollout-${c}`)];
     for (let g = 0; g <= upTo; g++) names.push(`${secret}-g${g}`, `${secret}-g${g}-public-key`, `${secret}-grant-g${g}`);
     return names;

@@ -12,10 +12,10 @@ export type WaveEntry = number | string;
 
 const PERCENT = /^([1-9][0-9]?|100)%$/;
 
-export const waveEntry = z.union([
-    z.number().int("a count must be a whole number").min(1, "a count must be 1 or more"),
-    z.string().regex(PERCENT, 'a percentage must be "1%" to "100%"'),
-], { error: 'each wave is a count (1 or more) or a percentage ("10%")' });
+export const waveEntry = z.union(
+    [z.number().int("a count must be a whole number").min(1, "a count must be 1 or more"), z.string().regex(PERCENT, 'a percentage must be "1%" to "100%"')],
+    { error: 'each wave is a count (1 or more) or a percentage ("10%")' },
+);
 
 export const rolloutSchema = z.strictObject({
     /** e.g. [1, "10%", "100%"]; default: one wave of every consumer. */

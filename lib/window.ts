@@ -19,13 +19,17 @@ const validZone = (tz: string) => {
     }
 };
 
-export const windowSchema = z.strictObject({
-    days: z.array(z.enum(DAYS, { error: `each day is one of ${DAYS.join(", ")}` })).min(1, "must list at least one day")
-        .refine((d) => new Set(d).size === d.length, "lists a day twice"),
-    start: z.string().regex(HHMM, 'must be a time "HH:MM" (00:00-23:59)'),
-    end: z.string().regex(HHMM, 'must be a time "HH:MM" (00:00-23:59)'),
-    timeZone: z.string().refine(validZone, "must be an IANA time zone such as Europe/Berlin or UTC"),
-}).refine((w) => w.start !== w.end, { message: "start and end must differ", path: ["end"] });
+export const windowSchema = z
+    .strictObject({
+        days: z
+            .array(z.enum(DAYS, { error: `each day is one of ${DAYS.join(", ")}` }))
+            .min(1, "must list at least one day")
+            .refine((d) => new Set(d).size === d.length, "lists a day twice"),
+        start: z.string().regex(HHMM, 'must be a time "HH:MM" (00:00-23:59)'),
+        end: z.string().regex(HHMM, 'must be a time "HH:MM" (00:00-23:59)'),
+        timeZone: z.string().refine(validZone, "must be an IANA time zone such as Europe/Berlin or UTC"),
+    })
+    .refine((w) => w.start !== w.end, { message: "start and end must differ", path: ["end"] });
 
 export type RotationWindow = z.output<typeof windowSchema>;
 

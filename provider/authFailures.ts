@@ -66,11 +66,13 @@ async function sizeOf(c: Pick<HealthCheck, "target" | "timeoutSeconds">, path: s
 export async function noteLogSizes(props: Pick<StepProps, "drift" | "hosts" | "audit">): Promise<void> {
     const run = runKeyOf(props);
     if (!run) return;
-    await Promise.all((props.drift ?? []).map(async (c) => {
-        if (!c.logPath) return;
-        const size = await sizeOf({ target: props.hosts![c.host], timeoutSeconds: c.timeoutSeconds }, c.logPath);
-        if (typeof size === "number") anchors.set(keyOf(run, c.consumer), size);
-    }));
+    await Promise.all(
+        (props.drift ?? []).map(async (c) => {
+            if (!c.logPath) return;
+            const size = await sizeOf({ target: props.hosts![c.host], timeoutSeconds: c.timeoutSeconds }, c.logPath);
+            if (typeof size === "number") anchors.set(keyOf(run, c.consumer), size);
+        }),
+    );
 }
 
 /** A consumer whose log is checked after the revocation. */
@@ -90,7 +92,7 @@ export interface AuthFailureCount {
 
 async function countOne(c: LoggedConsumer, run: RunKey | undefined, started: number): Promise<AuthFailureCount> {
     const anchor = run && anchors.get(keyOf(run, c.consumer));
-    const base = { consumer: c.consumer, label: c.label, path: c.logCheck.path, since: anchor === undefined ? "check" as const : "revocation" as const };
+    const base = { consumer: c.consumer, label: c.label, path: c.logCheck.path, since: anchor === undefined ? ("check" as const) : ("revocation" as const) };
     const from = anchor ?? (await sizeOf(c, c.logCheck.path));
     if (typeof from === "string") return { ...base, problem: from };
     const wait = started + c.logCheck.windowSeconds * 1000 - Date.now();
@@ -98,13 +100,20 @@ async function countOne(c: LoggedConsumer, run: RunKey | undefined, started: num
     const r = await runAt(c.target, logCountScript(c.logCheck, from), "", c.timeoutSeconds);
     const { count, grepStatus } = logCountOf(r.stdout);
     if (count !== undefined) return { ...base, count };
-    return { ...base, problem: grepStatus !== undefined ? `grep exit ${grepStatus}: is the pattern a valid extended regular expression?` : whyNot(r, c.target, c.timeoutSeconds) };
+    return {
+        ...base,
+        problem:
+            grepStatus !== undefined ? `grep exit ${grepStatus}: is the pattern a valid extended regular expression?` : whyNot(r, c.target, c.timeoutSeconds),
+    };
 }
 
 /** "3 auth failure(s) in /var/log/app.log since the revocation", or why it could not be counted. */
 export function countLine(c: AuthFailureCount, windowSeconds?: number): string {
     if (c.count === undefined) return `${c.label}: could not count auth failures in ${c.path} (${c.problem})`;
-    const since = c.since === "revocation" ? "since the revocation" : `since this check started${windowSeconds ? ` ${windowSeconds}s before` : ""} (the gate ran in an earlier update)`;
+    const since =
+        c.since === "revocation"
+            ? "since the revocation"
+            : `since this check started${windowSeconds ? ` ${windowSeconds}s before` : ""} (the gate ran in an earlier update)`;
     return `${c.label}: ${c.count} auth failure(s) in ${c.path} ${since}`;
 }
 
@@ -124,7 +133,10 @@ export const withFields = (audit: AuditSpec | undefined, fields: Record<string, 
 
 /** A failed verification, with the counts its audit line carries. */
 export class VerificationError extends StepError {
-    constructor(message: string, readonly auditFields: Record<string, string>) {
+    constructor(
+        message: string,
+        readonly auditFields: Record<string, string>,
+    ) {
         super(message);
     }
 }
@@ -134,12 +146,26 @@ export class VerificationError extends StepError {
  * in its log since the revocation. Returns the audit fields of the counts;
  * throws a VerificationError naming each consumer that failed either.
  */
-export async function verifyConsumers(checks: (HealthCheck & { consumer?: string; logCheck?: LogCheck })[], title: string, run: RunKey | undefined, secrets: string[]): Promise<Record<string, string>> {
+export async function verifyConsumers(
+    checks: (HealthCheck & { consumer?: string; logCheck?: LogCheck })[],
+    title: string,
+    run: RunKey | undefined,
+    secrets: string[],
+): Promise<Record<string, string>> {
     const started = Date.now();
     const logged = checks.filter((c): c is LoggedConsumer => Boolean(c.consumer && c.logCheck));
     const [health, counts] = await Promise.all([
-        checkAll(checks, title, secrets).then(() => undefined, (e: Error) => e.message),
-        Promise.all(logged.map((c) => countOne(c, run, started).catch((e: Error): AuthFailureCount => ({ consumer: c.consumer, label: c.label, path: c.logCheck.path, problem: e.message, since: "check" })))),
+        checkAll(checks, title, secrets).then(
+            () => undefined,
+            (e: Error) => e.message,
+        ),
+        Promise.all(
+            logged.map((c) =>
+                countOne(c, run, started).catch(
+                    (e: Error): AuthFailureCount => ({ consumer: c.consumer, label: c.label, path: c.logCheck.path, problem: e.message, since: "check" }),
+                ),
+            ),
+        ),
     ]);
     const fields = authFailureFields(counts);
     const bad = counts.filter((c) => c.count !== 0);

@@ -79,9 +79,10 @@ export function deleteRefusal(recorded: AuditSpec, generation: number, title: st
     const { stack, secret } = recorded.record as { stack: string; secret: string };
     const log = currentAuditLog(stack, secret);
     if (log && takenBackAllowed(log, stack, secret, generation, kind)) return undefined;
-    const missing = kind === "grant"
-        ? `no rotation of ${secret} past generation ${generation} and no rollback of it has completed`
-        : `no rotation or rollback of ${secret} at generation ${generation} or later has completed`;
+    const missing =
+        kind === "grant"
+            ? `no rotation of ${secret} past generation ${generation} and no rollback of it has completed`
+            : `no rotation or rollback of ${secret} at generation ${generation} or later has completed`;
     const where = log ? `audit log ${log}` : `no step of stack ${stack} in this run names an audit log to ask`;
     return (
         `kept "${title}": generation ${generation} of ${secret} may still be in use, so it is not taken back: ` +

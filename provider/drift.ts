@@ -30,10 +30,19 @@ export async function askHolding(
     const nonce = freshNonce();
     const r = await runAt(target, driftCheckScript(c.configPath, c.write, nonce), "", c.timeoutSeconds);
     if (r.timedOut || r.code !== 0) {
-        return { holds: "unreachable", detail: hostKeyRefusal(target, r.stderr) ?? (r.timedOut ? `no answer within ${c.timeoutSeconds}s` : r.stderr.trim().split("\n").pop() ?? `exit ${r.code}`) };
+        return {
+            holds: "unreachable",
+            detail:
+                hostKeyRefusal(target, r.stderr) ??
+                (r.timedOut ? `no answer within ${c.timeoutSeconds}s` : (r.stderr.trim().split("\n").pop() ?? `exit ${r.code}`)),
+        };
     }
     const mac = (v: string | undefined, user?: string) => (v === undefined ? undefined : hmacOf(nonce, hmacInput(c.write, v, user)));
-    return holding(r.stdout, { current: mac(values.current, users.current)!, previous: mac(values.previous, users.previous), staged: mac(values.staged, users.current) });
+    return holding(r.stdout, {
+        current: mac(values.current, users.current)!,
+        previous: mac(values.previous, users.previous),
+        staged: mac(values.staged, users.current),
+    });
 }
 
 /** What a consumer that is not on the new secret holds, in words. */
@@ -81,7 +90,9 @@ export async function checkDrift(props: Pick<StepProps, "title" | "drift" | "hos
     const [next, previous] = secrets;
     const checks = props.drift ?? [];
     const answers = await Promise.all(checks.map(async (c) => ({ c, v: await askHolding(props.hosts![c.host], c, { current: next, previous }, props.users) })));
-    const off = answers.flatMap(({ c, v }): OffConsumer[] => (v.holds === "current" ? [] : [{ consumer: c.consumer, label: c.label, holds: v.holds, ...(v.detail ? { detail: v.detail } : {}) }]));
+    const off = answers.flatMap(({ c, v }): OffConsumer[] =>
+        v.holds === "current" ? [] : [{ consumer: c.consumer, label: c.label, holds: v.holds, ...(v.detail ? { detail: v.detail } : {}) }],
+    );
     if (!off.length) return;
     const record = props.audit?.record;
     const where = { stack: String(record?.stack ?? "<stack>"), secret: String(record?.secret ?? checks[0].label.split(" → ")[0]) };

@@ -14,7 +14,9 @@ async function fetchStatus(url: string, timeoutSeconds: number): Promise<string>
         return String(res.status);
     } catch (e) {
         const cause = (e as { cause?: { code?: string; message?: string } }).cause;
-        return (e as Error).name === "TimeoutError" ? `no answer within ${timeoutSeconds}s` : `no answer (${cause?.code ?? cause?.message ?? (e as Error).message})`;
+        return (e as Error).name === "TimeoutError"
+            ? `no answer within ${timeoutSeconds}s`
+            : `no answer (${cause?.code ?? cause?.message ?? (e as Error).message})`;
     }
 }
 
@@ -26,7 +28,9 @@ export async function checkHealth(c: HealthCheck, title: string, secrets: string
         if ("url" in c.health) {
             const got = await fetchStatus(c.health.url, c.timeoutSeconds);
             if (got === String(c.health.expectStatus)) return;
-            error = new StepError(`${title}: ${c.health.url} answered ${got}, expected ${c.health.expectStatus}${attempts > 1 ? ` (after ${attempts} attempts)` : ""}`);
+            error = new StepError(
+                `${title}: ${c.health.url} answered ${got}, expected ${c.health.expectStatus}${attempts > 1 ? ` (after ${attempts} attempts)` : ""}`,
+            );
         } else {
             const r = await runAt(c.target, c.health.command, "", c.timeoutSeconds);
             if (r.code === 0 && !r.timedOut) return;

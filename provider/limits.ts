@@ -4,7 +4,7 @@
  * limits keep the operator's machine and each host within what they take:
  * 36 unbounded ssh sessions on 2 cores made steps time out (issue 7).
  */
-import * as os from "os";
+import * as os from "node:os";
 
 export class Semaphore {
     private active = 0;

@@ -2,7 +2,7 @@
  * How a step reports: errors titled in the runbook's words with every secret
  * redacted, and one audit line per outcome.
  */
-import * as os from "os";
+import * as os from "node:os";
 import { appendChained } from "../adapters/auditChain";
 import type { RunResult } from "./exec";
 import type { AuditSpec } from "./types";
@@ -52,7 +52,9 @@ export function runBy(env: NodeJS.ProcessEnv = process.env): { runBy: string; op
     } catch {
         user = env.USER ?? `uid ${process.getuid?.() ?? "?"}`;
     }
-    const claimed = env.ROTATION_OPERATOR?.trim().replace(/[\r\n]+/g, " ").slice(0, 100);
+    const claimed = env.ROTATION_OPERATOR?.trim()
+        .replace(/[\r\n]+/g, " ")
+        .slice(0, 100);
     return { runBy: `${user}@${os.hostname()}`, ...(claimed ? { operatorClaimed: claimed } : {}) };
 }
 

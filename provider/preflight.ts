@@ -34,8 +34,22 @@ export function preflightSpec(r: ResolvedRotation, hostOf: (c: ConsumerConfig) =
     const store = storePreflightScript(config);
     return {
         secret,
-        consumers: config.consumers.map((c) => ({ name: c.name, host: hostOf(c), configPath: c.configPath, write: c.write, reload: c.reload, timeoutSeconds: c.timeoutSeconds })),
-        ...(source ? { source: { target: sourceScripts(config.source, { generation: config.generation, secretName: secret }, r.sourceHostKey).target, script: source } } : {}),
+        consumers: config.consumers.map((c) => ({
+            name: c.name,
+            host: hostOf(c),
+            configPath: c.configPath,
+            write: c.write,
+            reload: c.reload,
+            timeoutSeconds: c.timeoutSeconds,
+        })),
+        ...(source
+            ? {
+                  source: {
+                      target: sourceScripts(config.source, { generation: config.generation, secretName: secret }, r.sourceHostKey).target,
+                      script: source,
+                  },
+              }
+            : {}),
         ...(store ? { store } : {}),
     };
 }
@@ -56,7 +70,9 @@ export async function preflightProblems(spec: PreflightSpec, hosts: Record<strin
     const { secret } = spec;
     const at = (place: string) => (problems: string[]) => problems.map((problem) => ({ secret, at: place, problem }));
     const jobs = [
-        ...spec.consumers.map((c) => ask(hosts[c.host], consumerPreflightScript(c.configPath, c.write, c.reload), c.timeoutSeconds).then(at(`consumer ${c.name}`))),
+        ...spec.consumers.map((c) =>
+            ask(hosts[c.host], consumerPreflightScript(c.configPath, c.write, c.reload), c.timeoutSeconds).then(at(`consumer ${c.name}`)),
+        ),
         ...(spec.source ? [ask(spec.source.target, spec.source.script, 30).then(at("source"))] : []),
         ...(spec.store ? [ask({ kind: "local" }, spec.store, 30).then(at("store"))] : []),
     ];

@@ -93,10 +93,14 @@ export function writeAndReloadScript(spec: RolloutSpec, write: boolean): string 
     const checks = !onHost
         ? ""
         : `set +e
-${healthLoop(spec, (spec.health as { command: string }).command)}${spec.logCheck ? `left=$(( reloaded + ${Number(spec.logCheck.windowSeconds)} * 1000000 - \${EPOCHREALTIME/./} ))
+${healthLoop(spec, (spec.health as { command: string }).command)}${
+    spec.logCheck
+        ? `left=$(( reloaded + ${Number(spec.logCheck.windowSeconds)} * 1000000 - \${EPOCHREALTIME/./} ))
 [ "$left" -gt 0 ] && sleep "$((left / 1000000)).$(printf '%06d' $((left % 1000000)))"
 from=$logsize
-${logSearch(spec.logCheck)}` : ""}`;
+${logSearch(spec.logCheck)}`
+        : ""
+}`;
     return `set -eu
 ${write ? writeScript(spec.configPath) : ""}logsize=${log ? `$(stat -c %s -- ${log} 2>/dev/null || echo 0)` : "0"}
 printf 'LOGSIZE %s\\n' "$logsize"
@@ -158,7 +162,8 @@ export async function rollout(spec: RolloutSpec, stdin: string): Promise<void> {
         const health = marker("HEALTH");
         if (health === undefined) throw failure(`${spec.label}: health check`, wr, opts);
         const [verdict, tries, code] = health.split(" ");
-        if (verdict !== "ok") throw failure(`${spec.label}: health check`, { ...wr, code: Number(code), timedOut: code === "124" }, { ...opts, attempts: Number(tries) });
+        if (verdict !== "ok")
+            throw failure(`${spec.label}: health check`, { ...wr, code: Number(code), timedOut: code === "124" }, { ...opts, attempts: Number(tries) });
         const failed = spec.logCheck && logCheckFailed(wr);
         if (failed) throw failure(logTitle, failed, opts);
         return;

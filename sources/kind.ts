@@ -56,6 +56,7 @@ export interface SourceKind<Schema extends z.ZodObject = z.ZodObject, Resolved =
     /** A source whose credential is a login and password pair: the login of generation `g`. */
     login?(src: Resolved, g: number): string;
     /** Makes its local files absolute (in place) and returns the pinned key of the host its scripts run on, if any. */
+    // biome-ignore lint/suspicious/noConfusingVoidType: a kind with no host to report returns nothing
     resolve?(src: Resolved, written: z.output<Schema>, on: SourceResolution): { hostKey?: string } | void;
     /** Grant, withdraw, revoke and verify at this source. */
     scripts(src: Resolved, g: Generations, hostKey?: string): SourceScripts;

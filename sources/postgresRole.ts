@@ -72,6 +72,8 @@ can_login "$login" "$NEW" || fail "postgres: login $login is not accepted after 
             verify: `${preamble("OLD", "NEW")}${lib}can_login "$login" "$NEW" || fail "postgres: login $login with the new password is rejected"\n! can_login "$previous" "$OLD" || fail "postgres: login $previous with the old password is still accepted"\necho "postgres: $previous rejected, $login accepted"\n`,
         };
     },
-    preflight: (src) => `out=$(PGPASSWORD="$(cat -- ${shq(src.adminPasswordFile)} 2>/dev/null)" PGCONNECT_TIMEOUT=10 psql -X -At -h ${shq(src.host)} -p ${shq(src.port)} -U ${shq(src.adminUser)} -d ${shq(src.database)} -c 'select 1' 2>&1) || true
+    preflight: (
+        src,
+    ) => `out=$(PGPASSWORD="$(cat -- ${shq(src.adminPasswordFile)} 2>/dev/null)" PGCONNECT_TIMEOUT=10 psql -X -At -h ${shq(src.host)} -p ${shq(src.port)} -U ${shq(src.adminUser)} -d ${shq(src.database)} -c 'select 1' 2>&1) || true
 [ "$out" = 1 ] || problem "postgres "${shq(`${src.host}:${src.port}`)}" does not accept the admin login "${shq(src.adminUser)}": $(printf '%s' "$out" | head -n 1)"`,
 });

@@ -50,6 +50,8 @@ auth_ok() {
             verify: `${preamble("OLD", "NEW")}${lib}auth_ok "$NEW" || fail "redis: the new password of $redis_user is rejected"\n! auth_ok "$OLD" || fail "redis: the old password of $redis_user is still accepted"\necho "redis: old password rejected, new accepted"\n`,
         };
     },
-    preflight: (src) => `out=$(printf 'PING\\n' | REDISCLI_AUTH="$(cat -- ${shq(src.adminPasswordFile)} 2>/dev/null)" timeout 10 redis-cli --no-auth-warning -h ${shq(src.host)} -p ${shq(src.port)} --user ${shq(src.adminUser)} 2>&1) || true
+    preflight: (
+        src,
+    ) => `out=$(printf 'PING\\n' | REDISCLI_AUTH="$(cat -- ${shq(src.adminPasswordFile)} 2>/dev/null)" timeout 10 redis-cli --no-auth-warning -h ${shq(src.host)} -p ${shq(src.port)} --user ${shq(src.adminUser)} 2>&1) || true
 [ "$out" = PONG ] || problem "redis "${shq(`${src.host}:${src.port}`)}" does not accept the admin credential of "${shq(src.adminUser)}": $(printf '%s' "$out" | head -n 1)"`,
 });

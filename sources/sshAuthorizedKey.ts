@@ -28,14 +28,19 @@ export const sshAuthorizedKey = defineSource<typeof schema, AuthorizedKeySource>
     schema,
     types: ["ssh-key"],
     hostRefs: (written) => [written.host],
-    expand: (written, hostOf) => ({ kind: written.kind, ...hostOf(written.host), authorizedKeysFile: written.authorizedKeysFile, loginUser: written.loginUser }),
+    expand: (written, hostOf) => ({
+        kind: written.kind,
+        ...hostOf(written.host),
+        authorizedKeysFile: written.authorizedKeysFile,
+        loginUser: written.loginUser,
+    }),
     resolve: (_src, written, on) => ({ hostKey: on.hostKey(written.host) }),
     scripts(src, g, hostKey = "") {
         const file = shq(src.authorizedKeysFile);
         const drop = (v: string) => `blob=$(printf '%s' "$${v}" | awk '{print $2}')
 [ -n "$blob" ] || fail "no public key on stdin"
 [ -f ${file} ] || exit 0
-tmp=$(mktemp ${shq(src.authorizedKeysFile + ".XXXXXX")})
+tmp=$(mktemp ${shq(`${src.authorizedKeysFile}.XXXXXX`)})
 awk -v b="$blob" '{keep=1; for (i = 1; i <= NF; i++) if ($i == b) keep=0; if (keep) print}' ${file} > "$tmp"
 chmod --reference=${file} "$tmp"; chown --reference=${file} "$tmp" 2>/dev/null || true
 mv -f -- "$tmp" ${file}

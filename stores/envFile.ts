@@ -19,8 +19,8 @@
  * The file is parsed in one place, the bash below; `values` and
  * `localCommitted` run it too.
  */
-import { spawnSync } from "child_process";
-import * as path from "path";
+import { spawnSync } from "node:child_process";
+import * as path from "node:path";
 import { z } from "zod";
 import { localPath } from "../lib/fields";
 import { shq } from "../lib/quote";
@@ -193,8 +193,10 @@ export function envFileScripts(file: string, key: string, name: string, generati
     const lit = (v: string | number) => `"${shq(v)}"`;
     const resumeCmd = `bin/rotate resume --stack ${stack} --yes`;
     const wayBack = `take generation ${lit(generation)} back (${lit(`bin/rotate rollback --stack ${stack} --secret ${name} --yes`)}) or start a new one (${lit(`bin/rotate start --stack ${stack} --secret ${name} --yes`)})`;
-    const reused = (which: string) => `fail "store: the new secret of generation ${lit(generation)} is the same as ${which}: once the old one is revoked, that value would be revoked with it. Nothing was staged or granted. Make the generator (secret.generator) give a new value, then ${wayBack}."`;
-    const unfit = (why: string) => `fail "store: the new secret of generation ${lit(generation)} ${why}, so $ef_file cannot hold it as $k_staged. Nothing was staged or granted. Make the generator (secret.generator) give such values, then ${wayBack}."`;
+    const reused = (which: string) =>
+        `fail "store: the new secret of generation ${lit(generation)} is the same as ${which}: once the old one is revoked, that value would be revoked with it. Nothing was staged or granted. Make the generator (secret.generator) give a new value, then ${wayBack}."`;
+    const unfit = (why: string) =>
+        `fail "store: the new secret of generation ${lit(generation)} ${why}, so $ef_file cannot hold it as $k_staged. Nothing was staged or granted. Make the generator (secret.generator) give such values, then ${wayBack}."`;
     const refuse = (what: string) => `fail "store: ${what}. Nothing was revoked; the old secret still works everywhere."`;
     return {
         /** stdout: the current secret (the previous generation, during a rotation). */
@@ -301,7 +303,8 @@ export const envFileStore = defineStore({
         /** The env file on the operator's machine; relative to the project directory. */
         path: localPath,
         /** The variable that holds the secret in use; its parts are this name with the suffixes of ENV_FILE_PARTS. */
-        key: z.string({ error: (issue) => (issue.input === undefined ? "is required" : "must be a variable name") })
+        key: z
+            .string({ error: (issue) => (issue.input === undefined ? "is required" : "must be a variable name") })
             .regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, "must be a variable name: letters, digits and '_', not starting with a digit (at most 128)"),
     }),
     label: (store) => `env-file store ${store.path} (key ${store.key})`,
@@ -322,7 +325,9 @@ export const envFileStore = defineStore({
     },
     step(store, action, { secret, generation, stack }) {
         const scripts = envFileScripts(store.path, store.key, secret, generation, stack);
-        const script = { read: scripts.readCurrent, stage: scripts.stage, commit: scripts.commit, promote: scripts.promote, guard: scripts.rollbackGuard }[action];
+        const script = { read: scripts.readCurrent, stage: scripts.stage, commit: scripts.commit, promote: scripts.promote, guard: scripts.rollbackGuard }[
+            action
+        ];
         return { target: { kind: "local" }, script, ...(action === "stage" ? { deleteScript: scripts.unstage } : {}) };
     },
     preflight: (store, secret) => envFileScripts(store.path, store.key, secret, 0).preflight,

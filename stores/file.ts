@@ -5,8 +5,8 @@
  * started). All files mode 0600, written atomically. Its scripts run on the
  * operator's machine.
  */
-import * as fs from "fs";
-import * as path from "path";
+import * as fs from "node:fs";
+import * as path from "node:path";
 import { z } from "zod";
 import { localPath } from "../lib/fields";
 import { shq } from "../lib/quote";
@@ -26,7 +26,8 @@ export function fileStoreScripts(dir: string, name: string, generation: number, 
     /** Promotion keeps the secret it replaces as the previous part (bin/rotate check tells a consumer still on it). */
     const keepPrevious = `if [ -f ${current} ]; then cp -- ${current} ${previous}.tmp && chmod 600 ${previous}.tmp && mv -f -- ${previous}.tmp ${previous}; fi`;
     const resumeCmd = `bin/rotate resume --stack ${stack} --yes`;
-    const reused = (which: string) => `fail "store: the new secret of generation ${lit(generation)} is the same as ${which}: once the old one is revoked, that value would be revoked with it. Nothing was staged or granted. Make the generator (secret.generator) give a new value, then take generation ${lit(generation)} back (${lit(`bin/rotate rollback --stack ${stack} --secret ${name} --yes`)}) or start a new one (${lit(`bin/rotate start --stack ${stack} --secret ${name} --yes`)})."`;
+    const reused = (which: string) =>
+        `fail "store: the new secret of generation ${lit(generation)} is the same as ${which}: once the old one is revoked, that value would be revoked with it. Nothing was staged or granted. Make the generator (secret.generator) give a new value, then take generation ${lit(generation)} back (${lit(`bin/rotate rollback --stack ${stack} --secret ${name} --yes`)}) or start a new one (${lit(`bin/rotate start --stack ${stack} --secret ${name} --yes`)})."`;
     // Inside the double-quoted message: a value from config closes the quotes, enters as shq(), reopens them.
     const lit = (v: string | number) => `"${shq(v)}"`;
     const refuse = (what: string) => `fail "store: ${what}. Nothing was revoked; the old secret still works everywhere."`;
@@ -109,7 +110,9 @@ export const fileStore = defineStore({
     localCommitted: (store, secret) => committedGeneration(store.dir, secret),
     step(store, action, { secret, generation, stack }) {
         const scripts = fileStoreScripts(store.dir, secret, generation, stack);
-        const script = { read: scripts.readCurrent, stage: scripts.stage, commit: scripts.commit, promote: scripts.promote, guard: scripts.rollbackGuard }[action];
+        const script = { read: scripts.readCurrent, stage: scripts.stage, commit: scripts.commit, promote: scripts.promote, guard: scripts.rollbackGuard }[
+            action
+        ];
         return { target: { kind: "local" }, script, ...(action === "stage" ? { deleteScript: scripts.unstage } : {}) };
     },
     preflight: (store, secret) => `dir=${shq(store.dir)}

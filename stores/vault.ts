@@ -4,8 +4,8 @@
  * @pulumi/vault's cannot be had on these machines). Fields `current`, `new`
  * and `previous`, the committed generation in the secret's custom metadata.
  */
-import * as fs from "fs";
-import * as path from "path";
+import * as fs from "node:fs";
+import * as path from "node:path";
 import { z } from "zod";
 import { storeLabel, vaultPreflight, vaultRead } from "../adapters/vault";
 import { CONFIG_NAMESPACE, httpUrl, localPath } from "../lib/fields";
@@ -27,7 +27,10 @@ export const vaultStore = defineStore({
         /** CA bundle that signs the server's certificate; default: VAULT_CACERT. */
         caFile: localPath.optional(),
         /** Enterprise / OpenBao namespace (X-Vault-Namespace); default: VAULT_NAMESPACE. */
-        namespace: z.string().regex(/^[A-Za-z0-9_-]+(\/[A-Za-z0-9_-]+)*\/?$/, "must be a namespace path such as 'team-a'").optional(),
+        namespace: z
+            .string()
+            .regex(/^[A-Za-z0-9_-]+(\/[A-Za-z0-9_-]+)*\/?$/, "must be a namespace path such as 'team-a'")
+            .optional(),
         /** How the operator authenticates; the token never enters config, state or a command line. */
         auth: z
             .discriminatedUnion("method", [
@@ -61,7 +64,8 @@ export const vaultStore = defineStore({
         };
         st.address ??= process.env.VAULT_ADDR || undefined;
         if (!st.address) problems.push(`${CONFIG_NAMESPACE}:${at}.address: is required (or set VAULT_ADDR)`);
-        else if (!/^https?:\/\/[^/?#]+\/?$/.test(st.address)) problems.push(`${CONFIG_NAMESPACE}:${at}.address: must be the server's http(s) URL without a path, e.g. https://vault.example:8200`);
+        else if (!/^https?:\/\/[^/?#]+\/?$/.test(st.address))
+            problems.push(`${CONFIG_NAMESPACE}:${at}.address: must be the server's http(s) URL without a path, e.g. https://vault.example:8200`);
         st.caFile ??= process.env.VAULT_CACERT || undefined;
         if (st.caFile) st.caFile = file("caFile", st.caFile);
         st.namespace ??= process.env.VAULT_NAMESPACE || undefined;

@@ -1,10 +1,10 @@
 // A real headless browser for the run report: a screenshot of the HTML file
 // and a count of what it painted, so a test sees what the operator sees
 // (one bar per consumer, the dual-active window) rather than what the markup says.
-import { spawnSync } from "child_process";
-import * as fs from "fs";
-import * as os from "os";
-import * as path from "path";
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
 import { PNG } from "pngjs";
 
 const SCREENSHOT_TIMEOUT_MS = 60_000;
@@ -40,26 +40,34 @@ export function screenshot(htmlFile: string, pngFile: string, size: { width: num
     const out = path.resolve(pngFile);
     fs.rmSync(out, { force: true });
     try {
-        const r = spawnSync(chromium, [
-            "--headless",
-            // Root (as in the lab and CI containers) cannot use Chromium's sandbox.
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--hide-scrollbars",
-            "--force-device-scale-factor=1",
-            "--force-color-profile=srgb",
-            "--no-first-run",
-            "--no-default-browser-check",
-            "--disable-extensions",
-            `--user-data-dir=${profile}`,
-            `--window-size=${Math.ceil(size.width)},${Math.ceil(size.height)}`,
-            `--screenshot=${out}`,
-            `file://${path.resolve(htmlFile)}`,
-        ], { encoding: "utf8", timeout: SCREENSHOT_TIMEOUT_MS, env: { ...process.env, HOME: profile } });
+        const r = spawnSync(
+            chromium,
+            [
+                "--headless",
+                // Root (as in the lab and CI containers) cannot use Chromium's sandbox.
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--hide-scrollbars",
+                "--force-device-scale-factor=1",
+                "--force-color-profile=srgb",
+                "--no-first-run",
+                "--no-default-browser-check",
+                "--disable-extensions",
+                `--user-data-dir=${profile}`,
+                `--window-size=${Math.ceil(size.width)},${Math.ceil(size.height)}`,
+                `--screenshot=${out}`,
+                `file://${path.resolve(htmlFile)}`,
+            ],
+            { encoding: "utf8", timeout: SCREENSHOT_TIMEOUT_MS, env: { ...process.env, HOME: profile } },
+        );
         if (!fs.existsSync(out) || fs.statSync(out).size === 0) {
             // Without a session bus Chromium logs dbus errors on every start: they never explain a failure.
-            const tail = (r.stderr ?? "").split("\n").filter((l) => l.trim() && !/dbus/i.test(l)).slice(-15).join("\n");
+            const tail = (r.stderr ?? "")
+                .split("\n")
+                .filter((l) => l.trim() && !/dbus/i.test(l))
+                .slice(-15)
+                .join("\n");
             const why = r.error ? `${r.error.message}` : r.signal ? `killed by ${r.signal}` : `exit code ${r.status}`;
             throw new Error(`screenshot: chromium wrote no ${out} for ${htmlFile} (${why}):\n${tail}`);
         }
@@ -84,7 +92,11 @@ function rgb(hex: string): [number, number, number] {
 }
 
 /** Counts the report's rollout bands and shading pixels; a channel may be off by `tolerance`. */
-export function analyzePng(pngFile: string, colors: { rollout: string; shading: string }, opts: { tolerance?: number; minPixelsPerRow?: number } = {}): PngAnalysis {
+export function analyzePng(
+    pngFile: string,
+    colors: { rollout: string; shading: string },
+    opts: { tolerance?: number; minPixelsPerRow?: number } = {},
+): PngAnalysis {
     const { tolerance = 2, minPixelsPerRow = 20 } = opts;
     const png = PNG.sync.read(fs.readFileSync(pngFile));
     const rollout = rgb(colors.rollout);

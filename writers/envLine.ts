@@ -29,7 +29,10 @@ export const envLine = defineWriter({
     schema: z.strictObject({
         format: z.literal("env-line"),
         key: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be a variable name such as 'DB_PASSWORD'"),
-        userKey: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be a variable name").optional(),
+        userKey: z
+            .string()
+            .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be a variable name")
+            .optional(),
     }),
     ...keyedWriter(setEnvLine),
     // A line is the key's when its name is the key, as setEnvLine matches it; the value is all after the first '='.

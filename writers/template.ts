@@ -9,7 +9,10 @@ import { defineWriter } from "./kind";
 
 /** Renders a whole-file template; `{{secret}}` and `{{user}}` are replaced, nothing else is interpreted. */
 export function renderTemplate(template: string, secret: string, user?: string): string {
-    return template.split("{{secret}}").map((part) => (user === undefined ? part : part.split("{{user}}").join(user))).join(secret);
+    return template
+        .split("{{secret}}")
+        .map((part) => (user === undefined ? part : part.split("{{user}}").join(user)))
+        .join(secret);
 }
 
 export const template = defineWriter({
@@ -17,7 +20,10 @@ export const template = defineWriter({
     schema: z.strictObject({
         format: z.literal("template"),
         /** The whole file; `{{secret}}` (and `{{user}}`) are replaced. */
-        template: z.string().refine(noNul, "must not contain a NUL byte").refine((t) => t.includes("{{secret}}"), "must contain {{secret}}"),
+        template: z
+            .string()
+            .refine(noNul, "must not contain a NUL byte")
+            .refine((t) => t.includes("{{secret}}"), "must contain {{secret}}"),
     }),
     rewrite: (spec, _current, secret, user) => renderTemplate(spec.template, secret, user),
     checked: (spec, secret, user) => renderTemplate(spec.template, secret, user),

@@ -19,10 +19,10 @@ export function yamlQuote(value: string): string {
         else if (ch === "\t") out += "\\t";
         else if (ch === "\r") out += "\\r";
         else if (cp < 0x20 || cp === 0x7f || (cp >= 0x80 && cp < 0xa0) || cp === 0x2028 || cp === 0x2029 || cp === 0xfeff) {
-            out += "\\u" + cp.toString(16).padStart(4, "0");
+            out += `\\u${cp.toString(16).padStart(4, "0")}`;
         } else out += ch;
     }
-    return out + '"';
+    return `${out}"`;
 }
 
 /**
@@ -57,7 +57,7 @@ export function setYamlKey(content: string, keyPath: string, value: string): str
             const lead = /^\s*/.exec(rest)![0].length;
             const quoted = /^(?:"(?:[^"\\]|\\.)*"|'(?:[^']|'')*')/.exec(rest.slice(lead));
             const from = quoted ? lead + quoted[0].length : 0;
-            const comment = /\s+#[^]*$/.exec(rest.slice(from));
+            const comment = /\s+#[\s\S]*$/.exec(rest.slice(from));
             const tail = comment ? rest.slice(from + comment.index) : "";
             if (/^\s*[|>]/.test(rest)) throw new Error(`YAML key "${keyPath}" holds a block scalar, which this writer does not replace`);
             if (rest.slice(0, rest.length - tail.length).trim() === "") {
@@ -142,7 +142,10 @@ export const yamlKey = defineWriter({
     schema: z.strictObject({
         format: z.literal("yaml-key"),
         key: z.string().regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, "must be a dotted YAML key path such as 'redis.password'"),
-        userKey: z.string().regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, "must be a dotted YAML key path").optional(),
+        userKey: z
+            .string()
+            .regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, "must be a dotted YAML key path")
+            .optional(),
     }),
     ...keyedWriter(setYamlKey),
     driftCheck: (spec) => `${YAML_DECODE}key=${shq(spec.key)}

@@ -4,10 +4,10 @@
 // authenticates to Redis with the file's password and logs AUTH_FAILED for
 // the log check. Secret values stay in memory: they reach redis-cli only via
 // stdin or REDISCLI_AUTH, and checks report what differs, never a value.
-import { spawnSync } from "child_process";
-import { createHash, randomBytes } from "crypto";
-import * as fs from "fs";
-import * as path from "path";
+import { spawnSync } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import * as fs from "node:fs";
+import * as path from "node:path";
 import type { FileStorePart } from "../../stores/fileLayout";
 import { lab } from "./lab";
 import { storePath } from "./store";
@@ -25,7 +25,12 @@ export const runbookFleetOf = (n: number): Fleet => ({ user: `fleetrb${n}`, secr
 
 const sha256 = (s: string) => createHash("sha256").update(s).digest("hex");
 /** 32 letters and digits, like the project's generators (safe in an env line). */
-const newPassword = () => randomBytes(24).toString("base64").replace(/[^A-Za-z0-9]/g, "").slice(0, 32).padEnd(32, "x");
+const newPassword = () =>
+    randomBytes(24)
+        .toString("base64")
+        .replace(/[^A-Za-z0-9]/g, "")
+        .slice(0, 32)
+        .padEnd(32, "x");
 
 /** Consumer i lives on host1..host3 in turn. */
 const hostOf = (i: number) => lab().hosts[i % lab().hosts.length];
@@ -70,9 +75,23 @@ export function stackConfig(f: Fleet, generation: number): Record<string, unknow
     const l = lab();
     return {
         generation,
-        secret: { name: f.secret, type: "password", generator: { kind: "command", length: 32 }, reason: "scheduled", note: "fleet benchmark", operator: "bench" },
+        secret: {
+            name: f.secret,
+            type: "password",
+            generator: { kind: "command", length: 32 },
+            reason: "scheduled",
+            note: "fleet benchmark",
+            operator: "bench",
+        },
         store: { kind: "file", dir: l.storeDir },
-        source: { kind: "redis-acl", host: l.redis.host, port: l.redis.port, user: f.user, adminUser: l.redis.adminUser, adminPasswordFile: l.redis.adminPasswordFile },
+        source: {
+            kind: "redis-acl",
+            host: l.redis.host,
+            port: l.redis.port,
+            user: f.user,
+            adminUser: l.redis.adminUser,
+            adminPasswordFile: l.redis.adminPasswordFile,
+        },
     };
 }
 

@@ -1,8 +1,8 @@
 // Inside a lab host (its mount namespace, entered through its sshd): the
 // disk-full faults.
-import { spawnSync } from "child_process";
-import * as fs from "fs";
-import * as path from "path";
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
 import type { LabHost } from "./lab";
 import { LAB_DIR } from "./paths";
 
@@ -24,14 +24,22 @@ export function tmpfsOn(h: LabHost): boolean {
 /** The small tmpfs of the disk-full row: its files go back to the host's real directory, then it is unmounted. */
 export function unmountTmpfs(h: LabHost): void {
     if (!tmpfsOn(h)) return;
-    inHost(h, `rm -f /etc/rotation-app/.filler
+    inHost(
+        h,
+        `rm -f /etc/rotation-app/.filler
 cp -a /etc/rotation-app/. "$1"/
-umount /etc/rotation-app`, h.etcDir);
+umount /etc/rotation-app`,
+        h.etcDir,
+    );
 }
 
 /** A full disk under the host's configs: a 1 MiB tmpfs over /etc/rotation-app holding a copy of its files, then a filler to the last byte. */
 export function fillConfigDir(h: LabHost): void {
-    inHost(h, `mount -t tmpfs -o size=1m,mode=755 rotation-fault /etc/rotation-app
+    inHost(
+        h,
+        `mount -t tmpfs -o size=1m,mode=755 rotation-fault /etc/rotation-app
 cp -a "$1"/. /etc/rotation-app/
-dd if=/dev/zero of=/etc/rotation-app/.filler bs=4k 2>/dev/null || true`, h.etcDir);
+dd if=/dev/zero of=/etc/rotation-app/.filler bs=4k 2>/dev/null || true`,
+        h.etcDir,
+    );
 }

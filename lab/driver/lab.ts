@@ -1,10 +1,10 @@
 // The lab as tests and benchmarks see it: its description (lab.json), its
 // control scripts, and direct checks against its real services (Redis AUTH,
 // PostgreSQL login, SSH login, consumer /healthz).
-import { spawnSync } from "child_process";
-import { createHash } from "crypto";
-import * as fs from "fs";
-import * as path from "path";
+import { spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import * as fs from "node:fs";
+import * as path from "node:path";
 import { LAB_DIR, ROOT, WORK } from "./paths";
 
 export interface LabHost {
@@ -50,10 +50,29 @@ export function sshLoginOk(privateKey: string): boolean {
     const l = lab();
     const d = fs.mkdtempSync(path.join(WORK, "sshkey-"));
     try {
-        fs.writeFileSync(path.join(d, "key"), privateKey.endsWith("\n") ? privateKey : privateKey + "\n", { mode: 0o600 });
+        fs.writeFileSync(path.join(d, "key"), privateKey.endsWith("\n") ? privateKey : `${privateKey}\n`, { mode: 0o600 });
         fs.writeFileSync(path.join(d, "kh"), `${l.target.ip} ${l.target.hostKey}\n`);
-        const r = spawnSync("ssh", ["-n", "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "StrictHostKeyChecking=yes", "-o", `UserKnownHostsFile=${d}/kh`,
-            "-o", "ConnectTimeout=5", "-i", `${d}/key`, `${l.target.user}@${l.target.ip}`, "true"], { encoding: "utf8" });
+        const r = spawnSync(
+            "ssh",
+            [
+                "-n",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "IdentitiesOnly=yes",
+                "-o",
+                "StrictHostKeyChecking=yes",
+                "-o",
+                `UserKnownHostsFile=${d}/kh`,
+                "-o",
+                "ConnectTimeout=5",
+                "-i",
+                `${d}/key`,
+                `${l.target.user}@${l.target.ip}`,
+                "true",
+            ],
+            { encoding: "utf8" },
+        );
         return r.status === 0;
     } finally {
         fs.rmSync(d, { recursive: true, force: true });
@@ -63,10 +82,27 @@ export function sshLoginOk(privateKey: string): boolean {
 /** pgbouncer on host3: which login it uses for the server side now. */
 export function pgbouncerUser(): string {
     const l = lab();
-    const r = spawnSync("psql", ["-X", "-At", "-h", l.pgbouncer.ip, "-p", String(l.pgbouncer.port), "-U", l.pgbouncer.clientUser, "-d", l.pgbouncer.database, "-c", "select current_user"], {
-        env: { ...process.env, PGCONNECT_TIMEOUT: "5" },
-        encoding: "utf8",
-    });
+    const r = spawnSync(
+        "psql",
+        [
+            "-X",
+            "-At",
+            "-h",
+            l.pgbouncer.ip,
+            "-p",
+            String(l.pgbouncer.port),
+            "-U",
+            l.pgbouncer.clientUser,
+            "-d",
+            l.pgbouncer.database,
+            "-c",
+            "select current_user",
+        ],
+        {
+            env: { ...process.env, PGCONNECT_TIMEOUT: "5" },
+            encoding: "utf8",
+        },
+    );
     return r.status === 0 ? r.stdout.trim() : `error: ${r.stderr.trim()}`;
 }
 
@@ -94,7 +130,11 @@ export function redisWorld(secret: string, etcOf: (h: LabHost) => string = (h) =
     if (acl.status !== 0) throw new Error(`redis-cli ACL LIST as ${l.redis.adminUser} failed: ${acl.stderr}`);
     const read = (f: string) => (fs.existsSync(f) ? fs.readFileSync(f, "utf8") : null);
     const configs = hosts().map((h) => [read(path.join(etcOf(h), "redis.yaml")), read(path.join(etcOf(h), "redis.yaml.bak"))]);
-    const store = fs.readdirSync(l.storeDir).filter((f) => f.startsWith(secret)).sort().map((f) => `${f}=${fs.readFileSync(path.join(l.storeDir, f), "utf8")}`);
+    const store = fs
+        .readdirSync(l.storeDir)
+        .filter((f) => f.startsWith(secret))
+        .sort()
+        .map((f) => `${f}=${fs.readFileSync(path.join(l.storeDir, f), "utf8")}`);
     return JSON.stringify({ acl: acl.stdout, configs, store });
 }
 
@@ -107,4 +147,3 @@ export async function consumerState(host: LabHost, kind: "redis" | "pg" | "ssh")
 }
 
 export const hosts = (): LabHost[] => lab().hosts;
-

@@ -1,5 +1,5 @@
 // Where the driver finds the checkout, its scratch space and the lab's state.
-import * as path from "path";
+import * as path from "node:path";
 
 /** The checkout this driver belongs to. */
 export const ROOT = path.resolve(__dirname, "../..");

@@ -1,8 +1,8 @@
 // Stack configs that rotate the lab's secrets (Redis, PostgreSQL with
 // pgbouncer, the SSH deploy key) to every lab host's consumer app, in the
 // tests' flat form (flatConfig.ts).
-import * as fs from "fs";
-import * as path from "path";
+import * as fs from "node:fs";
+import * as path from "node:path";
 import { hosts, lab, type LabHost } from "./lab";
 
 /** A consumer entry for one lab host's app. */
@@ -31,7 +31,8 @@ const secretOf = (name: string, type = "password") => ({
     name,
     type,
     generator: { kind: "command", length: 32 },
-    reason: "scheduled", note: "e2e scheduled rotation",
+    reason: "scheduled",
+    note: "e2e scheduled rotation",
     operator: "e2e-tests",
 });
 
@@ -41,7 +42,14 @@ export function redisStack(generation: number): Record<string, unknown> {
         generation,
         secret: secretOf("app-redis"),
         store: { kind: "file", dir: l.storeDir },
-        source: { kind: "redis-acl", host: l.redis.host, port: l.redis.port, user: l.redis.user, adminUser: l.redis.adminUser, adminPasswordFile: l.redis.adminPasswordFile },
+        source: {
+            kind: "redis-acl",
+            host: l.redis.host,
+            port: l.redis.port,
+            user: l.redis.user,
+            adminUser: l.redis.adminUser,
+            adminPasswordFile: l.redis.adminPasswordFile,
+        },
         consumers: hosts().map((h) => consumer(h, "redis", { format: "yaml-key", key: "redis.password" })),
     };
 }
@@ -62,8 +70,15 @@ export function postgresStack(generation: number): Record<string, unknown> {
         secret: secretOf("app-pg"),
         store: { kind: "file", dir: l.storeDir },
         source: {
-            kind: "postgres-role", host: l.postgres.host, port: l.postgres.port, database: l.postgres.database, group: l.postgres.group,
-            loginPrefix: l.postgres.loginPrefix, initialLogin: l.postgres.initialLogin, adminUser: l.postgres.adminUser, adminPasswordFile: l.postgres.adminPasswordFile,
+            kind: "postgres-role",
+            host: l.postgres.host,
+            port: l.postgres.port,
+            database: l.postgres.database,
+            group: l.postgres.group,
+            loginPrefix: l.postgres.loginPrefix,
+            initialLogin: l.postgres.initialLogin,
+            adminUser: l.postgres.adminUser,
+            adminPasswordFile: l.postgres.adminPasswordFile,
         },
         consumers: [
             ...hosts().map((h) => consumer(h, "pg", { format: "env-line", key: "PGPASSWORD", userKey: "PGUSER" })),
@@ -72,7 +87,9 @@ export function postgresStack(generation: number): Record<string, unknown> {
                 name: "pgbouncer-host3",
                 configPath: l.pgbouncer.config,
                 reload: `kill -HUP "$(cat ${l.pgbouncer.pidfile})"`,
-                health: { command: `psql -X -At -h ${l.pgbouncer.ip} -p ${l.pgbouncer.port} -U ${l.pgbouncer.clientUser} -d ${l.pgbouncer.database} -c 'select 1' | grep -qx 1` },
+                health: {
+                    command: `psql -X -At -h ${l.pgbouncer.ip} -p ${l.pgbouncer.port} -U ${l.pgbouncer.clientUser} -d ${l.pgbouncer.database} -c 'select 1' | grep -qx 1`,
+                },
                 logCheck: undefined,
             },
         ],
@@ -86,10 +103,15 @@ export function sshKeyStack(generation: number): Record<string, unknown> {
         secret: { ...secretOf("app-deploy-key", "ssh-key") },
         store: { kind: "file", dir: l.storeDir },
         source: {
-            kind: "ssh-authorized-key", host: l.target.ip, port: l.target.port, user: l.target.user, hostKeyFile: l.target.hostKeyFile,
-            privateKeyFile: l.operatorKey, authorizedKeysFile: l.target.authorizedKeysFile, loginUser: l.target.user,
+            kind: "ssh-authorized-key",
+            host: l.target.ip,
+            port: l.target.port,
+            user: l.target.user,
+            hostKeyFile: l.target.hostKeyFile,
+            privateKeyFile: l.operatorKey,
+            authorizedKeysFile: l.target.authorizedKeysFile,
+            loginUser: l.target.user,
         },
         consumers: hosts().map((h) => consumer(h, "ssh", { format: "template", template: "{{secret}}\n" })),
     };
 }
-

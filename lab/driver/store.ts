@@ -1,8 +1,8 @@
 // The lab's file store (`$LAB_DIR/store`) as tests read it: each secret's
 // parts named by the store's own layout (stores/fileLayout.ts), never by a
 // suffix written here.
-import * as fs from "fs";
-import * as path from "path";
+import * as fs from "node:fs";
+import * as path from "node:path";
 import { fileStorePath, type FileStorePart } from "../../stores/fileLayout";
 import { LAB_DIR } from "./paths";
 

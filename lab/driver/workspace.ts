@@ -2,9 +2,9 @@
 // stack config, its own file:// state, its own audit log. Runs the real
 // pulumi CLI from .tools/bin and records everything it printed, its event
 // log and (optionally) `ps` snapshots, for the order and leak checks.
-import { execFile, spawn, spawnSync } from "child_process";
-import * as fs from "fs";
-import * as path from "path";
+import { execFile, spawn, spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
 import yaml from "js-yaml";
 import type { AuditLine } from "../../lib/auditLine";
 import { parseEvents, type EngineEvent } from "./events";
@@ -13,7 +13,20 @@ import { ROOT, WORK } from "./paths";
 
 const PULUMI = path.join(ROOT, ".tools", "bin", "pulumi");
 /** What a project copy links back to: the program and its modules (a folder not in this checkout is left out). */
-const LINKED = ["index.ts", "components", "lib", "provider", "adapters", "stores", "sources", "generators", "writers", "node_modules", "package.json", "tsconfig.json"];
+const LINKED = [
+    "index.ts",
+    "components",
+    "lib",
+    "provider",
+    "adapters",
+    "stores",
+    "sources",
+    "generators",
+    "writers",
+    "node_modules",
+    "package.json",
+    "tsconfig.json",
+];
 
 export interface WorkspaceOptions {
     /** Another backend than the workspace's own file:// one (the lab's PostgreSQL, say). */
@@ -44,7 +57,11 @@ export class Workspace {
     readonly env: NodeJS.ProcessEnv;
     private runs = 0;
 
-    constructor(readonly name: string, readonly stack = "e2e", opts: WorkspaceOptions = {}) {
+    constructor(
+        readonly name: string,
+        readonly stack = "e2e",
+        opts: WorkspaceOptions = {},
+    ) {
         this.dir = path.join(WORK, name);
         fs.rmSync(this.dir, { recursive: true, force: true });
         fs.mkdirSync(path.join(this.dir, "stacks"), { recursive: true });
@@ -152,7 +169,10 @@ export class Workspace {
     }
 
     /** Runs `pulumi <args>` to completion; `up`/`preview` get an event log. */
-    async pulumi(args: string[], opts: { sampleProcesses?: boolean; onEvent?: (e: EngineEvent, child: ReturnType<typeof spawn>) => void } = {}): Promise<RunResult> {
+    async pulumi(
+        args: string[],
+        opts: { sampleProcesses?: boolean; onEvent?: (e: EngineEvent, child: ReturnType<typeof spawn>) => void } = {},
+    ): Promise<RunResult> {
         const n = ++this.runs;
         const eventLog = path.join(this.stateDir, `events-${n}.jsonl`);
         const withLog = ["up", "preview", "destroy", "refresh"].includes(args[0]) ? [...args, "--event-log", eventLog] : args;
@@ -193,7 +213,10 @@ export class Workspace {
         const n = ++this.runs;
         const t0 = Date.now();
         const r = spawnSync(path.join(ROOT, "bin", "rotate"), [...args, "--stack", this.stack], {
-            cwd: this.dir, env: { ...this.env, ROTATION_PROJECT_DIR: this.dir }, encoding: "utf8", timeout: 600_000,
+            cwd: this.dir,
+            env: { ...this.env, ROTATION_PROJECT_DIR: this.dir },
+            encoding: "utf8",
+            timeout: 600_000,
         });
         const stdout = r.stdout ?? "";
         const stderr = r.stderr ?? "";
@@ -206,7 +229,10 @@ export class Workspace {
     async rotateSampled(args: string[]): Promise<RunResult> {
         const n = ++this.runs;
         const t0 = Date.now();
-        const child = spawn(path.join(ROOT, "bin", "rotate"), [...args, "--stack", this.stack], { cwd: this.dir, env: { ...this.env, ROTATION_PROJECT_DIR: this.dir } });
+        const child = spawn(path.join(ROOT, "bin", "rotate"), [...args, "--stack", this.stack], {
+            cwd: this.dir,
+            env: { ...this.env, ROTATION_PROJECT_DIR: this.dir },
+        });
         let stdout = "";
         let stderr = "";
         child.stdout.on("data", (d) => (stdout += d));
@@ -243,7 +269,12 @@ export class Workspace {
     /** The workspace's audit log, every line parsed: unlike the product's reader, a line that is not JSON fails the test. */
     auditLines(): AuditLine[] {
         if (!fs.existsSync(this.auditLog)) return [];
-        return fs.readFileSync(this.auditLog, "utf8").trim().split("\n").filter(Boolean).map((l) => JSON.parse(l));
+        return fs
+            .readFileSync(this.auditLog, "utf8")
+            .trim()
+            .split("\n")
+            .filter(Boolean)
+            .map((l) => JSON.parse(l));
     }
 }
 

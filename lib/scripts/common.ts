@@ -6,9 +6,7 @@ import { shq } from "../quote";
  * config enter only through shq().
  */
 export function preamble(...vars: string[]): string {
-    const reads = vars
-        .map((v) => `IFS= read -r -d '' ${v} || { echo "missing ${v} on stdin" >&2; exit 2; }`)
-        .join("\n");
+    const reads = vars.map((v) => `IFS= read -r -d '' ${v} || { echo "missing ${v} on stdin" >&2; exit 2; }`).join("\n");
     return `set -euo pipefail\numask 077\n${reads}\nfail() { echo "$*" >&2; exit 1; }\n`;
 }
 

@@ -55,7 +55,9 @@ test("a config without its key is named the same way; preflight on its own says 
         assert.match(r.stderr, /app-redis consumer redis-host2: no key redis\.password in \/etc\/rotation-app\/redis\.yaml/);
         const alone = ws.rotate(["preflight", "--json"]);
         assert.equal(alone.code, 1);
-        assert.deepEqual(JSON.parse(alone.stdout).problems, [{ secret: SECRET, at: "consumer redis-host2", problem: "no key redis.password in /etc/rotation-app/redis.yaml" }]);
+        assert.deepEqual(JSON.parse(alone.stdout).problems, [
+            { secret: SECRET, at: "consumer redis-host2", problem: "no key redis.password in /etc/rotation-app/redis.yaml" },
+        ]);
         assert.equal(snapshot(), before, "nothing changed");
     } finally {
         fs.writeFileSync(file, kept);
@@ -68,11 +70,17 @@ test("a full disk under a consumer's config is named the same way, before anythi
     try {
         const r = ws.rotate(["start", "--secret", SECRET, "--yes", "--json"]);
         assert.equal(r.code, 3, r.stdout + r.stderr);
-        assert.match(r.stderr, /app-redis consumer redis-host1: only \d+ bytes free in \/etc\/rotation-app; the new \/etc\/rotation-app\/redis\.yaml and its \.bak need \d+/);
+        assert.match(
+            r.stderr,
+            /app-redis consumer redis-host1: only \d+ bytes free in \/etc\/rotation-app; the new \/etc\/rotation-app\/redis\.yaml and its \.bak need \d+/,
+        );
         assert.doesNotMatch(r.stderr, /redis-host[23]/, "only the full host is named");
         const doc = JSON.parse(r.stdout);
         assert.equal(doc.outcome, "refused");
-        assert.deepEqual(doc.preflight.problems.map((p: { at: string }) => p.at), ["consumer redis-host1"]);
+        assert.deepEqual(
+            doc.preflight.problems.map((p: { at: string }) => p.at),
+            ["consumer redis-host1"],
+        );
     } finally {
         unmountTmpfs(hosts()[0]);
     }
@@ -100,7 +108,12 @@ function team(validFor: string): void {
     for (const who of ["alice", "bob", "mallory"]) {
         if (!fs.existsSync(key(who))) assert.equal(spawnSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", who, "-f", key(who)]).status, 0);
     }
-    const pub = (who: string) => fs.readFileSync(`${key(who)}.pub`, "utf8").split(" ").slice(0, 2).join(" ");
+    const pub = (who: string) =>
+        fs
+            .readFileSync(`${key(who)}.pub`, "utf8")
+            .split(" ")
+            .slice(0, 2)
+            .join(" ");
     fs.writeFileSync(path.join(KEYS(), "allowed_signers"), `alice@team ${pub("alice")}\nbob@team ${pub("bob")}\n`);
     ws.setSecrets([redisStack(1)], { ceremony: { required: true, approvers: "keys/allowed_signers", validFor } });
 }
@@ -114,7 +127,15 @@ function requestAsAlice(): string {
     const doc = JSON.parse(r.stdout);
     assert.equal(doc.outcome, "awaiting-approval");
     assert.equal(doc.request.requester, "alice@team");
-    assert.deepEqual(doc.request.secrets, [{ name: SECRET, generation: 2, consumers: ["redis-host1", "redis-host2", "redis-host3"], reason: "incident", note: "INC-4711 password seen in a CI log" }]);
+    assert.deepEqual(doc.request.secrets, [
+        {
+            name: SECRET,
+            generation: 2,
+            consumers: ["redis-host1", "redis-host2", "redis-host3"],
+            reason: "incident",
+            note: "INC-4711 password seen in a CI log",
+        },
+    ]);
     assert.match(r.stderr, new RegExp(`bin/rotate approve --stack e2e --request ${doc.request.id} --yes`));
     return doc.request.id;
 }
@@ -143,24 +164,39 @@ test("ceremony: without approval nothing runs; self-approval, an unknown key, a 
     const before = snapshot();
     const id = requestAsAlice();
     assert.equal(snapshot(), before, "recording a request changed nothing");
-    refusedWith(ws.rotate(["start", "--secret", SECRET, ...INCIDENT, "--request", id, "--yes"]), /is not approved yet: a second person runs bin\/rotate approve/, before);
+    refusedWith(
+        ws.rotate(["start", "--secret", SECRET, ...INCIDENT, "--request", id, "--yes"]),
+        /is not approved yet: a second person runs bin\/rotate approve/,
+        before,
+    );
     refusedWith(approveAs("alice", id, "--yes"), /made by alice@team; its approval must come from another person/, before);
     refusedWith(approveAs("mallory", id, "--yes"), /approver's signature is refused: the signing key is not in the allowed signers/, before);
     // bob looks first (nothing signed), then approves.
     const look = approveAs("bob", id);
     assert.equal(look.code, 0, look.stderr);
-    assert.match(look.stdout, /by alice@team .* app-redis 1 -> 2 on 3 consumer\(s\) \(redis-host1, redis-host2, redis-host3\), reason incident, note "INC-4711 password seen in a CI log"/s);
+    assert.match(
+        look.stdout,
+        /by alice@team .* app-redis 1 -> 2 on 3 consumer\(s\) \(redis-host1, redis-host2, redis-host3\), reason incident, note "INC-4711 password seen in a CI log"/s,
+    );
     assert.equal(fs.existsSync(path.join(ws.stateDir, "ceremony", `${id}.approval.sig`)), false);
     const ok = approveAs("bob", id, "--yes");
     assert.equal(ok.code, 0, ok.stderr);
     assert.match(ok.stdout, /approved by bob@team/);
     // The same request started for another reason is another plan.
-    refusedWith(ws.rotate(["start", "--secret", SECRET, "--reason", "scheduled", "--request", id, "--yes"]), /is for another plan \(digest [0-9a-f]{12}…, the plan now is [0-9a-f]{12}…\)/, before);
+    refusedWith(
+        ws.rotate(["start", "--secret", SECRET, "--reason", "scheduled", "--request", id, "--yes"]),
+        /is for another plan \(digest [0-9a-f]{12}…, the plan now is [0-9a-f]{12}…\)/,
+        before,
+    );
     // A consumer edited out of the request after both signed it.
     const file = path.join(ws.stateDir, "ceremony", `${id}.json`);
     const signed = fs.readFileSync(file, "utf8");
     fs.writeFileSync(file, signed.replace(/,\s*"redis-host3"/, ""));
-    refusedWith(ws.rotate(["start", "--secret", SECRET, ...INCIDENT, "--request", id, "--yes"]), /requester's signature is refused: the signature does not match the request as it is now/, before);
+    refusedWith(
+        ws.rotate(["start", "--secret", SECRET, ...INCIDENT, "--request", id, "--yes"]),
+        /requester's signature is refused: the signature does not match the request as it is now/,
+        before,
+    );
     fs.writeFileSync(file, signed);
     approvedId = id;
 });
@@ -174,15 +210,36 @@ test("ceremony: with bob's approval alice's rotation runs; both, the reason and 
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.match(r.stdout, new RegExp(`request ${approvedId}: requested by alice@team, approved by bob@team`));
     assertRedisMoved(SECRET, old);
-    const lines = fs.readFileSync(ws.auditLog, "utf8").trim().split("\n").map((l) => JSON.parse(l));
+    const lines = fs
+        .readFileSync(ws.auditLog, "utf8")
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l));
     const completed = lines.find((l) => l.secret === SECRET && l.generation === 2 && l.phase === "completed");
     assert.ok(completed, "a completed line for generation 2");
     assert.deepEqual(
-        { reason: completed.reason, note: completed.note, ceremony: completed.ceremony, requestedBy: completed.requestedBy, approvedBy: completed.approvedBy, consumers: completed.consumers },
-        { reason: "incident", note: "INC-4711 password seen in a CI log", ceremony: approvedId, requestedBy: "alice@team", approvedBy: "bob@team", consumers: 3 },
+        {
+            reason: completed.reason,
+            note: completed.note,
+            ceremony: completed.ceremony,
+            requestedBy: completed.requestedBy,
+            approvedBy: completed.approvedBy,
+            consumers: completed.consumers,
+        },
+        {
+            reason: "incident",
+            note: "INC-4711 password seen in a CI log",
+            ceremony: approvedId,
+            requestedBy: "alice@team",
+            approvedBy: "bob@team",
+            consumers: 3,
+        },
     );
     const report = fs.readFileSync(r.stdout.match(/report: (\S+\.html)/)![1], "utf8");
-    assert.match(report, new RegExp(`incident · &quot;INC-4711 password seen in a CI log&quot; · requested by alice@team, approved by bob@team \\(request ${approvedId}\\)`));
+    assert.match(
+        report,
+        new RegExp(`incident · &quot;INC-4711 password seen in a CI log&quot; · requested by alice@team, approved by bob@team \\(request ${approvedId}\\)`),
+    );
     assert.match(report, /<h2>Pre-flight<\/h2><p>3 consumer\(s\) .*all clear/);
     // The next generation needs a new request: an approval is for one plan.
     const again = ws.rotate(["start", "--secret", SECRET, ...INCIDENT, "--request", approvedId, "--yes"]);

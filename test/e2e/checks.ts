@@ -36,7 +36,10 @@ export function assertRevokeAfterEveryConsumer(r: RunResult, secret: string, con
     // The pre-flight came first: its check of every consumer ended before anything was staged.
     const preflight = stepTimeline(r.events, `${secret}-preflight`);
     const stage = stepTimeline(r.events, `${secret}-stage`);
-    assert.ok(preflight.end !== undefined && stage.start !== undefined && preflight.end < stage.start, `the pre-flight ended (seq ${preflight.end}) before staging started (seq ${stage.start})`);
+    assert.ok(
+        preflight.end !== undefined && stage.start !== undefined && preflight.end < stage.start,
+        `the pre-flight ended (seq ${preflight.end}) before staging started (seq ${stage.start})`,
+    );
     for (const c of consumers) {
         const t = stepTimeline(r.events, `${secret}-rollout-${c}`);
         assert.ok(t.end !== undefined, `${c}'s rollout finished in this update`);
@@ -79,7 +82,10 @@ export function assertAudit(ws: Workspace, secret: string, generation: number, c
     for (const k of ["time", "stack", "reason", "operator"]) assert.ok(completed[k], `audit record has ${k}`);
     assert.equal(completed.consumersConfigured, consumers);
     // The closing line counts the consumers moved by the run that completed it (a resume moves only those left).
-    assert.ok(typeof completed.consumers === "number" && completed.consumers >= 0 && completed.consumers <= consumers, `completed.consumers ${completed.consumers}`);
+    assert.ok(
+        typeof completed.consumers === "number" && completed.consumers >= 0 && completed.consumers <= consumers,
+        `completed.consumers ${completed.consumers}`,
+    );
 }
 
 /** `bin/rotate audit verify` finds the workspace's audit log one intact hash chain, every line counted. */

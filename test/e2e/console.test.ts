@@ -13,7 +13,21 @@ import { REPORT_COLORS } from "../../cli/report";
 import { rotationPlan } from "../../lib/plan";
 import { analyzePng, chromiumPath, screenshot } from "../browser";
 import { assertRedisMoved, remember } from "./checks";
-import { captured, consumerEntry, consumerState, fleetOf, hosts, lab, labCtl, redisAuthOk, redisStack, ROOT, sha256, storeValue, Workspace } from "../../lab/driver";
+import {
+    captured,
+    consumerEntry,
+    consumerState,
+    fleetOf,
+    hosts,
+    lab,
+    labCtl,
+    redisAuthOk,
+    redisStack,
+    ROOT,
+    sha256,
+    storeValue,
+    Workspace,
+} from "../../lab/driver";
 import { scanForLeaks } from "./leaks";
 
 const REDIS = "app-redis";
@@ -63,7 +77,10 @@ function rotateInTty(args: string[]): { code: number; text: string } {
     const typescript = path.join(ws.dir, "tty.out");
     const cmd = [path.join(ROOT, "bin", "rotate"), ...args, "--stack", ws.stack].map((a) => `'${a}'`).join(" ");
     const r = spawnSync("script", ["-qfec", cmd, typescript], {
-        cwd: ws.dir, env: { ...ws.env, ROTATION_PROJECT_DIR: ws.dir, TERM: "xterm", COLUMNS: "120", LINES: "40" }, encoding: "utf8", timeout: 600_000,
+        cwd: ws.dir,
+        env: { ...ws.env, ROTATION_PROJECT_DIR: ws.dir, TERM: "xterm", COLUMNS: "120", LINES: "40" },
+        encoding: "utf8",
+        timeout: 600_000,
     });
     const text = fs.readFileSync(typescript, "utf8");
     captured.push({ label: `console tty ${args[0]}`, text });
@@ -113,18 +130,28 @@ test("plan: the SVG has a node per step and every consumer's rollout has an edge
     const ms = Date.now() - t0;
     assert.equal(p.code, 0, p.stderr);
     const svg50 = fs.readFileSync(JSON.parse(p.stdout).svg, "utf8");
-    assert.equal((svg50.match(/class="node"/g) ?? []).length, rotationPlan({ mode: "rotate", consumers: Array.from({ length: 50 }, (_, i) => ({ name: `c${i}` })) }).length);
+    assert.equal(
+        (svg50.match(/class="node"/g) ?? []).length,
+        rotationPlan({ mode: "rotate", consumers: Array.from({ length: 50 }, (_, i) => ({ name: `c${i}` })) }).length,
+    );
     console.log(`# plan for 50 consumers: ${(ms / 1000).toFixed(1)}s wall (bin/rotate plan --json), SVG ${svg50.length} bytes`);
 });
 
 test("a mistyped stack or option is exit 2 and creates nothing; start without --yes changes nothing", () => {
     const before = stackFileText();
     for (const cmd of ["status", "plan", "due", "preview"]) {
-        const typo = spawnSync(path.join(ROOT, "bin", "rotate"), [cmd, "--stack", "console-typo"], { cwd: ws.dir, env: { ...ws.env, ROTATION_PROJECT_DIR: ws.dir }, encoding: "utf8" });
+        const typo = spawnSync(path.join(ROOT, "bin", "rotate"), [cmd, "--stack", "console-typo"], {
+            cwd: ws.dir,
+            env: { ...ws.env, ROTATION_PROJECT_DIR: ws.dir },
+            encoding: "utf8",
+        });
         assert.equal(typo.status, 2, `${cmd}: ${typo.stderr}`);
         assert.match(typo.stderr, /no stack "console-typo"/);
     }
-    assert.ok(!fs.readdirSync(path.join(ws.stateDir, ".pulumi", "stacks"), { recursive: true }).some((f) => String(f).includes("console-typo")), "no stack was created");
+    assert.ok(
+        !fs.readdirSync(path.join(ws.stateDir, ".pulumi", "stacks"), { recursive: true }).some((f) => String(f).includes("console-typo")),
+        "no stack was created",
+    );
     const unknown = ws.rotate(["start", "--secret", REDIS, "--yse"]);
     assert.equal(unknown.code, 2);
     assert.match(unknown.stderr, /unknown option '--yse'/);
@@ -163,7 +190,10 @@ test("start in a terminal: one line per consumer, redrawn in place, ending in it
     const last = frames[frames.length - 1];
     for (const c of redisConsumers()) assert.match(last, new RegExp(`^  ${c} +ok \\d+\\.\\ds`, "m"), `${c} ends ok in the last frame`);
     assert.match(last, /\+rollout 3\/3 \+gate \+revoke \+promote \+verify \+audit/, "the header has every phase done");
-    assert.ok(frames.some((f) => /redis-host\d +(deploy, reload, health, log check|waiting)/.test(f)), "an earlier frame showed consumers in progress");
+    assert.ok(
+        frames.some((f) => /redis-host\d +(deploy, reload, health, log check|waiting)/.test(f)),
+        "an earlier frame showed consumers in progress",
+    );
     assertRedisMoved(REDIS, old);
 
     const report = reportPath(r.text);
@@ -171,7 +201,8 @@ test("start in a terminal: one line per consumer, redrawn in place, ending in it
     assert.equal(fs.statSync(report).mode & 0o777, 0o600);
     const html = fs.readFileSync(report, "utf8");
     for (const c of redisConsumers()) assert.ok(html.includes(c), `the report names ${c}`);
-    for (const c of redisConsumers()) assert.match(html, new RegExp(`<td>${c}</td><td>0</td><td>the revocation`), `the report shows ${c}'s auth failures after the revocation: 0`);
+    for (const c of redisConsumers())
+        assert.match(html, new RegExp(`<td>${c}</td><td>0</td><td>the revocation`), `the report shows ${c}'s auth failures after the revocation: 0`);
     if (!chromiumPath()) throw new Error("chromium is not installed: bin/test installs it (apt-get install chromium)");
     const width = Number(/data-width="(\d+)"/.exec(html)?.[1] ?? 1300);
     const height = Number(/data-height="(\d+)"/.exec(html)?.[1] ?? 1800);
@@ -279,7 +310,12 @@ test("exit 4: a lock the engine finds after start wrote the stack file: the file
         assert.ok(planted, "the lock appeared after the stack file was written");
         assert.equal(r.code, 4, r.stdout + r.stderr);
         assert.match(r.stdout, new RegExp(`rotate: rotating ${REDIS} `), "both early lock checks had passed");
-        assert.match(r.stderr, new RegExp(`stack ${ws.stack} is locked by process ${process.pid} on ${os.hostname()} since 2026-12-05T10:00:00Z; nothing was changed \\(stacks/Pulumi\\.${ws.stack}\\.yaml is as it was before this start\\)`));
+        assert.match(
+            r.stderr,
+            new RegExp(
+                `stack ${ws.stack} is locked by process ${process.pid} on ${os.hostname()} since 2026-12-05T10:00:00Z; nothing was changed \\(stacks/Pulumi\\.${ws.stack}\\.yaml is as it was before this start\\)`,
+            ),
+        );
         assert.ok(fs.readFileSync(path.join(ws.dir, "stacks", `Pulumi.${ws.stack}.yaml`)).equals(before), "the stack file is byte for byte as before");
     } finally {
         fs.rmSync(lock, { force: true });
@@ -303,8 +339,14 @@ test("exit 5: a failure after the gate opened says roll forward; resume complete
     assert.equal(valid.length, 1, "only the new token is valid at the source");
     const status = ws.rotate(["status", "--json"]);
     const rows = JSON.parse(status.stdout).secrets as { secret: string; generation: number; committed: number; lastOutcome: string }[];
-    assert.deepEqual(rows.map((x) => [x.secret, x.generation, x.committed]).sort(), [[REDIS, 2, 2], [TOKEN, 1, 1]]);
-    assert.ok(rows.every((x) => x.lastOutcome.startsWith("completed ok")), JSON.stringify(rows));
+    assert.deepEqual(rows.map((x) => [x.secret, x.generation, x.committed]).sort(), [
+        [REDIS, 2, 2],
+        [TOKEN, 1, 1],
+    ]);
+    assert.ok(
+        rows.every((x) => x.lastOutcome.startsWith("completed ok")),
+        JSON.stringify(rows),
+    );
 });
 
 /**
@@ -323,13 +365,18 @@ function strayClient(host: string, password: string): { stop: () => void } {
   sleep 0.2
 done`;
     const child = spawn("bash", ["-c", loop, "stray", path.join(dir, "pass"), path.join(h.logDir, "redis-app.log")], { detached: true, stdio: "ignore" });
-    return { stop: () => { process.kill(-child.pid!, "SIGKILL"); fs.rmSync(dir, { recursive: true, force: true }); } };
+    return {
+        stop: () => {
+            process.kill(-child.pid!, "SIGKILL");
+            fs.rmSync(dir, { recursive: true, force: true });
+        },
+    };
 }
 
 test("exit 5: a stray client on the old password after the revocation fails the verification, naming the consumer and its count; nothing is undone; resume completes", async () => {
     const old = storeValue(REDIS);
     const stray = strayClient("host2", old);
-    let r;
+    let r: Awaited<ReturnType<typeof ws.rotateSampled>>;
     try {
         r = await ws.rotateSampled(["start", "--secret", REDIS, "--yes", "--json"]);
     } finally {
@@ -339,10 +386,15 @@ test("exit 5: a stray client on the old password after the revocation fails the 
     const doc = JSON.parse(r.stdout);
     const verify = doc.steps.find((s: { step: string }) => s.step === "verify/consumers");
     assert.equal(verify.outcome, "failed");
-    const count = /app-redis → consumer redis-host2: (\d+) auth failure\(s\) in \/var\/log\/rotation-app\/redis-app\.log since the revocation/.exec(verify.error);
+    const count = /app-redis → consumer redis-host2: (\d+) auth failure\(s\) in \/var\/log\/rotation-app\/redis-app\.log since the revocation/.exec(
+        verify.error,
+    );
     assert.ok(count && Number(count[1]) > 0, verify.error);
     assert.match(verify.error, /1 of 3 consumers logged auth failures after the revocation/, "only redis-host2 is named");
-    assert.ok(doc.next.some((n: string) => /its revocation has started, so roll forward: fix the cause above, then bin\/rotate resume --stack e2e --yes/.test(n)), doc.next.join("\n"));
+    assert.ok(
+        doc.next.some((n: string) => /its revocation has started, so roll forward: fix the cause above, then bin\/rotate resume --stack e2e --yes/.test(n)),
+        doc.next.join("\n"),
+    );
     assert.ok(!doc.next.some((n: string) => /rollback/.test(n)), "no rollback is offered past the revocation");
     const line = doc.audit.find((l: Record<string, unknown>) => l.phase === "consumers-verified");
     assert.equal(line.outcome, "failed");
@@ -362,7 +414,10 @@ test("exit 5: a stray client on the old password after the revocation fails the 
     const resumed = ws.rotate(["resume", "--yes", "--json"]);
     assert.equal(resumed.code, 0, resumed.stdout + resumed.stderr);
     const again = JSON.parse(resumed.stdout).audit.find((l: Record<string, unknown>) => l.phase === "consumers-verified");
-    assert.deepEqual([again.outcome, again.authFailures, again.authFailuresFromCheck], ["ok", "redis-host1=0 redis-host2=0 redis-host3=0", "redis-host1 redis-host2 redis-host3"]);
+    assert.deepEqual(
+        [again.outcome, again.authFailures, again.authFailuresFromCheck],
+        ["ok", "redis-host1=0 redis-host2=0 redis-host3=0", "redis-host1 redis-host2 redis-host3"],
+    );
     assert.equal(storeValue(REDIS), fresh);
 });
 

@@ -17,7 +17,12 @@ const configFile = (i: number) => path.join(hosts()[i].etcDir, "redis.yaml");
 /** What an operator restoring a backup or editing by hand does: the file now holds `value`. */
 const overwrite = (i: number, value: string) => fs.writeFileSync(configFile(i), rewriteConfig(WRITE, fs.readFileSync(configFile(i), "utf8"), value));
 
-type Report = { ok: boolean; seconds: number; consumers: { consumer: string; holds: string; detail?: string }[]; sources: { previousAccepted?: boolean; currentAccepted?: boolean }[] };
+type Report = {
+    ok: boolean;
+    seconds: number;
+    consumers: { consumer: string; holds: string; detail?: string }[];
+    sources: { previousAccepted?: boolean; currentAccepted?: boolean }[];
+};
 const checkJson = async (): Promise<{ code: number; report: Report; stdout: string }> => {
     const r = await ws.rotateSampled(["check", "--json"]);
     return { code: r.code, report: JSON.parse(r.stdout), stdout: r.stdout };
@@ -87,11 +92,21 @@ test("the gate refuses to revoke while a consumer was reverted between its rollo
     });
     assert.ok(reverted, "the config was reverted during the run");
     assert.notEqual(up.code, 0, "the update fails at the gate");
-    assert.match(up.stdout + up.stderr, /app-redis: gate, all 3 consumers verified on g2: 1 of 3 consumers are not on the new secret, so nothing is revoked: app-redis → consumer redis-host1 holds the previous secret/);
+    assert.match(
+        up.stdout + up.stderr,
+        /app-redis: gate, all 3 consumers verified on g2: 1 of 3 consumers are not on the new secret, so nothing is revoked: app-redis → consumer redis-host1 holds the previous secret/,
+    );
     assert.equal(redisAuthOk(old), true, "the old secret still works: nothing was revoked");
     assert.ok(!ws.auditLines().some((l) => l.generation === 2 && l.phase === "revoked"), "no revocation in the audit log");
-    assert.ok(ws.auditLines().some((l) => l.generation === 2 && l.phase === "rolled-out" && l.outcome === "failed"), "the gate's failure is audited");
-    assert.match(up.stdout + up.stderr, /Deploy the new secret to redis-host1 again and let the gate ask again: bin\/rotate resume --stack e2e --secret app-redis --redeploy redis-host1 --yes/, "the way forward is named, with the stack");
+    assert.ok(
+        ws.auditLines().some((l) => l.generation === 2 && l.phase === "rolled-out" && l.outcome === "failed"),
+        "the gate's failure is audited",
+    );
+    assert.match(
+        up.stdout + up.stderr,
+        /Deploy the new secret to redis-host1 again and let the gate ask again: bin\/rotate resume --stack e2e --secret app-redis --redeploy redis-host1 --yes/,
+        "the way forward is named, with the stack",
+    );
     const fresh = fs.readFileSync(path.join(hosts()[1].etcDir, "redis.yaml"), "utf8").match(/password: "([^"]+)"/)![1];
     remember(fresh);
 

@@ -12,7 +12,20 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, before, test } from "node:test";
 import { assertAudit, assertAuditChain, assertRevokeAfterEveryConsumer, assertSucceeded, remember } from "./checks";
-import { consumerState, hosts, lab, labCtl, pgLoginOk, postgresStack, redisAuthOk, redisStack, sha256, stepTimeline, storeValue, Workspace } from "../../lab/driver";
+import {
+    consumerState,
+    hosts,
+    lab,
+    labCtl,
+    pgLoginOk,
+    postgresStack,
+    redisAuthOk,
+    redisStack,
+    sha256,
+    stepTimeline,
+    storeValue,
+    Workspace,
+} from "../../lab/driver";
 import { scanForLeaks } from "./leaks";
 import { envFileStore } from "../../stores/envFile";
 
@@ -28,7 +41,10 @@ const PG_KEY = "PG_PASSWORD";
 const values = (key = KEY) => envFileStore.values({ kind: "env-file", path: file, key }, SECRET);
 
 /** The lines of the file that are not these secrets', each with its ending. */
-const otherLines = (keys = [KEY]) => (fs.readFileSync(file, "utf8").match(/[^\n]*(\n|$)/g) ?? []).filter((l) => l !== "" && !keys.some((k) => new RegExp(`^${k}(_NEW|_PREVIOUS|_COMMITTED)?=`).test(l)));
+const otherLines = (keys = [KEY]) =>
+    (fs.readFileSync(file, "utf8").match(/[^\n]*(\n|$)/g) ?? []).filter(
+        (l) => l !== "" && !keys.some((k) => new RegExp(`^${k}(_NEW|_PREVIOUS|_COMMITTED)?=`).test(l)),
+    );
 
 async function consumersHold(value: string): Promise<void> {
     for (const h of hosts()) {
@@ -48,7 +64,15 @@ before(() => {
     const last = `last-${randomBytes(12).toString("hex")}`;
     remember(db, token, last);
     const pg = storeValue(PG);
-    others = ["# the app's credentials (EnvironmentFile=)\n", `DB_PASSWORD=${db}\n`, "\n", "; a systemd comment, CR LF\r\n", `${PG_KEY}=${pg}\n`, `API_TOKEN='${token}'\n`, `LAST_SECRET=${last}`];
+    others = [
+        "# the app's credentials (EnvironmentFile=)\n",
+        `DB_PASSWORD=${db}\n`,
+        "\n",
+        "; a systemd comment, CR LF\r\n",
+        `${PG_KEY}=${pg}\n`,
+        `API_TOKEN='${token}'\n`,
+        `LAST_SECRET=${last}`,
+    ];
     const current = storeValue(SECRET);
     remember(current, pg);
     fs.writeFileSync(file, [...others.slice(0, 3), `${KEY}=${current}\n`, ...others.slice(3)].join(""), { mode: 0o640 });
@@ -64,7 +88,11 @@ test("the Redis password rotates in the env file; the other lines are byte-ident
     ws.patchConfig({ generation: 1 });
     const up = await ws.pulumi(["up", "--yes", "--skip-preview"], { sampleProcesses: true });
     assertSucceeded(up, "up");
-    assertRevokeAfterEveryConsumer(up, SECRET, hosts().map((h) => `redis-${h.name}`));
+    assertRevokeAfterEveryConsumer(
+        up,
+        SECRET,
+        hosts().map((h) => `redis-${h.name}`),
+    );
     const v = await values();
     remember(v.current!);
     assert.notEqual(v.current, old);
@@ -146,7 +174,10 @@ test("two secrets of the stack in the same env file rotate in one update: both u
     assert.equal(redisAuthOk(v.current!), true);
     assert.equal(pgLoginOk("app_g1", p.current!), true, "app_g1 logs in with the new password");
     assert.equal(pgLoginOk(lab().postgres.initialLogin, pgOld), false, "the previous login is disabled");
-    assert.deepEqual(otherLines([KEY, PG_KEY]), others.filter((l) => !l.startsWith(`${PG_KEY}=`)));
+    assert.deepEqual(
+        otherLines([KEY, PG_KEY]),
+        others.filter((l) => !l.startsWith(`${PG_KEY}=`)),
+    );
     await consumersHold(v.current!);
     assertAudit(ws, PG, 1, hosts().length + 1);
 });

@@ -8,7 +8,24 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, before, test } from "node:test";
 import { assertAudit, assertRevokeAfterEveryConsumer, assertSucceeded, remember } from "./checks";
-import { changedSteps, consumerState, hosts, lab, labCtl, pgLoginOk, postgresStack, redisAuthOk, redisStack, ROOT, sha256, sshKeyStack, stepTimeline, storeHas, storeValue, Workspace } from "../../lab/driver";
+import {
+    changedSteps,
+    consumerState,
+    hosts,
+    lab,
+    labCtl,
+    pgLoginOk,
+    postgresStack,
+    redisAuthOk,
+    redisStack,
+    ROOT,
+    sha256,
+    sshKeyStack,
+    stepTimeline,
+    storeHas,
+    storeValue,
+    Workspace,
+} from "../../lab/driver";
 import { scanForLeaks } from "./leaks";
 
 const REDIS = "app-redis";
@@ -23,7 +40,10 @@ before(() => {
     ws = new Workspace("environment");
     // Redis uses the random generator, drawn in the step provider (no @pulumi/random plugin).
     const redisSecret = { ...(redisStack(0).secret as object), schedule: "90d", generator: { kind: "random", length: 40, special: true } };
-    ws.setSecrets([{ ...redisStack(0), secret: redisSecret }, { ...postgresStack(0), secret: { ...(postgresStack(0).secret as object), schedule: "90d" } }]);
+    ws.setSecrets([
+        { ...redisStack(0), secret: redisSecret },
+        { ...postgresStack(0), secret: { ...(postgresStack(0).secret as object), schedule: "90d" } },
+    ]);
 });
 
 after(() => {
@@ -61,7 +81,9 @@ test("a failing Redis consumer stops Redis before its revocation; PostgreSQL com
     const oldRedis = storeValue(REDIS);
     const oldPg = storeValue(PG);
     const redis = redisStack(0) as { consumers: Record<string, unknown>[] };
-    const broken = redis.consumers.map((c, i) => (i === 1 ? { ...c, health: { command: "echo 'simulated: the service did not come back' >&2; exit 1" }, retries: 1 } : c));
+    const broken = redis.consumers.map((c, i) =>
+        i === 1 ? { ...c, health: { command: "echo 'simulated: the service did not come back' >&2; exit 1" }, retries: 1 } : c,
+    );
     ws.patchSecret(REDIS, { generation: 2, consumers: broken });
     ws.patchSecret(PG, { generation: 2 });
     const r = await ws.pulumi(["up", "--yes", "--skip-preview"], { sampleProcesses: true });
@@ -86,7 +108,10 @@ test("a failing Redis consumer stops Redis before its revocation; PostgreSQL com
     remember(staged);
     assert.equal(redisAuthOk(oldRedis), true, "Redis: the old password still works");
     assert.equal(redisAuthOk(staged), true, "Redis: the new one works too (dual-active)");
-    assert.ok(!ws.auditLines().some((l) => l.secret === REDIS && l.generation === 1 && l.phase === "withdrawn"), "Redis: generation 1's grant was not taken back");
+    assert.ok(
+        !ws.auditLines().some((l) => l.secret === REDIS && l.generation === 1 && l.phase === "withdrawn"),
+        "Redis: generation 1's grant was not taken back",
+    );
     for (const h of hosts()) assert.ok((await consumerState(h, "redis")).healthy, `${h.name}'s Redis consumer stays healthy`);
 
     // Fix the consumer, resume through the CLI for that secret.
@@ -101,7 +126,10 @@ test("a failing Redis consumer stops Redis before its revocation; PostgreSQL com
     assert.equal(redisAuthOk(staged), true);
     for (const h of hosts()) assert.equal((await consumerState(h, "redis")).fingerprint, sha256(staged));
     assertAudit(ws, REDIS, 2, 3);
-    assert.ok(ws.auditLines().some((l) => l.secret === REDIS && l.generation === 1 && l.phase === "withdrawn" && l.outcome === "ok"), "Redis: once completed, generation 1's grant was taken back");
+    assert.ok(
+        ws.auditLines().some((l) => l.secret === REDIS && l.generation === 1 && l.phase === "withdrawn" && l.outcome === "ok"),
+        "Redis: once completed, generation 1's grant was taken back",
+    );
     assert.equal(storeHas(REDIS, "staged"), false);
 });
 
@@ -111,7 +139,10 @@ test("a secret that fails before its grant keeps its previous generation live: n
     // provider refuses, because no rotation of app-pg past g2 has completed.
     const current = storeValue(PG);
     const pg = postgresStack(0) as { secret: Record<string, unknown> };
-    ws.patchSecret(PG, { generation: 3, secret: { ...pg.secret, schedule: "90d", generator: { kind: "command", command: "echo 'simulated: generator broken' >&2; exit 1" } } });
+    ws.patchSecret(PG, {
+        generation: 3,
+        secret: { ...pg.secret, schedule: "90d", generator: { kind: "command", command: "echo 'simulated: generator broken' >&2; exit 1" } },
+    });
     const r = await ws.pulumi(["up", "--yes", "--skip-preview"]);
     assert.notEqual(r.code, 0);
     assert.match(r.stdout + r.stderr, /generator broken/);
@@ -157,12 +188,26 @@ test("start --due rotates exactly the secrets that are due, says which, and a no
     remember(newKey);
     assert.notEqual(newKey, oldKey);
     assertAudit(ws, KEY, 1, 3);
-    assert.equal(ws.auditLines().filter((l) => (l.secret === REDIS || l.secret === PG) && l.generation === (l.secret === REDIS ? 3 : 4)).length, 0, "nothing ran for the others");
+    assert.equal(
+        ws.auditLines().filter((l) => (l.secret === REDIS || l.secret === PG) && l.generation === (l.secret === REDIS ? 3 : 4)).length,
+        0,
+        "nothing ran for the others",
+    );
 
     const status = ws.rotate(["status"]);
     assert.equal(status.code, 0, status.stderr);
-    console.log(status.stdout.split("\n").map((l) => `# ${l}`).join("\n"));
-    for (const [n, g] of [[REDIS, 2], [PG, 3], [KEY, 1]] as const) assert.match(status.stdout, new RegExp(`^${n} +${g} +rotate .*completed ok`, "m"));
+    console.log(
+        status.stdout
+            .split("\n")
+            .map((l) => `# ${l}`)
+            .join("\n"),
+    );
+    for (const [n, g] of [
+        [REDIS, 2],
+        [PG, 3],
+        [KEY, 1],
+    ] as const)
+        assert.match(status.stdout, new RegExp(`^${n} +${g} +rotate .*completed ok`, "m"));
 
     // Without --yes nothing changes; a rollback after the revocation is refused; a typo creates no stack.
     const before = JSON.stringify(ws.stackConfig());
@@ -176,10 +221,17 @@ test("start --due rotates exactly the secrets that are due, says which, and a no
     const unknown = ws.rotate(["start", "--secret", "app-redsi", "--yes"]);
     assert.equal(unknown.code, 2);
     assert.match(unknown.stderr, /stack e2e has no secret "app-redsi" \(it has: /);
-    const typo = spawnSync(path.join(ROOT, "bin", "rotate"), ["status", "--stack", "e2e-typo"], { cwd: ws.dir, env: { ...ws.env, ROTATION_PROJECT_DIR: ws.dir }, encoding: "utf8" });
+    const typo = spawnSync(path.join(ROOT, "bin", "rotate"), ["status", "--stack", "e2e-typo"], {
+        cwd: ws.dir,
+        env: { ...ws.env, ROTATION_PROJECT_DIR: ws.dir },
+        encoding: "utf8",
+    });
     assert.equal(typo.status, 2);
     assert.match(typo.stderr, /no stack "e2e-typo"/);
-    assert.ok(!fs.readdirSync(path.join(ws.stateDir, ".pulumi", "stacks"), { recursive: true }).some((f) => String(f).includes("e2e-typo")), "status created no stack");
+    assert.ok(
+        !fs.readdirSync(path.join(ws.stateDir, ".pulumi", "stacks"), { recursive: true }).some((f) => String(f).includes("e2e-typo")),
+        "status created no stack",
+    );
 
     const noop = await ws.pulumi(["up", "--yes", "--skip-preview"]);
     assertSucceeded(noop, "no-op up");

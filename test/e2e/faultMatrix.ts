@@ -21,7 +21,31 @@ import { after, before, test } from "node:test";
 import { Worker } from "node:worker_threads";
 import { yamlQuote } from "../../writers/yamlKey";
 import { assertAudit, assertAuditChain, assertSucceeded, remember } from "./checks";
-import { changedSteps, committedGeneration, consumerState, type EngineEvent, fillConfigDir, hosts, inHost, lab, LAB_DIR, type LabHost, labCtl, redisAuthOk, redisStack, redisWorld, ROOT, type RunResult, sha256, stepTimeline, storeHas, storeValue, tmpfsOn, unmountTmpfs, urnName, Workspace } from "../../lab/driver";
+import {
+    changedSteps,
+    committedGeneration,
+    consumerState,
+    type EngineEvent,
+    fillConfigDir,
+    hosts,
+    inHost,
+    lab,
+    LAB_DIR,
+    type LabHost,
+    labCtl,
+    redisAuthOk,
+    redisStack,
+    redisWorld,
+    type RunResult,
+    sha256,
+    stepTimeline,
+    storeHas,
+    storeValue,
+    tmpfsOn,
+    unmountTmpfs,
+    urnName,
+    Workspace,
+} from "../../lab/driver";
 import { scanForLeaks } from "./leaks";
 
 const SECRET = "app-redis";
@@ -72,7 +96,11 @@ parentPort.once("message", () => {
 });
 `;
 
-interface Polls { polls: number; failures: number; first: string[] }
+interface Polls {
+    polls: number;
+    failures: number;
+    first: string[];
+}
 
 class HealthSampler {
     private readonly worker: Worker;
@@ -137,7 +165,8 @@ function assertRevokeWaited(r: RunResult): void {
     for (const name of rollouts()) {
         const t = stepTimeline(r.events, name);
         assert.equal(t.failed, undefined, `${name} did not fail in a run that revoked`);
-        if (t.start !== undefined) assert.ok(t.end !== undefined && t.end < revoke.start, `${name} ended (seq ${t.end}) before the revocation started (seq ${revoke.start})`);
+        if (t.start !== undefined)
+            assert.ok(t.end !== undefined && t.end < revoke.start, `${name} ended (seq ${t.end}) before the revocation started (seq ${revoke.start})`);
     }
 }
 
@@ -214,7 +243,6 @@ function consumersWith(i: number, patch: Record<string, unknown>): Record<string
 
 const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
 const ipRe = (h: LabHost) => esc(h.ip);
-const writeTitle = (c: Ctx) => `${SECRET} → consumer ${c.consumer}: write g${c.gen} into /etc/rotation-app/redis\\.yaml \\(backup in \\.bak\\)`;
 const adminFile = () => lab().redis.adminPasswordFile as string;
 const heldAdmin = () => `${adminFile()}.held-by-test`;
 const storeDir = () => lab().storeDir as string;
@@ -263,7 +291,11 @@ const ROWS: Row[] = [
             ws.patchConfig({ generation: c.gen, consumers: consumersWith(1, { retries: 1, retryDelaySeconds: 0.5 }) });
             labCtl("fail-health", c.host.name, "on");
         },
-        says: (c) => [new RegExp(`${SECRET} → consumer ${c.consumer}: health check: http://${ipRe(c.host)}:8081/healthz answered 503, expected 200 \\(after 2 attempts\\)`)],
+        says: (c) => [
+            new RegExp(
+                `${SECRET} → consumer ${c.consumer}: health check: http://${ipRe(c.host)}:8081/healthz answered 503, expected 200 \\(after 2 attempts\\)`,
+            ),
+        ],
         fix: (c) => {
             labCtl("fail-health", c.host.name, "off");
             ws.patchConfig({ consumers: base.consumers });
@@ -298,7 +330,9 @@ const ROWS: Row[] = [
             new RegExp(`${SECRET}: pre-flight of g${c.gen} \\(3 consumers, the source, the store\\): 1 problem\\(s\\); nothing of the rotation ran:`),
             new RegExp(`${SECRET} consumer ${c.consumer}: cannot run the checks on root@${ipRe(c.host)}:22: .*Connection refused`),
             // The engine's end-of-update delete of the grant in use is refused (its generated secret stays with it).
-            new RegExp(`kept "${SECRET}: grant g${c.gen - 1} at the redis-acl source \\(dual-active\\)": generation ${c.gen - 1} of ${SECRET} may still be in use`),
+            new RegExp(
+                `kept "${SECRET}: grant g${c.gen - 1} at the redis-acl source \\(dual-active\\)": generation ${c.gen - 1} of ${SECRET} may still be in use`,
+            ),
         ],
         fix: (c) => labCtl("start-host", c.host.name),
         resume: "up",
@@ -327,11 +361,19 @@ const ROWS: Row[] = [
         appOn: "old",
         inject: (c) => {
             const other = hosts()[1];
-            ws.patchConfig({ generation: c.gen, consumers: consumersWith(0, { hostKeyFile: path.join(LAB_DIR, "hosts", other.name, "ssh_host_ed25519_key.pub") }) });
+            ws.patchConfig({
+                generation: c.gen,
+                consumers: consumersWith(0, { hostKeyFile: path.join(LAB_DIR, "hosts", other.name, "ssh_host_ed25519_key.pub") }),
+            });
         },
         says: (c) => {
-            const fp = (h: LabHost) => spawnSync("ssh-keygen", ["-lf", path.join(LAB_DIR, "hosts", h.name, "ssh_host_ed25519_key.pub")], { encoding: "utf8" }).stdout.split(" ")[1];
-            return [new RegExp(`${SECRET} consumer ${c.consumer}: cannot run the checks on root@${ipRe(c.host)}:22: refused: ${ipRe(c.host)}:22 offered host key ${esc(fp(c.host))} but ssh-ed25519 ${esc(fp(hosts()[1]))} is pinned\\. Nothing was sent to that host`)];
+            const fp = (h: LabHost) =>
+                spawnSync("ssh-keygen", ["-lf", path.join(LAB_DIR, "hosts", h.name, "ssh_host_ed25519_key.pub")], { encoding: "utf8" }).stdout.split(" ")[1];
+            return [
+                new RegExp(
+                    `${SECRET} consumer ${c.consumer}: cannot run the checks on root@${ipRe(c.host)}:22: refused: ${ipRe(c.host)}:22 offered host key ${esc(fp(c.host))} but ssh-ed25519 ${esc(fp(hosts()[1]))} is pinned\\. Nothing was sent to that host`,
+                ),
+            ];
         },
         check: (_c, r) => assert.doesNotMatch(r.stdout + r.stderr, /ssh-keygen -R|remove with/, "no advice to drop the pin"),
         fix: () => ws.patchConfig({ consumers: base.consumers }),
@@ -343,7 +385,9 @@ const ROWS: Row[] = [
         inject: (c) => ws.patchConfig({ generation: c.gen, source: { ...base.source, port: 6390 } }),
         says: (c) => [
             new RegExp(`${SECRET} source: redis 127\\.0\\.1\\.30:6390 does not accept the admin credential of \\S+: .*Connection refused`),
-            new RegExp(`kept "${SECRET}: grant g${c.gen - 1} at the redis-acl source \\(dual-active\\)": generation ${c.gen - 1} of ${SECRET} may still be in use`),
+            new RegExp(
+                `kept "${SECRET}: grant g${c.gen - 1} at the redis-acl source \\(dual-active\\)": generation ${c.gen - 1} of ${SECRET} may still be in use`,
+            ),
         ],
         fix: () => ws.patchConfig({ source: base.source }),
         resume: "up",
@@ -353,16 +397,21 @@ const ROWS: Row[] = [
         fault: "the store is written behind the rotation's back between stage and gate (its staged copy removed)",
         stops: "gate",
         inject: (c) => ws.patchConfig({ generation: c.gen }),
-        run: (c) => ws.pulumi(UP, {
-            sampleProcesses: true,
-            onEvent: (e) => {
-                if (!c.note.removed && ended(e, `${SECRET}-stage`)) {
-                    fs.rmSync(path.join(storeDir(), `${SECRET}.new`));
-                    c.note.removed = true;
-                }
-            },
-        }),
-        says: (c) => [new RegExp(`${SECRET}: gate, all 3 consumers verified on g${c.gen}: exited with code 1: store: the staged copy of generation ${c.gen} was missing \\(${esc(storeDir())}/${SECRET}\\.new: removed behind this rotation's back after staging\\); it was staged again\\. Find out who wrote the store, then bin/rotate resume --stack e2e --yes\\. Nothing was revoked; the old secret still works everywhere\\.`)],
+        run: (c) =>
+            ws.pulumi(UP, {
+                sampleProcesses: true,
+                onEvent: (e) => {
+                    if (!c.note.removed && ended(e, `${SECRET}-stage`)) {
+                        fs.rmSync(path.join(storeDir(), `${SECRET}.new`));
+                        c.note.removed = true;
+                    }
+                },
+            }),
+        says: (c) => [
+            new RegExp(
+                `${SECRET}: gate, all 3 consumers verified on g${c.gen}: exited with code 1: store: the staged copy of generation ${c.gen} was missing \\(${esc(storeDir())}/${SECRET}\\.new: removed behind this rotation's back after staging\\); it was staged again\\. Find out who wrote the store, then bin/rotate resume --stack e2e --yes\\. Nothing was revoked; the old secret still works everywhere\\.`,
+            ),
+        ],
         check: (c, r) => {
             assert.ok(c.note.removed, "the staged copy was removed after staging");
             assert.ok(stepTimeline(r.events, `${SECRET}-gate`).failed !== undefined, "the gate ran and refused");
@@ -378,16 +427,23 @@ const ROWS: Row[] = [
         // The gate, the revocation and the promotion follow each other within ~30 ms, faster than the
         // event log can be watched: the admin password goes away once the grant (its last user before
         // the revocation) has ended, while the rollouts run.
-        run: (c) => ws.pulumi(UP, {
-            sampleProcesses: true,
-            onEvent: (e) => {
-                if (!c.note.moved && ended(e, `${SECRET}-grant-g${c.gen}`)) {
-                    fs.renameSync(adminFile(), heldAdmin());
-                    c.note.moved = true;
-                }
-            },
-        }).finally(restoreAdmin),
-        says: (c) => [new RegExp(`${SECRET}: revoke g${c.gen - 1} at the redis-acl source: exited with code 1: cat: ${esc(adminFile())}: No such file or directory \\| redis 127\\.0\\.1\\.30:6379: ACL SETUSER app failed`)],
+        run: (c) =>
+            ws
+                .pulumi(UP, {
+                    sampleProcesses: true,
+                    onEvent: (e) => {
+                        if (!c.note.moved && ended(e, `${SECRET}-grant-g${c.gen}`)) {
+                            fs.renameSync(adminFile(), heldAdmin());
+                            c.note.moved = true;
+                        }
+                    },
+                })
+                .finally(restoreAdmin),
+        says: (c) => [
+            new RegExp(
+                `${SECRET}: revoke g${c.gen - 1} at the redis-acl source: exited with code 1: cat: ${esc(adminFile())}: No such file or directory \\| redis 127\\.0\\.1\\.30:6379: ACL SETUSER app failed`,
+            ),
+        ],
         check: (c, r) => {
             assert.ok(c.note.moved, "the admin password was moved away after the grant");
             assert.ok(stepTimeline(r.events, `${SECRET}-revoke`).failed !== undefined, "the revocation ran and failed");
@@ -405,28 +461,39 @@ const ROWS: Row[] = [
         inject: (c) => ws.patchConfig({ generation: c.gen }),
         // The revocation is held where it reads the admin password (a FIFO in its place, from the end of
         // the grant), so the store can be made read-only after the gate wrote to it and before the promotion.
-        run: (c) => ws.pulumi(UP, {
-            sampleProcesses: true,
-            onEvent: (e) => {
-                if (!c.note.held && ended(e, `${SECRET}-grant-g${c.gen}`)) {
-                    fs.renameSync(adminFile(), heldAdmin());
-                    const r = spawnSync("mkfifo", ["-m", "600", adminFile()], { encoding: "utf8" });
-                    assert.equal(r.status, 0, r.stderr);
-                    c.note.held = true;
-                }
-                if (c.note.held && !c.note.readOnly && started(e, `${SECRET}-revoke`)) {
-                    const r = spawnSync("mount", ["--bind", "-o", "ro", storeDir(), storeDir()], { encoding: "utf8" });
-                    assert.equal(r.status, 0, `mount: ${r.stderr}`);
-                    c.note.readOnly = true;
-                    // Let the revocation read the admin password, then put the file back.
-                    spawn("bash", ["-c", 'timeout 30 bash -c \'cat -- "$1" > "$2"\' bash "$1" "$2" && mv -f -- "$1" "$2"', "bash", heldAdmin(), adminFile()], { stdio: "ignore" });
-                }
-            },
-        }).finally(() => {
-            restoreAdmin();
-            unmountStore();
-        }),
-        says: (c) => [new RegExp(`${SECRET}: promote g${c.gen} to current in the store: exited with code 1: chmod: changing permissions of '${esc(storeDir())}/${SECRET}\\.new': Read-only file system`)],
+        run: (c) =>
+            ws
+                .pulumi(UP, {
+                    sampleProcesses: true,
+                    onEvent: (e) => {
+                        if (!c.note.held && ended(e, `${SECRET}-grant-g${c.gen}`)) {
+                            fs.renameSync(adminFile(), heldAdmin());
+                            const r = spawnSync("mkfifo", ["-m", "600", adminFile()], { encoding: "utf8" });
+                            assert.equal(r.status, 0, r.stderr);
+                            c.note.held = true;
+                        }
+                        if (c.note.held && !c.note.readOnly && started(e, `${SECRET}-revoke`)) {
+                            const r = spawnSync("mount", ["--bind", "-o", "ro", storeDir(), storeDir()], { encoding: "utf8" });
+                            assert.equal(r.status, 0, `mount: ${r.stderr}`);
+                            c.note.readOnly = true;
+                            // Let the revocation read the admin password, then put the file back.
+                            spawn(
+                                "bash",
+                                ["-c", 'timeout 30 bash -c \'cat -- "$1" > "$2"\' bash "$1" "$2" && mv -f -- "$1" "$2"', "bash", heldAdmin(), adminFile()],
+                                { stdio: "ignore" },
+                            );
+                        }
+                    },
+                })
+                .finally(() => {
+                    restoreAdmin();
+                    unmountStore();
+                }),
+        says: (c) => [
+            new RegExp(
+                `${SECRET}: promote g${c.gen} to current in the store: exited with code 1: chmod: changing permissions of '${esc(storeDir())}/${SECRET}\\.new': Read-only file system`,
+            ),
+        ],
         check: (c, r) => {
             assert.ok(c.note.readOnly, "the store was read-only when the revocation started");
             assert.ok(stepTimeline(r.events, `${SECRET}-revoke`).end !== undefined, "the revocation completed");
@@ -445,18 +512,24 @@ const ROWS: Row[] = [
         // cannot open before it however slow the machine (a race once, under load).
         inject: (c) => {
             fs.rmSync(releaseFile(), { force: true });
-            ws.patchConfig({ generation: c.gen, consumers: base.consumers.map((b, j) => (j === 0 ? b : { ...b, reload: heldReload(b.reload as string), timeoutSeconds: 60 })) });
+            ws.patchConfig({
+                generation: c.gen,
+                consumers: base.consumers.map((b, j) => (j === 0 ? b : { ...b, reload: heldReload(b.reload as string), timeoutSeconds: 60 })),
+            });
         },
-        run: (c) => ws.pulumi(UP, {
-            sampleProcesses: true,
-            onEvent: (e, child) => {
-                const m = e.resOutputsEvent?.metadata;
-                if (!c.note.killedAt && m && urnName(m.urn).startsWith(`${SECRET}-rollout-`) && m.op !== "same") {
-                    c.note.killedAt = urnName(m.urn);
-                    process.kill(-child.pid!, "SIGKILL");
-                }
-            },
-        }).finally(releaseHeldReloads),
+        run: (c) =>
+            ws
+                .pulumi(UP, {
+                    sampleProcesses: true,
+                    onEvent: (e, child) => {
+                        const m = e.resOutputsEvent?.metadata;
+                        if (!c.note.killedAt && m && urnName(m.urn).startsWith(`${SECRET}-rollout-`) && m.op !== "same") {
+                            c.note.killedAt = urnName(m.urn);
+                            process.kill(-child.pid!, "SIGKILL");
+                        }
+                    },
+                })
+                .finally(releaseHeldReloads),
         says: () => [],
         check: async (c, r) => {
             assert.equal(c.note.killedAt, rollouts()[0], "the engine was killed after the first consumer's rollout (the others held) ended");
@@ -487,7 +560,11 @@ const ROWS: Row[] = [
                 const both = await Promise.all([ws.pulumi(UP, { sampleProcesses: true }), ws.pulumi(UP)]);
                 const refused = both.filter((r) => r.code !== 0);
                 for (const r of refused) {
-                    assert.match(r.stdout + r.stderr, /the stack is currently locked by 1 lock\(s\)\. Either wait for the other process\(es\) to end/, "a refused operator is told the stack is locked");
+                    assert.match(
+                        r.stdout + r.stderr,
+                        /the stack is currently locked by 1 lock\(s\)\. Either wait for the other process\(es\) to end/,
+                        "a refused operator is told the stack is locked",
+                    );
                     assert.equal(r.events.filter((e) => e.resourcePreEvent).length, 0, "a refused run touched no resource");
                 }
                 assert.deepEqual(lockFiles(), [], "no lock is left behind");
@@ -522,7 +599,11 @@ const ROWS: Row[] = [
             ws.patchConfig({ generation: c.gen });
             fillConfigDir(c.host);
         },
-        says: (c) => [new RegExp(`${SECRET} consumer ${c.consumer}: only \\d+ bytes free in /etc/rotation-app; the new /etc/rotation-app/redis\\.yaml and its \\.bak need \\d+`)],
+        says: (c) => [
+            new RegExp(
+                `${SECRET} consumer ${c.consumer}: only \\d+ bytes free in /etc/rotation-app; the new /etc/rotation-app/redis\\.yaml and its \\.bak need \\d+`,
+            ),
+        ],
         // Freeing the space is the fix; the tmpfs itself goes after the resume (its files copied back).
         fix: (c) => {
             if (tmpfsOn(c.host)) inHost(c.host, "rm -f /etc/rotation-app/.filler");
@@ -546,7 +627,10 @@ function assertRefusedByPreflight(r: RunResult, world: string): void {
     });
     for (const e of others) {
         const m = (e.resourcePreEvent ?? e.resOutputsEvent)!.metadata;
-        assert.ok(e.sequence > preflight.failed!, `${urnName(m.urn)} (${m.op}, seq ${e.sequence}) came after the pre-flight's failure (seq ${preflight.failed})`);
+        assert.ok(
+            e.sequence > preflight.failed!,
+            `${urnName(m.urn)} (${m.op}, seq ${e.sequence}) came after the pre-flight's failure (seq ${preflight.failed})`,
+        );
         assert.ok(m.op === "delete" && e.resourcePreEvent, `only deletes followed, each refused: ${urnName(m.urn)} ${m.op}`);
         assert.ok(stepTimeline(r.events, urnName(m.urn)).failed !== undefined, `the delete of ${urnName(m.urn)} was refused`);
     }
@@ -614,7 +698,11 @@ async function runRow(row: Row): Promise<void> {
             const revoked = row.stops === "promote";
             assert.equal(storeValue(SECRET), old, "the store's current value is unchanged");
             if (world === undefined) assert.equal(storeValue(`${SECRET}.new`), fresh, "the staged password is kept");
-            assert.equal(redisAuthOk(old), !revoked, revoked ? "the old password was revoked (after every consumer)" : "the old password still works at the source");
+            assert.equal(
+                redisAuthOk(old),
+                !revoked,
+                revoked ? "the old password was revoked (after every consumer)" : "the old password still works at the source",
+            );
             if (world === undefined) assert.equal(redisAuthOk(fresh), true, "the new password works (dual-active)");
             if (["preflight", "rollout", "killed"].includes(row.stops)) {
                 assert.equal(gate.start, undefined, "the gate did not open");
@@ -622,7 +710,12 @@ async function runRow(row: Row): Promise<void> {
             }
             if (row.stops === "rollout") {
                 assert.ok(stepTimeline(r.events, `${SECRET}-rollout-${c.consumer}`).failed !== undefined, `${c.consumer}'s rollout failed`);
-                assert.ok(ws.auditLines().some((l) => l.generation === generation && l.phase === "consumer-verified" && l.outcome === "failed" && l.consumer === c.consumer), "the audit log records the failure at that consumer");
+                assert.ok(
+                    ws
+                        .auditLines()
+                        .some((l) => l.generation === generation && l.phase === "consumer-verified" && l.outcome === "failed" && l.consumer === c.consumer),
+                    "the audit log records the failure at that consumer",
+                );
             }
         }
 
@@ -631,10 +724,11 @@ async function runRow(row: Row): Promise<void> {
         for (const h of hosts()) {
             const s = await consumerState(h, "redis");
             const faulty = row.stops === "rollout" && h.name === host.name;
-            const expect = row.stops === "preflight" ? "old" : faulty ? row.appOn! : row.stops === "killed" ? (s.fingerprint === sha256(fresh) ? "new" : "old") : "new";
+            const expect =
+                row.stops === "preflight" ? "old" : faulty ? row.appOn! : row.stops === "killed" ? (s.fingerprint === sha256(fresh) ? "new" : "old") : "new";
             assert.equal(s.fingerprint, sha256(expect === "new" ? fresh : old), `${h.name} runs on the ${expect} password`);
             if (!(faulty && row.breaksHealth)) assert.ok(s.healthy, `${h.name} is healthy`);
-            const config = faulty ? row.configOn ?? row.appOn! : expect;
+            const config = faulty ? (row.configOn ?? row.appOn!) : expect;
             if (row.stops !== "killed" && world === undefined) assert.equal(held.get(h.name), config, `${h.name}'s config holds the ${config} password`);
         }
         await row.check?.(c, r);
@@ -660,7 +754,9 @@ async function runRow(row: Row): Promise<void> {
         await assertCompleted(old, fresh);
         assert.deepEqual(lockFiles(), [], "no lock is left");
         polls = await sampler.stop();
-        console.log(`# ${row.fault}: faulty run ${faultSeconds.toFixed(1)}s, resume ${resumeSeconds.toFixed(1)}s, row ${((Date.now() - t0) / 1000).toFixed(1)}s`);
+        console.log(
+            `# ${row.fault}: faulty run ${faultSeconds.toFixed(1)}s, resume ${resumeSeconds.toFixed(1)}s, row ${((Date.now() - t0) / 1000).toFixed(1)}s`,
+        );
     } catch (e) {
         failed = e;
     }

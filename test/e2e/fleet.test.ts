@@ -9,7 +9,21 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { before, test } from "node:test";
 import yaml from "js-yaml";
-import { consumerEntry, currentSecret, fleetOf, hosts, labCtl, ROOT, setupFleet, stackConfig, stepTimeline, storeFile, urnName, verify, Workspace } from "../../lab/driver";
+import {
+    consumerEntry,
+    currentSecret,
+    fleetOf,
+    hosts,
+    labCtl,
+    ROOT,
+    setupFleet,
+    stackConfig,
+    stepTimeline,
+    storeFile,
+    urnName,
+    verify,
+    Workspace,
+} from "../../lab/driver";
 import { assertPreviewPlan, assertRevokeAfterEveryConsumer, assertSucceeded, remember } from "./checks";
 import { scanForLeaks } from "./leaks";
 
@@ -29,7 +43,13 @@ before(() => {
     ws = new Workspace("fleet");
     const file = path.join(ws.dir, "inventory", "fleet.yaml");
     fs.mkdirSync(path.dirname(file), { recursive: true });
-    fs.writeFileSync(file, yaml.dump(names.map((_, i) => consumerEntry(fleet, i)), { lineWidth: -1 }));
+    fs.writeFileSync(
+        file,
+        yaml.dump(
+            names.map((_, i) => consumerEntry(fleet, i)),
+            { lineWidth: -1 },
+        ),
+    );
     ws.setConfig({ ...stackConfig(fleet, 0), consumersFile: file });
 });
 
@@ -52,9 +72,16 @@ test("50 consumers: preview lists each rollout; the revocation starts only after
     const g2 = await ws.pulumi(["up", "--yes", "--skip-preview"]);
     assertSucceeded(g2, "g2");
     assertRevokeAfterEveryConsumer(g2, fleet.secret, names);
-    const ops = g2.events.map((e) => e.resourcePreEvent?.metadata).filter((m) => m && m.type === "rotation:index:Step").map((m) => m!.op);
+    const ops = g2.events
+        .map((e) => e.resourcePreEvent?.metadata)
+        .filter((m) => m && m.type === "rotation:index:Step")
+        .map((m) => m!.op);
     assert.ok(ops.filter((o) => o === "update").length >= fleet.count, "every rollout ran as an in-place update");
-    assert.deepEqual(ops.filter((o) => o === "replace" || o === "delete-replaced" || o === "create-replacement"), [], "no step was replaced");
+    assert.deepEqual(
+        ops.filter((o) => o === "replace" || o === "delete-replaced" || o === "create-replacement"),
+        [],
+        "no step was replaced",
+    );
     remember(currentSecret(fleet));
 });
 

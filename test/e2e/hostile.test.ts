@@ -31,12 +31,27 @@ before(() => {
     fs.writeFileSync(registry, "");
     const hash = `sha256sum | cut -c1-64`;
     const consumer = (name: string, h: typeof h1, configPath: string, write: object) => ({
-        name, host: h.ip, user: "root", hostKeyFile: `${l.labDir}/hosts/${h.name}/ssh_host_ed25519_key.pub`, privateKeyFile: l.operatorKey,
-        configPath, write, reload: "true", health: { command: `test -s ${configPath}` }, retries: 0,
+        name,
+        host: h.ip,
+        user: "root",
+        hostKeyFile: `${l.labDir}/hosts/${h.name}/ssh_host_ed25519_key.pub`,
+        privateKeyFile: l.operatorKey,
+        configPath,
+        write,
+        reload: "true",
+        health: { command: `test -s ${configPath}` },
+        retries: 0,
     });
     ws.setConfig({
         generation: 1,
-        secret: { name: SECRET, type: "api-token", generator: { kind: "command", command: `cat -- ${valueFile}` }, reason: "scheduled", note: "hostile characters", operator: "e2e" },
+        secret: {
+            name: SECRET,
+            type: "api-token",
+            generator: { kind: "command", command: `cat -- ${valueFile}` },
+            reason: "scheduled",
+            note: "hostile characters",
+            operator: "e2e",
+        },
         store: { kind: "file", dir: l.storeDir },
         source: {
             kind: "command",
@@ -55,7 +70,7 @@ before(() => {
 
 test("a hostile secret is written exactly into YAML, KEY=value and template configs", async () => {
     // The initial value was never granted at this command source: grant it as generation 0.
-    fs.appendFileSync(registry, require("node:crypto").createHash("sha256").update("initial-hostile-test-value").digest("hex") + "\n");
+    fs.appendFileSync(registry, `${require("node:crypto").createHash("sha256").update("initial-hostile-test-value").digest("hex")}\n`);
     remember(HOSTILE, "initial-hostile-test-value");
     const up = await ws.pulumi(["up", "--yes", "--skip-preview"], { sampleProcesses: true });
     assertSucceeded(up, "hostile rotation");
@@ -69,7 +84,11 @@ test("a hostile secret is written exactly into YAML, KEY=value and template conf
     assert.equal(env, `A=1\nSECRET=${HOSTILE}\nSECRET2=untouched\n`, "KEY=value line is exact");
     assert.equal(fs.readFileSync(path.join(h2.etcDir, "hostile.tmpl"), "utf8"), `token = <<${HOSTILE}>>\n${HOSTILE}\n`, "template is exact");
     assert.equal(fs.existsSync("/tmp/rotation-pwned"), false, "nothing in the secret was executed");
-    assert.equal(fs.readFileSync(path.join(h1.etcDir, "hostile.env.bak"), "utf8"), "A=1\nSECRET=before\nSECRET2=untouched\n", "the .bak holds the previous config");
+    assert.equal(
+        fs.readFileSync(path.join(h1.etcDir, "hostile.env.bak"), "utf8"),
+        "A=1\nSECRET=before\nSECRET2=untouched\n",
+        "the .bak holds the previous config",
+    );
     fs.rmSync(path.join(ROOT, ".lab/store", SECRET), { force: true });
 });
 

@@ -9,13 +9,20 @@ import { captured, ROOT, type Workspace } from "../../lab/driver";
 
 /** The secret itself, and for multi-line secrets (SSH keys) each substantial line. */
 function needles(secret: string): string[] {
-    const lines = secret.split("\n").map((l) => l.trim()).filter((l) => l.length >= 20 && !l.startsWith("-----"));
+    const lines = secret
+        .split("\n")
+        .map((l) => l.trim())
+        .filter((l) => l.length >= 20 && !l.startsWith("-----"));
     return [secret, ...lines];
 }
 
 export function scanForLeaks(ws: Workspace): void {
     assert.ok(secretsSeen.size >= 2, "the scan knows the secrets it looks for");
-    const outputs = spawnSync(path.join(ROOT, ".tools/bin/pulumi"), ["stack", "output", "--json", "--show-secrets", "--stack", ws.stack], { cwd: ws.dir, env: ws.env, encoding: "utf8" });
+    const outputs = spawnSync(path.join(ROOT, ".tools/bin/pulumi"), ["stack", "output", "--json", "--show-secrets", "--stack", ws.stack], {
+        cwd: ws.dir,
+        env: ws.env,
+        encoding: "utf8",
+    });
     assert.equal(outputs.status, 0, outputs.stderr);
     assert.ok(outputs.stdout.includes("generation"), "stack outputs were read");
     const haystacks: { label: string; text: string }[] = [
@@ -26,10 +33,15 @@ export function scanForLeaks(ws: Workspace): void {
         // bin/rotate's run reports, plan pictures, ceremony requests and approvals.
         ...["reports", "plans", "ceremony"].flatMap((d) => {
             const dir = path.join(ws.stateDir, d);
-            return fs.existsSync(dir) ? fs.readdirSync(dir).map((f) => ({ label: `${ws.name} ${d}/${f}`, text: fs.readFileSync(path.join(dir, f), "utf8") })) : [];
+            return fs.existsSync(dir)
+                ? fs.readdirSync(dir).map((f) => ({ label: `${ws.name} ${d}/${f}`, text: fs.readFileSync(path.join(dir, f), "utf8") }))
+                : [];
         }),
     ];
-    assert.ok(captured.some((c) => c.label.endsWith(" ps") && c.text.length > 0), "ps snapshots were taken during rollouts");
+    assert.ok(
+        captured.some((c) => c.label.endsWith(" ps") && c.text.length > 0),
+        "ps snapshots were taken during rollouts",
+    );
     for (const secret of secretsSeen) {
         for (const needle of needles(secret)) {
             for (const h of haystacks) {

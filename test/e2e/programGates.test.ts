@@ -27,7 +27,11 @@ function snapshot(): string {
     });
     assert.equal(acl.status, 0, acl.stderr);
     const configs = hosts().map((h) => fs.readFileSync(path.join(h.etcDir, "redis.yaml"), "utf8"));
-    const store = fs.readdirSync(l.storeDir).filter((f) => f.startsWith(SECRET)).sort().map((f) => `${f}=${fs.readFileSync(path.join(l.storeDir, f), "utf8")}`);
+    const store = fs
+        .readdirSync(l.storeDir)
+        .filter((f) => f.startsWith(SECRET))
+        .sort()
+        .map((f) => `${f}=${fs.readFileSync(path.join(l.storeDir, f), "utf8")}`);
     const audit = fs.existsSync(ws.auditLog) ? fs.readFileSync(ws.auditLog, "utf8") : "";
     return JSON.stringify({ acl: acl.stdout, configs, store, audit });
 }
@@ -59,7 +63,12 @@ before(() => {
     ws = new Workspace("gates");
     fs.mkdirSync(KEYS(), { recursive: true });
     for (const who of ["alice", "bob"]) assert.equal(spawnSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", who, "-f", key(who)]).status, 0);
-    const pub = (who: string) => fs.readFileSync(`${key(who)}.pub`, "utf8").split(" ").slice(0, 2).join(" ");
+    const pub = (who: string) =>
+        fs
+            .readFileSync(`${key(who)}.pub`, "utf8")
+            .split(" ")
+            .slice(0, 2)
+            .join(" ");
     fs.writeFileSync(path.join(KEYS(), "allowed_signers"), `alice@team ${pub("alice")}\nbob@team ${pub("bob")}\n`);
     ws.setSecrets([redisStack(0)], CEREMONY);
     remember(storeValue(SECRET));
@@ -98,7 +107,11 @@ test("plain up: a request approved with bin/rotate approve rotates; the audit li
     const lines = ws.auditLines().filter((l) => l.secret === SECRET && l.generation === 1);
     assert.ok(lines.length >= 10, `${lines.length} lines`);
     for (const l of lines) {
-        assert.deepEqual([l.ceremony, l.requestedBy, l.approvedBy, l.operator, l.runBy, l.team], [id, "alice@team", "bob@team", "alice@team", ME, "e2e-tests"], JSON.stringify(l));
+        assert.deepEqual(
+            [l.ceremony, l.requestedBy, l.approvedBy, l.operator, l.runBy, l.team],
+            [id, "alice@team", "bob@team", "alice@team", ME, "e2e-tests"],
+            JSON.stringify(l),
+        );
     }
     assert.equal(lines.find((l) => l.phase === "completed")?.consumers, 3, "the closing line counts the consumers this run moved");
 });
@@ -122,7 +135,17 @@ test("plain up: outside the window refused; with leave for this generation it ru
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assertRedisMoved(SECRET, old);
     const lines = ws.auditLines().filter((l) => l.secret === SECRET && l.generation === 2);
-    assert.ok(lines.length >= 10 && lines.every((l) => l.outsideWindow === "INC-12 key in a paste" && l.outsideWindowBy === "carol" && l.operator === ME && l.operatorClaimed === "carol (on call)"), JSON.stringify(lines[0]));
+    assert.ok(
+        lines.length >= 10 &&
+            lines.every(
+                (l) =>
+                    l.outsideWindow === "INC-12 key in a paste" &&
+                    l.outsideWindowBy === "carol" &&
+                    l.operator === ME &&
+                    l.operatorClaimed === "carol (on call)",
+            ),
+        JSON.stringify(lines[0]),
+    );
 });
 
 test("a run where one of three consumers fails: its audit line says 2 moved and names the third; operator is who ran it", () => {

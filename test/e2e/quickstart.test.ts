@@ -34,14 +34,31 @@ before(() => {
 test("a fresh clone's dev rotation (the README's first command) leaves git status clean, twice", () => {
     assert.equal(git("status", "--porcelain"), "", "the clone starts clean");
     for (const generation of [1, 2]) {
-        const env = { ...process.env, ROTATION_PROJECT_DIR: undefined, PULUMI_BACKEND_URL: undefined, PULUMI_CONFIG_PASSPHRASE: undefined, PULUMI_CONFIG_PASSPHRASE_FILE: undefined };
+        const env = {
+            ...process.env,
+            ROTATION_PROJECT_DIR: undefined,
+            PULUMI_BACKEND_URL: undefined,
+            PULUMI_CONFIG_PASSPHRASE: undefined,
+            PULUMI_CONFIG_PASSPHRASE_FILE: undefined,
+        };
         const r = spawnSync(path.join(CLONE, "bin", "rotate"), ["start", "--stack", "dev", "--all", "--yes", "--plain"], { cwd: CLONE, env, encoding: "utf8" });
         captured.push({ label: `quickstart clone: bin/rotate start #${generation}`, text: r.stdout + r.stderr });
         assert.equal(r.status, 0, r.stdout + r.stderr);
-        assert.match(r.stdout, new RegExp(`rotation of app-api-key ${generation - 1} -> ${generation}, .*app-token ${generation - 1} -> ${generation}: succeeded`));
-        assert.equal(git("status", "--porcelain", "--untracked-files=all"), "", `nothing tracked changed and nothing new is unignored after rotation ${generation}`);
+        assert.match(
+            r.stdout,
+            new RegExp(`rotation of app-api-key ${generation - 1} -> ${generation}, .*app-token ${generation - 1} -> ${generation}: succeeded`),
+        );
+        assert.equal(
+            git("status", "--porcelain", "--untracked-files=all"),
+            "",
+            `nothing tracked changed and nothing new is unignored after rotation ${generation}`,
+        );
     }
     assert.ok(fs.existsSync(path.join(CLONE, "stacks", "Pulumi.dev.yaml")), "the dev stack's file was made from its template");
     assert.match(git("check-ignore", "-v", "stacks/Pulumi.dev.yaml"), /\.gitignore/);
-    assert.equal(fs.readFileSync(path.join(ROOT, "stacks", "templates", "Pulumi.dev.yaml"), "utf8"), fs.readFileSync(path.join(CLONE, "stacks", "templates", "Pulumi.dev.yaml"), "utf8"), "the template is untouched");
+    assert.equal(
+        fs.readFileSync(path.join(ROOT, "stacks", "templates", "Pulumi.dev.yaml"), "utf8"),
+        fs.readFileSync(path.join(CLONE, "stacks", "templates", "Pulumi.dev.yaml"), "utf8"),
+        "the template is untouched",
+    );
 });

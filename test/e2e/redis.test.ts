@@ -7,7 +7,21 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, before, test } from "node:test";
 import { assertAudit, assertAuditChain, assertPreviewPlan, assertRevokeAfterEveryConsumer, assertSucceeded, remember } from "./checks";
-import { changedSteps, consumerState, hosts, labCtl, redisAuthOk, redisStack, ROOT, sha256, stepTimeline, storeHas, storeValue, urnName, Workspace } from "../../lab/driver";
+import {
+    changedSteps,
+    consumerState,
+    hosts,
+    labCtl,
+    redisAuthOk,
+    redisStack,
+    ROOT,
+    sha256,
+    stepTimeline,
+    storeHas,
+    storeValue,
+    urnName,
+    Workspace,
+} from "../../lab/driver";
 import { scanForLeaks } from "./leaks";
 
 const SECRET = "app-redis";
@@ -75,7 +89,10 @@ test("no-op: a second up with no generation change touches no consumer", async (
     const r = await ws.pulumi(["up", "--yes", "--skip-preview"]);
     assertSucceeded(r, "no-op up");
     assert.deepEqual(changedSteps(r.events), []);
-    assert.ok(r.events.some((e) => e.resourcePreEvent?.metadata.op === "same"), "the event stream saw the steps (as unchanged)");
+    assert.ok(
+        r.events.some((e) => e.resourcePreEvent?.metadata.op === "same"),
+        "the event stream saw the steps (as unchanged)",
+    );
 });
 
 test("failure before revoke: consumer 2 fails its health check; nothing is revoked; fixing it and re-running completes", async () => {
@@ -98,7 +115,10 @@ test("failure before revoke: consumer 2 fails its health check; nothing is revok
         const s = await consumerState(h, "redis");
         assert.ok(s.healthy, `${h.name} stays healthy during the dual-active window`);
     }
-    assert.ok(ws.auditLines().some((l) => l.phase === "consumer-verified" && l.outcome === "failed" && l.consumer === `redis-${failing.name}`), "the audit log records the failure");
+    assert.ok(
+        ws.auditLines().some((l) => l.phase === "consumer-verified" && l.outcome === "failed" && l.consumer === `redis-${failing.name}`),
+        "the audit log records the failure",
+    );
 
     const again = await ws.pulumi(["up", "--yes", "--skip-preview"]);
     assertSucceeded(again, "resume after the fix");
@@ -140,9 +160,14 @@ test("a consumer whose host offers another key than the pinned one is refused, w
     const r = await ws.pulumi(["up", "--yes", "--skip-preview"]);
     ws.patchConfig({ consumers: good });
     assert.notEqual(r.code, 0);
-    const fp = (h: typeof first) => spawnSync("ssh-keygen", ["-lf", path.join(ROOT, ".lab", "hosts", h.name, "ssh_host_ed25519_key.pub")], { encoding: "utf8" }).stdout.split(" ")[1];
+    const fp = (h: typeof first) =>
+        spawnSync("ssh-keygen", ["-lf", path.join(ROOT, ".lab", "hosts", h.name, "ssh_host_ed25519_key.pub")], { encoding: "utf8" }).stdout.split(" ")[1];
     const out = r.stdout + r.stderr;
-    assert.ok(out.includes(`consumer redis-${first.name}`) && out.includes(`refused: ${first.ip}:22 offered host key ${fp(first)} but ssh-ed25519 ${fp(second)} is pinned`), out.slice(-1500));
+    assert.ok(
+        out.includes(`consumer redis-${first.name}`) &&
+            out.includes(`refused: ${first.ip}:22 offered host key ${fp(first)} but ssh-ed25519 ${fp(second)} is pinned`),
+        out.slice(-1500),
+    );
     assert.doesNotMatch(out, /ssh-keygen -f|remove with/, "no advice to drop the pin");
     assert.equal(stepTimeline(r.events, `${SECRET}-g${generation}`).start, undefined, "the pre-flight found it: nothing was generated");
     assert.equal(redisAuthOk(old), true, "the old password still works");
@@ -172,7 +197,10 @@ test("rollback before revoke restores every consumer and withdraws the new secre
     assert.equal(storeHas(SECRET, "staged"), false, "the staged copy was removed");
     assert.equal(storeValue(SECRET), old);
     assert.ok(ws.auditLines().some((l) => l.phase === "rolled-back" && l.outcome === "ok" && l.generation === generation));
-    assert.ok(ws.auditLines().some((l) => l.phase === "withdrawn" && l.outcome === "ok" && l.generation === generation), "the withdrawal of the new grant has its own audit line");
+    assert.ok(
+        ws.auditLines().some((l) => l.phase === "withdrawn" && l.outcome === "ok" && l.generation === generation),
+        "the withdrawal of the new grant has its own audit line",
+    );
 
     // Forward again, then try to roll that completed rotation back.
     ws.patchConfig({ mode: "rotate" });

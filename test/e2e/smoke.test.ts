@@ -24,12 +24,21 @@ test("preview, up and destroy a one-step program with the real engine", () => {
     fs.rmSync(dir, { recursive: true, force: true });
     fs.mkdirSync(dir, { recursive: true });
     const marker = path.join(dir, "marker");
-    const env = { ...process.env, PULUMI_BACKEND_URL: `file://${dir}`, PULUMI_CONFIG_PASSPHRASE: "smoke-test-only", PULUMI_HOME: path.join(WORK, ".pulumi-home") };
+    const env = {
+        ...process.env,
+        PULUMI_BACKEND_URL: `file://${dir}`,
+        PULUMI_CONFIG_PASSPHRASE: "smoke-test-only",
+        PULUMI_HOME: path.join(WORK, ".pulumi-home"),
+    };
     const stack = `smoke-${process.pid}`;
     const stackFile = path.join(FIXTURE, `Pulumi.${stack}.yaml`);
     try {
         assert.equal(pulumi(["stack", "init", stack], env).status, 0);
-        for (const [k, v] of [["smoke:file", marker], ["smoke:generation", "1"]]) assert.equal(pulumi(["config", "set", k, v, "--stack", stack], env).status, 0);
+        for (const [k, v] of [
+            ["smoke:file", marker],
+            ["smoke:generation", "1"],
+        ])
+            assert.equal(pulumi(["config", "set", k, v, "--stack", stack], env).status, 0);
         assert.equal(pulumi(["config", "set", "--secret", "smoke:value", "smoke-Secret-Value-42", "--stack", stack], env).status, 0);
 
         const preview = pulumi(["preview", "--stack", stack], env);

@@ -10,7 +10,18 @@ import { after, before, test } from "node:test";
 import { stateClient } from "../../cli/backend";
 import { vaultToken, type VaultStore } from "../../adapters/vault";
 import { assertRedisMoved, remember } from "./checks";
-import { captured, committedGeneration as committed, lab, labCtl, pgLoginOk, postgresStack, redisAuthOk, redisStack, storeValue, Workspace } from "../../lab/driver";
+import {
+    captured,
+    committedGeneration as committed,
+    lab,
+    labCtl,
+    pgLoginOk,
+    postgresStack,
+    redisAuthOk,
+    redisStack,
+    storeValue,
+    Workspace,
+} from "../../lab/driver";
 import { scanForLeaks } from "./leaks";
 
 const SECRET = "app-redis";
@@ -34,7 +45,6 @@ const lockKeys = async () => (await db<{ key: string }>(`SELECT key FROM ${TABLE
 /** The stack a lock row belongs to: `<db>/.pulumi/locks/<org>/<project>/<stack>/<id>.json`. */
 const lockStack = (key: string) => key.split("/").at(-2);
 let liveLockKey = "";
-
 
 async function until(what: string, ok: () => Promise<boolean>, seconds: number): Promise<void> {
     const end = Date.now() + seconds * 1000;
@@ -61,7 +71,10 @@ test("teams: the Redis rotation with the state in PostgreSQL, through bin/rotate
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assertRedisMoved(SECRET, old);
     const keys = (await db<{ key: string }>(`SELECT key FROM ${TABLE}`)).map((k) => k.key);
-    assert.ok(keys.some((k) => /(^|\/)\.pulumi\/stacks\/secret-rotation\/team\.json$/.test(k)), `the checkpoint is a row of ${TABLE}: ${keys.join(", ")}`);
+    assert.ok(
+        keys.some((k) => /(^|\/)\.pulumi\/stacks\/secret-rotation\/team\.json$/.test(k)),
+        `the checkpoint is a row of ${TABLE}: ${keys.join(", ")}`,
+    );
     assert.deepEqual(await lockKeys(), [], "no lock left behind");
     assert.equal(fs.existsSync(path.join(alice.stateDir, ".pulumi")), false, "nothing went to a file backend");
     const status = alice.rotate(["status", "--json"]);
@@ -115,7 +128,12 @@ test("teams: a dead run's lock in PostgreSQL is named as such, and unlock remove
     await db(`INSERT INTO ${TABLE} (key, data) VALUES ($1, $2::json)`, [key, JSON.stringify({ data: lock })]);
     const refused = bob.rotate(["start", "--secret", SECRET, "--yes"]);
     assert.equal(refused.code, 4, refused.stdout + refused.stderr);
-    assert.match(refused.stderr, new RegExp(`holds the lock of a run that no longer exists \\(process ${dead} of alice on ${os.hostname()}, since 2026-11-26T10:00:00Z\\); nothing was changed. Run: bin/rotate unlock --stack team, then resume`));
+    assert.match(
+        refused.stderr,
+        new RegExp(
+            `holds the lock of a run that no longer exists \\(process ${dead} of alice on ${os.hostname()}, since 2026-11-26T10:00:00Z\\); nothing was changed. Run: bin/rotate unlock --stack team, then resume`,
+        ),
+    );
     const unlock = bob.rotate(["unlock"]);
     assert.equal(unlock.code, 0, unlock.stdout + unlock.stderr);
     assert.match(unlock.stdout, new RegExp(`removed the stale lock of process ${dead} .* from the PostgreSQL backend's table ${TABLE}`));
@@ -135,7 +153,10 @@ test("teams: two stacks in one backend rotate at the same time, both complete", 
             await new Promise((r) => setTimeout(r, 100));
         }
     })();
-    const [r1, r2] = await Promise.all([alice.rotateSampled(["start", "--secret", SECRET, "--yes", "--plain"]), pg.rotateSampled(["start", "--secret", "app-pg", "--yes", "--plain"])]);
+    const [r1, r2] = await Promise.all([
+        alice.rotateSampled(["start", "--secret", SECRET, "--yes", "--plain"]),
+        pg.rotateSampled(["start", "--secret", "app-pg", "--yes", "--plain"]),
+    ]);
     sampling = false;
     await sampler;
     assert.equal(r1.code, 0, r1.stdout + r1.stderr);
@@ -170,23 +191,47 @@ test("teams: two checkouts of one stack rotate it ten times alternately; every r
     }
     console.log(`# two checkouts, ten alternate rotations: ${seconds.map((x) => x.toFixed(1)).join(", ")} s`);
     // Each checkout's completions are in its own log; together they are all ten.
-    const completed = (w: Workspace) => fs.readFileSync(path.join(w.dir, ".state/audit/team-alt.log"), "utf8").split("\n").filter((l) => l.includes('"phase":"completed"') && l.includes('"outcome":"ok"')).length;
+    const completed = (w: Workspace) =>
+        fs
+            .readFileSync(path.join(w.dir, ".state/audit/team-alt.log"), "utf8")
+            .split("\n")
+            .filter((l) => l.includes('"phase":"completed"') && l.includes('"outcome":"ok"')).length;
     assert.deepEqual([completed(a), completed(b)], [5, 5]);
     const exported = await a.pulumi(["stack", "export"]);
     assert.equal(exported.code, 0, exported.stderr);
     captured.push({ label: "teams: pulumi stack export (team-alt)", text: exported.stdout });
     const resources = JSON.parse(exported.stdout).deployment.resources as { urn: string; delete?: boolean }[];
-    const grants = resources.filter((x) => /::app-redis-grant-g\d+$/.test(x.urn) && x.urn.includes("$rotation:index:Step::")).map((x) => x.urn.split("::").at(-1));
+    const grants = resources
+        .filter((x) => /::app-redis-grant-g\d+$/.test(x.urn) && x.urn.includes("$rotation:index:Step::"))
+        .map((x) => x.urn.split("::").at(-1));
     assert.deepEqual(grants, [`app-redis-grant-g${start + 10}`], "only the current generation's grant is in the state");
-    assert.deepEqual(resources.filter((x) => x.delete).map((x) => x.urn), [], "nothing waits in the state to be deleted");
+    assert.deepEqual(
+        resources.filter((x) => x.delete).map((x) => x.urn),
+        [],
+        "nothing waits in the state to be deleted",
+    );
 });
 
 test("teams: a stack encrypted by OpenBao transit rotates with no passphrase, and its state holds no secret", async () => {
     const l = lab();
-    const store: VaultStore = { kind: "vault", address: l.openbao.address, caFile: l.openbao.caFile, mount: l.openbao.kvMount, path: l.openbao.secrets.redis, auth: { method: "approle", mount: l.openbao.approleMount, roleIdFile: l.openbao.roleIdFile, secretIdFile: l.openbao.secretIdFile } };
+    const store: VaultStore = {
+        kind: "vault",
+        address: l.openbao.address,
+        caFile: l.openbao.caFile,
+        mount: l.openbao.kvMount,
+        path: l.openbao.secrets.redis,
+        auth: { method: "approle", mount: l.openbao.approleMount, roleIdFile: l.openbao.roleIdFile, secretIdFile: l.openbao.secretIdFile },
+    };
     const token = await vaultToken(store);
     const auditBefore = fs.statSync(l.openbao.auditLog).size;
-    const env = { ...pgEnv(), VAULT_ADDR: l.openbao.address, VAULT_CACERT: l.openbao.caFile, VAULT_TOKEN: token, PULUMI_CONFIG_PASSPHRASE: undefined, PULUMI_CONFIG_PASSPHRASE_FILE: undefined };
+    const env = {
+        ...pgEnv(),
+        VAULT_ADDR: l.openbao.address,
+        VAULT_CACERT: l.openbao.caFile,
+        VAULT_TOKEN: token,
+        PULUMI_CONFIG_PASSPHRASE: undefined,
+        PULUMI_CONFIG_PASSPHRASE_FILE: undefined,
+    };
     // The stack does not exist yet: its file names the provider, and `bin/rotate start --yes` creates it with that.
     const ws = new Workspace("teams-transit", "team-transit", { backendUrl: backendUrl(), env, init: "none" });
     assert.ok(!("PULUMI_CONFIG_PASSPHRASE" in ws.env) && !("PULUMI_CONFIG_PASSPHRASE_FILE" in ws.env), "no passphrase in this run's environment");

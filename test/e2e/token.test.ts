@@ -36,7 +36,11 @@ async function tokenStatus(token: string): Promise<number> {
 /** Every token consumer answers /healthz 200 holding `value`. */
 async function tokenConsumersHold(value: string): Promise<void> {
     for (const h of lab().hosts) {
-        const [health, held] = await Promise.all(["healthz", "secret-fingerprint"].map((p) => fetch(`${h.apps.token.url}/${p}`).then(async (r) => ({ status: r.status, body: (await r.text()).trim() }))));
+        const [health, held] = await Promise.all(
+            ["healthz", "secret-fingerprint"].map((p) =>
+                fetch(`${h.apps.token.url}/${p}`).then(async (r) => ({ status: r.status, body: (await r.text()).trim() })),
+            ),
+        );
         assert.equal(health.status, 200, `token-${h.name} is healthy: ${health.body}`);
         assert.equal(held.body, sha256(value), `token-${h.name} holds the expected token`);
     }
@@ -122,7 +126,9 @@ test("the lab's token API: admin token 0600; POST 201, DELETE 204 then 404, GET 
     const t = `probe-${sha256(String(Math.random())).slice(0, 32)}`;
     remember(t);
     const call = (method: string, url: string, bearer: string, body?: object) =>
-        fetch(url, { method, headers: { authorization: `Bearer ${bearer}`, "content-type": "application/json" }, body: body && JSON.stringify(body) }).then((r) => r.status);
+        fetch(url, { method, headers: { authorization: `Bearer ${bearer}`, "content-type": "application/json" }, body: body && JSON.stringify(body) }).then(
+            (r) => r.status,
+        );
     assert.equal(await call("POST", api().createUrl, "not-the-admin-token", { name: "probe", token: t }), 401);
     assert.equal(await call("POST", api().createUrl, admin, { name: "probe", token: t }), 201);
     assert.equal(await tokenStatus(t), 200);
@@ -152,7 +158,12 @@ test("bad input: a delete URL without {fingerprint}, a wrong admin token, a crea
     configure((s) => (s[TOKEN].source = { ...good, adminTokenFile: wrongFile }));
     const wrong = ws.rotate(["start", "--secret", TOKEN, "--yes"]);
     assert.equal(wrong.code, 3, out(wrong));
-    assert.ok(out(wrong).includes(`app-token source: ${api().deleteUrl} (source.deleteUrl) refuses the admin token in ${wrongFile} (source.adminTokenFile): HTTP 401`), out(wrong));
+    assert.ok(
+        out(wrong).includes(
+            `app-token source: ${api().deleteUrl} (source.deleteUrl) refuses the admin token in ${wrongFile} (source.adminTokenFile): HTTP 401`,
+        ),
+        out(wrong),
+    );
     assert.equal(ws.stackConfig()["rotation:secrets"][TOKEN].generation, 0, "refused before the generation moved");
 
     // A real server that answers 500 to everything, on this process's loopback.
@@ -212,7 +223,12 @@ test("the token API down at the revocation: the run fails naming it, both tokens
     const r = await ws.rotateSampled(["start", "--secret", TOKEN, "--yes"]).finally(hold.release);
     assert.ok(hold.reached(), "the token API was stopped while the revocation waited");
     assert.equal(r.code, 5, out(r));
-    assert.match(out(r), new RegExp(`app-token: revoke g2 at the http-token source: exited with code 1: http-token source of app-token: DELETE ${api().url}/tokens/${fp(old)} \\(source\\.deleteUrl\\) answered 000 \\(curl: connection refused\\)`));
+    assert.match(
+        out(r),
+        new RegExp(
+            `app-token: revoke g2 at the http-token source: exited with code 1: http-token source of app-token: DELETE ${api().url}/tokens/${fp(old)} \\(source\\.deleteUrl\\) answered 000 \\(curl: connection refused\\)`,
+        ),
+    );
 
     labCtl("start-tokenapi");
     const fresh = storeValue(TOKEN, "staged");

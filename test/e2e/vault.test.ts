@@ -11,7 +11,20 @@ import * as https from "node:https";
 import * as path from "node:path";
 import { after, before, test } from "node:test";
 import { assertAudit, assertPreviewPlan, assertRevokeAfterEveryConsumer, assertSucceeded, remember, secretsSeen } from "./checks";
-import { changedSteps, consumerState, hosts, lab, labCtl, pgLoginOk, postgresStack, redisAuthOk, redisStack, sha256, stepTimeline, Workspace } from "../../lab/driver";
+import {
+    changedSteps,
+    consumerState,
+    hosts,
+    lab,
+    labCtl,
+    pgLoginOk,
+    postgresStack,
+    redisAuthOk,
+    redisStack,
+    sha256,
+    stepTimeline,
+    Workspace,
+} from "../../lab/driver";
 import { scanForLeaks } from "./leaks";
 import { COMMITTED_KEY, VaultError, vaultRead, vaultStep, type VaultStore } from "../../adapters/vault";
 
@@ -29,8 +42,13 @@ const bao = () => lab().openbao;
 function storeConfig(kvPath: string, auth: "token" | "approle"): Record<string, unknown> {
     const b = bao();
     return {
-        kind: "vault", address: b.address, caFile: b.caFile, mount: b.kvMount, path: kvPath,
-        auth: auth === "token" ? { method: "token", tokenFile: b.rootTokenFile } : { method: "approle", roleIdFile: b.roleIdFile, secretIdFile: b.secretIdFile },
+        kind: "vault",
+        address: b.address,
+        caFile: b.caFile,
+        mount: b.kvMount,
+        path: kvPath,
+        auth:
+            auth === "token" ? { method: "token", tokenFile: b.rootTokenFile } : { method: "approle", roleIdFile: b.roleIdFile, secretIdFile: b.secretIdFile },
     };
 }
 
@@ -44,10 +62,14 @@ function kvPut(kvPath: string, data: Record<string, string>): Promise<number> {
     const url = new URL(`/v1/${b.kvMount}/data/${kvPath}`, b.address);
     const token = fs.readFileSync(b.rootTokenFile, "utf8").trim();
     return new Promise((resolve, reject) => {
-        const req = https.request(url, { method: "POST", ca: fs.readFileSync(b.caFile), headers: { "X-Vault-Token": token, "Content-Type": "application/json" } }, (res) => {
-            res.resume();
-            res.on("end", () => (res.statusCode === 200 ? resolve(res.statusCode) : reject(new Error(`kv put ${kvPath}: HTTP ${res.statusCode}`))));
-        });
+        const req = https.request(
+            url,
+            { method: "POST", ca: fs.readFileSync(b.caFile), headers: { "X-Vault-Token": token, "Content-Type": "application/json" } },
+            (res) => {
+                res.resume();
+                res.on("end", () => (res.statusCode === 200 ? resolve(res.statusCode) : reject(new Error(`kv put ${kvPath}: HTTP ${res.statusCode}`))));
+            },
+        );
         req.on("error", reject);
         req.end(JSON.stringify({ data }));
     });
@@ -55,7 +77,11 @@ function kvPut(kvPath: string, data: Record<string, string>): Promise<number> {
 
 function redisFlat(generation: number): Record<string, unknown> {
     const base = redisStack(generation);
-    return { ...base, secret: { ...(base.secret as object), generator: { kind: "random", length: 40, special: true } }, store: storeConfig(REDIS_PATH, "token") };
+    return {
+        ...base,
+        secret: { ...(base.secret as object), generator: { kind: "random", length: 40, special: true } },
+        store: storeConfig(REDIS_PATH, "token"),
+    };
 }
 
 const pgFlat = (generation: number) => ({ ...postgresStack(generation), store: storeConfig(PG_PATH, "approle") });
@@ -147,7 +173,9 @@ test("vault store: a failure after promotion (a consumer still on the old secret
         configPath: "/etc/rotation-app/canary.conf",
         write: { format: "template", template: "{{secret}}" },
         reload: "true",
-        health: { command: `REDISCLI_AUTH="$(cat /etc/rotation-app/canary.conf.bak)" redis-cli --no-auth-warning -h ${l.redis.host} -p ${l.redis.port} --user ${l.redis.user} PING | grep -qx PONG` },
+        health: {
+            command: `REDISCLI_AUTH="$(cat /etc/rotation-app/canary.conf.bak)" redis-cli --no-auth-warning -h ${l.redis.host} -p ${l.redis.port} --user ${l.redis.user} PING | grep -qx PONG`,
+        },
         logCheck: undefined,
         retries: 2,
     };
@@ -209,7 +237,10 @@ test("vault store: rollback before revocation restores consumers and removes the
     assert.equal(after.data?.current, old, "current is unchanged");
     assert.equal(redisAuthOk(stagedValue), false, "the new secret was withdrawn at the source");
     assert.equal(redisAuthOk(old), true);
-    assert.ok(ws.auditLines().some((l) => l.phase === "unstaged" && l.outcome === "ok" && l.generation === redisGeneration), "the unstaging has its audit line");
+    assert.ok(
+        ws.auditLines().some((l) => l.phase === "unstaged" && l.outcome === "ok" && l.generation === redisGeneration),
+        "the unstaging has its audit line",
+    );
 
     ws.patchSecret(REDIS, { mode: "rotate" });
     redisGeneration++;
@@ -224,7 +255,10 @@ test("vault store: rollback before revocation restores consumers and removes the
     ws.patchSecret(REDIS, { mode: "rollback" });
     const refused = await ws.pulumi(["up", "--yes", "--skip-preview"]);
     assert.notEqual(refused.code, 0);
-    assert.match(refused.stdout + refused.stderr, new RegExp(`rollback of ${REDIS} generation ${redisGeneration} refused: the revocation of the previous secret has already started`));
+    assert.match(
+        refused.stdout + refused.stderr,
+        new RegExp(`rollback of ${REDIS} generation ${redisGeneration} refused: the revocation of the previous secret has already started`),
+    );
     assert.deepEqual(changedSteps(refused.events), [], "the refused rollback changed nothing");
     assert.equal(redisAuthOk(fresh), true);
     ws.patchSecret(REDIS, { mode: "rotate" });
@@ -249,7 +283,13 @@ test("vault store: a write behind the rotation's back between stage and gate: th
     assert.equal(stepTimeline(r.events, `${REDIS}-revoke`).start, undefined, "no revocation started");
     assert.ok(stepTimeline(r.events, `${REDIS}-gate`).failed !== undefined, "the gate ran and refused");
     const out = r.stdout + r.stderr;
-    assert.match(out, new RegExp(`${REDIS}: gate, all 3 consumers verified on g${redisGeneration}: vault ${bao().address.replace(/[.]/g, "\\.")} ${bao().kvMount}/${REDIS_PATH}: the staged copy of generation ${redisGeneration} \\(field "new"\\) was missing at version \\d+ \\(written behind this rotation's back after staging, fields current\\); it was staged again \\(version \\d+\\)\\. Find out who wrote the store, then bin/rotate resume --stack e2e --yes\\. Nothing was revoked`), out.slice(-2000));
+    assert.match(
+        out,
+        new RegExp(
+            `${REDIS}: gate, all 3 consumers verified on g${redisGeneration}: vault ${bao().address.replace(/[.]/g, "\\.")} ${bao().kvMount}/${REDIS_PATH}: the staged copy of generation ${redisGeneration} \\(field "new"\\) was missing at version \\d+ \\(written behind this rotation's back after staging, fields current\\); it was staged again \\(version \\d+\\)\\. Find out who wrote the store, then bin/rotate resume --stack e2e --yes\\. Nothing was revoked`,
+        ),
+        out.slice(-2000),
+    );
     const staged = await kv(REDIS_PATH);
     const fresh = String(staged.data?.new);
     remember(fresh);
@@ -275,10 +315,18 @@ test("vault store: a new secret equal to the one in use is refused before the gr
     const file = path.join(ws.dir, "in-use.secret");
     fs.writeFileSync(file, old, { mode: 0o600 });
     redisGeneration++;
-    ws.patchSecret(REDIS, { generation: redisGeneration, secret: { ...(redisFlat(0).secret as object), generator: { kind: "command", command: `cat ${file}` } } });
+    ws.patchSecret(REDIS, {
+        generation: redisGeneration,
+        secret: { ...(redisFlat(0).secret as object), generator: { kind: "command", command: `cat ${file}` } },
+    });
     const r = ws.rotate(["resume", "--yes"]);
     assert.equal(r.code, 1, `${r.stdout}${r.stderr}`);
-    assert.ok((r.stdout + r.stderr).includes(`the new secret of generation ${redisGeneration} is the same as the secret in use: once the old one is revoked, that value would be revoked with it. Nothing was staged or granted.`), r.stdout + r.stderr);
+    assert.ok(
+        (r.stdout + r.stderr).includes(
+            `the new secret of generation ${redisGeneration} is the same as the secret in use: once the old one is revoked, that value would be revoked with it. Nothing was staged or granted.`,
+        ),
+        r.stdout + r.stderr,
+    );
     assert.ok((r.stdout + r.stderr).includes(`bin/rotate rollback --stack e2e --secret ${REDIS} --yes`));
     const after = await kv(REDIS_PATH);
     assert.equal(after.version, before.version, "nothing was written to the store");
@@ -306,7 +354,10 @@ test("vault store: a write racing a change made behind its back fails naming the
     });
     await assert.rejects(stage, (e: Error) => {
         assert.ok(e instanceof VaultError);
-        assert.match(e.message, new RegExp(`vault ${bao().address.replace(/[.]/g, "\\.")} secret/rotation/race-test: changed behind this rotation's back: version ${v1} was read`));
+        assert.match(
+            e.message,
+            new RegExp(`vault ${bao().address.replace(/[.]/g, "\\.")} secret/rotation/race-test: changed behind this rotation's back: version ${v1} was read`),
+        );
         assert.doesNotMatch(e.message, /race-test-(old|new)-value/);
         return true;
     });
@@ -330,8 +381,16 @@ test("vault store: a wrong token, an unreachable server and a missing mount each
     fs.writeFileSync(wrongToken, "s.ThisIsNotAValidToken00000\n", { mode: 0o600 });
     const good = storeConfig(REDIS_PATH, "token");
     const cases: { name: string; store: Record<string, unknown>; expect: RegExp }[] = [
-        { name: "wrong token", store: { ...good, auth: { method: "token", tokenFile: wrongToken } }, expect: /the token is not valid \(wrong, expired or revoked\): HTTP 403/ },
-        { name: "unreachable server", store: { ...good, address: "https://127.0.1.32:8299" }, expect: /cannot reach https:\/\/127\.0\.1\.32:8299: connection refused/ },
+        {
+            name: "wrong token",
+            store: { ...good, auth: { method: "token", tokenFile: wrongToken } },
+            expect: /the token is not valid \(wrong, expired or revoked\): HTTP 403/,
+        },
+        {
+            name: "unreachable server",
+            store: { ...good, address: "https://127.0.1.32:8299" },
+            expect: /cannot reach https:\/\/127\.0\.1\.32:8299: connection refused/,
+        },
         { name: "missing mount", store: { ...good, mount: "nomount" }, expect: /no secrets engine is mounted at "nomount\/" that this token may reach/ },
     ];
     for (const c of cases) {
@@ -340,7 +399,11 @@ test("vault store: a wrong token, an unreachable server and a missing mount each
         const out = r.stdout + r.stderr;
         console.log(`# vault store, ${c.name}: refused in ${r.seconds.toFixed(1)}s`);
         assert.notEqual(r.code, 0, `${c.name}: the run fails`);
-        assert.match(out, new RegExp(`rotation:secrets\\.${REDIS}\\.store: vault https://127\\.0\\.1\\.32:82\\d\\d ${c.store.mount}/${REDIS_PATH}`), `${c.name}: the message names the store:\n${out.slice(-1500)}`);
+        assert.match(
+            out,
+            new RegExp(`rotation:secrets\\.${REDIS}\\.store: vault https://127\\.0\\.1\\.32:82\\d\\d ${c.store.mount}/${REDIS_PATH}`),
+            `${c.name}: the message names the store:\n${out.slice(-1500)}`,
+        );
         assert.match(out, c.expect, `${c.name}: the message says why`);
         assert.ok(!r.events.some((e) => e.resourcePreEvent?.metadata.type === STEP), `${c.name}: no step ran`);
         assert.equal((await kv(REDIS_PATH)).version, before.version, `${c.name}: the store is unchanged`);

@@ -7,7 +7,21 @@ import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import { after, test } from "node:test";
 import { remember } from "./checks";
-import { authOk, consumerEntry, consumerName, currentSecret, type EngineEvent, type Fleet, labCtl, localPath, setupFleet, stackConfig, urnName, verify, Workspace } from "../../lab/driver";
+import {
+    authOk,
+    consumerEntry,
+    consumerName,
+    currentSecret,
+    type EngineEvent,
+    type Fleet,
+    labCtl,
+    localPath,
+    setupFleet,
+    stackConfig,
+    urnName,
+    verify,
+    Workspace,
+} from "../../lab/driver";
 import { scanForLeaks } from "./leaks";
 
 const STEP = "rotation:index:Step";
@@ -65,7 +79,10 @@ test("waves [1, 2, 100%]: each wave starts only after every consumer of the one 
     const plan = ws.rotate(["plan", "--json"]);
     assert.equal(plan.code, 0, plan.stderr);
     const planned = JSON.parse(plan.stdout);
-    assert.deepEqual(planned.steps.filter((s: { phase: string }) => s.phase === "rollout").map((s: { wave: number }) => s.wave), [1, 2, 2, 3, 3, 3]);
+    assert.deepEqual(
+        planned.steps.filter((s: { phase: string }) => s.phase === "rollout").map((s: { wave: number }) => s.wave),
+        [1, 2, 2, 3, 3, 3],
+    );
     const svg = fs.readFileSync(planned.svg, "utf8");
     for (const label of ["wave 1 (1)", "wave 2 (2)", "wave 3 (3)"]) assert.ok(svg.includes(label), `the picture labels ${label}`);
 
@@ -83,7 +100,11 @@ test("waves [1, 2, 100%]: each wave starts only after every consumer of the one 
     remember(fresh);
     assert.equal(verify(stop, before), "ok");
     const outputs = JSON.parse((await ws.pulumi(["stack", "output", "--json"])).stdout);
-    assert.deepEqual(outputs.secrets[stop.secret].waves, WAVES.map((w) => w.map((i) => consumerName(stop, i))), "the stack output (and so preview) lists the waves");
+    assert.deepEqual(
+        outputs.secrets[stop.secret].waves,
+        WAVES.map((w) => w.map((i) => consumerName(stop, i))),
+        "the stack output (and so preview) lists the waves",
+    );
 });
 
 test("a failure in wave 2 stops the rollout: wave 3 untouched (no step, config unchanged), nothing revoked, the old secret valid", async () => {
@@ -94,7 +115,10 @@ test("a failure in wave 2 stops the rollout: wave 3 untouched (no step, config u
     assert.match(up.stdout + up.stderr, new RegExp(`${stop.secret} → consumer ${consumerName(stop, FAILING)}: health check`));
     for (const i of WAVES[2]) {
         const name = `${stop.secret}-rollout-${consumerName(stop, i)}`;
-        assert.ok(!up.events.some((e) => e.resourcePreEvent && urnName(e.resourcePreEvent.metadata.urn) === name), `no step of ${consumerName(stop, i)} (wave 3) in the events`);
+        assert.ok(
+            !up.events.some((e) => e.resourcePreEvent && urnName(e.resourcePreEvent.metadata.urn) === name),
+            `no step of ${consumerName(stop, i)} (wave 3) in the events`,
+        );
         assert.equal(valueIn(stop, i), old, `${consumerName(stop, i)}'s config still holds the old secret`);
     }
     const fresh = fs.readFileSync(`${localPath(stop, 0)}`, "utf8").match(/^REDIS_PASSWORD=(.*)$/m)![1];
@@ -113,15 +137,24 @@ test("onFailure: rollback: bin/rotate follows the failed update with the rollbac
     wsRb.setConfig(flat(rb, 0, { rollout: { waves: [1, 2, "100%"], onFailure: "rollback" } }, [FAILING]));
     const r = wsRb.rotate(["start", "--secret", rb.secret, "--yes", "--plain"]);
     assert.equal(r.code, 1, r.stdout + r.stderr);
-    assert.match(r.stdout, new RegExp(`${rb.secret}: rollout.onFailure is rollback: taking generation 1 back now \\(consumer ${consumerName(rb, FAILING)} failed: .*health check`));
-    assert.match(r.stdout, new RegExp(`rolled back ${rb.secret}: every consumer holds the old secret again and the new one is withdrawn; the rotation failed \\(exit 1\\)`));
+    assert.match(
+        r.stdout,
+        new RegExp(`${rb.secret}: rollout.onFailure is rollback: taking generation 1 back now \\(consumer ${consumerName(rb, FAILING)} failed: .*health check`),
+    );
+    assert.match(
+        r.stdout,
+        new RegExp(`rolled back ${rb.secret}: every consumer holds the old secret again and the new one is withdrawn; the rotation failed \\(exit 1\\)`),
+    );
     const fresh = valueIn(rb, 0, ".bak")!; // the restore kept the new secret as the .bak
     remember(fresh);
     assert.notEqual(fresh, old);
     for (const i of [...WAVES[0], ...WAVES[1], ...WAVES[2]]) assert.equal(valueIn(rb, i), old, `${consumerName(rb, i)} holds the old secret`);
     assert.equal(authOk(rb, old), true, "the old secret works");
     assert.equal(authOk(rb, fresh), false, "the new one is rejected at the source");
-    assert.ok(wsRb.auditLines().some((l) => l.secret === rb.secret && l.generation === 1 && l.phase === "rolled-back" && l.outcome === "ok"), "the audit log says rolled back");
+    assert.ok(
+        wsRb.auditLines().some((l) => l.secret === rb.secret && l.generation === 1 && l.phase === "rolled-back" && l.outcome === "ok"),
+        "the audit log says rolled back",
+    );
     assert.equal(currentSecret(rb), old, "the store's current secret is the old one");
 });
 
@@ -139,7 +172,12 @@ test("a closed window refuses start naming the next opening; --outside-window pr
     assert.match(dueRun.stdout, /no due secret's window is open; nothing to do/);
     const refused = wsRb.rotate(["start", "--secret", rb.secret, "--yes"]);
     assert.equal(refused.code, 3, refused.stdout + refused.stderr);
-    assert.match(refused.stderr, new RegExp(`${rb.secret}: outside its rotation window \\(sun,mon,tue,wed,thu,fri,sat ${window.start}-${window.end} UTC\\); it next opens ${opening.toISOString().replace(/\./g, "\\.")}`));
+    assert.match(
+        refused.stderr,
+        new RegExp(
+            `${rb.secret}: outside its rotation window \\(sun,mon,tue,wed,thu,fri,sat ${window.start}-${window.end} UTC\\); it next opens ${opening.toISOString().replace(/\./g, "\\.")}`,
+        ),
+    );
     assert.match(refused.stderr, /pass --outside-window "<why>"/);
     assert.equal(JSON.stringify(wsRb.stackConfig()), before, "nothing was changed");
 
@@ -151,7 +189,10 @@ test("a closed window refuses start naming the next opening; --outside-window pr
     assert.equal(verify(rb, old), "ok");
     const lines = wsRb.auditLines().filter((l) => l.secret === rb.secret && l.generation === 2 && l.mode === "rotate");
     const me = `${os.userInfo().username}@${os.hostname()}`;
-    assert.ok(lines.length >= 10 && lines.every((l) => l.outsideWindow === "INC-9 key in a paste" && l.outsideWindowBy === me), `every audit line of generation 2 records the leave and who gave it (${lines.length} lines)`);
+    assert.ok(
+        lines.length >= 10 && lines.every((l) => l.outsideWindow === "INC-9 key in a paste" && l.outsideWindowBy === me),
+        `every audit line of generation 2 records the leave and who gave it (${lines.length} lines)`,
+    );
     assert.ok(lines.some((l) => l.phase === "completed"));
 });
 

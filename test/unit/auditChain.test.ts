@@ -13,12 +13,12 @@ const ROOT = path.resolve(__dirname, "../..");
 
 function logOf(n: number, legacy: string[] = []): { file: string; lines: () => string[]; write: (l: string[]) => void } {
     const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "audit-")), "audit.log");
-    if (legacy.length) fs.writeFileSync(file, legacy.join("\n") + "\n");
+    if (legacy.length) fs.writeFileSync(file, `${legacy.join("\n")}\n`);
     for (let i = 1; i <= n; i++) appendChained(file, { time: `2026-11-26T00:00:0${i}Z`, secret: "s", generation: i, phase: "granted", outcome: "ok" });
     return {
         file,
         lines: () => fs.readFileSync(file, "utf8").trim().split("\n"),
-        write: (l) => fs.writeFileSync(file, l.join("\n") + "\n"),
+        write: (l) => fs.writeFileSync(file, `${l.join("\n")}\n`),
     };
 }
 
@@ -38,14 +38,20 @@ test("an edited, a removed and two swapped lines are each named", () => {
     const e = edited.lines();
     e[2] = e[2].replace('"outcome":"ok"', '"outcome":"failed"');
     edited.write(e);
-    assert.deepEqual(verifyChain(fs.readFileSync(edited.file, "utf8")).firstBad, { line: 3, reason: "its content does not match its hash: the line was changed" });
+    assert.deepEqual(verifyChain(fs.readFileSync(edited.file, "utf8")).firstBad, {
+        line: 3,
+        reason: "its content does not match its hash: the line was changed",
+    });
     const r = cli(edited.file);
     assert.equal(r.status, 1);
     assert.match(r.stderr, /line 3 its content does not match its hash/);
 
     const removed = logOf(5);
     removed.write(removed.lines().filter((_, i) => i !== 1));
-    assert.deepEqual(verifyChain(fs.readFileSync(removed.file, "utf8")).firstBad, { line: 2, reason: "does not follow line 1: a line before it was changed, removed or moved" });
+    assert.deepEqual(verifyChain(fs.readFileSync(removed.file, "utf8")).firstBad, {
+        line: 2,
+        reason: "does not follow line 1: a line before it was changed, removed or moved",
+    });
 
     const swapped = logOf(5);
     const s = swapped.lines();

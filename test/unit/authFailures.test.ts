@@ -21,12 +21,31 @@ const TITLE = "app-redis: all 2 consumers healthy after revocation";
 const PATTERN = "AUTH_FAILED|WRONGPASS";
 
 function consumer(name: string, log: string, windowSeconds = 1): HealthCheck & { consumer: string; logCheck: LogCheck } {
-    return { label: `app-redis → consumer ${name}`, target: LOCAL, health: { command: "true" }, retries: 0, retryDelaySeconds: 0, timeoutSeconds: 10, consumer: name, logCheck: { path: log, pattern: PATTERN, windowSeconds } };
+    return {
+        label: `app-redis → consumer ${name}`,
+        target: LOCAL,
+        health: { command: "true" },
+        retries: 0,
+        retryDelaySeconds: 0,
+        timeoutSeconds: 10,
+        consumer: name,
+        logCheck: { path: log, pattern: PATTERN, windowSeconds },
+    };
 }
 const gate = (run: RunKey, logs: Record<string, string>) => ({
     audit: { path: path.join(dir, "audit.jsonl"), record: { stack: run.stack, secret: run.secret, generation: run.generation } },
     hosts: { h0: LOCAL },
-    drift: Object.entries(logs).map(([name, log]): DriftCheck => ({ host: "h0", consumer: name, label: `app-redis → consumer ${name}`, configPath: "/unused", write: { format: "env-line", key: "K" }, timeoutSeconds: 10, logPath: log })),
+    drift: Object.entries(logs).map(
+        ([name, log]): DriftCheck => ({
+            host: "h0",
+            consumer: name,
+            label: `app-redis → consumer ${name}`,
+            configPath: "/unused",
+            write: { format: "env-line", key: "K" },
+            timeoutSeconds: 10,
+            logPath: log,
+        }),
+    ),
 });
 const append = (f: string, ...lines: string[]) => fs.appendFileSync(f, lines.map((l) => `${l}\n`).join(""));
 
@@ -43,9 +62,12 @@ test("after the gate's anchor: each consumer's auth failures since the revocatio
     setTimeout(() => append(web2, "AUTH_FAILED late"), 300);
     await assert.rejects(verifyConsumers([consumer("web-1", web1), consumer("web-2", web2)], TITLE, run, ["s3cret-value"]), (e: Error) => {
         assert.ok(e instanceof VerificationError);
-        assert.equal(e.message, `${TITLE}: 1 of 2 consumers logged auth failures after the revocation: ` +
-            `app-redis → consumer web-2: 3 auth failure(s) in ${web2} since the revocation. ` +
-            "Something there still uses the revoked secret (or its log could not be searched); nothing is undone: the new secret stays current and the old one revoked");
+        assert.equal(
+            e.message,
+            `${TITLE}: 1 of 2 consumers logged auth failures after the revocation: ` +
+                `app-redis → consumer web-2: 3 auth failure(s) in ${web2} since the revocation. ` +
+                "Something there still uses the revoked secret (or its log could not be searched); nothing is undone: the new secret stays current and the old one revoked",
+        );
         assert.deepEqual(e.auditFields, { authFailures: "web-1=0 web-2=3" });
         return true;
     });
@@ -58,7 +80,10 @@ test("without an anchor (the gate ran in an earlier update) only the check's own
     append(log, "AUTH_FAILED long before this check", "AUTH_FAILED fixed since");
     assert.deepEqual(await verifyConsumers([consumer("web-1", log)], TITLE, run, []), { authFailures: "web-1=0", authFailuresFromCheck: "web-1" });
     setTimeout(() => append(log, "AUTH_FAILED during the check"), 300);
-    await assert.rejects(verifyConsumers([consumer("web-1", log)], TITLE, run, []), /app-redis → consumer web-1: 1 auth failure\(s\) in .*resume\.log since this check started 1s before \(the gate ran in an earlier update\)/);
+    await assert.rejects(
+        verifyConsumers([consumer("web-1", log)], TITLE, run, []),
+        /app-redis → consumer web-1: 1 auth failure\(s\) in .*resume\.log since this check started 1s before \(the gate ran in an earlier update\)/,
+    );
 });
 
 test("a log that does not exist counts 0; a pattern grep cannot use fails the check as not searched", async () => {
@@ -69,7 +94,10 @@ test("a log that does not exist counts 0; a pattern grep cannot use fails the ch
     append(log, "x");
     const bad = { ...consumer("web-1", log), logCheck: { path: log, pattern: "auth(", windowSeconds: 1 } };
     await assert.rejects(verifyConsumers([bad], TITLE, run, []), (e: Error) => {
-        assert.match(e.message, /app-redis → consumer web-1: could not count auth failures in .*bad-pattern\.log \(grep exit 2: is the pattern a valid extended regular expression\?\)/);
+        assert.match(
+            e.message,
+            /app-redis → consumer web-1: could not count auth failures in .*bad-pattern\.log \(grep exit 2: is the pattern a valid extended regular expression\?\)/,
+        );
         assert.deepEqual((e as VerificationError).auditFields, { authFailures: "web-1=?", authFailuresFromCheck: "web-1" });
         return true;
     });
@@ -82,7 +110,10 @@ test("an unhealthy consumer and a consumer with auth failures: one error names b
     append(log, "AUTH_FAILED for user with password hunter2-secret");
     const sick = { ...consumer("web-1", path.join(dir, "none.log")), health: { command: "echo 'hunter2-secret refused' >&2; exit 3" } };
     await assert.rejects(verifyConsumers([sick, consumer("web-2", log)], TITLE, run, ["hunter2-secret"]), (e: Error) => {
-        assert.match(e.message, /^app-redis: all 2 consumers healthy after revocation: 1 of 2 consumers failed: app-redis → consumer web-1: healthy after revocation: exited with code 3.*; and 1 of 2 consumers logged auth failures after the revocation: app-redis → consumer web-2: 1 auth failure\(s\) in .*both\.log since the revocation\./);
+        assert.match(
+            e.message,
+            /^app-redis: all 2 consumers healthy after revocation: 1 of 2 consumers failed: app-redis → consumer web-1: healthy after revocation: exited with code 3.*; and 1 of 2 consumers logged auth failures after the revocation: app-redis → consumer web-2: 1 auth failure\(s\) in .*both\.log since the revocation\./,
+        );
         assert.ok(!e.message.includes("hunter2-secret"), e.message);
         return true;
     });
@@ -93,7 +124,13 @@ test("the audit fields become the run record's rows (a resume's line replaces th
         { consumer: "web-1", label: "l", path: "/l", count: 0, since: "revocation" },
         { consumer: "web-2", label: "l", path: "/l", count: 3, since: "revocation" },
     ]);
-    const line = (generation: number, f: Record<string, string>, outcome: string) => ({ secret: "app-redis", generation, phase: "consumers-verified", outcome, ...f });
+    const line = (generation: number, f: Record<string, string>, outcome: string) => ({
+        secret: "app-redis",
+        generation,
+        phase: "consumers-verified",
+        outcome,
+        ...f,
+    });
     const rows = authFailureRows([
         line(4, fields, "failed"),
         { secret: "app-redis", generation: 4, phase: "verified", outcome: "ok" },
@@ -108,8 +145,19 @@ test("the audit fields become the run record's rows (a resume's line replaces th
     ]);
     const failed = authFailureRows([line(4, fields, "failed")]);
     const run: RunRecord = {
-        id: "dev-x-start", stack: "dev", command: "start", started: 0, ended: 1000, outcome: "failed", exitCode: 5,
-        secrets: [{ name: "app-redis", generation: 4, mode: "rotate", consumers: ["web-1", "web-2"], after: [] }], steps: [], audit: [], next: [], errors: [], authFailures: failed,
+        id: "dev-x-start",
+        stack: "dev",
+        command: "start",
+        started: 0,
+        ended: 1000,
+        outcome: "failed",
+        exitCode: 5,
+        secrets: [{ name: "app-redis", generation: 4, mode: "rotate", consumers: ["web-1", "web-2"], after: [] }],
+        steps: [],
+        audit: [],
+        next: [],
+        errors: [],
+        authFailures: failed,
     };
     const html = renderReport(run);
     assert.match(html, /After the revocation: auth failures in consumer logs/);

@@ -41,7 +41,8 @@ function problemsOf(fn: () => unknown): string[] {
     return [...error.problems];
 }
 
-const MIGRATE = 'the one-secret layout of 0.2 is no longer read: move the secret under rotation:secrets.<name> and its hosts under rotation:hosts (docs/operating.md, "Upgrading from 0.2")';
+const MIGRATE =
+    'the one-secret layout of 0.2 is no longer read: move the secret under rotation:secrets.<name> and its hosts under rotation:hosts (docs/operating.md, "Upgrading from 0.2")';
 
 // ---- The stack files ----
 
@@ -63,8 +64,16 @@ for (const stack of ["dev", "staging", "prod"]) {
         assert.equal(env.auditLog, doc.config["rotation:auditLog"]);
         for (const [name, s] of Object.entries(secrets)) {
             assert.equal(env.secrets[name].generation, Number(s.generation), `${name}.generation`);
-            assert.deepEqual(env.secrets[name].consumers.map((c) => c.name), s.consumers.map((c: { name: string }) => c.name), `${name}'s consumers`);
-            assert.deepEqual(env.secrets[name].consumers.map((c) => c.host), s.consumers.map((c: { host: string }) => c.host), `${name}'s consumers' hosts`);
+            assert.deepEqual(
+                env.secrets[name].consumers.map((c) => c.name),
+                s.consumers.map((c: { name: string }) => c.name),
+                `${name}'s consumers`,
+            );
+            assert.deepEqual(
+                env.secrets[name].consumers.map((c) => c.host),
+                s.consumers.map((c: { host: string }) => c.host),
+                `${name}'s consumers' hosts`,
+            );
             assert.deepEqual(env.secrets[name].after, s.after ?? [], `${name}.after`);
             // Every consumer's host is expanded from rotation:hosts.
             const rotation = secretRotation(env, name);
@@ -90,13 +99,19 @@ test("the stack files hold what the tests above rely on", () => {
     const dev = env("dev");
     assert.deepEqual(Object.keys(dev.secrets), ["app-redis", "app-pg", "app-deploy-key", "app-token", "app-api-key"]);
     assert.deepEqual(Object.keys(dev.hosts), ["host1", "host2", "host3", "deploy-target"]);
-    assert.deepEqual(dev.secrets["app-redis"].consumers.map((c) => c.name), ["redis-host1", "redis-host2", "redis-host3"]);
+    assert.deepEqual(
+        dev.secrets["app-redis"].consumers.map((c) => c.name),
+        ["redis-host1", "redis-host2", "redis-host3"],
+    );
     const deployKey = secretRotation(dev, "app-deploy-key");
     assert.equal(deployKey.source.kind, "ssh-authorized-key");
     assert.equal((deployKey.source as { host: string }).host, "127.0.1.20", "the ssh source's host is expanded to its address");
     const staging = env("staging");
     assert.deepEqual(Object.keys(staging.secrets), ["orders-db", "orders-cache"]);
-    assert.deepEqual(staging.secrets["orders-db"].consumers.map((c) => c.name), ["orders-api-1", "orders-api-2", "orders-pgbouncer"]);
+    assert.deepEqual(
+        staging.secrets["orders-db"].consumers.map((c) => c.name),
+        ["orders-api-1", "orders-api-2", "orders-pgbouncer"],
+    );
     const prod = env("prod");
     assert.deepEqual(Object.keys(prod.secrets), ["session-cache", "billing-db", "billing-db-readonly", "deploy-key"]);
     assert.deepEqual(prod.secrets["billing-db-readonly"].after, ["billing-db"]);
@@ -121,29 +136,35 @@ for (const stack of ["dev", "staging", "prod"]) {
             error = e;
         }
         assert.ok(error instanceof ConfigError);
-        assert.equal(error.message, [
-            `Invalid rotation config for stack "${stack}":`,
-            `  - rotation:secrets.${name}.generation: must be a whole number`,
-            `  - rotation:secrets.${name}.consumers[0].configPath: must be an absolute path`,
-            `  - rotation:secrets.${name}.consumers[1].health: must be either {command} (run on the host) or {url, expectStatus} (fetched from the operator's machine)`,
-        ].join("\n"));
+        assert.equal(
+            error.message,
+            [
+                `Invalid rotation config for stack "${stack}":`,
+                `  - rotation:secrets.${name}.generation: must be a whole number`,
+                `  - rotation:secrets.${name}.consumers[0].configPath: must be an absolute path`,
+                `  - rotation:secrets.${name}.consumers[1].health: must be either {command} (run on the host) or {url, expectStatus} (fetched from the operator's machine)`,
+            ].join("\n"),
+        );
     });
 }
 
 test("a stack file in 0.2's one-secret layout is refused with the migration message, once per old key", () => {
     const raw = rawConfig();
     const asPulumi = Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, typeof v === "object" ? JSON.stringify(v) : String(v)]));
-    assert.deepEqual(problemsOf(() => parseEnvironment("prod", asPulumi)), [
-        `rotation:generation: ${MIGRATE}`,
-        `rotation:secret: ${MIGRATE}`,
-        `rotation:store: ${MIGRATE}`,
-        `rotation:source: ${MIGRATE}`,
-        `rotation:consumers: ${MIGRATE}`,
-    ]);
-    assert.deepEqual(problemsOf(() => parseEnvironment("prod", { consumersFile: "fleet.yaml", mode: "rotate" })), [
-        `rotation:mode: ${MIGRATE}`,
-        `rotation:consumersFile: ${MIGRATE}`,
-    ]);
+    assert.deepEqual(
+        problemsOf(() => parseEnvironment("prod", asPulumi)),
+        [
+            `rotation:generation: ${MIGRATE}`,
+            `rotation:secret: ${MIGRATE}`,
+            `rotation:store: ${MIGRATE}`,
+            `rotation:source: ${MIGRATE}`,
+            `rotation:consumers: ${MIGRATE}`,
+        ],
+    );
+    assert.deepEqual(
+        problemsOf(() => parseEnvironment("prod", { consumersFile: "fleet.yaml", mode: "rotate" })),
+        [`rotation:mode: ${MIGRATE}`, `rotation:consumersFile: ${MIGRATE}`],
+    );
 });
 
 test("rotationKeys keeps only the rotation: namespace and strips its prefix", () => {
@@ -186,7 +207,15 @@ const c0 = (e: Raw) => sec(e).consumers[0];
 const S = `rotation:secrets.${SECRET}`;
 const sshSource = { kind: "ssh-authorized-key", host: "deploy-target", authorizedKeysFile: "/home/app/.ssh/authorized_keys", loginUser: "app" };
 const deployTarget = { address: "127.0.1.40", user: "root", hostKey: HOST_KEY, privateKeyFile: "/root/.ssh/id_ed25519" };
-const pgSource = { kind: "postgres-role", host: "127.0.1.31", database: "app", group: "app_rw", loginPrefix: "app_g", adminUser: "postgres", adminPasswordFile: "/etc/rotation/pg.pass" };
+const pgSource = {
+    kind: "postgres-role",
+    host: "127.0.1.31",
+    database: "app",
+    group: "app_rw",
+    loginPrefix: "app_g",
+    adminUser: "postgres",
+    adminPasswordFile: "/etc/rotation/pg.pass",
+};
 
 /** One defect each, applied to a fresh rawEnvironment() (one secret, app-redis, its consumers on hosts web-1..3); `problems` is the exact list of lines. */
 const MALFORMED: { name: string; defect: (e: Raw) => void; problems: string[] }[] = [
@@ -208,18 +237,36 @@ const MALFORMED: { name: string; defect: (e: Raw) => void; problems: string[] }[
     {
         name: "bad secret name",
         defect: (e) => ((e.secrets.App_Redis = sec(e)), delete e.secrets[SECRET]),
-        problems: ["rotation:secrets.App_Redis: a secret name must be 1-63 lowercase letters, digits or '-', starting with a letter or digit (it names resources and the store entry)"],
+        problems: [
+            "rotation:secrets.App_Redis: a secret name must be 1-63 lowercase letters, digits or '-', starting with a letter or digit (it names resources and the store entry)",
+        ],
     },
     { name: "unknown secret type", defect: (e) => (sec(e).type = "certificate"), problems: [`${S}.type: must be one of "password", "api-token", "ssh-key"`] },
-    { name: "unknown generator kind", defect: (e) => (sec(e).generator = { kind: "dice" }), problems: [`${S}.generator.kind: unknown kind "dice": must be one of "random", "command"`] },
-    { name: "generator without kind", defect: (e) => (sec(e).generator = { length: 40 }), problems: [`${S}.generator.kind: is required: one of "random", "command"`] },
+    {
+        name: "unknown generator kind",
+        defect: (e) => (sec(e).generator = { kind: "dice" }),
+        problems: [`${S}.generator.kind: unknown kind "dice": must be one of "random", "command"`],
+    },
+    {
+        name: "generator without kind",
+        defect: (e) => (sec(e).generator = { length: 40 }),
+        problems: [`${S}.generator.kind: is required: one of "random", "command"`],
+    },
     { name: "too-short length", defect: (e) => (sec(e).generator.length = 8), problems: [`${S}.generator.length: must be at least 16`] },
-    { name: "unknown store kind", defect: (e) => (sec(e).store = { kind: "s3", bucket: "b" }), problems: [`${S}.store.kind: unknown kind "s3": must be one of "file", "vault", "env-file"`] },
+    {
+        name: "unknown store kind",
+        defect: (e) => (sec(e).store = { kind: "s3", bucket: "b" }),
+        problems: [`${S}.store.kind: unknown kind "s3": must be one of "file", "vault", "env-file"`],
+    },
     { name: "file store without dir", defect: (e) => delete sec(e).store.dir, problems: [`${S}.store.dir: is required`] },
     {
         name: "vault store: address with a path, '..' in the KV path, namespace with a space",
         defect: (e) => (sec(e).store = { kind: "vault", address: "ftp://vault:8200", mount: "secret", path: "apps/../redis", namespace: "team a" }),
-        problems: [`${S}.store.address: must be an http(s) URL`, `${S}.store.path: must not contain '.' or '..' segments`, `${S}.store.namespace: must be a namespace path such as 'team-a'`],
+        problems: [
+            `${S}.store.address: must be an http(s) URL`,
+            `${S}.store.path: must not contain '.' or '..' segments`,
+            `${S}.store.namespace: must be a namespace path such as 'team-a'`,
+        ],
     },
     {
         name: "vault store: unknown auth method, approle without its files",
@@ -241,15 +288,31 @@ const MALFORMED: { name: string; defect: (e: Raw) => void; problems: string[] }[
         defect: (e) => (sec(e).source.kind = "mysql"),
         problems: [`${S}.source.kind: unknown kind "mysql": must be one of "redis-acl", "postgres-role", "ssh-authorized-key", "http-token", "command"`],
     },
-    { name: "relative configPath (must be absolute on the host)", defect: (e) => (c0(e).configPath = "etc/app/redis.yaml"), problems: [`${S}.consumers[0].configPath: must be an absolute path`] },
+    {
+        name: "relative configPath (must be absolute on the host)",
+        defect: (e) => (c0(e).configPath = "etc/app/redis.yaml"),
+        problems: [`${S}.consumers[0].configPath: must be an absolute path`],
+    },
     {
         name: "bad host key line",
         defect: (e) => (e.hosts["web-1"].hostKey = "ssh-dss AAAAB3NzaC1kc3M="),
         problems: ["rotation:hosts.web-1.hostKey: must be an OpenSSH public host key line such as 'ssh-ed25519 AAAA...'"],
     },
-    { name: "no host key", defect: (e) => delete e.hosts["web-1"].hostKey, problems: ["rotation:hosts.web-1: a pinned host key is required: set hostKey or hostKeyFile"] },
-    { name: "both hostKey and hostKeyFile", defect: (e) => (e.hosts["web-2"].hostKeyFile = "keys/web-2.pub"), problems: ["rotation:hosts.web-2: set only one of hostKey or hostKeyFile"] },
-    { name: "duplicate consumer names", defect: (e) => (sec(e).consumers[2].name = "web-1"), problems: [`${S}.consumers[2].name: duplicate consumer name "web-1" (also consumers[0])`] },
+    {
+        name: "no host key",
+        defect: (e) => delete e.hosts["web-1"].hostKey,
+        problems: ["rotation:hosts.web-1: a pinned host key is required: set hostKey or hostKeyFile"],
+    },
+    {
+        name: "both hostKey and hostKeyFile",
+        defect: (e) => (e.hosts["web-2"].hostKeyFile = "keys/web-2.pub"),
+        problems: ["rotation:hosts.web-2: set only one of hostKey or hostKeyFile"],
+    },
+    {
+        name: "duplicate consumer names",
+        defect: (e) => (sec(e).consumers[2].name = "web-1"),
+        problems: [`${S}.consumers[2].name: duplicate consumer name "web-1" (also consumers[0])`],
+    },
     {
         name: "two consumers writing the same file on the same host",
         defect: (e) => (sec(e).consumers[2].host = "web-2"),
@@ -260,19 +323,31 @@ const MALFORMED: { name: string; defect: (e: Raw) => void; problems: string[] }[
     { name: "bad port", defect: (e) => (e.hosts["web-1"].port = 70000), problems: ["rotation:hosts.web-1.port: must be 1-65535"] },
     { name: "port as a string", defect: (e) => (e.hosts["web-1"].port = "22"), problems: ["rotation:hosts.web-1.port: must be a whole number"] },
     { name: "bad health url", defect: (e) => (c0(e).health = { url: "not a url" }), problems: [`${S}.consumers[0].health.url: must be an http(s) URL`] },
-    { name: "health url with a file: scheme", defect: (e) => (c0(e).health = { url: "file:///etc/shadow" }), problems: [`${S}.consumers[0].health.url: must be an http(s) URL`] },
+    {
+        name: "health url with a file: scheme",
+        defect: (e) => (c0(e).health = { url: "file:///etc/shadow" }),
+        problems: [`${S}.consumers[0].health.url: must be an http(s) URL`],
+    },
     {
         name: "health with neither command nor url",
         defect: (e) => (c0(e).health = { cmd: "true" }),
         problems: [`${S}.consumers[0].health: must be either {command} (run on the host) or {url, expectStatus} (fetched from the operator's machine)`],
     },
-    { name: "health status out of range", defect: (e) => (c0(e).health.expectStatus = 99), problems: [`${S}.consumers[0].health.expectStatus: must be 100-599`] },
+    {
+        name: "health status out of range",
+        defect: (e) => (c0(e).health.expectStatus = 99),
+        problems: [`${S}.consumers[0].health.expectStatus: must be 100-599`],
+    },
     {
         name: "unknown write format",
         defect: (e) => (c0(e).write = { format: "toml", key: "a" }),
         problems: [`${S}.consumers[0].write.format: unknown format "toml": must be one of "yaml-key", "env-line", "template"`],
     },
-    { name: "template without {{secret}}", defect: (e) => (c0(e).write = { format: "template", template: "password = changeme\n" }), problems: [`${S}.consumers[0].write.template: must contain {{secret}}`] },
+    {
+        name: "template without {{secret}}",
+        defect: (e) => (c0(e).write = { format: "template", template: "password = changeme\n" }),
+        problems: [`${S}.consumers[0].write.template: must contain {{secret}}`],
+    },
     {
         name: "postgres source with a consumer lacking userKey",
         defect: (e) => {
@@ -313,7 +388,11 @@ const MALFORMED: { name: string; defect: (e: Raw) => void; problems: string[] }[
     },
     {
         name: "an ssh-authorized-key source with 0.2's inline SSH fields",
-        defect: (e) => ((sec(e).type = "ssh-key"), (sec(e).generator = { kind: "command" }), (sec(e).source = { ...sshSource, host: "127.0.1.40", user: "root", hostKey: HOST_KEY, privateKeyFile: "/root/.ssh/id_ed25519" })),
+        defect: (e) => (
+            (sec(e).type = "ssh-key"),
+            (sec(e).generator = { kind: "command" }),
+            (sec(e).source = { ...sshSource, host: "127.0.1.40", user: "root", hostKey: HOST_KEY, privateKeyFile: "/root/.ssh/id_ed25519" })
+        ),
         problems: [`${S}.source.user: unknown key`, `${S}.source.hostKey: unknown key`, `${S}.source.privateKeyFile: unknown key`],
     },
     {
@@ -321,16 +400,37 @@ const MALFORMED: { name: string; defect: (e: Raw) => void; problems: string[] }[
         defect: (e) => Object.assign(c0(e), { host: "127.0.1.11", user: "root", hostKey: HOST_KEY, privateKeyFile: "/root/.ssh/id_ed25519" }),
         problems: [`${S}.consumers[0].user: unknown key`, `${S}.consumers[0].hostKey: unknown key`, `${S}.consumers[0].privateKeyFile: unknown key`],
     },
-    { name: "rollback at generation 0", defect: (e) => ((sec(e).generation = 0), (sec(e).mode = "rollback")), problems: [`${S}.mode: nothing to roll back at generation 0`] },
+    {
+        name: "rollback at generation 0",
+        defect: (e) => ((sec(e).generation = 0), (sec(e).mode = "rollback")),
+        problems: [`${S}.mode: nothing to roll back at generation 0`],
+    },
     { name: "unknown mode", defect: (e) => (sec(e).mode = "undo"), problems: [`${S}.mode: must be one of "rotate", "rollback"`] },
-    { name: "NUL byte in reload", defect: (e) => (c0(e).reload = "systemctl reload app\0rm -rf /"), problems: [`${S}.consumers[0].reload: must not contain a NUL byte`] },
-    { name: "note with a newline", defect: (e) => (sec(e).note = "scheduled\nINFO forged log line"), problems: [`${S}.note: must be one line of at most 200 characters`] },
-    { name: "reason outside the runbook's list", defect: (e) => (sec(e).reason = "quarterly rotation"), problems: [`${S}.reason: must be one of scheduled, incident, personnel-change, audit-finding (free text goes in note)`] },
+    {
+        name: "NUL byte in reload",
+        defect: (e) => (c0(e).reload = "systemctl reload app\0rm -rf /"),
+        problems: [`${S}.consumers[0].reload: must not contain a NUL byte`],
+    },
+    {
+        name: "note with a newline",
+        defect: (e) => (sec(e).note = "scheduled\nINFO forged log line"),
+        problems: [`${S}.note: must be one line of at most 200 characters`],
+    },
+    {
+        name: "reason outside the runbook's list",
+        defect: (e) => (sec(e).reason = "quarterly rotation"),
+        problems: [`${S}.reason: must be one of scheduled, incident, personnel-change, audit-finding (free text goes in note)`],
+    },
     { name: "invalid JSON in a config value", defect: (e) => (e.secrets = "{app-redis: {}}"), problems: ["rotation:secrets: is not valid JSON"] },
     {
         name: "multiple problems reported together",
         defect: (e) => ((sec(e).generation = -1), (e.bogus = true), (sec(e).store = { kind: "file" }), (e.hosts["web-3"].port = 0)),
-        problems: ["rotation:hosts.web-3.port: must be 1-65535", `${S}.generation: must be 0 or more`, `${S}.store.dir: is required`, "rotation:bogus: unknown key"],
+        problems: [
+            "rotation:hosts.web-3.port: must be 1-65535",
+            `${S}.generation: must be 0 or more`,
+            `${S}.store.dir: is required`,
+            "rotation:bogus: unknown key",
+        ],
     },
 ];
 
@@ -393,14 +493,28 @@ const flatPg = () => {
         secret: { name: "app-pg", type: "password", generator: { kind: "random", length: 40 }, reason: "scheduled", note: "quarterly", operator: "bob" },
         source: { ...pgSource },
     }) as Raw;
-    r.consumers.forEach((c: Raw) => Object.assign(c, { configPath: "/etc/rotation-app/pg.env", write: { format: "env-line", key: "PGPASSWORD", userKey: "PGUSER" } }));
+    r.consumers.forEach((c: Raw) =>
+        Object.assign(c, { configPath: "/etc/rotation-app/pg.env", write: { format: "env-line", key: "PGPASSWORD", userKey: "PGUSER" } }),
+    );
     return r;
 };
 const flatSsh = () => {
-    const r = rawConfig({
-        secret: { name: "app-deploy-key", type: "ssh-key", generator: { kind: "command" }, reason: "scheduled", note: "yearly", operator: "carol" },
-        source: { kind: "ssh-authorized-key", host: "127.0.1.40", port: 2222, user: "root", hostKey: HOST_KEY, privateKeyFile: "/root/.ssh/target_ed25519", authorizedKeysFile: "/home/app/.ssh/authorized_keys", loginUser: "app" },
-    }, 2) as Raw;
+    const r = rawConfig(
+        {
+            secret: { name: "app-deploy-key", type: "ssh-key", generator: { kind: "command" }, reason: "scheduled", note: "yearly", operator: "carol" },
+            source: {
+                kind: "ssh-authorized-key",
+                host: "127.0.1.40",
+                port: 2222,
+                user: "root",
+                hostKey: HOST_KEY,
+                privateKeyFile: "/root/.ssh/target_ed25519",
+                authorizedKeysFile: "/home/app/.ssh/authorized_keys",
+                loginUser: "app",
+            },
+        },
+        2,
+    ) as Raw;
     r.consumers.forEach((c: Raw) => Object.assign(c, { configPath: "/etc/rotation-app/deploy_key", write: { format: "template", template: "{{secret}}\n" } }));
     return r;
 };
@@ -445,9 +559,9 @@ const MALFORMED_ENVIRONMENTS: { name: string; make: () => Raw; problems: string[
         name: "no hosts at all: every reference is named, and the message says the list is empty",
         make: () => ({ ...threeSecrets(), hosts: {} }),
         problems: [
-            "rotation:secrets.app-redis.consumers[0].host: no host \"web-1\" in rotation:hosts (it lists no hosts)",
-            "rotation:secrets.app-redis.consumers[1].host: no host \"web-2\" in rotation:hosts (it lists no hosts)",
-            "rotation:secrets.app-redis.consumers[2].host: no host \"web-3\" in rotation:hosts (it lists no hosts)",
+            'rotation:secrets.app-redis.consumers[0].host: no host "web-1" in rotation:hosts (it lists no hosts)',
+            'rotation:secrets.app-redis.consumers[1].host: no host "web-2" in rotation:hosts (it lists no hosts)',
+            'rotation:secrets.app-redis.consumers[2].host: no host "web-3" in rotation:hosts (it lists no hosts)',
             `${PG}.consumers[0].host: no host "web-1" in rotation:hosts (it lists no hosts)`,
             `${PG}.consumers[1].host: no host "web-2" in rotation:hosts (it lists no hosts)`,
             `${PG}.consumers[2].host: no host "web-3" in rotation:hosts (it lists no hosts)`,
@@ -559,7 +673,8 @@ const MALFORMED_ENVIRONMENTS: { name: string; make: () => Raw; problems: string[
             delete e.hosts["web-1"];
             e.hosts["WEB-2"] = e.hosts["web-2"];
             delete e.hosts["web-2"];
-            for (const s of Object.values(e.secrets) as Raw[]) s.consumers.forEach((c: Raw) => (c.host = { "web-1": "Web_1", "web-2": "WEB-2" }[c.host as string] ?? c.host));
+            for (const s of Object.values(e.secrets) as Raw[])
+                s.consumers.forEach((c: Raw) => (c.host = { "web-1": "Web_1", "web-2": "WEB-2" }[c.host as string] ?? c.host));
             return e;
         },
         problems: [`rotation:hosts.Web_1: ${HOST_RULE}`, `rotation:hosts.WEB-2: ${HOST_RULE}`],
@@ -600,7 +715,10 @@ const MALFORMED_ENVIRONMENTS: { name: string; make: () => Raw; problems: string[
             delete e.hosts["web-3"].hostKey;
             return e;
         },
-        problems: ["rotation:hosts.web-3: a pinned host key is required: set hostKey or hostKeyFile", "rotation:hosts.app-deploy-key-target: set only one of hostKey or hostKeyFile"],
+        problems: [
+            "rotation:hosts.web-3: a pinned host key is required: set hostKey or hostKeyFile",
+            "rotation:hosts.app-deploy-key-target: set only one of hostKey or hostKeyFile",
+        ],
     },
     {
         name: "a host without a private key file or user",
@@ -639,7 +757,9 @@ const MALFORMED_ENVIRONMENTS: { name: string; make: () => Raw; problems: string[
             app.consumers[0].name = "x";
             return environmentOf(app, renamedRedis("app-rollout-x", "web-2"));
         },
-        problems: ['rotation:secrets.app-rollout-x: resource name "app-rollout-x" would belong to both secret "app" and secret "app-rollout-x"; rename one of them'],
+        problems: [
+            'rotation:secrets.app-rollout-x: resource name "app-rollout-x" would belong to both secret "app" and secret "app-rollout-x"; rename one of them',
+        ],
     },
     {
         name: "resource names collide with the next generation: secret app-g3 and secret app at generation 2",
@@ -696,7 +816,10 @@ const MALFORMED_ENVIRONMENTS: { name: string; make: () => Raw; problems: string[
             e.secrets["app-redis"].consumers[1].host = "web-7";
             return e;
         },
-        problems: ["rotation:hosts.web-1: a pinned host key is required: set hostKey or hostKeyFile", 'rotation:secrets.app-redis.consumers[1].host: no host "web-7" in rotation:hosts'],
+        problems: [
+            "rotation:hosts.web-1: a pinned host key is required: set hostKey or hostKeyFile",
+            'rotation:secrets.app-redis.consumers[1].host: no host "web-7" in rotation:hosts',
+        ],
     },
     {
         name: "a negative generation as Pulumi's string names its secret",
@@ -765,7 +888,10 @@ test("there are at least 20 malformed environments and the ones they start from 
 });
 
 // zod names a record "record": the fallback message has no word for it.
-for (const [what, value] of [["a string", "app-redis"], ["a list", ["app-redis"]]] as const) {
+for (const [what, value] of [
+    ["a string", "app-redis"],
+    ["a list", ["app-redis"]],
+] as const) {
     test(`rotation:secrets given as ${what} is refused as not a mapping`, () => {
         assertRefused({ ...twoSecrets(), secrets: value }, ["rotation:secrets: must be a mapping"]);
     });
@@ -773,14 +899,19 @@ for (const [what, value] of [["a string", "app-redis"], ["a list", ["app-redis"]
 
 test("rotation:secrets or rotation:hosts that is not a mapping is refused, naming the key", () => {
     // The exact wording for secrets is checked above; this covers both keys.
-    for (const [key, value] of [["secrets", "app-redis"], ["secrets", ["app-redis"]], ["hosts", ["web-1"]], ["hosts", 7]] as const) {
+    for (const [key, value] of [
+        ["secrets", "app-redis"],
+        ["secrets", ["app-redis"]],
+        ["hosts", ["web-1"]],
+        ["hosts", 7],
+    ] as const) {
         const problems = problemsOf(() => parseEnvironment("unit", { ...twoSecrets(), [key]: value }));
         assert.equal(problems.length, 1, problems.join("\n"));
         assert.match(problems[0], new RegExp(`^rotation:${key}: must be `));
     }
 });
 
-test("a generation given as the string \"3\" is accepted for one secret while another is refused", () => {
+test('a generation given as the string "3" is accepted for one secret while another is refused', () => {
     const e = twoSecrets();
     e.secrets["app-redis"].generation = "3";
     assert.equal(parseEnvironment("unit", e).secrets["app-redis"].generation, 3);
@@ -799,7 +930,10 @@ function sharedFile(): Raw {
 test("two secrets may write the same file on the same host when one waits for the other", () => {
     const e = sharedFile();
     e.secrets["app-pg"].after = ["app-redis"];
-    assert.deepEqual(parseEnvironment("unit", e).secrets["app-pg"].consumers.map((c) => c.configPath), Array(3).fill("/etc/rotation-app/redis.yaml"));
+    assert.deepEqual(
+        parseEnvironment("unit", e).secrets["app-pg"].consumers.map((c) => c.configPath),
+        Array(3).fill("/etc/rotation-app/redis.yaml"),
+    );
 });
 
 // A rollout reads the whole config file, rewrites it on the operator's machine and writes it back
@@ -807,8 +941,13 @@ test("two secrets may write the same file on the same host when one waits for th
 test("two secrets writing the same file on the same host without after are refused", () => {
     const e = sharedFile();
     e.secrets["app-pg"].consumers = e.secrets["app-pg"].consumers.slice(0, 2);
-    assertRefused(e, [0, 1].map((i) =>
-        `${PG}.consumers[${i}].configPath: secret "app-redis" (consumers[${i}]) also writes /etc/rotation-app/redis.yaml on web-${i + 1}; their rollouts would overwrite each other: list "app-redis" in this secret's after`));
+    assertRefused(
+        e,
+        [0, 1].map(
+            (i) =>
+                `${PG}.consumers[${i}].configPath: secret "app-redis" (consumers[${i}]) also writes /etc/rotation-app/redis.yaml on web-${i + 1}; their rollouts would overwrite each other: list "app-redis" in this secret's after`,
+        ),
+    );
 });
 
 // ---- Order and expansion ----
@@ -834,15 +973,25 @@ test("secretRotation expands each consumer's host (address, port, user, host key
     e.secrets["app-pg"].after = ["app-redis"];
     const env = parseEnvironment("unit", e);
     const pg = secretRotation(env, "app-pg");
-    assert.deepEqual(pg.consumers.map((c: ConsumerConfig) => [c.name, c.hostName, c.host, c.port, c.user, c.hostKey, c.hostKeyFile, c.privateKeyFile]), [
-        ["web-1", "web-1", "127.0.1.11", 22, "root", HOST_KEY, undefined, "/root/.ssh/id_ed25519"],
-        ["web-2", "web-2", "web-2.internal", 2200, "deploy", undefined, "keys/web-2.pub", "/etc/rotation/deploy_ed25519"],
-        ["web-3", "web-3", "127.0.1.13", 22, "root", HOST_KEY, undefined, "/root/.ssh/id_ed25519"],
-    ]);
+    assert.deepEqual(
+        pg.consumers.map((c: ConsumerConfig) => [c.name, c.hostName, c.host, c.port, c.user, c.hostKey, c.hostKeyFile, c.privateKeyFile]),
+        [
+            ["web-1", "web-1", "127.0.1.11", 22, "root", HOST_KEY, undefined, "/root/.ssh/id_ed25519"],
+            ["web-2", "web-2", "web-2.internal", 2200, "deploy", undefined, "keys/web-2.pub", "/etc/rotation/deploy_ed25519"],
+            ["web-3", "web-3", "127.0.1.13", 22, "root", HOST_KEY, undefined, "/root/.ssh/id_ed25519"],
+        ],
+    );
     assert.equal("hostKey" in pg.consumers[1], false, "no hostKey key when the host pins a file");
     assert.deepEqual(pg.consumers[0].write, { format: "env-line", key: "PGPASSWORD", userKey: "PGUSER" });
     assert.equal(pg.consumers[0].configPath, "/etc/rotation-app/pg.env");
-    assert.deepEqual(pg.secret, { name: "app-pg", type: "password", generator: { kind: "random", length: 40, upper: true, lower: true, numeric: true, special: false }, reason: "scheduled", note: "quarterly", operator: "bob" });
+    assert.deepEqual(pg.secret, {
+        name: "app-pg",
+        type: "password",
+        generator: { kind: "random", length: 40, upper: true, lower: true, numeric: true, special: false },
+        reason: "scheduled",
+        note: "quarterly",
+        operator: "bob",
+    });
     assert.equal(pg.generation, 2);
     assert.equal(pg.mode, "rotate");
     assert.deepEqual(pg.after, ["app-redis"]);
@@ -851,10 +1000,19 @@ test("secretRotation expands each consumer's host (address, port, user, host key
 
     const key = secretRotation(env, "app-deploy-key");
     assert.deepEqual(key.source, {
-        kind: "ssh-authorized-key", host: "127.0.1.40", port: 2222, user: "root", privateKeyFile: "/root/.ssh/target_ed25519", hostKey: HOST_KEY,
-        authorizedKeysFile: "/home/app/.ssh/authorized_keys", loginUser: "app",
+        kind: "ssh-authorized-key",
+        host: "127.0.1.40",
+        port: 2222,
+        user: "root",
+        privateKeyFile: "/root/.ssh/target_ed25519",
+        hostKey: HOST_KEY,
+        authorizedKeysFile: "/home/app/.ssh/authorized_keys",
+        loginUser: "app",
     });
-    assert.deepEqual(key.consumers.map((c) => c.host), ["127.0.1.11", "web-2.internal"]);
+    assert.deepEqual(
+        key.consumers.map((c) => c.host),
+        ["127.0.1.11", "web-2.internal"],
+    );
     assert.deepEqual(key.secret.generator, { kind: "command", length: 32 });
     assert.deepEqual(secretRotation(env, "app-redis").after, []);
 });

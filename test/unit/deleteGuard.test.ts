@@ -25,7 +25,13 @@ function auditLog(lines: Line[]): string {
 }
 
 const line = (generation: unknown, phase: string, extra: Line = {}): Line => ({
-    stack: STACK, secret: SECRET, generation, mode: phase === "rolled-back" ? "rollback" : "rotate", phase, outcome: "ok", ...extra,
+    stack: STACK,
+    secret: SECRET,
+    generation,
+    mode: phase === "rolled-back" ? "rollback" : "rotate",
+    phase,
+    outcome: "ok",
+    ...extra,
 });
 
 /** The other lines one rotation of generation `g` writes, none of which completes it. */
@@ -140,8 +146,12 @@ test("a value of K may go once a rotation or rollback of K or later completed", 
     assert.equal(takenBackAllowed(rolledBack, STACK, SECRET, 5, "value"), false);
     // Progress, failures, other stacks and other secrets do not count for values either.
     const noise = auditLog([
-        ...progress(5), line(5, "completed", { outcome: "failed" }), line(5, "rolled-back", { outcome: "failed" }),
-        line(5, "completed", { stack: "staging" }), line(5, "completed", { secret: "app-pg" }), line("5", "completed"),
+        ...progress(5),
+        line(5, "completed", { outcome: "failed" }),
+        line(5, "rolled-back", { outcome: "failed" }),
+        line(5, "completed", { stack: "staging" }),
+        line(5, "completed", { secret: "app-pg" }),
+        line("5", "completed"),
     ]);
     assert.equal(takenBackAllowed(noise, STACK, SECRET, 3, "value"), false);
     assert.equal(takenBackAllowed(path.join(path.dirname(noise), "missing.log"), STACK, SECRET, 0, "value"), false);

@@ -11,7 +11,10 @@ const ROOT = path.resolve(__dirname, "..", "..");
 const DOCS = path.join(ROOT, "docs");
 const PAGES = [
     "README.md",
-    ...fs.readdirSync(DOCS).filter((f) => f.endsWith(".md")).map((f) => path.join("docs", f)),
+    ...fs
+        .readdirSync(DOCS)
+        .filter((f) => f.endsWith(".md"))
+        .map((f) => path.join("docs", f)),
     "lab/README.md",
     "toolchain/README.md",
 ];
@@ -26,7 +29,11 @@ function anchorsOf(file: string): Set<string> {
     const seen = new Map<string, number>();
     const out = new Set<string>();
     for (const [, heading] of prose(fs.readFileSync(file, "utf8")).matchAll(/^#{1,6} (.*)$/gm)) {
-        const slug = heading.trim().toLowerCase().replace(/[^\p{L}\p{N}_\- ]/gu, "").replace(/ /g, "-");
+        const slug = heading
+            .trim()
+            .toLowerCase()
+            .replace(/[^\p{L}\p{N}_\- ]/gu, "")
+            .replace(/ /g, "-");
         const n = seen.get(slug) ?? 0;
         seen.set(slug, n + 1);
         out.add(n === 0 ? slug : `${slug}-${n}`);

@@ -22,11 +22,18 @@ function check(content: string | undefined, write: WriteSpec, file = "app.conf")
     const nonce = freshNonce();
     const r = spawnSync("bash", ["-c", driftCheckScript(f, write, nonce)], { encoding: "utf8" });
     assert.equal(r.status, 0, r.stderr);
-    return { ...holding(r.stdout, { current: hmacOf(nonce, hmacInput(write, CURRENT)), previous: hmacOf(nonce, hmacInput(write, PREVIOUS)) }), stdout: r.stdout, nonce };
+    return {
+        ...holding(r.stdout, { current: hmacOf(nonce, hmacInput(write, CURRENT)), previous: hmacOf(nonce, hmacInput(write, PREVIOUS)) }),
+        stdout: r.stdout,
+        nonce,
+    };
 }
 
 const formats: { write: WriteSpec; base: string }[] = [
-    { write: { format: "yaml-key", key: "redis.password" }, base: "# app\nredis:\n  host: x  # the host\n  password: \"old\"  # rotated\nother:\n  password: nope\n" },
+    {
+        write: { format: "yaml-key", key: "redis.password" },
+        base: '# app\nredis:\n  host: x  # the host\n  password: "old"  # rotated\nother:\n  password: nope\n',
+    },
     { write: { format: "env-line", key: "TOKEN" }, base: "A=1\nTOKEN=old\nB=2\n" },
     { write: { format: "template", template: "[auth]\nsecret = {{secret}}\n" }, base: "" },
 ];
@@ -77,24 +84,48 @@ test("the gate's refusal names the stack and the secret, and the way forward per
     const reverted: OffConsumer = { consumer: "redis-host1", label: "app-redis → consumer redis-host1", holds: "previous" };
     const gone: OffConsumer = { consumer: "redis-host2", label: "app-redis → consumer redis-host2", holds: "unreachable", detail: "no answer within 10s" };
     const head = `${title}: `;
-    assert.equal(gateRefusal(title, where, 3, [reverted]), `${head}1 of 3 consumers are not on the new secret, so nothing is revoked: app-redis → consumer redis-host1 holds the previous secret. ` +
-        "Deploy the new secret to redis-host1 again and let the gate ask again: bin/rotate resume --stack dev --secret app-redis --redeploy redis-host1 --yes");
-    assert.equal(gateRefusal(title, where, 3, [gone]), `${head}1 of 3 consumers are not on the new secret, so nothing is revoked: app-redis → consumer redis-host2 is unreachable (no answer within 10s). ` +
-        "Once redis-host2 is reachable again, let the gate ask again: bin/rotate resume --stack dev --secret app-redis --yes");
+    assert.equal(
+        gateRefusal(title, where, 3, [reverted]),
+        `${head}1 of 3 consumers are not on the new secret, so nothing is revoked: app-redis → consumer redis-host1 holds the previous secret. ` +
+            "Deploy the new secret to redis-host1 again and let the gate ask again: bin/rotate resume --stack dev --secret app-redis --redeploy redis-host1 --yes",
+    );
+    assert.equal(
+        gateRefusal(title, where, 3, [gone]),
+        `${head}1 of 3 consumers are not on the new secret, so nothing is revoked: app-redis → consumer redis-host2 is unreachable (no answer within 10s). ` +
+            "Once redis-host2 is reachable again, let the gate ask again: bin/rotate resume --stack dev --secret app-redis --yes",
+    );
     const missing: OffConsumer = { consumer: "redis-host3", label: "app-redis → consumer redis-host3", holds: "missing", detail: "no file /etc/redis.yaml" };
-    assert.equal(gateRefusal(title, where, 3, [reverted, gone, missing]), `${head}3 of 3 consumers are not on the new secret, so nothing is revoked: ` +
-        "app-redis → consumer redis-host1 holds the previous secret; app-redis → consumer redis-host2 is unreachable (no answer within 10s); app-redis → consumer redis-host3 holds no secret (no file /etc/redis.yaml). " +
-        "Deploy the new secret to redis-host1, redis-host3 again; once redis-host2 is reachable again, let the gate ask again: bin/rotate resume --stack dev --secret app-redis --redeploy redis-host1 --redeploy redis-host3 --yes");
+    assert.equal(
+        gateRefusal(title, where, 3, [reverted, gone, missing]),
+        `${head}3 of 3 consumers are not on the new secret, so nothing is revoked: ` +
+            "app-redis → consumer redis-host1 holds the previous secret; app-redis → consumer redis-host2 is unreachable (no answer within 10s); app-redis → consumer redis-host3 holds no secret (no file /etc/redis.yaml). " +
+            "Deploy the new secret to redis-host1, redis-host3 again; once redis-host2 is reachable again, let the gate ask again: bin/rotate resume --stack dev --secret app-redis --redeploy redis-host1 --redeploy redis-host3 --yes",
+    );
 });
 
 test("the gate takes the stack and the secret for its command from the step's audit record", async () => {
     const f = path.join(dir, "gate.env");
     fs.writeFileSync(f, `TOKEN=${PREVIOUS}\n`);
-    const drift = [{ host: "h", consumer: "web-1", label: "app-redis → consumer web-1", configPath: f, write: { format: "env-line", key: "TOKEN" } as WriteSpec, timeoutSeconds: 10 }];
+    const drift = [
+        {
+            host: "h",
+            consumer: "web-1",
+            label: "app-redis → consumer web-1",
+            configPath: f,
+            write: { format: "env-line", key: "TOKEN" } as WriteSpec,
+            timeoutSeconds: 10,
+        },
+    ];
     // A local host: the check script runs here with bash, as it would over SSH.
-    const props = { title: "app-redis: gate", drift, hosts: { h: { kind: "local" } as never }, audit: { path: "/dev/null", record: { stack: "staging", secret: "app-redis" } } };
+    const props = {
+        title: "app-redis: gate",
+        drift,
+        hosts: { h: { kind: "local" } as never },
+        audit: { path: "/dev/null", record: { stack: "staging", secret: "app-redis" } },
+    };
     await assert.rejects(checkDrift(props, [CURRENT, PREVIOUS]), {
-        message: "app-redis: gate: 1 of 1 consumers are not on the new secret, so nothing is revoked: app-redis → consumer web-1 holds the previous secret. " +
+        message:
+            "app-redis: gate: 1 of 1 consumers are not on the new secret, so nothing is revoked: app-redis → consumer web-1 holds the previous secret. " +
             "Deploy the new secret to web-1 again and let the gate ask again: bin/rotate resume --stack staging --secret app-redis --redeploy web-1 --yes",
     });
     fs.writeFileSync(f, `TOKEN=${CURRENT}\n`);

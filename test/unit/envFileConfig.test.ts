@@ -32,8 +32,16 @@ test("an env-file store parses; its path is resolved against the project directo
 
 for (const { name, store, problems } of [
     { name: "unknown field", store: { kind: "env-file", path: "app.env", key: "K", mode: "0640" }, problems: [`${S}.mode: unknown key`] },
-    { name: "a key that is no variable name", store: { kind: "env-file", path: "app.env", key: "1REDIS-PASSWORD" }, problems: [`${S}.key: must be a variable name: letters, digits and '_', not starting with a digit (at most 128)`] },
-    { name: "a key with a space", store: { kind: "env-file", path: "app.env", key: "REDIS PASSWORD" }, problems: [`${S}.key: must be a variable name: letters, digits and '_', not starting with a digit (at most 128)`] },
+    {
+        name: "a key that is no variable name",
+        store: { kind: "env-file", path: "app.env", key: "1REDIS-PASSWORD" },
+        problems: [`${S}.key: must be a variable name: letters, digits and '_', not starting with a digit (at most 128)`],
+    },
+    {
+        name: "a key with a space",
+        store: { kind: "env-file", path: "app.env", key: "REDIS PASSWORD" },
+        problems: [`${S}.key: must be a variable name: letters, digits and '_', not starting with a digit (at most 128)`],
+    },
     { name: "no key", store: { kind: "env-file", path: "app.env" }, problems: [`${S}.key: is required`] },
     { name: "no path", store: { kind: "env-file", key: "K" }, problems: [`${S}.path: is required`] },
     { name: "an empty path", store: { kind: "env-file", path: "", key: "K" }, problems: [`${S}.path: must not be empty`] },

@@ -48,9 +48,13 @@ function run(script: string, ...fields: string[]): { code: number; stdout: strin
 
 const read = (f: string) => fs.readFileSync(f, "utf8");
 /** The lines of the file that are not the secret's own, each with its ending. */
-const othersOf = (text: string, key = "REDIS_PASSWORD") => (text.match(/[^\n]*(\n|$)/g) ?? []).filter((l) => l !== "" && !/^REDIS_PASSWORD(_NEW|_PREVIOUS|_COMMITTED)?=/.test(l) && !(key !== "REDIS_PASSWORD" && l.startsWith(`${key}`)));
+const othersOf = (text: string, key = "REDIS_PASSWORD") =>
+    (text.match(/[^\n]*(\n|$)/g) ?? []).filter(
+        (l) => l !== "" && !/^REDIS_PASSWORD(_NEW|_PREVIOUS|_COMMITTED)?=/.test(l) && !(key !== "REDIS_PASSWORD" && l.startsWith(`${key}`)),
+    );
 /** The value of `name` as a shell reads the file: `set -a; . file`. */
-const shellValue = (file: string, name: string) => spawnSync("bash", ["-c", `set -a; . "$1"; printf %s "\${${name}-<unset>}"`, "bash", file], { encoding: "utf8" }).stdout;
+const shellValue = (file: string, name: string) =>
+    spawnSync("bash", ["-c", `set -a; . "$1"; printf %s "\${${name}-<unset>}"`, "bash", file], { encoding: "utf8" }).stdout;
 
 test("stage, commit and promote of one secret change only its own lines; every other line stays byte for byte", async () => {
     const s = envFile();
@@ -68,7 +72,11 @@ test("stage, commit and promote of one secret change only its own lines; every o
     assert.deepEqual(othersOf(after), othersOf(before), "the other lines, their order and endings unchanged");
     assert.ok(after.endsWith(`API_TOKEN="${OTHER_B}"`), "still no newline at the end");
     assert.equal((fs.statSync(s.file).mode & 0o777).toString(8), "600");
-    assert.deepEqual(await envFileStore.values({ kind: "env-file", path: s.file, key: "REDIS_PASSWORD" }, "app-redis"), { current: NEW, previous: OLD, staged: undefined });
+    assert.deepEqual(await envFileStore.values({ kind: "env-file", path: s.file, key: "REDIS_PASSWORD" }, "app-redis"), {
+        current: NEW,
+        previous: OLD,
+        staged: undefined,
+    });
     assert.equal(shellValue(s.file, "REDIS_PASSWORD"), NEW, "a shell reads the new secret back exactly");
     assert.equal(shellValue(s.file, "REDIS_PASSWORD_PREVIOUS"), OLD);
     assert.equal(shellValue(s.file, "REDIS_PASSWORD_COMMITTED"), "2");
@@ -106,7 +114,10 @@ test("stage refuses a value the file cannot hold (a line break, not UTF-8), neve
     const s = envFile();
     const before = read(s.file);
     for (const bad of [`line1-${OTHER_A}\nline2`, `cr-${OTHER_A}\rx`, Buffer.from([0x61, 0xff, 0x62]).toString("latin1")]) {
-        const r = spawnSync("bash", ["-c", s.scripts().stage], { input: Buffer.concat([Buffer.from(bad, "latin1"), Buffer.from([0]), Buffer.from(`${OLD}\0`)]), encoding: "utf8" });
+        const r = spawnSync("bash", ["-c", s.scripts().stage], {
+            input: Buffer.concat([Buffer.from(bad, "latin1"), Buffer.from([0]), Buffer.from(`${OLD}\0`)]),
+            encoding: "utf8",
+        });
         assert.equal(r.status, 1);
         assert.ok(r.stderr.includes(`so ${s.file} cannot hold it as REDIS_PASSWORD_NEW. Nothing was staged or granted.`), r.stderr);
         assert.ok(!r.stderr.includes(OTHER_A), "the value is not printed");
@@ -131,7 +142,12 @@ test("the gate refuses a staged line changed or removed, or a value in use chang
     fs.writeFileSync(s.file, staged.replace(/^REDIS_PASSWORD_NEW=.*\n/m, ""));
     const missing = run(s.scripts().commit, NEW, OLD);
     assert.equal(missing.code, 1);
-    assert.ok(missing.stderr.includes(`the staged copy of generation 2 was missing (REDIS_PASSWORD_NEW in ${s.file}: removed behind this rotation's back after staging); it was staged again.`), missing.stderr);
+    assert.ok(
+        missing.stderr.includes(
+            `the staged copy of generation 2 was missing (REDIS_PASSWORD_NEW in ${s.file}: removed behind this rotation's back after staging); it was staged again.`,
+        ),
+        missing.stderr,
+    );
     assert.equal(read(s.file), staged, "staged again, byte for byte as before");
     // The value in use changed.
     fs.writeFileSync(s.file, staged.replace(`REDIS_PASSWORD=${OLD}`, "REDIS_PASSWORD=replaced-by-hand"));
@@ -169,7 +185,11 @@ test("two secrets of the same file staged, committed and promoted at once by par
     const phases = async (k: string, i: number) => {
         const sc = s.scripts(k, 2);
         const fresh = `new value ${i} "$x"`;
-        for (const [script, fields] of [[sc.stage, [fresh, `old-value-${i}`]], [sc.commit, [fresh, `old-value-${i}`]], [sc.promote, [fresh]]] as const) {
+        for (const [script, fields] of [
+            [sc.stage, [fresh, `old-value-${i}`]],
+            [sc.commit, [fresh, `old-value-${i}`]],
+            [sc.promote, [fresh]],
+        ] as const) {
             const r = await bash(script, ...fields);
             assert.equal(r.code, 0, `${k}: ${r.stderr}`);
         }
@@ -185,7 +205,23 @@ test("two secrets of the same file staged, committed and promoted at once by par
 });
 
 test("quoting: awkward values read back exactly by a shell (set -a; . file) and by the store", async () => {
-    const awkward = ["with spaces", "single'quote", 'double"quote', "dollar$HOME${x}$(id)", "back\\slash\\", "hash # not a comment", "a=b=c", "`id`", "tab\there", " lead and trail ", "caf\u00e9 \u65e5\u672c", "!bang", "~tilde", "*glob?[x]", "semi;colon|pipe&amp"];
+    const awkward = [
+        "with spaces",
+        "single'quote",
+        'double"quote',
+        "dollar$HOME${x}$(id)",
+        "back\\slash\\",
+        "hash # not a comment",
+        "a=b=c",
+        "`id`",
+        "tab\there",
+        " lead and trail ",
+        "caf\u00e9 \u65e5\u672c",
+        "!bang",
+        "~tilde",
+        "*glob?[x]",
+        "semi;colon|pipe&amp",
+    ];
     for (const [i, v] of awkward.entries()) {
         const s = envFile([`REDIS_PASSWORD=${OLD}\n`]);
         assert.equal(run(s.scripts().stage, v, OLD).code, 0, `stage ${i}`);

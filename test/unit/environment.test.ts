@@ -8,7 +8,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { test } from "node:test";
-import * as pulumi from "@pulumi/pulumi";
+import type * as pulumi from "@pulumi/pulumi";
 import { Rotation } from "../../components/rotation";
 import { parseEnvironment } from "../../lib/config";
 import { resolveEnvironment } from "../../adapters/resolve";
@@ -21,14 +21,17 @@ const OTHER_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG9vdGhlci1ob3N0LWtleS1mb
 
 /** A secret in the tests' flat form: a Redis-style password with `consumers` consumers on hosts web-1.. (named like them). */
 function flat(name: string, opts: { consumers?: number; after?: string[]; generation?: number; mode?: string; generator?: Raw } = {}): Raw {
-    const r = rawConfig({
-        secret: { ...(rawConfig().secret as Raw), name, ...(opts.generator ? { generator: opts.generator } : {}) },
-        store: { kind: "file", dir: "store" },
-        source: { ...(rawConfig().source as Raw), adminPasswordFile: "secrets/admin.pass" },
-        ...(opts.generation !== undefined ? { generation: opts.generation } : {}),
-        ...(opts.mode ? { mode: opts.mode } : {}),
-        ...(opts.after ? { after: opts.after } : {}),
-    }, opts.consumers ?? 3) as Raw;
+    const r = rawConfig(
+        {
+            secret: { ...(rawConfig().secret as Raw), name, ...(opts.generator ? { generator: opts.generator } : {}) },
+            store: { kind: "file", dir: "store" },
+            source: { ...(rawConfig().source as Raw), adminPasswordFile: "secrets/admin.pass" },
+            ...(opts.generation !== undefined ? { generation: opts.generation } : {}),
+            ...(opts.mode ? { mode: opts.mode } : {}),
+            ...(opts.after ? { after: opts.after } : {}),
+        },
+        opts.consumers ?? 3,
+    ) as Raw;
     r.consumers.forEach((c: Raw) => (c.configPath = `/etc/rotation-app/${name}.yaml`));
     return r;
 }
@@ -103,7 +106,13 @@ function graph(registered: Registered[]) {
         return seen;
     };
     /** The secrets whose resources `r` waits for (its own included). */
-    const secretsWaitedFor = (r: Registered) => new Set([...waitsFor(r)].map((u) => byUrn.get(u)).filter((x): x is Registered => !!x).map(secretOf));
+    const secretsWaitedFor = (r: Registered) =>
+        new Set(
+            [...waitsFor(r)]
+                .map((u) => byUrn.get(u))
+                .filter((x): x is Registered => !!x)
+                .map(secretOf),
+        );
     return { step, secretOf, waitsFor, secretsWaitedFor };
 }
 
@@ -112,13 +121,17 @@ const CONSUMERS = ["web-1", "web-2", "web-3"];
 test("two secrets: each revocation waits for every rollout of its own secret and for nothing of the other", async () => {
     const { registered, step, waitsFor, secretsWaitedFor, secretOf } = await buildEnvironment(flat("app-redis"), flat("app-pg", { consumers: 2 }));
     const consumersOf: Record<string, string[]> = { "app-redis": CONSUMERS, "app-pg": ["web-1", "web-2"] };
-    for (const [secret, other] of [["app-redis", "app-pg"], ["app-pg", "app-redis"]]) {
+    for (const [secret, other] of [
+        ["app-redis", "app-pg"],
+        ["app-pg", "app-redis"],
+    ]) {
         const revoke = step(`${secret}-revoke`);
         const deps = waitsFor(revoke);
         for (const c of consumersOf[secret]) assert.ok(deps.has(step(`${secret}-rollout-${c}`).urn), `${secret}'s revoke waits for its consumer ${c}`);
         assert.ok(deps.has(step(`${secret}-gate`).urn));
         assert.ok(deps.has(step(`${secret}-grant-g2`).urn));
-        for (const r of registered.filter((x) => secretOf(x) === other)) assert.ok(!deps.has(r.urn), `${secret}'s revoke does not wait for ${other}'s ${r.name}`);
+        for (const r of registered.filter((x) => secretOf(x) === other))
+            assert.ok(!deps.has(r.urn), `${secret}'s revoke does not wait for ${other}'s ${r.name}`);
         assert.deepEqual(secretsWaitedFor(revoke), new Set([secret]));
         // and nothing of the other secret waits for this one
         assert.deepEqual(secretsWaitedFor(step(`${other}-audit`)), new Set([other]));
@@ -126,7 +139,14 @@ test("two secrets: each revocation waits for every rollout of its own secret and
     // The rollouts of both secrets on the same host are different steps, each with the host's pinned key.
     for (const secret of ["app-redis", "app-pg"]) {
         const rollout = step(`${secret}-rollout-web-2`).inputs.rollout;
-        assert.deepEqual(rollout.target, { kind: "ssh", host: "127.0.1.12", port: 22, user: "root", hostKey: OTHER_KEY, privateKeyFile: rollout.target.privateKeyFile });
+        assert.deepEqual(rollout.target, {
+            kind: "ssh",
+            host: "127.0.1.12",
+            port: 22,
+            user: "root",
+            hostKey: OTHER_KEY,
+            privateKeyFile: rollout.target.privateKeyFile,
+        });
         assert.equal(path.basename(rollout.target.privateKeyFile), "id_ed25519");
         assert.equal(rollout.configPath, `/etc/rotation-app/${secret}.yaml`);
         assert.equal(step(`${secret}-rollout-web-1`).inputs.rollout.target.hostKey, HOST_KEY);
@@ -156,7 +176,10 @@ test("after: the waiting secret's first steps wait for the other's audit record,
 
 test("without after, neither secret's first steps wait for the other", async () => {
     const { step, waitsFor, secretsWaitedFor } = await buildEnvironment(flat("app-redis"), flat("app-pg"));
-    for (const [secret, other] of [["app-redis", "app-pg"], ["app-pg", "app-redis"]]) {
+    for (const [secret, other] of [
+        ["app-redis", "app-pg"],
+        ["app-pg", "app-redis"],
+    ]) {
         for (const first of [`${secret}-g2`, `${secret}-previous-read`]) {
             const deps = waitsFor(step(first));
             assert.ok(!deps.has(step(`${other}-audit`).urn), `${first} does not wait for ${other}-audit`);
@@ -182,7 +205,10 @@ test("three secrets: a chain of after, and a secret that waits for two", async (
     const c = waitsFor(step("app-c-g2"));
     assert.ok(c.has(step("app-a-audit").urn) && c.has(step("app-b-audit").urn), "app-c waits for both");
     // Direct dependencies: the pre-flight waits for each audit record waited for, and nothing else.
-    const auditsOf = (n: string) => step(n).dependencies.map((u) => u.split("::").pop()).sort();
+    const auditsOf = (n: string) =>
+        step(n)
+            .dependencies.map((u) => u.split("::").pop())
+            .sort();
     assert.deepEqual(auditsOf("app-c-preflight"), ["app-a-audit", "app-b-audit"]);
     assert.deepEqual(auditsOf("app-b-preflight"), ["app-a-audit"]);
     assert.deepEqual(auditsOf("app-a-preflight"), []);
@@ -211,7 +237,10 @@ test("a command generator's step and a rollback's first steps wait for the secre
 
 test("a secret waited for that is at generation 0 registers nothing and holds nothing up", async () => {
     const { registered, step } = await buildEnvironment(flat("app-redis", { generation: 0 }), flat("app-pg", { after: ["app-redis"] }));
-    assert.deepEqual(registered.filter((r) => r.name.startsWith("app-redis")).map((r) => r.name), []);
+    assert.deepEqual(
+        registered.filter((r) => r.name.startsWith("app-redis")).map((r) => r.name),
+        [],
+    );
     assert.deepEqual(step("app-pg-preflight").dependencies, []);
     assert.deepEqual(step("app-pg-g2").dependencies, [step("app-pg-preflight").urn]);
 });

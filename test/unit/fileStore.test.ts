@@ -13,7 +13,7 @@ import { type FileStorePart, fileStorePath } from "../../stores/fileLayout";
 
 const NAME = "app-db";
 const OLD = "old-secret-\u00e9-'q'-$x-\nline2";
-const NEW = "new-secret-\u65e5-\"dq\"-\\b-\nline2";
+const NEW = 'new-secret-\u65e5-"dq"-\\b-\nline2';
 const BEFORE = "before-secret-0123456789";
 
 function store(): { dir: string; scripts: ReturnType<typeof fileStoreScripts>; file: (part?: FileStorePart) => string } {
@@ -55,7 +55,12 @@ test("the gate refuses when the staged copy went missing, stages it again, and t
     fs.rmSync(s.file("staged"));
     const refused = run(s.scripts.commit, NEW, OLD);
     assert.equal(refused.code, 1);
-    assert.ok(refused.stderr.includes(`the staged copy of generation 2 was missing (${s.file("staged")}: removed behind this rotation's back after staging); it was staged again.`), refused.stderr);
+    assert.ok(
+        refused.stderr.includes(
+            `the staged copy of generation 2 was missing (${s.file("staged")}: removed behind this rotation's back after staging); it was staged again.`,
+        ),
+        refused.stderr,
+    );
     assert.ok(refused.stderr.includes("bin/rotate resume --stack team-prod --yes. Nothing was revoked"), refused.stderr);
     assert.equal(read(s.file("committed")), undefined, "the revocation was not marked as started");
     assert.equal(read(s.file("staged")), NEW, "staged again, byte for byte");

@@ -47,14 +47,30 @@ const gates = (e: EnvironmentConfig, opts: { committed?: number; now?: Date } = 
     return rotations.find((r) => r.config.secret.name === NAME)!.config;
 };
 const refused = (f: () => unknown, why: RegExp) =>
-    assert.throws(f, (e: Error) => e instanceof RotationRefusedError && why.test(e.message) && e.message.includes(`stack ${STACK}, secret ${NAME} generation `) && /Nothing was registered/.test(e.message), why.source);
+    assert.throws(
+        f,
+        (e: Error) =>
+            e instanceof RotationRefusedError &&
+            why.test(e.message) &&
+            e.message.includes(`stack ${STACK}, secret ${NAME} generation `) &&
+            /Nothing was registered/.test(e.message),
+        why.source,
+    );
 
 /** A request for the plan of `e`, signed by `by`, approved by `approver` when given. */
 function request(e: EnvironmentConfig, by = alice, approver?: string): string {
     const digest = planDigest(STACK, e, [NAME]);
-    const { request: r } = createRequest({ dir: path.join(dir, "requests"), stack: STACK, digest, validFor: "1h", approvers: [path.join(dir, "allowed_signers")], key: by,
-        secrets: [{ name: NAME, generation: 3, consumers: e.secrets[NAME].consumers.map((c) => c.name), reason: "incident", note: "INC-7" }] });
-    if (approver) approveRequest(readRequest(path.join(dir, "requests"), r.id), { stack: STACK, digest, approvers: [path.join(dir, "allowed_signers")], key: approver });
+    const { request: r } = createRequest({
+        dir: path.join(dir, "requests"),
+        stack: STACK,
+        digest,
+        validFor: "1h",
+        approvers: [path.join(dir, "allowed_signers")],
+        key: by,
+        secrets: [{ name: NAME, generation: 3, consumers: e.secrets[NAME].consumers.map((c) => c.name), reason: "incident", note: "INC-7" }],
+    });
+    if (approver)
+        approveRequest(readRequest(path.join(dir, "requests"), r.id), { stack: STACK, digest, approvers: [path.join(dir, "allowed_signers")], key: approver });
     return r.id;
 }
 
@@ -65,9 +81,15 @@ test("a moved generation of a ceremony secret without an approval is refused, na
 });
 
 test("an approval typed into the config is no approval: an unknown request, or one never signed by a second person", () => {
-    refused(() => gates(ceremonyEnv((e) => (e.secrets[NAME].approval = { request: "forged-0001", requester: "alice@team", approver: "bob@team" }))), /no request forged-0001/);
+    refused(
+        () => gates(ceremonyEnv((e) => (e.secrets[NAME].approval = { request: "forged-0001", requester: "alice@team", approver: "bob@team" }))),
+        /no request forged-0001/,
+    );
     const unapproved = request(ceremonyEnv());
-    refused(() => gates(ceremonyEnv((e) => (e.secrets[NAME].approval = { request: unapproved, requester: "alice@team", approver: "bob@team" }))), /not approved yet/);
+    refused(
+        () => gates(ceremonyEnv((e) => (e.secrets[NAME].approval = { request: unapproved, requester: "alice@team", approver: "bob@team" }))),
+        /not approved yet/,
+    );
 });
 
 test("an approved request gives the witnesses from its signatures, never from the config's text", () => {
@@ -78,16 +100,27 @@ test("an approved request gives the witnesses from its signatures, never from th
 
 test("an approval is for exactly one plan, generation and time", () => {
     const id = request(ceremonyEnv(), alice, bob);
-    const pointing = (f?: (e: EnvironmentConfig) => void) => ceremonyEnv((e) => {
-        e.secrets[NAME].approval = { request: id };
-        f?.(e);
-    });
+    const pointing = (f?: (e: EnvironmentConfig) => void) =>
+        ceremonyEnv((e) => {
+            e.secrets[NAME].approval = { request: id };
+            f?.(e);
+        });
     refused(() => gates(pointing((e) => e.secrets[NAME].consumers.pop())), /another plan/);
-    refused(() => gates(pointing((e) => (e.secrets[NAME].generation = 4)), { committed: 3 }), /for generation 3 of app-redis, the config says 4/);
+    refused(
+        () =>
+            gates(
+                pointing((e) => (e.secrets[NAME].generation = 4)),
+                { committed: 3 },
+            ),
+        /for generation 3 of app-redis, the config says 4/,
+    );
     const later = new Date(Date.now() + 2 * 3600_000);
     refused(() => gates(pointing(), { now: later }), /expired/);
     // A rotation that started within its approval's time may be resumed after it expired.
-    fs.writeFileSync(path.join(dir, "audit.log"), `${JSON.stringify({ stack: STACK, secret: NAME, generation: 3, mode: "rotate", phase: "staged", outcome: "ok" })}\n`);
+    fs.writeFileSync(
+        path.join(dir, "audit.log"),
+        `${JSON.stringify({ stack: STACK, secret: NAME, generation: 3, mode: "rotate", phase: "staged", outcome: "ok" })}\n`,
+    );
     try {
         assert.equal(gates(pointing(), { now: later }).approval?.approver, "bob@team");
     } finally {
@@ -104,10 +137,30 @@ test("a closed window refuses a moved generation unless leave names this generat
         f?.(e);
         return e;
     };
-    refused(() => gates(windowed(), { now: sunday }), /outside its rotation window \(mon,tue,wed,thu,fri 09:00-17:00 UTC; it next opens 2026-12-07T09:00:00.000Z\).*outsideWindow: \{generation: 3/);
-    refused(() => gates(windowed((e) => (e.secrets[NAME].outsideWindow = { generation: 2, by: "alice", why: "old leave" })), { now: sunday }), /outside its rotation window/);
-    refused(() => gates(windowed((e) => (e.secrets[NAME].outsideWindow = true)), { now: sunday }), /outside its rotation window/);
-    const leave = gates(windowed((e) => (e.secrets[NAME].outsideWindow = { generation: 3, by: "alice", why: "INC-7 key leaked" })), { now: sunday });
+    refused(
+        () => gates(windowed(), { now: sunday }),
+        /outside its rotation window \(mon,tue,wed,thu,fri 09:00-17:00 UTC; it next opens 2026-12-07T09:00:00.000Z\).*outsideWindow: \{generation: 3/,
+    );
+    refused(
+        () =>
+            gates(
+                windowed((e) => (e.secrets[NAME].outsideWindow = { generation: 2, by: "alice", why: "old leave" })),
+                { now: sunday },
+            ),
+        /outside its rotation window/,
+    );
+    refused(
+        () =>
+            gates(
+                windowed((e) => (e.secrets[NAME].outsideWindow = true)),
+                { now: sunday },
+            ),
+        /outside its rotation window/,
+    );
+    const leave = gates(
+        windowed((e) => (e.secrets[NAME].outsideWindow = { generation: 3, by: "alice", why: "INC-7 key leaked" })),
+        { now: sunday },
+    );
     assert.deepEqual(leave.windowOverride, { generation: 3, by: "alice", why: "INC-7 key leaked" });
     assert.doesNotThrow(() => gates(windowed(), { now: new Date("2026-12-07T10:00:00Z") }));
     assert.doesNotThrow(() => gates(windowed(), { now: sunday, committed: 3 }), "committed: nothing to gate");

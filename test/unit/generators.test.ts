@@ -37,7 +37,10 @@ test("command: the step runs the command (or the default by type) on the operato
         nothing: "app-redis: the generator printed nothing",
     });
     const key = generatedStep(generatorSchema.parse({ kind: "command" }), { name: "deploy", type: "ssh-key" }, 5).args as { script: string };
-    assert.equal(key.script, `set -euo pipefail\nv=$( d=$(mktemp -d); ssh-keygen -q -t ed25519 -N '' -C 'rotation:deploy:g5' -f "$d/key" </dev/null >/dev/null && cat -- "$d/key"; rc=$?; rm -rf -- "$d"; exit $rc )\n[ -n "$v" ] || { echo "the generator printed nothing" >&2; exit 1; }\nprintf '%s' "$v"\n`);
+    assert.equal(
+        key.script,
+        `set -euo pipefail\nv=$( d=$(mktemp -d); ssh-keygen -q -t ed25519 -N '' -C 'rotation:deploy:g5' -f "$d/key" </dev/null >/dev/null && cat -- "$d/key"; rc=$?; rm -rf -- "$d"; exit $rc )\n[ -n "$v" ] || { echo "the generator printed nothing" >&2; exit 1; }\nprintf '%s' "$v"\n`,
+    );
     const pw = generatedStep(generatorSchema.parse({ kind: "command", length: 20 }), secret, 1).args as { script: string };
     assert.match(pw.script, /^set -euo pipefail\nv=\$\( openssl rand -base64 '60' \| tr -dc 'A-Za-z0-9' \| head -c '20' \)\n/);
 });
@@ -53,8 +56,15 @@ test("checks across fields, with paths from the secret's generator", () => {
 });
 
 test("the registry: one kind per module, in the order the config's error lists them; an unknown kind is named", () => {
-    assert.deepEqual(GENERATORS.map((g) => g.kind), ["random", "command"]);
-    assert.deepEqual(generatorSchema.options.map((o) => o.shape.kind.value), ["random", "command"], "the schema's members are the registry's, in its order");
+    assert.deepEqual(
+        GENERATORS.map((g) => g.kind),
+        ["random", "command"],
+    );
+    assert.deepEqual(
+        generatorSchema.options.map((o) => o.shape.kind.value),
+        ["random", "command"],
+        "the schema's members are the registry's, in its order",
+    );
     assert.equal(generatorOf("command"), GENERATORS[1]);
     assert.throws(() => generatorOf("dice"), { message: 'unknown kind "dice": must be one of "random", "command"' });
 });

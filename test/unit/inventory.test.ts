@@ -128,40 +128,61 @@ test("a consumer's error names the file, the secret and the field", () => {
     doc.consumers[SECRET][1].configPath = "relative/path";
     doc.consumers[SECRET][2].host = "h9";
     const dir = dirWith(yaml.dump(doc));
-    assert.deepEqual(problemsOf(() => parseWithInventory(inlineWithoutInventory(), dir)), [`${AT}consumers.app-redis[1].configPath: must be an absolute path`]);
+    assert.deepEqual(
+        problemsOf(() => parseWithInventory(inlineWithoutInventory(), dir)),
+        [`${AT}consumers.app-redis[1].configPath: must be an absolute path`],
+    );
     doc.consumers[SECRET][1].configPath = "/etc/ok.yaml";
     const dir2 = dirWith(yaml.dump(doc));
-    assert.deepEqual(problemsOf(() => parseWithInventory(inlineWithoutInventory(), dir2)), [`${AT}consumers.app-redis[2].host: no host "h9" in rotation:hosts`]);
+    assert.deepEqual(
+        problemsOf(() => parseWithInventory(inlineWithoutInventory(), dir2)),
+        [`${AT}consumers.app-redis[2].host: no host "h9" in rotation:hosts`],
+    );
 });
 
 test("an empty consumers list in the file names the file", () => {
     const doc = inventoryDoc();
     doc.consumers[SECRET] = [];
-    assert.deepEqual(problemsOf(() => parseWithInventory(inlineWithoutInventory(), dirWith(yaml.dump(doc)))), [`${AT}consumers.app-redis: must list at least one consumer`]);
+    assert.deepEqual(
+        problemsOf(() => parseWithInventory(inlineWithoutInventory(), dirWith(yaml.dump(doc)))),
+        [`${AT}consumers.app-redis: must list at least one consumer`],
+    );
 });
 
 test("a host's error names the file and the field; an inline host's error does not", () => {
-    const doc: Raw = { ...inventoryDoc(), hosts: { ...inventoryDoc().hosts, h1: { address: "10.0.0.1", port: 0, user: "deploy", hostKey: HOST_KEY, privateKeyFile: "/k" } } };
+    const doc: Raw = {
+        ...inventoryDoc(),
+        hosts: { ...inventoryDoc().hosts, h1: { address: "10.0.0.1", port: 0, user: "deploy", hostKey: HOST_KEY, privateKeyFile: "/k" } },
+    };
     const raw: Raw = { ...inlineWithoutInventory(), hosts: { bastion: { address: "10.0.0.2", user: "deploy", hostKey: "not a key", privateKeyFile: "/k" } } };
-    assert.deepEqual(problemsOf(() => parseWithInventory(raw, dirWith(yaml.dump(doc)))), [
-        "rotation:hosts.bastion.hostKey: must be an OpenSSH public host key line such as 'ssh-ed25519 AAAA...'",
-        `${AT}hosts.h1.port: must be 1-65535`,
-    ]);
+    assert.deepEqual(
+        problemsOf(() => parseWithInventory(raw, dirWith(yaml.dump(doc)))),
+        ["rotation:hosts.bastion.hostKey: must be an OpenSSH public host key line such as 'ssh-ed25519 AAAA...'", `${AT}hosts.h1.port: must be 1-65535`],
+    );
     // Checks across fields too: a host without a pinned key.
     delete doc.hosts.h1.hostKey;
     doc.hosts.h1.port = 22;
     raw.hosts.bastion.hostKey = HOST_KEY;
-    assert.deepEqual(problemsOf(() => parseWithInventory(raw, dirWith(yaml.dump(doc)))), [`${AT}hosts.h1: a pinned host key is required: set hostKey or hostKeyFile`]);
+    assert.deepEqual(
+        problemsOf(() => parseWithInventory(raw, dirWith(yaml.dump(doc)))),
+        [`${AT}hosts.h1: a pinned host key is required: set hostKey or hostKeyFile`],
+    );
     // An unknown key in a host of the file.
     doc.hosts.h1.hostKey = HOST_KEY;
     doc.hosts.h1.adress = "typo";
-    assert.deepEqual(problemsOf(() => parseWithInventory(raw, dirWith(yaml.dump(doc)))), [`${AT}hosts.h1.adress: unknown key`]);
+    assert.deepEqual(
+        problemsOf(() => parseWithInventory(raw, dirWith(yaml.dump(doc)))),
+        [`${AT}hosts.h1.adress: unknown key`],
+    );
 });
 
 test("a host named in the file and a host named like it with a longer name are told apart", () => {
     const doc = inventoryDoc();
     const raw = { ...inlineWithoutInventory(), hosts: { "web-10": { address: "10.0.0.10", user: "deploy", privateKeyFile: "/k" } } };
-    assert.deepEqual(problemsOf(() => parseWithInventory(raw, dirWith(yaml.dump(doc)))), ["rotation:hosts.web-10: a pinned host key is required: set hostKey or hostKeyFile"]);
+    assert.deepEqual(
+        problemsOf(() => parseWithInventory(raw, dirWith(yaml.dump(doc)))),
+        ["rotation:hosts.web-10: a pinned host key is required: set hostKey or hostKeyFile"],
+    );
 });
 
 test("consumers of two secrets from one file: each error names its secret", () => {
@@ -175,28 +196,41 @@ test("consumers of two secrets from one file: each error names its secret", () =
     consumers["app-pg"][1].retries = 99;
     const dir = dirWith(yaml.dump({ hosts: env.hosts, consumers }));
     const { hosts: _h, ...raw } = env;
-    assert.deepEqual(problemsOf(() => parseWithInventory({ ...raw, inventoryFile: "fleet.yaml" }, dir)), [`${AT}consumers.app-pg[1].retries: must be 0-30`]);
+    assert.deepEqual(
+        problemsOf(() => parseWithInventory({ ...raw, inventoryFile: "fleet.yaml" }, dir)),
+        [`${AT}consumers.app-pg[1].retries: must be 0-30`],
+    );
     consumers["app-pg"][1].retries = 3;
     const ok = parseWithInventory({ ...raw, inventoryFile: "fleet.yaml" }, dirWith(yaml.dump({ hosts: env.hosts, consumers })));
-    assert.deepEqual(Object.values(ok.secrets).map((s) => s.consumers.length), [3, 2]);
+    assert.deepEqual(
+        Object.values(ok.secrets).map((s) => s.consumers.length),
+        [3, 2],
+    );
 });
 
 test("a host listed both in the file and in rotation:hosts is refused", () => {
     const doc = inventoryDoc();
     const raw = { ...inlineWithoutInventory(), hosts: { "web-2": doc.hosts["web-2"], other: doc.hosts["web-1"] } };
-    assert.deepEqual(problemsOf(() => readInventory("prod", raw, dirWith(yaml.dump(doc)))), [`${FILE}hosts.web-2: also in rotation:hosts; list each host once`]);
+    assert.deepEqual(
+        problemsOf(() => readInventory("prod", raw, dirWith(yaml.dump(doc)))),
+        [`${FILE}hosts.web-2: also in rotation:hosts; list each host once`],
+    );
 });
 
 test("a consumers list for a secret the stack does not hold is refused", () => {
     const doc = { ...inventoryDoc(), consumers: { ...inventoryDoc().consumers, "app-mysql": [] } };
-    assert.deepEqual(problemsOf(() => readInventory("prod", inlineWithoutInventory(), dirWith(yaml.dump(doc)))), [`${FILE}consumers.app-mysql: no secret "app-mysql" in rotation:secrets`]);
+    assert.deepEqual(
+        problemsOf(() => readInventory("prod", inlineWithoutInventory(), dirWith(yaml.dump(doc)))),
+        [`${FILE}consumers.app-mysql: no secret "app-mysql" in rotation:secrets`],
+    );
 });
 
 test("consumers set both in the file and in rotation:secrets are refused", () => {
     const { hosts: _h, ...raw } = rawEnvironment() as Raw;
-    assert.deepEqual(problemsOf(() => readInventory("prod", { ...raw, inventoryFile: "fleet.yaml" }, dirWith(yaml.dump(inventoryDoc())))), [
-        `${FILE}consumers.app-redis: rotation:secrets.app-redis.consumers is set too; list them in one place`,
-    ]);
+    assert.deepEqual(
+        problemsOf(() => readInventory("prod", { ...raw, inventoryFile: "fleet.yaml" }, dirWith(yaml.dump(inventoryDoc())))),
+        [`${FILE}consumers.app-redis: rotation:secrets.app-redis.consumers is set too; list them in one place`],
+    );
 });
 
 test("every problem of the file is reported at once", () => {
@@ -204,11 +238,14 @@ test("every problem of the file is reported at once", () => {
     doc.consumers["app-mysql"] = [];
     doc.consumers[SECRET] = { name: "web-1" };
     const raw = { ...inlineWithoutInventory(), hosts: { "web-1": doc.hosts["web-1"] } };
-    assert.deepEqual(problemsOf(() => readInventory("prod", raw, dirWith(yaml.dump(doc)))), [
-        `${FILE}hosts.web-1: also in rotation:hosts; list each host once`,
-        `${FILE}consumers.app-redis: must be a list of consumers`,
-        `${FILE}consumers.app-mysql: no secret "app-mysql" in rotation:secrets`,
-    ]);
+    assert.deepEqual(
+        problemsOf(() => readInventory("prod", raw, dirWith(yaml.dump(doc)))),
+        [
+            `${FILE}hosts.web-1: also in rotation:hosts; list each host once`,
+            `${FILE}consumers.app-redis: must be a list of consumers`,
+            `${FILE}consumers.app-mysql: no secret "app-mysql" in rotation:secrets`,
+        ],
+    );
 });
 
 test("a missing, unreadable, malformed or wrongly shaped inventory is refused before anything runs", () => {
@@ -217,38 +254,55 @@ test("a missing, unreadable, malformed or wrongly shaped inventory is refused be
     const invalid = problemsOf(() => readInventory("prod", raw, bad));
     assert.equal(invalid.length, 1);
     assert.match(invalid[0], /^rotation:inventoryFile: fleet\.yaml is not valid YAML: /);
-    assert.deepEqual(problemsOf(() => readInventory("prod", { ...raw, inventoryFile: "nope.yaml" }, bad)), [`rotation:inventoryFile: cannot read ${path.join(bad, "nope.yaml")}: ENOENT`]);
-    assert.deepEqual(problemsOf(() => readInventory("prod", { ...raw, inventoryFile: "." }, bad)), [`rotation:inventoryFile: cannot read ${bad}: EISDIR`]);
+    assert.deepEqual(
+        problemsOf(() => readInventory("prod", { ...raw, inventoryFile: "nope.yaml" }, bad)),
+        [`rotation:inventoryFile: cannot read ${path.join(bad, "nope.yaml")}: ENOENT`],
+    );
+    assert.deepEqual(
+        problemsOf(() => readInventory("prod", { ...raw, inventoryFile: "." }, bad)),
+        [`rotation:inventoryFile: cannot read ${bad}: EISDIR`],
+    );
     for (const value of ["", "  ", 7, { file: "fleet.yaml" }]) {
-        assert.deepEqual(problemsOf(() => readInventory("prod", { ...raw, inventoryFile: value }, bad)), [
-            "rotation:inventoryFile: must be the path of a YAML file with the environment's hosts and consumers",
-        ], JSON.stringify(value));
+        assert.deepEqual(
+            problemsOf(() => readInventory("prod", { ...raw, inventoryFile: value }, bad)),
+            ["rotation:inventoryFile: must be the path of a YAML file with the environment's hosts and consumers"],
+            JSON.stringify(value),
+        );
     }
     const shape = 'rotation:inventoryFile: fleet.yaml must be a mapping with "hosts" (name -> host) and/or "consumers" (secret name -> list of consumers)';
     // 0.2's file was a bare list of consumers; a scalar, an empty file or an unknown key are refused too.
     for (const content of ["just text\n", "", yaml.dump(inventoryDoc().consumers[SECRET]), yaml.dump({ ...inventoryDoc(), consumer: {} })]) {
-        assert.deepEqual(problemsOf(() => readInventory("prod", raw, dirWith(content))), [shape], JSON.stringify(content.slice(0, 40)));
+        assert.deepEqual(
+            problemsOf(() => readInventory("prod", raw, dirWith(content))),
+            [shape],
+            JSON.stringify(content.slice(0, 40)),
+        );
     }
-    assert.deepEqual(problemsOf(() => readInventory("prod", raw, dirWith(yaml.dump({ hosts: ["web-1"], consumers: "web-1" })))), [
-        `${FILE}hosts must map host names to hosts`,
-        `${FILE}consumers must map secret names to lists of consumers`,
-    ]);
+    assert.deepEqual(
+        problemsOf(() => readInventory("prod", raw, dirWith(yaml.dump({ hosts: ["web-1"], consumers: "web-1" })))),
+        [`${FILE}hosts must map host names to hosts`, `${FILE}consumers must map secret names to lists of consumers`],
+    );
 });
 
 test("an unreadable inventory file (no permission) is refused", { skip: process.getuid?.() === 0 && "root reads any file" }, () => {
     const dir = dirWith(yaml.dump(inventoryDoc()));
     fs.chmodSync(path.join(dir, "fleet.yaml"), 0o000);
-    assert.deepEqual(problemsOf(() => readInventory("prod", inlineWithoutInventory(), dir)), [`rotation:inventoryFile: cannot read ${path.join(dir, "fleet.yaml")}: EACCES`]);
+    assert.deepEqual(
+        problemsOf(() => readInventory("prod", inlineWithoutInventory(), dir)),
+        [`rotation:inventoryFile: cannot read ${path.join(dir, "fleet.yaml")}: EACCES`],
+    );
 });
 
 // With an inventory file, readInventory replaces rotation:hosts and rotation:secrets by the merged mappings:
 // an inline value that is not a mapping (or not valid JSON) disappears instead of being reported.
-const INLINE_LOST = "lib/inventory.ts readInventory drops an inline rotation:hosts / rotation:secrets that is not a mapping";
 test("with an inventory file, an inline rotation:hosts that is not valid JSON is still refused", () => {
     // Today the whole config is accepted: the inline value is silently replaced by the file's hosts.
     const doc = inventoryDoc();
     const raw = { ...inlineWithoutInventory(), hosts: '{"bastion": {"address": "10.0.0.2",}}' };
-    assert.deepEqual(problemsOf(() => parseWithInventory(raw, dirWith(yaml.dump(doc)))), ["rotation:hosts: is not valid JSON"]);
+    assert.deepEqual(
+        problemsOf(() => parseWithInventory(raw, dirWith(yaml.dump(doc)))),
+        ["rotation:hosts: is not valid JSON"],
+    );
 });
 test("with an inventory file, an inline rotation:hosts that is a list is still refused", () => {
     const raw = { ...inlineWithoutInventory(), hosts: ["bastion"] };
@@ -256,7 +310,10 @@ test("with an inventory file, an inline rotation:hosts that is a list is still r
 });
 test("with an inventory file, an inline rotation:secrets that is not valid JSON is refused as such", () => {
     const raw = { inventoryFile: "fleet.yaml", secrets: "{app-redis: {}}" };
-    assert.deepEqual(problemsOf(() => parseWithInventory(raw, dirWith(yaml.dump({ hosts: inventoryDoc().hosts })))), ["rotation:secrets: is not valid JSON"]);
+    assert.deepEqual(
+        problemsOf(() => parseWithInventory(raw, dirWith(yaml.dump({ hosts: inventoryDoc().hosts })))),
+        ["rotation:secrets: is not valid JSON"],
+    );
 });
 
 // inventoryProblems rewrites every line starting with `rotation:secrets.<s>.consumers`, with no boundary
@@ -264,7 +321,10 @@ test("with an inventory file, an inline rotation:secrets that is not valid JSON 
 test("an unknown key consumersFile in a secret whose consumers come from the file is named in the stack config", () => {
     const raw = inlineWithoutInventory();
     raw.secrets[SECRET].consumersFile = "old-fleet.yaml";
-    assert.deepEqual(problemsOf(() => parseWithInventory(raw, dirWith(yaml.dump(inventoryDoc())))), ["rotation:secrets.app-redis.consumersFile: unknown key"]);
+    assert.deepEqual(
+        problemsOf(() => parseWithInventory(raw, dirWith(yaml.dump(inventoryDoc())))),
+        ["rotation:secrets.app-redis.consumersFile: unknown key"],
+    );
 });
 
 // ---- resolveEnvironment ----
@@ -278,11 +338,22 @@ function project(): { dir: string; raw: Raw } {
     }
     fs.mkdirSync(path.join(dir, "store"));
     fs.writeFileSync(path.join(dir, "keys/web.pub"), `${HOST_KEY} root@web\n`);
-    const redis = rawConfig({ store: { kind: "file", dir: "store" }, source: { ...(rawConfig().source as Raw), adminPasswordFile: "secrets/redis-admin.pass" } }) as Raw;
+    const redis = rawConfig({
+        store: { kind: "file", dir: "store" },
+        source: { ...(rawConfig().source as Raw), adminPasswordFile: "secrets/redis-admin.pass" },
+    }) as Raw;
     const pg = rawConfig({
         secret: { ...(rawConfig().secret as Raw), name: "app-pg" },
         store: { kind: "file", dir: "store" },
-        source: { kind: "postgres-role", host: "127.0.1.31", database: "app", group: "app", loginPrefix: "app_g", adminUser: "postgres", adminPasswordFile: "secrets/pg-admin.pass" },
+        source: {
+            kind: "postgres-role",
+            host: "127.0.1.31",
+            database: "app",
+            group: "app",
+            loginPrefix: "app_g",
+            adminUser: "postgres",
+            adminPasswordFile: "secrets/pg-admin.pass",
+        },
         after: [SECRET],
     }) as Raw;
     pg.consumers.forEach((c: Raw) => Object.assign(c, { configPath: "/etc/app/pg.env", write: { format: "env-line", key: "PGPASSWORD", userKey: "PGUSER" } }));
@@ -300,7 +371,7 @@ test("resolveEnvironment reads each host's key file once, however many secrets u
     const { dir, raw } = project();
     const realFs = require("node:fs") as typeof fs;
     const reads = mock.method(realFs, "readFileSync");
-    let resolved;
+    let resolved: ReturnType<typeof resolveEnvironment>;
     try {
         resolved = resolveEnvironment("unit", parseEnvironment("unit", raw), dir);
     } finally {
@@ -310,11 +381,17 @@ test("resolveEnvironment reads each host's key file once, however many secrets u
     // Three hosts (web-1..3) share one key file here: one read per host, not per consumer (6).
     assert.deepEqual(keyReads, Array(3).fill(path.join(dir, "keys/web.pub")));
     // Each secret after the ones it waits for, with absolute paths and every consumer's key.
-    assert.deepEqual(resolved.map((r) => r.config.secret.name), [SECRET, "app-pg"]);
+    assert.deepEqual(
+        resolved.map((r) => r.config.secret.name),
+        [SECRET, "app-pg"],
+    );
     for (const r of resolved) {
         assert.deepEqual(r.consumerHostKeys, { "web-1": HOST_KEY, "web-2": HOST_KEY, "web-3": HOST_KEY });
         assert.equal(r.sourceHostKey, undefined);
-        assert.deepEqual(r.config.consumers.map((c) => c.privateKeyFile), Array(3).fill(path.join(dir, "keys/id_ed25519")));
+        assert.deepEqual(
+            r.config.consumers.map((c) => c.privateKeyFile),
+            Array(3).fill(path.join(dir, "keys/id_ed25519")),
+        );
         assert.equal(r.config.auditLog, path.join(dir, "audit/unit.log"));
         assert.deepEqual(r.config.store, { kind: "file", dir: path.join(dir, "store") });
     }
@@ -324,11 +401,22 @@ test("resolveEnvironment reads each host's key file once, however many secrets u
 
 test("resolveEnvironment reads an ssh source's host key like a consumer's", () => {
     const { dir, raw } = project();
-    const flat = rawConfig({
-        secret: { name: "app-deploy-key", type: "ssh-key", generator: { kind: "command" }, reason: "scheduled", note: "r", operator: "o" },
-        store: { kind: "file", dir: "store" },
-        source: { kind: "ssh-authorized-key", host: "127.0.1.40", user: "root", hostKeyFile: "keys/target.pub", privateKeyFile: "keys/id_ed25519", authorizedKeysFile: "/root/.ssh/authorized_keys", loginUser: "root" },
-    }, 1) as Raw;
+    const flat = rawConfig(
+        {
+            secret: { name: "app-deploy-key", type: "ssh-key", generator: { kind: "command" }, reason: "scheduled", note: "r", operator: "o" },
+            store: { kind: "file", dir: "store" },
+            source: {
+                kind: "ssh-authorized-key",
+                host: "127.0.1.40",
+                user: "root",
+                hostKeyFile: "keys/target.pub",
+                privateKeyFile: "keys/id_ed25519",
+                authorizedKeysFile: "/root/.ssh/authorized_keys",
+                loginUser: "root",
+            },
+        },
+        1,
+    ) as Raw;
     flat.consumers[0].configPath = "/etc/rotation-app/deploy_key";
     const otherKey = HOST_KEY.replace("AAAAIBTn", "AAAAIXXX");
     fs.writeFileSync(path.join(dir, "keys/target.pub"), `${otherKey}\n`);
@@ -346,9 +434,10 @@ test("resolveEnvironment reads an ssh source's host key like a consumer's", () =
 test("resolveEnvironment names a missing private key file once, at its host", () => {
     const { dir, raw } = project();
     raw.hosts["web-2"].privateKeyFile = "keys/missing";
-    assert.deepEqual(problemsOf(() => resolveEnvironment("unit", parseEnvironment("unit", raw), dir)), [
-        `rotation:hosts.web-2.privateKeyFile: file not found: ${path.join(dir, "keys/missing")}`,
-    ]);
+    assert.deepEqual(
+        problemsOf(() => resolveEnvironment("unit", parseEnvironment("unit", raw), dir)),
+        [`rotation:hosts.web-2.privateKeyFile: file not found: ${path.join(dir, "keys/missing")}`],
+    );
 });
 
 test("resolveEnvironment names an unreadable or wrong host key file, and every missing file, at once", () => {
@@ -357,35 +446,50 @@ test("resolveEnvironment names an unreadable or wrong host key file, and every m
     fs.writeFileSync(path.join(dir, "keys/bad.pub"), "-----BEGIN OPENSSH PRIVATE KEY-----\n");
     raw.hosts["web-3"].hostKeyFile = "keys/bad.pub";
     raw.secrets["app-pg"].source.adminPasswordFile = "secrets/gone.pass";
-    assert.deepEqual(problemsOf(() => resolveEnvironment("unit", parseEnvironment("unit", raw), dir)), [
-        `rotation:hosts.web-1.hostKeyFile: cannot read ${path.join(dir, "keys/nope.pub")}: ENOENT`,
-        `rotation:hosts.web-3.hostKeyFile: ${path.join(dir, "keys/bad.pub")} does not hold an OpenSSH public host key`,
-        `rotation:secrets.app-pg.source.adminPasswordFile: file not found: ${path.join(dir, "secrets/gone.pass")}`,
-    ]);
+    assert.deepEqual(
+        problemsOf(() => resolveEnvironment("unit", parseEnvironment("unit", raw), dir)),
+        [
+            `rotation:hosts.web-1.hostKeyFile: cannot read ${path.join(dir, "keys/nope.pub")}: ENOENT`,
+            `rotation:hosts.web-3.hostKeyFile: ${path.join(dir, "keys/bad.pub")} does not hold an OpenSSH public host key`,
+            `rotation:secrets.app-pg.source.adminPasswordFile: file not found: ${path.join(dir, "secrets/gone.pass")}`,
+        ],
+    );
 });
 
 test("resolveEnvironment refuses a generation below the committed one, naming the secret", () => {
     const { dir, raw } = project();
     fs.writeFileSync(fileStorePath(path.join(dir, "store"), "app-pg", "committed"), "5\n");
-    assert.deepEqual(problemsOf(() => resolveEnvironment("unit", parseEnvironment("unit", raw), dir)), [
-        "rotation:secrets.app-pg.generation: 2 is lower than generation 5 of app-pg, which was already committed (revocation started); generations only move forward: use 5 or higher",
-    ]);
+    assert.deepEqual(
+        problemsOf(() => resolveEnvironment("unit", parseEnvironment("unit", raw), dir)),
+        [
+            "rotation:secrets.app-pg.generation: 2 is lower than generation 5 of app-pg, which was already committed (revocation started); generations only move forward: use 5 or higher",
+        ],
+    );
 });
 
 test("a log-check pattern grep -E cannot read is refused before anything runs, naming the consumer (and its file)", () => {
     const { dir, raw } = project();
-    const consumers = raw.secrets[SECRET].consumers.map((c: Raw, i: number) => ({ ...c, logCheck: { ...c.logCheck, pattern: i === 1 ? "AUTH_FAILED(" : "AUTH_FAILED|WRONGPASS" } }));
+    const consumers = raw.secrets[SECRET].consumers.map((c: Raw, i: number) => ({
+        ...c,
+        logCheck: { ...c.logCheck, pattern: i === 1 ? "AUTH_FAILED(" : "AUTH_FAILED|WRONGPASS" },
+    }));
     delete raw.secrets[SECRET].consumers;
     fs.writeFileSync(path.join(dir, "fleet.yaml"), yaml.dump({ consumers: { [SECRET]: consumers } }));
     const { raw: merged, inventory } = readInventory("prod", { ...raw, inventoryFile: "fleet.yaml" }, dir);
     const env = parseEnvironment("prod", merged, inventory);
-    assert.deepEqual(problemsOf(() => resolveEnvironment("prod", env, dir, inventory)), [
-        `${AT}consumers.app-redis[1].logCheck.pattern: "AUTH_FAILED(" is not an extended regular expression grep -E accepts (Unmatched ( or \\()`,
-    ]);
+    assert.deepEqual(
+        problemsOf(() => resolveEnvironment("prod", env, dir, inventory)),
+        [`${AT}consumers.app-redis[1].logCheck.pattern: "AUTH_FAILED(" is not an extended regular expression grep -E accepts (Unmatched ( or \\()`],
+    );
     // Inline, the same pattern is named at the stack config.
-    assert.deepEqual(problemsOf(() => resolveEnvironment("prod", env, dir)), [
-        `rotation:secrets.app-redis.consumers[1].logCheck.pattern: "AUTH_FAILED(" is not an extended regular expression grep -E accepts (Unmatched ( or \\()`,
-    ]);
+    assert.deepEqual(
+        problemsOf(() => resolveEnvironment("prod", env, dir)),
+        [`rotation:secrets.app-redis.consumers[1].logCheck.pattern: "AUTH_FAILED(" is not an extended regular expression grep -E accepts (Unmatched ( or \\()`],
+    );
     env.secrets[SECRET].consumers[1].logCheck!.pattern = "AUTH_FAILED\\(";
-    assert.equal(resolveEnvironment("prod", env, dir, inventory).find((r) => r.config.secret.name === SECRET)!.config.consumers.length, 3, "an escaped parenthesis is fine");
+    assert.equal(
+        resolveEnvironment("prod", env, dir, inventory).find((r) => r.config.secret.name === SECRET)!.config.consumers.length,
+        3,
+        "an escaped parenthesis is fine",
+    );
 });

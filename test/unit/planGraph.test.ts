@@ -10,19 +10,34 @@ import type { RunSecret } from "../../cli/runRecord";
 import { rotationPlan } from "../../lib/plan";
 
 const names = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}-${i + 1}`);
-const secret = (name: string, mode: RunSecret["mode"], consumers: string[], after: string[] = [], generation = 6): RunSecret =>
-    ({ name, generation, mode, consumers, after });
+const secret = (name: string, mode: RunSecret["mode"], consumers: string[], after: string[] = [], generation = 6): RunSecret => ({
+    name,
+    generation,
+    mode,
+    consumers,
+    after,
+});
 
 const REDIS = secret("app-redis", "rotate", names("web", 3));
 const PG = secret("app-pg", "rollback", names("api", 2), [], 2);
 
 /** Graphviz escapes ids and titles as XML (`-` as `&#45;`, `>` as `&gt;`). */
 const decode = (s: string) =>
-    s.replace(/&#(\d+);/g, (_, d) => String.fromCodePoint(Number(d)))
+    s
+        .replace(/&#(\d+);/g, (_, d) => String.fromCodePoint(Number(d)))
         .replace(/&#x([0-9a-f]+);/gi, (_, h) => String.fromCodePoint(parseInt(h, 16)))
-        .replace(/&lt;/g, "<").replace(/&gt;/g, ">").replace(/&quot;/g, '"').replace(/&apos;/g, "'").replace(/&amp;/g, "&");
+        .replace(/&lt;/g, "<")
+        .replace(/&gt;/g, ">")
+        .replace(/&quot;/g, '"')
+        .replace(/&apos;/g, "'")
+        .replace(/&amp;/g, "&");
 
-interface Box { x0: number; y0: number; x1: number; y1: number }
+interface Box {
+    x0: number;
+    y0: number;
+    x1: number;
+    y1: number;
+}
 
 /** The box around every point a shape draws: polygon points, path coordinates, ellipses. */
 function bounds(svg: string): Box {
@@ -74,11 +89,11 @@ function parseSvg(svg: string): Parsed {
     return { nodes, edges, clusters };
 }
 
-const planIds = (s: RunSecret) =>
-    rotationPlan({ mode: s.mode, consumers: s.consumers.map((name) => ({ name })) }).map((st) => `${s.name}/${st.id}`);
+const planIds = (s: RunSecret) => rotationPlan({ mode: s.mode, consumers: s.consumers.map((name) => ({ name })) }).map((st) => `${s.name}/${st.id}`);
 const planEdges = (s: RunSecret) =>
-    rotationPlan({ mode: s.mode, consumers: s.consumers.map((name) => ({ name })) })
-        .flatMap((st) => st.dependsOn.map((d) => `${s.name}/${d}->${s.name}/${st.id}`));
+    rotationPlan({ mode: s.mode, consumers: s.consumers.map((name) => ({ name })) }).flatMap((st) =>
+        st.dependsOn.map((d) => `${s.name}/${d}->${s.name}/${st.id}`),
+    );
 const edgeKeys = (p: Parsed) => p.edges.map(([a, b]) => `${a}->${b}`);
 
 /** Whether `to` can be reached from a node without dependencies without passing `avoid`. */
@@ -89,7 +104,7 @@ function reachableAvoiding(p: Parsed, to: string, avoid: string): boolean {
     while (queue.length) {
         const n = queue.shift()!;
         if (n === to) return true;
-        for (const [a, b] of p.edges) if (a === n && b !== avoid && !seen.has(b)) (seen.add(b), queue.push(b));
+        for (const [a, b] of p.edges) if (a === n && b !== avoid && !seen.has(b)) seen.add(b), queue.push(b);
     }
     return false;
 }
@@ -107,7 +122,10 @@ test("every rollout feeds the gate, and the revocation is reached only through t
         assert.ok(keys.has(`app-redis/rollout/${c}->app-redis/gate`), `${c} -> gate`);
         assert.ok(!keys.has(`app-redis/rollout/${c}->app-redis/revoke`), `no ${c} -> revoke`);
     }
-    assert.deepEqual(p.edges.filter(([, b]) => b === "app-redis/revoke").map(([a]) => a), ["app-redis/gate"]);
+    assert.deepEqual(
+        p.edges.filter(([, b]) => b === "app-redis/revoke").map(([a]) => a),
+        ["app-redis/gate"],
+    );
     assert.equal(reachableAvoiding(p, "app-redis/revoke", "app-redis/gate"), false);
     assert.equal(reachableAvoiding(p, "app-redis/revoke", "app-redis/stage"), true, "the reachability check itself works");
     // A rollback revokes nothing: its rollouts lead to the audit.
@@ -119,7 +137,10 @@ test("the dual-active cluster encloses the grant, every rollout and the gate, an
     const p = parseSvg(await renderPlanSvg([REDIS, PG]));
     const dual = p.clusters.get("cluster_app-redis_dual");
     assert.ok(dual, `clusters: ${[...p.clusters.keys()].join(", ")}`);
-    assert.ok(dual.texts.some((t) => t.startsWith("dual-active")), `label: ${dual.texts}`);
+    assert.ok(
+        dual.texts.some((t) => t.startsWith("dual-active")),
+        `label: ${dual.texts}`,
+    );
     const enclosed = ["grant", "gate", ...REDIS.consumers.map((c) => `rollout/${c}`)];
     for (const id of planIds(REDIS)) {
         const node = p.nodes.get(id)!;
@@ -158,7 +179,11 @@ test("`after` adds an edge from the other secret's audit to every step without d
     const cache = secret("app-cache", "rotate", ["w-1"], ["app-redis", "not-in-this-run"]);
     const p = parseSvg(await renderPlanSvg([REDIS, cache]));
     const crossing = p.edges.filter(([a, b]) => a.split("/")[0] !== b.split("/")[0]);
-    assert.deepEqual(crossing.map(([a, b]) => `${a}->${b}`).sort(), ["app-redis/audit->app-cache/preflight"], "the pre-flight, the only step without dependencies");
+    assert.deepEqual(
+        crossing.map(([a, b]) => `${a}->${b}`).sort(),
+        ["app-redis/audit->app-cache/preflight"],
+        "the pre-flight, the only step without dependencies",
+    );
     assert.deepEqual([...p.nodes.keys()].sort(), [...planIds(REDIS), ...planIds(cache)].sort(), "no node for a secret outside the run");
     const steps = planSteps([REDIS, cache]);
     assert.deepEqual(steps.find((s) => s.id === "app-cache/preflight")?.dependsOn, ["app-redis/audit"]);
@@ -196,7 +221,10 @@ test("50 consumers: 50 rollout rows, 50 edges into the gate, in a few seconds", 
 function tableRows(text: string): string[][] {
     const rows: string[][] = [];
     for (const line of text.split("\n")) {
-        const cells = line.split("│").slice(1, -1).map((c) => c.trim());
+        const cells = line
+            .split("│")
+            .slice(1, -1)
+            .map((c) => c.trim());
         if (cells.length !== 4 || cells[0] === "phase") continue;
         if (cells[0]) rows.push(cells);
         else cells.forEach((c, i) => c && (rows[rows.length - 1][i] += ` ${c}`));
@@ -212,10 +240,19 @@ test("the table lists every phase in order, marks the dual-active rows and fits 
     assert.match(text, /app-pg: roll back g2/);
     const rows = tableRows(text);
     const phases = (s: RunSecret) => [...new Set(rotationPlan({ mode: s.mode, consumers: s.consumers.map((name) => ({ name })) }).map((st) => st.phase))];
-    assert.deepEqual(rows.map((r) => r[0]), [...phases(REDIS), ...phases(PG)]);
+    assert.deepEqual(
+        rows.map((r) => r[0]),
+        [...phases(REDIS), ...phases(PG)],
+    );
     const redis = rows.slice(0, phases(REDIS).length);
-    assert.deepEqual(redis.filter((r) => r[3] === "yes").map((r) => r[0]), ["grant", "rollout", "gate"]);
-    assert.ok(rows.slice(redis.length).every((r) => r[3] === ""), "a rollback has no dual-active rows");
+    assert.deepEqual(
+        redis.filter((r) => r[3] === "yes").map((r) => r[0]),
+        ["grant", "rollout", "gate"],
+    );
+    assert.ok(
+        rows.slice(redis.length).every((r) => r[3] === ""),
+        "a rollback has no dual-active rows",
+    );
     assert.equal(redis.find((r) => r[0] === "rollout")![1], "3 consumers: web-1, web-2, web-3");
     assert.equal(redis.find((r) => r[0] === "revoke")![2], "gate");
     assert.equal(redis.find((r) => r[0] === "stage")![2], "generate, read-previous");
@@ -226,15 +263,29 @@ test("the table abbreviates 50 consumers and names the secret a step waits for",
     const rows = tableRows(text);
     assert.equal(rows.find((r) => r[0] === "rollout")![1], "web-1 ... web-50 (50)");
     assert.doesNotMatch(text, /web-2\b/);
-    assert.deepEqual(rows.filter((r) => r[2].includes("app-redis audit")).map((r) => r[0]), ["preflight"]);
+    assert.deepEqual(
+        rows.filter((r) => r[2].includes("app-redis audit")).map((r) => r[0]),
+        ["preflight"],
+    );
 });
 
 test("the table gives the waves' sizes on this fleet, and the configured entries when they differ", () => {
     const rollout = (consumers: number, waves: RunSecret["waves"]) =>
         tableRows(planTable([{ ...secret("app-redis", "rotate", names("web", consumers)), waves }], { color: false })).find((r) => r[0] === "rollout")![1];
     assert.equal(rollout(9, [1, "30%", "100%"]), "web-1 ... web-9 (9) in 3 waves of 1, 2, 6 consumers (configured 1, 30%, 100%), each after the one before");
-    assert.equal(rollout(6, [1, 2, "100%"]), "6 consumers: web-1, web-2, web-3, web-4, web-5, web-6 in 3 waves of 1, 2, 3 consumers (configured 1, 2, 100%), each after the one before");
-    assert.equal(rollout(5, [1, 2]), "5 consumers: web-1, web-2, web-3, web-4, web-5 in 3 waves of 1, 2, 2 consumers (configured 1, 2), each after the one before", "the last entry repeats");
-    assert.equal(rollout(3, [1, 2]), "3 consumers: web-1, web-2, web-3 in 2 waves of 1, 2 consumers, each after the one before", "nothing to add when the entries are the sizes");
+    assert.equal(
+        rollout(6, [1, 2, "100%"]),
+        "6 consumers: web-1, web-2, web-3, web-4, web-5, web-6 in 3 waves of 1, 2, 3 consumers (configured 1, 2, 100%), each after the one before",
+    );
+    assert.equal(
+        rollout(5, [1, 2]),
+        "5 consumers: web-1, web-2, web-3, web-4, web-5 in 3 waves of 1, 2, 2 consumers (configured 1, 2), each after the one before",
+        "the last entry repeats",
+    );
+    assert.equal(
+        rollout(3, [1, 2]),
+        "3 consumers: web-1, web-2, web-3 in 2 waves of 1, 2 consumers, each after the one before",
+        "nothing to add when the entries are the sizes",
+    );
     assert.equal(rollout(3, ["100%"]), "3 consumers: web-1, web-2, web-3", "one wave: no mention");
 });

@@ -15,7 +15,10 @@ const YAML: WriteSpec = { format: "yaml-key", key: "redis.password" };
 function problems(file: string, write: WriteSpec = YAML, reload = 'kill -HUP "$(cat /run/app.pid)"'): string[] {
     const r = spawnSync("bash", ["-c", consumerPreflightScript(file, write, reload)], { encoding: "utf8" });
     assert.equal(r.status, 0, r.stderr);
-    return r.stdout.split("\n").filter(Boolean).map((l) => l.replace(/^PREFLIGHT /, ""));
+    return r.stdout
+        .split("\n")
+        .filter(Boolean)
+        .map((l) => l.replace(/^PREFLIGHT /, ""));
 }
 
 test("a ready consumer: no problem", () => {
@@ -59,13 +62,30 @@ test("the pre-flight step: every check at once, then ONE error naming each probl
     };
     // Neither consumer's host answers (nothing listens on ports 1 and 2): each is a problem of its own.
     const hosts = {
-        h0: { kind: "ssh" as const, host: "127.0.0.1", port: 1, user: "root", hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", privateKeyFile: "/dev/null" },
-        h1: { kind: "ssh" as const, host: "127.0.0.1", port: 2, user: "root", hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", privateKeyFile: "/dev/null" },
+        h0: {
+            kind: "ssh" as const,
+            host: "127.0.0.1",
+            port: 1,
+            user: "root",
+            hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            privateKeyFile: "/dev/null",
+        },
+        h1: {
+            kind: "ssh" as const,
+            host: "127.0.0.1",
+            port: 2,
+            user: "root",
+            hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            privateKeyFile: "/dev/null",
+        },
     };
     const title = "app-redis: pre-flight of g3 (2 consumers, the source, the store)";
     try {
         const t0 = Date.now();
-        const error = await preflightStep(spec, hosts, title).then(() => assert.fail("no problem found"), (e: Error) => e);
+        const error = await preflightStep(spec, hosts, title).then(
+            () => assert.fail("no problem found"),
+            (e: Error) => e,
+        );
         assert.equal(error.name, "StepError");
         const lines = error.message.split("\n");
         assert.equal(lines[0], `${title}: 3 problem(s); nothing of the rotation ran:`);
@@ -73,7 +93,10 @@ test("the pre-flight step: every check at once, then ONE error naming each probl
         assert.match(lines[2], /^app-redis consumer web-2: cannot run the checks on root@127\.0\.0\.1:2: .*Connection refused/);
         assert.equal(lines[3], "app-redis source: redis 127.0.1.30:6379 does not accept the admin credential");
         assert.ok(Date.now() - t0 < 8000, "in parallel, not one after another");
-        assert.deepEqual(problemsOfStepError("app-redis", error.message).map((p) => p.at), ["consumer web-1", "consumer web-2", "source"]);
+        assert.deepEqual(
+            problemsOfStepError("app-redis", error.message).map((p) => p.at),
+            ["consumer web-1", "consumer web-2", "source"],
+        );
         await preflightStep({ ...spec, consumers: [], source: undefined }, {}, title);
     } finally {
         pool.close();

@@ -13,10 +13,15 @@ const ev = (e: Partial<EngineEvent>) => ({ sequence: seq++, timestamp: 0, ...e }
 const pre = (name: string, op = "update") => ev({ resourcePreEvent: { metadata: { op, urn: urn(name), type: STEP } } as never });
 const done = (name: string, op = "update") => ev({ resOutputsEvent: { metadata: { op, urn: urn(name), type: STEP } } as never });
 const failed = (name: string) => ev({ resOpFailedEvent: { status: 1, steps: 1, metadata: { op: "update", urn: urn(name), type: STEP } } as never });
-const diag = (name: string | undefined, message: string) => ev({ diagnosticEvent: { urn: name ? urn(name) : undefined, message, severity: "error", color: "never" } as never });
+const diag = (name: string | undefined, message: string) =>
+    ev({ diagnosticEvent: { urn: name ? urn(name) : undefined, message, severity: "error", color: "never" } as never });
 
 const secret = (name: string, consumers: number, mode: RunSecret["mode"] = "rotate"): RunSecret => ({
-    name, generation: 3, mode, consumers: Array.from({ length: consumers }, (_, i) => `web-${i + 1}`), after: [],
+    name,
+    generation: 3,
+    mode,
+    consumers: Array.from({ length: consumers }, (_, i) => `web-${i + 1}`),
+    after: [],
 });
 
 test("events map to plan steps by resource name: start, end, unchanged, failure with the step's error", () => {
@@ -44,7 +49,11 @@ test("events map to plan steps by resource name: start, end, unchanged, failure 
     assert.deepEqual([w1.outcome, w1.consumer, w1.error], ["failed", "web-1", "app-redis → consumer web-1: health check: answered 503"]);
     assert.equal(by("app-redis-x-rollout-web-1").secret, "app-redis-x", "the longest secret name owns a resource");
     assert.deepEqual([by("app-redis-grant-g1").phase, by("app-redis-grant-g1").secret], ["other", "app-redis"], "a withdrawal outside the plan is tracked");
-    assert.deepEqual(changes.filter((c) => c.startsWith("rollout/web-1:ended")), ["rollout/web-1:ended:failed"], "a failure is announced once (its error event, then the engine's failed event)");
+    assert.deepEqual(
+        changes.filter((c) => c.startsWith("rollout/web-1:ended")),
+        ["rollout/web-1:ended:failed"],
+        "a failure is announced once (its error event, then the engine's failed event)",
+    );
     assert.deepEqual(t.errors, ["something the engine said"]);
     assert.deepEqual(t.failedSecrets(), ["app-redis"]);
     t.finish();
@@ -56,21 +65,44 @@ test("a failed pre-flight: its problems read back from the step's error, one per
     const t = new RunTracker([secret("app-redis", 2)], () => now);
     t.handle(pre("app-redis-preflight"));
     now = 2200;
-    t.handle(diag("app-redis-preflight", "error: update failed: app-redis: pre-flight of g3 (2 consumers, the source, the store): 2 problem(s); nothing of the rotation ran:\n" +
-        "app-redis consumer web-2: cannot run the checks on root@127.0.1.12:22: ssh: connect to host 127.0.1.12 port 22: Connection refused\n" +
-        "app-redis store: no current secret at '/var/lib/store/app\n"  + "redis'\n"));
+    t.handle(
+        diag(
+            "app-redis-preflight",
+            "error: update failed: app-redis: pre-flight of g3 (2 consumers, the source, the store): 2 problem(s); nothing of the rotation ran:\n" +
+                "app-redis consumer web-2: cannot run the checks on root@127.0.1.12:22: ssh: connect to host 127.0.1.12 port 22: Connection refused\n" +
+                "app-redis store: no current secret at '/var/lib/store/app\n" +
+                "redis'\n",
+        ),
+    );
     t.handle(failed("app-redis-preflight"));
     t.handle(pre("app-redis-grant-g2", "delete"));
-    t.handle(diag("app-redis-grant-g2", 'error: deleting failed: kept "app-redis: grant g2 at the redis-acl source (dual-active)": generation 2 of app-redis may still be in use'));
+    t.handle(
+        diag(
+            "app-redis-grant-g2",
+            'error: deleting failed: kept "app-redis: grant g2 at the redis-acl source (dual-active)": generation 2 of app-redis may still be in use',
+        ),
+    );
     assert.deepEqual(t.preflight(), {
-        ok: false, seconds: 1.2, consumers: 2, problems: [
-            { secret: "app-redis", at: "consumer web-2", problem: "cannot run the checks on root@127.0.1.12:22: ssh: connect to host 127.0.1.12 port 22: Connection refused" },
+        ok: false,
+        seconds: 1.2,
+        consumers: 2,
+        problems: [
+            {
+                secret: "app-redis",
+                at: "consumer web-2",
+                problem: "cannot run the checks on root@127.0.1.12:22: ssh: connect to host 127.0.1.12 port 22: Connection refused",
+            },
             { secret: "app-redis", at: "store", problem: "no current secret at '/var/lib/store/app\nredis'" },
         ],
     });
     assert.equal(t.ranOnlyPreflight(), true, "a delete the guard refused took nothing back");
     const frame = renderFrame(t, "title", now, 40, 200);
-    assert.ok(frame.includes("    app-redis consumer web-2: cannot run the checks on root@127.0.1.12:22: ssh: connect to host 127.0.1.12 port 22: Connection refused"), frame.join("\n"));
+    assert.ok(
+        frame.includes(
+            "    app-redis consumer web-2: cannot run the checks on root@127.0.1.12:22: ssh: connect to host 127.0.1.12 port 22: Connection refused",
+        ),
+        frame.join("\n"),
+    );
     t.handle(pre("app-redis-g2", "delete"));
     t.handle(done("app-redis-g2", "delete"));
     assert.equal(t.ranOnlyPreflight(), false, "a delete that ran changed the state");
@@ -86,7 +118,10 @@ test("the terminal frame: phases per secret, one line per consumer; a fleet that
     const lines = renderFrame(t, "title", 5000, 40, 120);
     assert.equal(lines[0], "title");
     assert.match(lines[1], /^app-pg g2 -> g3: \.pre-flight \.read \.generate \.stage \.grant >rollout 0\/3 \.gate \.revoke/);
-    assert.deepEqual(lines.slice(2).map((l) => l.trim().split(/\s+/).slice(0, 2).join(" ")), ["web-1 waiting", "web-2 deploy,", "web-3 waiting"]);
+    assert.deepEqual(
+        lines.slice(2).map((l) => l.trim().split(/\s+/).slice(0, 2).join(" ")),
+        ["web-1 waiting", "web-2 deploy,", "web-3 waiting"],
+    );
 
     const big = new RunTracker([secret("fleet", 200)], () => 0);
     big.handle(pre("fleet-rollout-web-7"));
@@ -96,7 +131,10 @@ test("the terminal frame: phases per secret, one line per consumer; a fleet that
     assert.ok(small.length <= 12, `fits 12 rows (${small.length})`);
     assert.ok(small.some((l) => /web-9 +FAILED/.test(l)) && small.some((l) => /web-7 +deploy/.test(l)), "running and failed consumers are listed");
     assert.ok(small.some((l) => l.includes("200 consumers: 0 done, 1 running, 198 waiting, 1 failed")));
-    assert.ok(small.every((l) => l.length <= 60), "no line is wider than the terminal");
+    assert.ok(
+        small.every((l) => l.length <= 60),
+        "no line is wider than the terminal",
+    );
 });
 
 test("plain lines: ISO time, secret, consumer or phase, outcome", () => {

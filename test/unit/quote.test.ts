@@ -20,11 +20,54 @@ after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 /** Values an attacker would try, each of which would touch the canary if it escaped its quotes. */
 const NASTY = [
-    "", " ", "'", "''", "'\\''", "\\", "\\'", "\n", "\r\n", "\t", "x\n\n", "a'b'c", "'$(touch " + canary + ")'",
-    `$(touch ${canary})`, `\`touch ${canary}\``, `'; touch ${canary}; '`, `"; touch ${canary}; "`, `'"$(touch ${canary})"'`,
-    `\\'; touch ${canary} #`, `$'\\x27'; touch ${canary}`, `\n touch ${canary}\n`, `|touch ${canary}`, `&& touch ${canary}`,
-    "$HOME", "${PATH}", "$((1+1))", "$'\\x41'", "!!", "!$", "-n", "-e", "--", "*", "~", "~root", "<(ls)", ">(ls)", "{a,b}",
-    "[a]", "%s%n%d", "%", "\u00a0", "💥", "é\u2028日本", "a\x01b\x7f", "$IFS", "${IFS}x", "\\\\'\\\\",
+    "",
+    " ",
+    "'",
+    "''",
+    "'\\''",
+    "\\",
+    "\\'",
+    "\n",
+    "\r\n",
+    "\t",
+    "x\n\n",
+    "a'b'c",
+    `'$(touch ${canary})'`,
+    `$(touch ${canary})`,
+    `\`touch ${canary}\``,
+    `'; touch ${canary}; '`,
+    `"; touch ${canary}; "`,
+    `'"$(touch ${canary})"'`,
+    `\\'; touch ${canary} #`,
+    `$'\\x27'; touch ${canary}`,
+    `\n touch ${canary}\n`,
+    `|touch ${canary}`,
+    `&& touch ${canary}`,
+    "$HOME",
+    "${PATH}",
+    "$((1+1))",
+    "$'\\x41'",
+    "!!",
+    "!$",
+    "-n",
+    "-e",
+    "--",
+    "*",
+    "~",
+    "~root",
+    "<(ls)",
+    ">(ls)",
+    "{a,b}",
+    "[a]",
+    "%s%n%d",
+    "%",
+    "\u00a0",
+    "💥",
+    "é\u2028日本",
+    "a\x01b\x7f",
+    "$IFS",
+    "${IFS}x",
+    "\\\\'\\\\",
 ];
 
 function randomString(next: () => number): string {
@@ -34,13 +77,17 @@ function randomString(next: () => number): string {
     // Most cases also carry a canary command in one of its usual disguises.
     const disguise = Math.floor(next() * 4);
     if (disguise === 1) s += `$(touch ${canary})`;
-    if (disguise === 2) s = `\`touch ${canary}\`` + s;
+    if (disguise === 2) s = `\`touch ${canary}\`${s}`;
     if (disguise === 3) s += `'; touch ${canary}; '`;
     return s;
 }
 
 function bash(script: string, input?: string): string {
-    const r = spawnSync("bash", ["-c", script], { input: input === undefined ? undefined : Buffer.from(input, "utf8"), env: { PATH: process.env.PATH, LC_ALL: "C.UTF-8" }, timeout: 30_000 });
+    const r = spawnSync("bash", ["-c", script], {
+        input: input === undefined ? undefined : Buffer.from(input, "utf8"),
+        env: { PATH: process.env.PATH, LC_ALL: "C.UTF-8" },
+        timeout: 30_000,
+    });
     assert.equal(r.status, 0, `bash failed: ${r.stderr?.toString()}`);
     return r.stdout.toString("utf8");
 }
@@ -70,7 +117,10 @@ test("shq: a quoted value inside double-quoted text (as in the scripts' messages
     const values = NASTY.filter((v) => v !== "");
     const script = values.map((v) => `printf '%s\\0' "before "${shq(v)}" after"`).join("\n");
     const printed = bash(script).split("\0").slice(0, -1);
-    assert.deepEqual(printed, values.map((v) => `before ${v} after`));
+    assert.deepEqual(
+        printed,
+        values.map((v) => `before ${v} after`),
+    );
     assert.equal(fs.existsSync(canary), false);
 });
 
@@ -94,13 +144,20 @@ test("stdinFields: a bash `IFS= read -r -d ''` loop reads every field back exact
     const script = `n=0; while IFS= read -r -d '' f; do printf '[%s]\\0' "$f"; n=$((n+1)); done; printf '%s' "$n"`;
     const out = bash(script, stdinFields(...fields)).split("\0");
     assert.equal(out.pop(), String(fields.length));
-    assert.deepEqual(out, fields.map((f) => `[${f}]`));
+    assert.deepEqual(
+        out,
+        fields.map((f) => `[${f}]`),
+    );
     assert.equal(fs.existsSync(canary), false);
 });
 
 test("stdinFields: the scripts' preamble reads OLD and NEW exactly and fails when one is missing", () => {
     const reader = `${preamble("OLD", "NEW")}printf '%s\\0%s\\0' "$OLD" "$NEW"\n`;
-    for (const [old, nu] of [["old'pw", "new\npw\n"], [" lead", "trail\\ "], [`$(touch ${canary})`, "\t"]]) {
+    for (const [old, nu] of [
+        ["old'pw", "new\npw\n"],
+        [" lead", "trail\\ "],
+        [`$(touch ${canary})`, "\t"],
+    ]) {
         assert.equal(bash(reader, stdinFields(old, nu)), `${old}\0${nu}\0`);
     }
     const r = spawnSync("bash", ["-c", reader], { input: stdinFields("only-old"), encoding: "utf8" });

@@ -9,7 +9,13 @@ import { stepProvider } from "../../provider/stepProvider";
 const spec = (over: Partial<RandomSpec> = {}): RandomSpec => ({ length: 32, upper: true, lower: true, numeric: true, special: false, ...over });
 
 test("every draw has the length asked for, only characters of the requested classes, and one of each", () => {
-    const cases: Partial<RandomSpec>[] = [{}, { special: true }, { upper: false, special: true, length: 16 }, { lower: false, upper: false, length: 20 }, { numeric: false, lower: false, upper: false, special: true, length: 64 }];
+    const cases: Partial<RandomSpec>[] = [
+        {},
+        { special: true },
+        { upper: false, special: true, length: 16 },
+        { lower: false, upper: false, length: 20 },
+        { numeric: false, lower: false, upper: false, special: true, length: 64 },
+    ];
     for (const c of cases) {
         const s = spec(c);
         const wanted = (Object.keys(CLASSES) as (keyof typeof CLASSES)[]).filter((k) => s[k]);
@@ -18,7 +24,11 @@ test("every draw has the length asked for, only characters of the requested clas
             const v = randomSecret(s);
             assert.equal(v.length, s.length);
             for (const ch of v) assert.ok(allowed.has(ch), `${JSON.stringify(ch)} is not in the requested classes ${wanted.join(",")}`);
-            for (const k of wanted) assert.ok([...v].some((ch) => CLASSES[k].includes(ch)), `a draw lacks a ${k} character: ${k}`);
+            for (const k of wanted)
+                assert.ok(
+                    [...v].some((ch) => CLASSES[k].includes(ch)),
+                    `a draw lacks a ${k} character: ${k}`,
+                );
         }
     }
 });
@@ -48,7 +58,16 @@ test("two draws differ, and a spec that cannot be met is refused", () => {
 });
 
 test("the step provider runs a random step: its stdout is the secret, kept secret in state", async () => {
-    const inputs = { title: "t", op: "random", random: spec({ length: 40 }), captureStdout: true, triggers: [3], attempts: 1, retryDelaySeconds: 0, timeoutSeconds: 10 };
+    const inputs = {
+        title: "t",
+        op: "random",
+        random: spec({ length: 40 }),
+        captureStdout: true,
+        triggers: [3],
+        attempts: 1,
+        retryDelaySeconds: 0,
+        timeoutSeconds: 10,
+    };
     const r = await stepProvider.create!("urn:pulumi:s::p::rotation:index:Step::x-g3", inputs);
     const out = r.outs as { stdout: { value: string } | string };
     const value = typeof out.stdout === "string" ? out.stdout : out.stdout.value;

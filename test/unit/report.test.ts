@@ -29,12 +29,37 @@ function rotateRun(v: Variant = {}): RunRecord {
     const steps: StepRecord[] = [];
     const audit: Record<string, unknown>[] = [];
     const step = (id: string, phase: StepRecord["phase"], resource: string, from: number, to: number, extra: Partial<StepRecord> = {}) => {
-        const s: StepRecord = { secret: SECRET, step: id, phase, resource: `${SECRET}-${resource}`, op: "create", start: T0 + from * 1000, end: T0 + to * 1000, outcome: "ok", ...extra };
+        const s: StepRecord = {
+            secret: SECRET,
+            step: id,
+            phase,
+            resource: `${SECRET}-${resource}`,
+            op: "create",
+            start: T0 + from * 1000,
+            end: T0 + to * 1000,
+            outcome: "ok",
+            ...extra,
+        };
         steps.push(s);
         return s;
     };
     const line = (at: number, phase: string, outcome: string, consumer?: string) =>
-        audit.push({ time: new Date(T0 + at * 1000).toISOString(), stack: "dev", secret: SECRET, generation: 2, mode: "rotate", phase, ...(consumer ? { consumer } : {}), reason: "scheduled", note: "quarterly", operator: "alice", consumers: consumers.length, outcome, prev: "a".repeat(64), hash: "b".repeat(64) });
+        audit.push({
+            time: new Date(T0 + at * 1000).toISOString(),
+            stack: "dev",
+            secret: SECRET,
+            generation: 2,
+            mode: "rotate",
+            phase,
+            ...(consumer ? { consumer } : {}),
+            reason: "scheduled",
+            note: "quarterly",
+            operator: "alice",
+            consumers: consumers.length,
+            outcome,
+            prev: "a".repeat(64),
+            hash: "b".repeat(64),
+        });
     step("previous", "read-previous", "previous", 0.2, 0.6, { op: "same", outcome: "unchanged" });
     step("secret", "generate", "g2", 0.3, 0.9);
     line(0.9, "generated", "ok");
@@ -54,8 +79,16 @@ function rotateRun(v: Variant = {}): RunRecord {
     if (v.failConsumer) {
         const ended = T0 + (lastRollout + 0.5) * 1000;
         return {
-            id: "dev-20261126T120000Z-start", stack: "dev", command: "start", started: T0, ended, outcome: "failed", exitCode: 1,
-            secrets: [{ name: SECRET, generation: 2, mode: "rotate", consumers, after: [] }], steps, audit,
+            id: "dev-20261126T120000Z-start",
+            stack: "dev",
+            command: "start",
+            started: T0,
+            ended,
+            outcome: "failed",
+            exitCode: 1,
+            secrets: [{ name: SECRET, generation: 2, mode: "rotate", consumers, after: [] }],
+            steps,
+            audit,
             next: [`Fix ${v.failConsumer} & check its logs`, "bin/rotate resume --stack dev", "bin/rotate rollback --stack dev --secret app-redis"],
             errors: ["error: update failed <engine>"],
         };
@@ -74,18 +107,43 @@ function rotateRun(v: Variant = {}): RunRecord {
     line(t, "completed", "ok");
     assert.ok(grant.end! < revoke.end!);
     return {
-        id: "dev-20261126T120000Z-start", stack: "dev", command: "start", started: T0, ended: T0 + (t + 0.4) * 1000, outcome: "succeeded", exitCode: 0,
-        secrets: [{ name: SECRET, generation: 2, mode: "rotate", consumers, after: [] }], steps, audit, next: [], errors: [],
+        id: "dev-20261126T120000Z-start",
+        stack: "dev",
+        command: "start",
+        started: T0,
+        ended: T0 + (t + 0.4) * 1000,
+        outcome: "succeeded",
+        exitCode: 0,
+        secrets: [{ name: SECRET, generation: 2, mode: "rotate", consumers, after: [] }],
+        steps,
+        audit,
+        next: [],
+        errors: [],
     };
 }
 
 /** A rollback of app-redis g2: the consumers get g1 back, then Pulumi deletes g2's grant. */
 function rollbackRun(): RunRecord {
     const consumers = ["web-1", "web-2", "web-3"];
-    const s = (step: string, phase: StepRecord["phase"], resource: string, from: number, to: number, extra: Partial<StepRecord> = {}): StepRecord =>
-        ({ secret: SECRET, step, phase, resource: `${SECRET}-${resource}`, op: "update", start: T0 + from * 1000, end: T0 + to * 1000, outcome: "ok", ...extra });
+    const s = (step: string, phase: StepRecord["phase"], resource: string, from: number, to: number, extra: Partial<StepRecord> = {}): StepRecord => ({
+        secret: SECRET,
+        step,
+        phase,
+        resource: `${SECRET}-${resource}`,
+        op: "update",
+        start: T0 + from * 1000,
+        end: T0 + to * 1000,
+        outcome: "ok",
+        ...extra,
+    });
     return {
-        id: "dev-20261126T130000Z-rollback", stack: "dev", command: "rollback", started: T0, ended: T0 + 14_000, outcome: "rolled-back", exitCode: 0,
+        id: "dev-20261126T130000Z-rollback",
+        stack: "dev",
+        command: "rollback",
+        started: T0,
+        ended: T0 + 14_000,
+        outcome: "rolled-back",
+        exitCode: 0,
         secrets: [{ name: SECRET, generation: 2, mode: "rollback", consumers, after: [] }],
         steps: [
             s("previous", "read-previous", "previous", 0.2, 0.5, { op: "same", outcome: "unchanged" }),
@@ -96,15 +154,19 @@ function rollbackRun(): RunRecord {
             s("other", "other", "grant-g2", 8.5, 11.2, { op: "delete" }),
             s("other", "other", "stage", 11.3, 12.0, { op: "delete" }),
         ],
-        audit: [{ time: new Date(T0 + 1200).toISOString(), secret: SECRET, generation: 2, phase: "rollback-started", outcome: "ok" },
-            { time: new Date(T0 + 11_200).toISOString(), secret: SECRET, generation: 2, phase: "withdrawn", outcome: "ok" }],
-        next: [], errors: [],
+        audit: [
+            { time: new Date(T0 + 1200).toISOString(), secret: SECRET, generation: 2, phase: "rollback-started", outcome: "ok" },
+            { time: new Date(T0 + 11_200).toISOString(), secret: SECRET, generation: 2, phase: "withdrawn", outcome: "ok" },
+        ],
+        next: [],
+        errors: [],
     };
 }
 
 /** Every start tag carrying `marker`, as attribute maps. */
 function tags(html: string, marker: string): Record<string, string>[] {
-    return [...html.matchAll(/<[a-z]+\s([^>]*)>/g)].filter((m) => m[1].includes(marker))
+    return [...html.matchAll(/<[a-z]+\s([^>]*)>/g)]
+        .filter((m) => m[1].includes(marker))
         .map((m) => Object.fromEntries([...m[1].matchAll(/([\w-]+)="([^"]*)"/g)].map((a) => [a[1], a[2]])));
 }
 
@@ -113,7 +175,7 @@ function row(html: string, step: string): { attrs: Record<string, string>; bar?:
     const m = new RegExp(`<g class="row"[^>]*data-step="${step}"[^>]*>([\\s\\S]*?)</g>`).exec(html);
     assert.ok(m, `no timeline row for ${step}`);
     const bar = /<rect class="bar" x="(\d+)" y="[\d.]+" width="(\d+)"/.exec(m[1]);
-    return { attrs: tags(m[0], "class=\"row\"")[0], ...(bar ? { bar: { x: Number(bar[1]), width: Number(bar[2]) } } : {}) };
+    return { attrs: tags(m[0], 'class="row"')[0], ...(bar ? { bar: { x: Number(bar[1]), width: Number(bar[2]) } } : {}) };
 }
 
 function chart(html: string) {
@@ -127,11 +189,29 @@ test("renderReport: a completed rotation has one timeline row per consumer and a
     const run = rotateRun();
     const html = renderReport(run);
     const rollouts = tags(html, 'data-phase="rollout"');
-    assert.deepEqual(rollouts.map((r) => r["data-consumer"]), ["web-1", "web-2", "web-3"]);
+    assert.deepEqual(
+        rollouts.map((r) => r["data-consumer"]),
+        ["web-1", "web-2", "web-3"],
+    );
     assert.ok(rollouts.every((r) => r["data-outcome"] === "ok"));
     // Plan order: generate before stage before grant before the rollouts before the revocation.
     const order = tags(html, 'class="row"').map((r) => r["data-step"]);
-    assert.deepEqual(order, ["preflight", "previous", "secret", "stage", "grant", "rollout/web-1", "rollout/web-2", "rollout/web-3", "gate", "revoke", "promote", "verify/source", "verify/consumers", "audit"]);
+    assert.deepEqual(order, [
+        "preflight",
+        "previous",
+        "secret",
+        "stage",
+        "grant",
+        "rollout/web-1",
+        "rollout/web-2",
+        "rollout/web-3",
+        "gate",
+        "revoke",
+        "promote",
+        "verify/source",
+        "verify/consumers",
+        "audit",
+    ]);
 
     const [shade] = tags(html, 'data-role="dual-active"');
     assert.ok(shade, "the dual-active window is shaded");
@@ -206,7 +286,10 @@ test("renderReport: a rollback is shaded from the start to the withdrawal of the
     const c = chart(html);
     assert.equal(Number(shade.x), c.x0);
     assert.equal(Number(shade.x) + Number(shade.width), c.x0 + Math.round(((withdrawal.end! - run.started) / c.span) * c.width));
-    assert.deepEqual(tags(html, 'data-phase="rollout"').map((r) => r["data-consumer"]), ["web-1", "web-2", "web-3"]);
+    assert.deepEqual(
+        tags(html, 'data-phase="rollout"').map((r) => r["data-consumer"]),
+        ["web-1", "web-2", "web-3"],
+    );
     assert.match(html, /delete app-redis-grant-g2/);
     assert.equal(row(html, "grant-previous").attrs["data-outcome"], "unchanged");
     assert.doesNotMatch(html, /What to do next/);
@@ -224,7 +307,17 @@ test("renderReport: the file is self-contained and names its size", () => {
 test("renderReport: the stack's last drift check, or that there was none", () => {
     const none = renderReport(rotateRun());
     assert.match(none, /Last drift check<\/h2><p class="muted">none yet \(bin\/rotate check --stack dev\)/);
-    const drift = renderReport({ ...rotateRun(), lastCheck: { time: "2026-11-26T11:00:00.000Z", ok: false, off: [{ secret: SECRET, consumer: "web-2", holds: "previous" }, { secret: SECRET, consumer: "web-<3>", holds: "unreachable" }] } });
+    const drift = renderReport({
+        ...rotateRun(),
+        lastCheck: {
+            time: "2026-11-26T11:00:00.000Z",
+            ok: false,
+            off: [
+                { secret: SECRET, consumer: "web-2", holds: "previous" },
+                { secret: SECRET, consumer: "web-<3>", holds: "unreachable" },
+            ],
+        },
+    });
     assert.match(drift, /2026-11-26T11:00:00\.000Z: drift found\./);
     assert.match(drift, /<td>web-2<\/td><td><span class="bad">previous<\/span><\/td>/);
     assert.ok(drift.includes("web-&lt;3&gt;") && !drift.includes("web-<3>"), "escaped");

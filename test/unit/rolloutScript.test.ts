@@ -18,14 +18,27 @@ function setup(patch: Partial<RolloutSpec> = {}) {
     fs.writeFileSync(config, "KEY=old\n");
     fs.writeFileSync(log, "AUTH_FAILED before the reload\n");
     const spec: RolloutSpec = {
-        label: "s → consumer c", target: { kind: "ssh", host: "h", port: 22, user: "root", hostKey: "k", privateKeyFile: "/k" },
-        health: { command: "true" }, retries: 2, retryDelaySeconds: 0, timeoutSeconds: 5,
-        generation: 2, configPath: config, write: { format: "env-line", key: "KEY" }, reload: "true",
-        logCheck: { path: log, pattern: "AUTH_FAILED", windowSeconds: 1 }, ...patch,
+        label: "s → consumer c",
+        target: { kind: "ssh", host: "h", port: 22, user: "root", hostKey: "k", privateKeyFile: "/k" },
+        health: { command: "true" },
+        retries: 2,
+        retryDelaySeconds: 0,
+        timeoutSeconds: 5,
+        generation: 2,
+        configPath: config,
+        write: { format: "env-line", key: "KEY" },
+        reload: "true",
+        logCheck: { path: log, pattern: "AUTH_FAILED", windowSeconds: 1 },
+        ...patch,
     };
     const run = (content = "KEY=new\n") => {
         const r = spawnSync("bash", ["-c", writeAndReloadScript(spec, true)], { input: content, encoding: "utf8" });
-        const markers = Object.fromEntries(r.stdout.trim().split("\n").map((l) => [l.split(" ")[0], l.split(" ").slice(1).join(" ")]));
+        const markers = Object.fromEntries(
+            r.stdout
+                .trim()
+                .split("\n")
+                .map((l) => [l.split(" ")[0], l.split(" ").slice(1).join(" ")]),
+        );
         return { ...r, markers };
     };
     return { dir, config, log, spec, run };
@@ -103,12 +116,20 @@ test("a write that fails half-way (no space left for the backup copy) leaves the
     // cp as on a full disk: the copy is created and partly written, then ENOSPC.
     const bin = path.join(job.dir, "bin");
     fs.mkdirSync(bin);
-    fs.writeFileSync(path.join(bin, "cp"), `#!/bin/bash
+    fs.writeFileSync(
+        path.join(bin, "cp"),
+        `#!/bin/bash
 printf 'KEY=o' > "\${@: -1}"
 echo "cp: error copying '\${@: -2:1}' to '\${@: -1}': No space left on device" >&2
 exit 1
-`, { mode: 0o755 });
-    const r = spawnSync("bash", ["-c", writeAndReloadScript(job.spec, true)], { input: "KEY=new\n", encoding: "utf8", env: { ...process.env, PATH: `${bin}:${process.env.PATH}` } });
+`,
+        { mode: 0o755 },
+    );
+    const r = spawnSync("bash", ["-c", writeAndReloadScript(job.spec, true)], {
+        input: "KEY=new\n",
+        encoding: "utf8",
+        env: { ...process.env, PATH: `${bin}:${process.env.PATH}` },
+    });
     assert.notEqual(r.status, 0);
     assert.match(r.stderr, /app\.env\.bak\.rotation-tmp': No space left on device/);
     assert.equal(r.stdout, "", "nothing reloaded");
@@ -126,5 +147,9 @@ test("the log check on its own (after a health URL) counts from its offset and r
     const bad = run("AUTH_FAILED(", 0);
     assert.equal(bad.stdout.trim(), "LOGCHECK 2");
     assert.match(bad.stderr, /could not search/);
-    assert.equal(spawnSync("bash", ["-c", logCheckScript({ path: `${log}.missing`, pattern: "x", windowSeconds: 1 }, 0)], { encoding: "utf8" }).stdout.trim(), "LOGCHECK 1", "no log yet: nothing logged");
+    assert.equal(
+        spawnSync("bash", ["-c", logCheckScript({ path: `${log}.missing`, pattern: "x", windowSeconds: 1 }, 0)], { encoding: "utf8" }).stdout.trim(),
+        "LOGCHECK 1",
+        "no log yet: nothing logged",
+    );
 });

@@ -39,7 +39,10 @@ function waitsFor(all: Registered[], r: Registered): Set<string> {
 
 test("a rotation registers every phase, one rollout per consumer, in the plan's names", async () => {
     const { registered } = await build(config());
-    const steps = registered.filter((r) => r.type === STEP).map((r) => r.name).sort();
+    const steps = registered
+        .filter((r) => r.type === STEP)
+        .map((r) => r.name)
+        .sort();
     const expected = [
         "app-redis-preflight",
         "app-redis-previous-read",
@@ -55,9 +58,11 @@ test("a rotation registers every phase, one rollout per consumer, in the plan's 
         "app-redis-audit",
     ].sort();
     assert.deepEqual(steps, expected);
-    assert.deepEqual(registered.filter((r) => r.type === STEP && r.inputs.op === "random").map((r) => [r.name, r.inputs.random]), [
-        ["app-redis-g2", { length: 32, upper: true, lower: true, numeric: true, special: false }],
-    ], "a random generator is a step the step provider runs (no @pulumi/random plugin)");
+    assert.deepEqual(
+        registered.filter((r) => r.type === STEP && r.inputs.op === "random").map((r) => [r.name, r.inputs.random]),
+        [["app-redis-g2", { length: 32, upper: true, lower: true, numeric: true, special: false }]],
+        "a random generator is a step the step provider runs (no @pulumi/random plugin)",
+    );
     assert.equal(registered.filter((r) => r.type === RANDOM).length, 0);
     const components = registered.filter((r) => r.type.startsWith("rotation:index:")).map((r) => r.type);
     for (const t of ["Rotation", "SecretVersion", "StoreStaging", "SourceGrant", "RotationGate", "Revocation", "Promotion", "Verification", "AuditRecord"]) {
@@ -71,7 +76,11 @@ for (const mode of ["rotate", "rollback"] as const) {
         const { registered } = await build(cfg);
         const steps = new Set(registered.filter((r) => r.type === STEP).map((r) => r.name));
         const plan = rotationPlan({ mode, consumers: cfg.consumers });
-        for (const s of plan) assert.ok(steps.has(stepResourceName("app-redis", s, cfg.generation, mode)), `${s.id} -> ${stepResourceName("app-redis", s, cfg.generation, mode)} registered`);
+        for (const s of plan)
+            assert.ok(
+                steps.has(stepResourceName("app-redis", s, cfg.generation, mode)),
+                `${s.id} -> ${stepResourceName("app-redis", s, cfg.generation, mode)} registered`,
+            );
     });
 }
 
@@ -91,9 +100,14 @@ test("the revocation waits for every consumer's rollout (deploy, reload, health 
     // After revocation one step checks every consumer, each host listed once.
     const verify = byName("app-redis-verify-consumers");
     assert.equal(verify.inputs.op, "health");
-    assert.deepEqual(verify.inputs.checks.map((c: any) => [c.label, verify.inputs.hosts[c.host].host]), [
-        ["app-redis → consumer web-1", "127.0.1.11"], ["app-redis → consumer web-2", "127.0.1.12"], ["app-redis → consumer web-3", "127.0.1.13"],
-    ]);
+    assert.deepEqual(
+        verify.inputs.checks.map((c: any) => [c.label, verify.inputs.hosts[c.host].host]),
+        [
+            ["app-redis → consumer web-1", "127.0.1.11"],
+            ["app-redis → consumer web-2", "127.0.1.12"],
+            ["app-redis → consumer web-3", "127.0.1.13"],
+        ],
+    );
     // and the store is promoted only after the revocation
     assert.ok(waitsFor(registered, byName("app-redis-promote")).has(revoke.urn));
     assert.ok(waitsFor(registered, byName("app-redis-audit")).has(byName("app-redis-verify-source").urn));
@@ -102,7 +116,11 @@ test("the revocation waits for every consumer's rollout (deploy, reload, health 
 test("the plan: in rotate mode the pre-flight is the only first step and everything waits for it; a rollback has none", () => {
     const plan = rotationPlan({ mode: "rotate", consumers: [{ name: "web-1" }, { name: "web-2" }], waves: [1, "100%"] });
     assert.equal(plan[0].id, "preflight");
-    assert.deepEqual(plan.filter((s) => !s.dependsOn.length).map((s) => s.id), ["preflight"], "nothing else starts without it");
+    assert.deepEqual(
+        plan.filter((s) => !s.dependsOn.length).map((s) => s.id),
+        ["preflight"],
+        "nothing else starts without it",
+    );
     for (const s of plan.slice(1)) assert.ok(transitiveDependencies(plan, s.id).has("preflight"), `${s.id} waits for the pre-flight`);
     for (const id of ["previous", "secret"]) assert.deepEqual(plan.find((s) => s.id === id)!.dependsOn, ["preflight"]);
     assert.equal(stepResourceName("app-redis", plan[0], 4, "rotate"), "app-redis-preflight");
@@ -119,10 +137,15 @@ test("the pre-flight step: one per rotation, every consumer keyed by its host, t
     assert.deepEqual(p.inputs.triggers, [cfg.generation], "runs once per generation, not per mode");
     assert.equal(p.inputs.audit.record.phase, "preflight");
     assert.equal(Object.keys(p.inputs.hosts).length, 3, "web-1 and web-1b share a host, asked once");
-    assert.deepEqual(p.inputs.preflight.consumers.map((c: any) => [c.name, p.inputs.hosts[c.host].host, c.configPath]), [
-        ["web-1", "127.0.1.11", cfg.consumers[0].configPath], ["web-2", "127.0.1.12", cfg.consumers[1].configPath],
-        ["web-3", "127.0.1.13", cfg.consumers[2].configPath], ["web-1b", "127.0.1.11", "/etc/app-b.yaml"],
-    ]);
+    assert.deepEqual(
+        p.inputs.preflight.consumers.map((c: any) => [c.name, p.inputs.hosts[c.host].host, c.configPath]),
+        [
+            ["web-1", "127.0.1.11", cfg.consumers[0].configPath],
+            ["web-2", "127.0.1.12", cfg.consumers[1].configPath],
+            ["web-3", "127.0.1.13", cfg.consumers[2].configPath],
+            ["web-1b", "127.0.1.11", "/etc/app-b.yaml"],
+        ],
+    );
     assert.match(p.inputs.preflight.source.script, /PING/, "the source's admin credential");
     assert.match(p.inputs.preflight.store, /no current secret at/, "the file store");
     assert.doesNotMatch(JSON.stringify(p.inputs), /nonce|CHECK /, "no per-run nonce in the inputs: an `up` with nothing to rotate changes nothing");
@@ -200,7 +223,15 @@ test("rollback restores consumers to the previous secret and registers no grant,
 test("postgres consumers receive the generation's login with the password", async () => {
     const cfg = config({
         secret: { name: "app-pg", type: "password", generator: { kind: "random" }, reason: "scheduled", note: "r", operator: "o" },
-        source: { kind: "postgres-role", host: "127.0.1.31", database: "app", group: "app", loginPrefix: "app_g", adminUser: "postgres", adminPasswordFile: "/x" },
+        source: {
+            kind: "postgres-role",
+            host: "127.0.1.31",
+            database: "app",
+            group: "app",
+            loginPrefix: "app_g",
+            adminUser: "postgres",
+            adminPasswordFile: "/x",
+        },
         consumers: [{ ...(rawConfig().consumers as any[])[0], write: { format: "env-line", key: "PGPASSWORD", userKey: "PGUSER" } }],
     });
     const { byName } = await build(cfg);
@@ -244,10 +275,19 @@ test("consumers named like the rotation's own steps (source, consumers, gate) ge
 function planResourceName(secret: string, id: string, generation: number, mode: string): string {
     if (id.startsWith("rollout/")) return `${secret}-rollout-${id.slice("rollout/".length)}`;
     const names: Record<string, string> = {
-        preflight: `${secret}-preflight`, previous: `${secret}-previous-read`, secret: `${secret}-g${generation}`, stage: `${secret}-stage`,
-        grant: `${secret}-grant-g${generation}`, "grant-previous": `${secret}-grant-g${generation - 1}`, guard: `${secret}-rollback-guard`,
-        gate: `${secret}-gate`, revoke: `${secret}-revoke`, promote: `${secret}-promote`,
-        "verify/source": `${secret}-verify-source`, "verify/consumers": `${secret}-verify-consumers`, audit: `${secret}-audit`,
+        preflight: `${secret}-preflight`,
+        previous: `${secret}-previous-read`,
+        secret: `${secret}-g${generation}`,
+        stage: `${secret}-stage`,
+        grant: `${secret}-grant-g${generation}`,
+        "grant-previous": `${secret}-grant-g${generation - 1}`,
+        guard: `${secret}-rollback-guard`,
+        gate: `${secret}-gate`,
+        revoke: `${secret}-revoke`,
+        promote: `${secret}-promote`,
+        "verify/source": `${secret}-verify-source`,
+        "verify/consumers": `${secret}-verify-consumers`,
+        audit: `${secret}-audit`,
     };
     assert.ok(names[id], `plan step ${id} (${mode}) has a resource`);
     return names[id];
@@ -257,12 +297,14 @@ for (const mode of ["rotate", "rollback"] as const) {
     test(`the registered graph is lib/plan.ts's graph (${mode}): each phase waits for its plan dependencies, and for no phase outside them`, async () => {
         const cfg = config({ mode });
         const { rotation, registered } = await build(cfg);
-        const phaseResources = new Map(rotation.plan.map((s) => {
-            const name = planResourceName("app-redis", s.id, cfg.generation, mode);
-            const r = registered.find((x) => x.name === name && (x.type === STEP || x.type === RANDOM));
-            assert.ok(r, `${s.id}: ${name} registered`);
-            return [s.id, r] as const;
-        }));
+        const phaseResources = new Map(
+            rotation.plan.map((s) => {
+                const name = planResourceName("app-redis", s.id, cfg.generation, mode);
+                const r = registered.find((x) => x.name === name && (x.type === STEP || x.type === RANDOM));
+                assert.ok(r, `${s.id}: ${name} registered`);
+                return [s.id, r] as const;
+            }),
+        );
         const idOfUrn = new Map([...phaseResources].map(([id, r]) => [r.urn, id]));
         for (const step of rotation.plan) {
             const r = phaseResources.get(step.id)!;

@@ -16,20 +16,38 @@ const project = fs.mkdtempSync(path.join(os.tmpdir(), "run-outcome-"));
 process.env.ROTATION_PROJECT_DIR = project;
 process.env.PULUMI_BACKEND_URL = `file://${path.join(project, ".state")}`;
 
-const secret = (name: string, generation = 1, mode: RunSecret["mode"] = "rotate"): RunSecret => ({ name, generation, mode, consumers: ["web-1", "web-2"], after: [] });
+const secret = (name: string, generation = 1, mode: RunSecret["mode"] = "rotate"): RunSecret => ({
+    name,
+    generation,
+    mode,
+    consumers: ["web-1", "web-2"],
+    after: [],
+});
 const urn = (resource: string) => `urn:pulumi:dev::secret-rotation::rotation:index:Rotation$rotation:index:Step::${resource}`;
 const STEP = "rotation:index:Step";
 
 /** Engine events: every step of `done` completes, the first rollout of `failed` fails. */
 function events(secrets: RunSecret[], done: string[], failed: string): Partial<EngineEvent>[] {
     const steps = [...planIndex(secrets).values()];
-    const ok = steps.filter((s) => done.includes(s.secret)).flatMap((s) => [
-        { resourcePreEvent: { metadata: { op: "create", urn: urn(s.resource), type: STEP } } },
-        { resOutputsEvent: { metadata: { op: "create", urn: urn(s.resource), type: STEP } } },
-    ]);
+    const ok = steps
+        .filter((s) => done.includes(s.secret))
+        .flatMap((s) => [
+            { resourcePreEvent: { metadata: { op: "create", urn: urn(s.resource), type: STEP } } },
+            { resOutputsEvent: { metadata: { op: "create", urn: urn(s.resource), type: STEP } } },
+        ]);
     const bad = steps.find((s) => s.secret === failed && s.phase === "rollout")!;
-    return [...ok, { resourcePreEvent: { metadata: { op: "create", urn: urn(bad.resource), type: STEP } } },
-        { diagnosticEvent: { urn: urn(bad.resource), message: "error: app-deploy-key → consumer web-1: health check: answered 503", severity: "error", color: "never" } }] as Partial<EngineEvent>[];
+    return [
+        ...ok,
+        { resourcePreEvent: { metadata: { op: "create", urn: urn(bad.resource), type: STEP } } },
+        {
+            diagnosticEvent: {
+                urn: urn(bad.resource),
+                message: "error: app-deploy-key → consumer web-1: health check: answered 503",
+                severity: "error",
+                color: "never",
+            },
+        },
+    ] as Partial<EngineEvent>[];
 }
 
 test("a failed start over three secrets says which two completed and which one failed", async () => {
@@ -38,7 +56,8 @@ test("a failed start over three secrets says which two completed and which one f
     const stack = {
         name: "dev",
         up: async (opts: { onEvent: (e: EngineEvent) => void }) => {
-            for (const [i, e] of events(secrets, ["app-pg", "app-redis"], "app-deploy-key").entries()) opts.onEvent({ sequence: i, timestamp: 0, ...e } as EngineEvent);
+            for (const [i, e] of events(secrets, ["app-pg", "app-redis"], "app-deploy-key").entries())
+                opts.onEvent({ sequence: i, timestamp: 0, ...e } as EngineEvent);
             throw new Error("code: 255");
         },
     } as unknown as Stack;
@@ -47,7 +66,14 @@ test("a failed start over three secrets says which two completed and which one f
     const keep = { log: console.log, error: console.error };
     console.log = console.error = (line: string) => said.push(line);
     try {
-        await update({ stack: "dev", plain: true }, stack, { env, raw: {} } as never, "start", secrets, "rotation of app-deploy-key 0 -> 1, app-pg 0 -> 1, app-redis 0 -> 1");
+        await update(
+            { stack: "dev", plain: true },
+            stack,
+            { env, raw: {} } as never,
+            "start",
+            secrets,
+            "rotation of app-deploy-key 0 -> 1, app-pg 0 -> 1, app-redis 0 -> 1",
+        );
     } finally {
         Object.assign(console, keep);
     }
@@ -59,11 +85,25 @@ test("failedRunLine: done, FAILED, not started, not finished in that order; a se
     const [a, b, c, d, e] = ["a", "b", "c", "d", "e"].map((n) => secret(n, 3));
     const record = (secrets: RunSecret[], outcome: Record<string, string[]>) => ({
         secrets,
-        steps: secrets.flatMap((s) => (outcome[s.name] ?? []).map((o, i) => ({ secret: s.name, step: `s${i}`, phase: "rollout" as const, resource: `${s.name}-s${i}`, outcome: o as never }))),
+        steps: secrets.flatMap((s) =>
+            (outcome[s.name] ?? []).map((o, i) => ({
+                secret: s.name,
+                step: `s${i}`,
+                phase: "rollout" as const,
+                resource: `${s.name}-s${i}`,
+                outcome: o as never,
+            })),
+        ),
     });
     const r = record([a, b, c, d, e], { a: ["ok", "ok"], b: ["ok", "failed"], c: ["pending", "pending"], d: ["ok", "pending"], e: ["unchanged", "unchanged"] });
-    assert.equal(failedRunLine("rotation of ", r, "4.0"), "rotation of a 2 -> 3: done; b 2 -> 3: FAILED after 4.0s; c 2 -> 3: not started; d 2 -> 3: not finished");
-    assert.equal(failedRunLine("rollback of ", record([{ ...a, mode: "rollback" }, b], { a: ["ok"], b: ["failed"] }), "1.5"), "rollback of a generation 3: done; b 2 -> 3: FAILED after 1.5s");
+    assert.equal(
+        failedRunLine("rotation of ", r, "4.0"),
+        "rotation of a 2 -> 3: done; b 2 -> 3: FAILED after 4.0s; c 2 -> 3: not started; d 2 -> 3: not finished",
+    );
+    assert.equal(
+        failedRunLine("rollback of ", record([{ ...a, mode: "rollback" }, b], { a: ["ok"], b: ["failed"] }), "1.5"),
+        "rollback of a generation 3: done; b 2 -> 3: FAILED after 1.5s",
+    );
     assert.equal(failedRunLine("rotation of ", record([a, e], { a: ["failed"], e: ["unchanged"] }), "1.0"), undefined, "one secret at work");
     assert.equal(failedRunLine("rotation of ", record([a, b], { a: ["pending"], b: ["pending"] }), "1.0"), undefined, "the engine failed before any step");
 });

@@ -40,7 +40,11 @@ const VALUES = nastyValues(SEED, 60);
 const PLAIN = "plain-value";
 const NONCE = "0".repeat(64);
 const G = { generation: 2, secretName: "app-redis" };
-const WRITES: WriteSpec[] = [{ format: "yaml-key", key: "redis.password" }, { format: "env-line", key: "REDIS_PASSWORD" }, { format: "template", template: "[auth]\nsecret = {{secret}}\n" }];
+const WRITES: WriteSpec[] = [
+    { format: "yaml-key", key: "redis.password" },
+    { format: "env-line", key: "REDIS_PASSWORD" },
+    { format: "template", template: "[auth]\nsecret = {{secret}}\n" },
+];
 
 /** One field of one builder: its scripts for a value, and the strings it quotes that hold the value. */
 interface Field {
@@ -54,9 +58,35 @@ interface Field {
 const BASE = config();
 const SOURCES: SourceConfig[] = [
     BASE.source,
-    { kind: "postgres-role", host: "127.0.1.31", port: 5432, database: "app", group: "app_rw", loginPrefix: "app_g", initialLogin: "app_legacy", adminUser: "postgres", adminPasswordFile: "/etc/rotation/pg.pass" },
-    { kind: "ssh-authorized-key", host: "127.0.1.40", port: 2222, user: "root", hostKey: HOST_KEY, privateKeyFile: "/root/.ssh/id_ed25519", authorizedKeysFile: "/home/app/.ssh/authorized_keys", loginUser: "app" },
-    { kind: "http-token", createUrl: "https://api.test/tokens", deleteUrl: "https://api.test/tokens/{fingerprint}", testUrl: "https://api.test/whoami", adminTokenFile: "/etc/rotation/api.token", caFile: "/etc/rotation/ca.pem" },
+    {
+        kind: "postgres-role",
+        host: "127.0.1.31",
+        port: 5432,
+        database: "app",
+        group: "app_rw",
+        loginPrefix: "app_g",
+        initialLogin: "app_legacy",
+        adminUser: "postgres",
+        adminPasswordFile: "/etc/rotation/pg.pass",
+    },
+    {
+        kind: "ssh-authorized-key",
+        host: "127.0.1.40",
+        port: 2222,
+        user: "root",
+        hostKey: HOST_KEY,
+        privateKeyFile: "/root/.ssh/id_ed25519",
+        authorizedKeysFile: "/home/app/.ssh/authorized_keys",
+        loginUser: "app",
+    },
+    {
+        kind: "http-token",
+        createUrl: "https://api.test/tokens",
+        deleteUrl: "https://api.test/tokens/{fingerprint}",
+        testUrl: "https://api.test/whoami",
+        adminTokenFile: "/etc/rotation/api.token",
+        caFile: "/etc/rotation/ca.pem",
+    },
     { kind: "command", grant: "/opt/rot/grant", revoke: "/opt/rot/revoke", withdraw: "/opt/rot/withdraw", test: "/opt/rot/test" },
 ];
 /** Words a source field becomes besides itself. */
@@ -77,19 +107,28 @@ function sourceFields(): Field[] {
     return SOURCES.flatMap((src) => {
         const kind = src.kind;
         const named = (name: string, f: Omit<Field, "name">): Field => ({ name: `${kind} ${name}`, ...f });
-        const own = Object.keys(src).filter((k) => k !== "kind" && !OPERATORS.has(k) && typeof (src as Record<string, unknown>)[k] === "string").flatMap((k) => {
-            const quoted = (v: string) => [v, ...(DERIVED[`${kind} ${k}`]?.(v) ?? [])];
-            const dress = k === "deleteUrl" ? (v: string) => `https://api.test/${v}/{fingerprint}` : undefined;
-            const withField = (v: string) => ({ ...src, [k]: v }) as SourceConfig;
-            return [
-                named(`source.${k} (scripts)`, { build: (v) => scriptsOf(sourceScripts(withField(v), G, HOST_KEY)), quoted, dress }),
-                named(`source.${k} (pre-flight)`, { build: (v) => ({ preflight: sourcePreflightScript({ ...BASE, source: withField(v) }) ?? "" }), quoted, dress }),
-            ];
-        });
+        const own = Object.keys(src)
+            .filter((k) => k !== "kind" && !OPERATORS.has(k) && typeof (src as Record<string, unknown>)[k] === "string")
+            .flatMap((k) => {
+                const quoted = (v: string) => [v, ...(DERIVED[`${kind} ${k}`]?.(v) ?? [])];
+                const dress = k === "deleteUrl" ? (v: string) => `https://api.test/${v}/{fingerprint}` : undefined;
+                const withField = (v: string) => ({ ...src, [k]: v }) as SourceConfig;
+                return [
+                    named(`source.${k} (scripts)`, { build: (v) => scriptsOf(sourceScripts(withField(v), G, HOST_KEY)), quoted, dress }),
+                    named(`source.${k} (pre-flight)`, {
+                        build: (v) => ({ preflight: sourcePreflightScript({ ...BASE, source: withField(v) }) ?? "" }),
+                        quoted,
+                        dress,
+                    }),
+                ];
+            });
         const secretWords: Record<string, (v: string) => string[]> = {
             "ssh-authorized-key": (v) => [`rotation:${v}:g2`],
             "http-token": (v) => [`http-token source of ${v}`, `${v}-g2`],
-            command: (v) => ["the new secret is rejected by", "the old secret is still accepted by"].map((s) => `command source of ${v}: ${s} the test command (source.test)`),
+            command: (v) =>
+                ["the new secret is rejected by", "the old secret is still accepted by"].map(
+                    (s) => `command source of ${v}: ${s} the test command (source.test)`,
+                ),
         };
         return [
             ...own,
@@ -107,8 +146,18 @@ function used(f: Field): boolean {
 
 function rolloutSpec(patch: Partial<RolloutSpec>): RolloutSpec {
     return {
-        label: "app-redis → consumer web-1", target: { kind: "ssh", host: "h", port: 22, user: "root", hostKey: HOST_KEY, privateKeyFile: "/k" }, health: { command: "true" }, retries: 1, retryDelaySeconds: 0, timeoutSeconds: 5,
-        generation: 2, configPath: "/etc/app/app.env", write: WRITES[1], reload: "true", logCheck: { path: "/var/log/app.log", pattern: "AUTH_FAILED", windowSeconds: 0 }, ...patch,
+        label: "app-redis → consumer web-1",
+        target: { kind: "ssh", host: "h", port: 22, user: "root", hostKey: HOST_KEY, privateKeyFile: "/k" },
+        health: { command: "true" },
+        retries: 1,
+        retryDelaySeconds: 0,
+        timeoutSeconds: 5,
+        generation: 2,
+        configPath: "/etc/app/app.env",
+        write: WRITES[1],
+        reload: "true",
+        logCheck: { path: "/var/log/app.log", pattern: "AUTH_FAILED", windowSeconds: 0 },
+        ...patch,
     };
 }
 const rolloutScripts = (s: RolloutSpec) => ({ write: writeAndReloadScript(s, true), logCheck: logCheckScript(s.logCheck!, 7) });
@@ -120,18 +169,39 @@ const FIELDS: Field[] = [
     ...WRITES.flatMap((w): Field[] => [
         { name: `drift check configPath (${w.format})`, build: (v) => ({ check: driftCheckScript(v, w, NONCE) }) },
         { name: `consumer pre-flight configPath (${w.format})`, build: (v) => ({ preflight: sameNonce(consumerPreflightScript(v, w, "true")) }) },
-        ...(w.format === "template" ? [] : [
-            { name: `drift check key (${w.format})`, build: (v: string) => ({ check: driftCheckScript("/etc/app.conf", { ...w, key: v }, NONCE) }) },
-            { name: `consumer pre-flight key (${w.format})`, build: (v: string) => ({ preflight: sameNonce(consumerPreflightScript("/etc/app.conf", { ...w, key: v }, "true")) }) },
-        ]),
+        ...(w.format === "template"
+            ? []
+            : [
+                  { name: `drift check key (${w.format})`, build: (v: string) => ({ check: driftCheckScript("/etc/app.conf", { ...w, key: v }, NONCE) }) },
+                  {
+                      name: `consumer pre-flight key (${w.format})`,
+                      build: (v: string) => ({ preflight: sameNonce(consumerPreflightScript("/etc/app.conf", { ...w, key: v }, "true")) }),
+                  },
+              ]),
     ]),
     // Only a plain program name is checked (a reload that starts otherwise is the operator's own shell).
-    { name: "consumer pre-flight reload program", build: (v) => ({ preflight: sameNonce(consumerPreflightScript("/etc/app.conf", WRITES[0], `${v} --now 'a b'`)) }), dress: (v) => `-${v.replace(/[^A-Za-z0-9_./+-]/g, "")}+x` },
-    { name: "store pre-flight store.dir", build: (v) => ({ preflight: storePreflightScript({ ...BASE, store: { kind: "file", dir: v } })! }), quoted: (v) => [v, `${v}/app-redis`] },
-    { name: "store pre-flight secret name", build: (v) => ({ preflight: storePreflightScript({ ...BASE, secret: { ...BASE.secret, name: v } } as RotationConfig)! }), quoted: (v) => [`/var/lib/rotation/store/${v}`] },
+    {
+        name: "consumer pre-flight reload program",
+        build: (v) => ({ preflight: sameNonce(consumerPreflightScript("/etc/app.conf", WRITES[0], `${v} --now 'a b'`)) }),
+        dress: (v) => `-${v.replace(/[^A-Za-z0-9_./+-]/g, "")}+x`,
+    },
+    {
+        name: "store pre-flight store.dir",
+        build: (v) => ({ preflight: storePreflightScript({ ...BASE, store: { kind: "file", dir: v } })! }),
+        quoted: (v) => [v, `${v}/app-redis`],
+    },
+    {
+        name: "store pre-flight secret name",
+        build: (v) => ({ preflight: storePreflightScript({ ...BASE, secret: { ...BASE.secret, name: v } } as RotationConfig)! }),
+        quoted: (v) => [`/var/lib/rotation/store/${v}`],
+    },
     { name: "file store dir", build: (v) => fileStoreScripts(v, "app-redis", 2), quoted: (v) => [v, ...storeFiles(v, "app-redis")] },
     // The refusals name the commands that get forward, each one shell word holding the secret's name.
-    { name: "file store secret name", build: (v) => fileStoreScripts("/srv/store", v, 2), quoted: (v) => [...storeFiles("/srv/store", v), ...["rollback", "start"].map((c) => `bin/rotate ${c} --stack <stack> --secret ${v} --yes`)] },
+    {
+        name: "file store secret name",
+        build: (v) => fileStoreScripts("/srv/store", v, 2),
+        quoted: (v) => [...storeFiles("/srv/store", v), ...["rollback", "start"].map((c) => `bin/rotate ${c} --stack <stack> --secret ${v} --yes`)],
+    },
     ...sourceFields(),
     { name: "pinned known_hosts host (port 22)", build: (v) => ({ kh: pinnedKnownHosts("kh", v, 22, HOST_KEY) }) },
     { name: "pinned known_hosts host (port 2222)", build: (v) => ({ kh: pinnedKnownHosts("kh", v, 2222, HOST_KEY) }), quoted: (v) => [`[${v}]:2222`] },
@@ -165,10 +235,17 @@ for (const field of FIELDS) {
             const built = field.build(v);
             assert.notDeepEqual(built, plain, `${field.name} is not used by its builder: this field checks nothing`);
             // Longest first: a word may hold a shorter one's value (dir/name and dir).
-            const swaps = quoted(v).map((q, k) => [shq(q), shq(quoted(dress(PLAIN))[k])]).sort((a, b) => b[0].length - a[0].length);
+            const swaps = quoted(v)
+                .map((q, k) => [shq(q), shq(quoted(dress(PLAIN))[k])])
+                .sort((a, b) => b[0].length - a[0].length);
             for (const [script, text] of Object.entries(built)) {
                 const back = swaps.reduce((t, [from, to]) => t.split(from).join(to), text);
-                assert.ok(back === plain[script], `${field.name} = ${JSON.stringify(v)} (case ${i}, seed ${SEED}): the ${script} script holds it other than as shq() of ${quoted(v).map((q) => JSON.stringify(q)).join(" or ")}, ${firstDifference(back, plain[script])}`);
+                assert.ok(
+                    back === plain[script],
+                    `${field.name} = ${JSON.stringify(v)} (case ${i}, seed ${SEED}): the ${script} script holds it other than as shq() of ${quoted(v)
+                        .map((q) => JSON.stringify(q))
+                        .join(" or ")}, ${firstDifference(back, plain[script])}`,
+                );
             }
         });
     });
@@ -187,7 +264,12 @@ function configPaths(): string[] {
     const next = prng(SEED + 1);
     const dir = path.join(tmp, `d'ir\n${nastyValue(next)}`);
     fs.mkdirSync(dir);
-    return [path.join(tmp, "nl\nx.yaml"), path.join(tmp, `it's é日本🔑 "x".conf`), path.join(tmp, "-n"), ...Array.from({ length: 4 }, () => path.join(dir, nastyValue(next)))];
+    return [
+        path.join(tmp, "nl\nx.yaml"),
+        path.join(tmp, `it's é日本🔑 "x".conf`),
+        path.join(tmp, "-n"),
+        ...Array.from({ length: 4 }, () => path.join(dir, nastyValue(next))),
+    ];
 }
 const PATHS = configPaths();
 
@@ -238,7 +320,11 @@ test("(b) through the agent that runs jobs on a host (base64 frames, bash -c), t
             const present = await agent.run({ script: consumerPreflightScript(f, WRITES[0], "true"), stdin: "", timeoutSeconds: 20 });
             fs.rmSync(f);
             const absent = await agent.run({ script: consumerPreflightScript(f, WRITES[0], "true"), stdin: "", timeoutSeconds: 20 });
-            assert.deepEqual([present.code, problemsOf(present.stdout), absent.code, problemsOf(absent.stdout)], [0, [], 0, [`no config file ${f}`]], JSON.stringify(f));
+            assert.deepEqual(
+                [present.code, problemsOf(present.stdout), absent.code, problemsOf(absent.stdout)],
+                [0, [], 0, [`no config file ${f}`]],
+                JSON.stringify(f),
+            );
         }
     } finally {
         agent.close();

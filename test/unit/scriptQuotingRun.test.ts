@@ -55,7 +55,11 @@ test("file store (lib/scripts/store.ts): stage, promote, read, commit and the ro
         assert.equal(bash(s.commit, stdinFields(secret, old)).status, 0, at);
         assert.equal(fs.readFileSync(fileStorePath(dir, name, "committed"), "utf8"), "2\n", at);
         assert.equal(bash(s.promote, stdinFields(secret)).status, 0, at);
-        assert.deepEqual([bash(s.readCurrent).stdout, fs.existsSync(fileStorePath(dir, name, "staged")), fs.readFileSync(fileStorePath(dir, name, "previous"), "utf8")], [secret, false, old], at);
+        assert.deepEqual(
+            [bash(s.readCurrent).stdout, fs.existsSync(fileStorePath(dir, name, "staged")), fs.readFileSync(fileStorePath(dir, name, "previous"), "utf8")],
+            [secret, false, old],
+            at,
+        );
         assert.equal(bash(s.rollbackGuard).status, 1, at);
     }
 });
@@ -73,9 +77,16 @@ test("consumer rollout job (provider/rollout.ts): writes the config at a nasty p
         fs.writeFileSync(configPath, "KEY=old\n");
         fs.writeFileSync(log, "");
         const spec: RolloutSpec = {
-            label: "s → consumer c", target: { kind: "ssh", host: "h", port: 22, user: "root", hostKey: HOST_KEY, privateKeyFile: "/k" },
-            health: { command: `printf '%s' ${shq(v)} > ${shq(healthOut)}` }, retries: 0, retryDelaySeconds: 0, timeoutSeconds: 10,
-            generation: 2, configPath, write: { format: "env-line", key: "KEY" }, reload: `printf '%s\\n' ${shq(pattern)} >> ${shq(log)}`,
+            label: "s → consumer c",
+            target: { kind: "ssh", host: "h", port: 22, user: "root", hostKey: HOST_KEY, privateKeyFile: "/k" },
+            health: { command: `printf '%s' ${shq(v)} > ${shq(healthOut)}` },
+            retries: 0,
+            retryDelaySeconds: 0,
+            timeoutSeconds: 10,
+            generation: 2,
+            configPath,
+            write: { format: "env-line", key: "KEY" },
+            reload: `printf '%s\\n' ${shq(pattern)} >> ${shq(log)}`,
             logCheck: { path: log, pattern, windowSeconds: 0 },
         };
         const at = `value ${JSON.stringify(v)} (seed ${SEED})`;
@@ -111,7 +122,20 @@ test("ssh-authorized-key source: grant adds and withdraw removes the key line in
     const pub = HOST_KEY.replace(/^\S+ /, "ssh-ed25519 ");
     for (const v of values(3)) {
         const file = path.join(nastyDir(), `keys ${v}`);
-        const s = sourceScripts({ kind: "ssh-authorized-key", host: "h", port: 22, user: "root", hostKey: HOST_KEY, privateKeyFile: "/k", authorizedKeysFile: file, loginUser: "app" }, { generation: 2, secretName: "app-key" }, HOST_KEY);
+        const s = sourceScripts(
+            {
+                kind: "ssh-authorized-key",
+                host: "h",
+                port: 22,
+                user: "root",
+                hostKey: HOST_KEY,
+                privateKeyFile: "/k",
+                authorizedKeysFile: file,
+                loginUser: "app",
+            },
+            { generation: 2, secretName: "app-key" },
+            HOST_KEY,
+        );
         const at = `file ${JSON.stringify(file)} (seed ${SEED})`;
         assert.equal(bash(s.grant, stdinFields(pub)).status, 0, at);
         assert.equal(fs.readFileSync(file, "utf8"), `${pub} rotation:app-key:g2\n`, at);

@@ -29,25 +29,57 @@ const userKeys = (r: Raw) => r.consumers.forEach((c: Raw) => (c.write.userKey = 
 const VARIANTS: Record<string, () => Raw> = {
     "redis-acl": () => rawConfig(),
     "postgres-role": () => {
-        const r = rawConfig({ source: { kind: "postgres-role", host: "127.0.1.31", port: 5432, database: "app", group: "app_rw", loginPrefix: "app_g", initialLogin: "app_legacy", adminUser: "postgres", adminPasswordFile: "/etc/rotation/pg.pass" } });
+        const r = rawConfig({
+            source: {
+                kind: "postgres-role",
+                host: "127.0.1.31",
+                port: 5432,
+                database: "app",
+                group: "app_rw",
+                loginPrefix: "app_g",
+                initialLogin: "app_legacy",
+                adminUser: "postgres",
+                adminPasswordFile: "/etc/rotation/pg.pass",
+            },
+        });
         userKeys(r);
         return r;
     },
     "ssh-authorized-key": () =>
         rawConfig({
             secret: secretOf({ type: "ssh-key", generator: { kind: "command" } }),
-            source: { kind: "ssh-authorized-key", host: "127.0.1.40", port: 2222, user: "root", hostKey: HOST_KEY, privateKeyFile: "/root/.ssh/id_ed25519", authorizedKeysFile: "/home/app/.ssh/authorized_keys", loginUser: "app" },
+            source: {
+                kind: "ssh-authorized-key",
+                host: "127.0.1.40",
+                port: 2222,
+                user: "root",
+                hostKey: HOST_KEY,
+                privateKeyFile: "/root/.ssh/id_ed25519",
+                authorizedKeysFile: "/home/app/.ssh/authorized_keys",
+                loginUser: "app",
+            },
         }),
     "http-token": () =>
         rawConfig({
             secret: secretOf({ type: "api-token", generator: { kind: "command", command: "openssl rand -hex 24" } }),
-            source: { kind: "http-token", createUrl: "https://api.test/tokens", deleteUrl: "https://api.test/tokens/{fingerprint}", testUrl: "https://api.test/whoami", adminTokenFile: "/etc/rotation/api-admin.token" },
+            source: {
+                kind: "http-token",
+                createUrl: "https://api.test/tokens",
+                deleteUrl: "https://api.test/tokens/{fingerprint}",
+                testUrl: "https://api.test/whoami",
+                adminTokenFile: "/etc/rotation/api-admin.token",
+            },
         }),
-    command: () => rawConfig({ source: { kind: "command", grant: "/opt/rot/grant", revoke: "/opt/rot/revoke", withdraw: "/opt/rot/withdraw", test: "/opt/rot/test" } }),
+    command: () =>
+        rawConfig({ source: { kind: "command", grant: "/opt/rot/grant", revoke: "/opt/rot/revoke", withdraw: "/opt/rot/withdraw", test: "/opt/rot/test" } }),
     vault: () => rawConfig({ store: { kind: "vault", mount: "kv", path: "apps/redis" } }),
     "env-line + health command + hostKeyFile": () => {
         const r = rawConfig() as Raw;
-        Object.assign(r.consumers[0], { write: { format: "env-line", key: "REDIS_PASSWORD" }, health: { command: "systemctl is-active app" }, hostKeyFile: "keys/web-1.pub" });
+        Object.assign(r.consumers[0], {
+            write: { format: "env-line", key: "REDIS_PASSWORD" },
+            health: { command: "systemctl is-active app" },
+            hostKeyFile: "keys/web-1.pub",
+        });
         delete r.consumers[0].hostKey;
         return r;
     },
@@ -74,16 +106,30 @@ function scriptsOf(cfg: RotationConfig): { generated: Record<string, string>; op
             for (const [k, v] of Object.entries(fileStoreScripts(cfg.store.dir, cfg.secret.name, generation))) generated[`store.${k}@g${generation}`] = v;
         }
         for (const type of ["password", "api-token", "ssh-key"]) {
-            generated[`generator.${type}@g${generation}`] = defaultGeneratorCommand(type, cfg.secret.generator.length, `rotation:${cfg.secret.name}:g${generation}`);
+            generated[`generator.${type}@g${generation}`] = defaultGeneratorCommand(
+                type,
+                cfg.secret.generator.length,
+                `rotation:${cfg.secret.name}:g${generation}`,
+            );
         }
     }
     for (const c of cfg.consumers) {
         // A health command runs on the host as the operator wrote it (like reload);
         // the write-and-reload script is ours around the operator's reload.
         if ("command" in c.health) operators[`consumer.${c.name}.health`] = c.health.command;
-        const spec = { label: c.name, target: { kind: "ssh" as const, host: c.host, port: c.port, user: c.user, hostKey: HOST_KEY, privateKeyFile: c.privateKeyFile },
-            health: c.health, retries: c.retries, retryDelaySeconds: c.retryDelaySeconds, timeoutSeconds: c.timeoutSeconds,
-            generation: 2, configPath: c.configPath, write: c.write, reload: "true", ...(c.logCheck ? { logCheck: c.logCheck } : {}) };
+        const spec = {
+            label: c.name,
+            target: { kind: "ssh" as const, host: c.host, port: c.port, user: c.user, hostKey: HOST_KEY, privateKeyFile: c.privateKeyFile },
+            health: c.health,
+            retries: c.retries,
+            retryDelaySeconds: c.retryDelaySeconds,
+            timeoutSeconds: c.timeoutSeconds,
+            generation: 2,
+            configPath: c.configPath,
+            write: c.write,
+            reload: "true",
+            ...(c.logCheck ? { logCheck: c.logCheck } : {}),
+        };
         generated[`consumer.${c.name}.writeAndReload`] = writeAndReloadScript(spec, true);
         if (c.logCheck) generated[`consumer.${c.name}.logCheck`] = logCheckScript(c.logCheck, 123);
         operators[`consumer.${c.name}.reload`] = c.reload;
@@ -101,7 +147,14 @@ for (const [variant, raw] of Object.entries(VARIANTS)) {
         const { generated } = scriptsOf(rotationOf(raw()));
         assert.ok(Object.keys(generated).length >= 8);
         // One bash -n for all (each as a function body); on failure, find the culprit.
-        if (bashSyntax(Object.values(generated).map((text, i) => `f${i}() {\n${text}\n}\n`).join("")).ok) return;
+        if (
+            bashSyntax(
+                Object.values(generated)
+                    .map((text, i) => `f${i}() {\n${text}\n}\n`)
+                    .join(""),
+            ).ok
+        )
+            return;
         for (const [name, script] of Object.entries(generated)) {
             const { ok, stderr } = bashSyntax(script);
             assert.ok(ok, `${name} is not valid bash: ${stderr}\n${script}`);
@@ -135,7 +188,7 @@ function singleQuotedRanges(script: string): [number, number][] {
         if (ch === "\\") i += 2;
         else if (top === "dq") {
             if (ch === '"') stack.pop();
-            else if (script.startsWith("$(", i)) (stack.push("sub"), depth.push(0), i++);
+            else if (script.startsWith("$(", i)) stack.push("sub"), depth.push(0), i++;
             else if (ch === "`") stack.push("bt");
             i++;
         } else if (ch === "'") {
@@ -148,13 +201,13 @@ function singleQuotedRanges(script: string): [number, number][] {
             }
             ranges.push([i + 1, end]);
             i = end + 1;
-        } else if (ch === '"') (stack.push("dq"), i++);
-        else if (ch === "`" && top === "bt") (stack.pop(), i++);
-        else if (ch === "`") (stack.push("bt"), i++);
-        else if (script.startsWith("$(", i)) (stack.push("sub"), depth.push(0), (i += 2));
-        else if (ch === "(" && top === "sub") (depth[depth.length - 1]++, i++);
+        } else if (ch === '"') stack.push("dq"), i++;
+        else if (ch === "`" && top === "bt") stack.pop(), i++;
+        else if (ch === "`") stack.push("bt"), i++;
+        else if (script.startsWith("$(", i)) stack.push("sub"), depth.push(0), (i += 2);
+        else if (ch === "(" && top === "sub") depth[depth.length - 1]++, i++;
         else if (ch === ")" && top === "sub") {
-            if (depth[depth.length - 1]-- === 0) (stack.pop(), depth.pop());
+            if (depth[depth.length - 1]-- === 0) stack.pop(), depth.pop();
             i++;
         } else if (ch === "#" && wordStart(i)) i = script.includes("\n", i) ? script.indexOf("\n", i) : script.length;
         else i++;
@@ -191,7 +244,9 @@ test("the quoting check flags a value spliced in raw or double-quoted", () => {
 // Distinctive enough not to occur in the scripts' own text (a bare \' does, in sql_lit).
 const HOSTILE = ["x'; touch /tmp/PWNED #", "$(touch /tmp/PWNED)", "`id`", 'a"b', "a\nb", "a b;c|d&e", "q\\'Z\\"];
 /** Each hostile value also dressed as a path, a URL and a delete URL, so format checks do not hide it. */
-const DRESSED = HOSTILE.flatMap((hostile) => [hostile, `/srv/${hostile}`, `https://api.test/${hostile}`, `https://api.test/{fingerprint}/${hostile}`].map((value) => ({ hostile, value })));
+const DRESSED = HOSTILE.flatMap((hostile) =>
+    [hostile, `/srv/${hostile}`, `https://api.test/${hostile}`, `https://api.test/{fingerprint}/${hostile}`].map((value) => ({ hostile, value })),
+);
 
 /** Every string field of a variant, as a path into the raw config; consumer fields on consumers[0]. */
 function stringFields(raw: Raw, prefix: (string | number)[] = []): (string | number)[][] {
@@ -204,7 +259,14 @@ function stringFields(raw: Raw, prefix: (string | number)[] = []): (string | num
 }
 
 /** The operator's own commands: run as-is by design, so they are not quoted and not checked here. */
-const OPERATOR_COMMANDS = new Set(["consumers.0.reload", "consumers.0.health.command", "source.grant", "source.revoke", "source.withdraw", "secret.generator.command"]);
+const OPERATOR_COMMANDS = new Set([
+    "consumers.0.reload",
+    "consumers.0.health.command",
+    "source.grant",
+    "source.revoke",
+    "source.withdraw",
+    "secret.generator.command",
+]);
 
 test("a hostile value in any accepted config field enters the generated scripts only single-quoted", (t) => {
     const accepted = new Map<string, string>();
@@ -234,7 +296,11 @@ test("a hostile value in any accepted config field enters the generated scripts 
                 const { generated } = scriptsOf(cfg);
                 let where = "no script";
                 for (const [script, text] of Object.entries(generated)) {
-                    assert.deepEqual(unquotedOccurrences(text, value), [], `${variant}: ${name} = ${JSON.stringify(value)} appears unquoted in ${script}:\n${text}`);
+                    assert.deepEqual(
+                        unquotedOccurrences(text, value),
+                        [],
+                        `${variant}: ${name} = ${JSON.stringify(value)} appears unquoted in ${script}:\n${text}`,
+                    );
                     if (text.includes(shq(value)) || text.includes(shq(value).slice(1, -1))) where = "scripts, quoted";
                 }
                 // bash -n once per hostile value (its first accepted dress) keeps this fast.
@@ -251,7 +317,14 @@ test("a hostile value in any accepted config field enters the generated scripts 
     }
     t.diagnostic(`checked ${checked.size} string fields; excluded as operator commands: ${[...OPERATOR_COMMANDS].join(", ")}`);
     for (const [name, example] of accepted) t.diagnostic(`accepts hostile values: ${name}, e.g. ${example}`);
-    for (const name of ["store.dir", "consumers.0.logCheck.pattern", "consumers.0.logCheck.path", "ssh-authorized-key source.authorizedKeysFile", "command source.test", "http-token source.deleteUrl"]) {
+    for (const name of [
+        "store.dir",
+        "consumers.0.logCheck.pattern",
+        "consumers.0.logCheck.path",
+        "ssh-authorized-key source.authorizedKeysFile",
+        "command source.test",
+        "http-token source.deleteUrl",
+    ]) {
         assert.ok(accepted.has(name), `${name} accepts a hostile value (else this test checks nothing there)`);
     }
 });

@@ -14,11 +14,57 @@ export function prng(seed: number): () => number {
 }
 
 /** What breaks shell text: line breaks, quotes, expansions, escapes, blanks, option-like dashes, non-ASCII. */
-const NASTY_PIECES = ["\n", "'", '"', "$", "$(echo PWNED)", "`echo PWNED`", "${IFS}", "$HOME", "\\", "\\'", "'\\''", " ", "\t", "-", "--", ";", "&", "|", "*", "#", "~", "!", "%s", "é", "日本", "🔑"];
+const NASTY_PIECES = [
+    "\n",
+    "'",
+    '"',
+    "$",
+    "$(echo PWNED)",
+    "`echo PWNED`",
+    "${IFS}",
+    "$HOME",
+    "\\",
+    "\\'",
+    "'\\''",
+    " ",
+    "\t",
+    "-",
+    "--",
+    ";",
+    "&",
+    "|",
+    "*",
+    "#",
+    "~",
+    "!",
+    "%s",
+    "é",
+    "日本",
+    "🔑",
+];
 const PLAIN_PIECES = ["a", "Z", "0", "_", ".", "x9", "key"];
 
 /** Fixed cases first: each nasty kind on its own, then all together. */
-export const NASTY = ["\n", "a\nb", "'", "it's", '"', "$HOME", "$(echo PWNED)", "`echo PWNED`", "\\", "a\\'b", " lead and trail ", "-n", "--", "-rf x", "é", "日本", "🔑", "x'\n\"$(echo PWNED)`y`\\ -é日本🔑"];
+export const NASTY = [
+    "\n",
+    "a\nb",
+    "'",
+    "it's",
+    '"',
+    "$HOME",
+    "$(echo PWNED)",
+    "`echo PWNED`",
+    "\\",
+    "a\\'b",
+    " lead and trail ",
+    "-n",
+    "--",
+    "-rf x",
+    "é",
+    "日本",
+    "🔑",
+    "x'\n\"$(echo PWNED)`y`\\ -é日本🔑",
+];
 
 /**
  * A value of 1-12 pieces, at least one of them nasty, sometimes with a

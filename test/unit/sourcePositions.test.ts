@@ -5,7 +5,10 @@ import { test } from "node:test";
 import { keepFirstFrameOnly } from "../../adapters/sourcePositions";
 
 test("only the first frame of a registration's stack trace is kept, once however often installed", () => {
-    const frames = [{ uri: "file:///p/index.ts", line: 3, column: 1 }, { uri: "file:///p/node_modules/x.js", line: 9, column: 2 }];
+    const frames = [
+        { uri: "file:///p/index.ts", line: 3, column: 1 },
+        { uri: "file:///p/node_modules/x.js", line: 9, column: 2 },
+    ];
     let skipped: number | undefined;
     const target = { stackTrace: (skip: number) => ((skipped = skip), frames) };
     keepFirstFrameOnly(target);

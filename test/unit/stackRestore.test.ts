@@ -18,7 +18,11 @@ process.env.PULUMI_BACKEND_URL = `file://${path.join(project, ".state")}`;
 const STACK = "lab";
 const file = path.join(project, "stacks", `Pulumi.${STACK}.yaml`);
 // Comments, odd spacing, no newline at the end and a byte that is not UTF-8: what a rewrite would not keep.
-const ORIGINAL = Buffer.concat([Buffer.from("# the lab\nconfig:\n  rotation:secrets:\n    app-redis:\n      generation: 4   # bumped by start\n"), Buffer.from([0xff, 0x0a]), Buffer.from("encryptionsalt: v1:x")]);
+const ORIGINAL = Buffer.concat([
+    Buffer.from("# the lab\nconfig:\n  rotation:secrets:\n    app-redis:\n      generation: 4   # bumped by start\n"),
+    Buffer.from([0xff, 0x0a]),
+    Buffer.from("encryptionsalt: v1:x"),
+]);
 
 function stackFile(mode = 0o640): void {
     fs.mkdirSync(path.dirname(file), { recursive: true });
@@ -28,7 +32,7 @@ function stackFile(mode = 0o640): void {
 
 /** What `pulumi config set` does to the file: rewritten, the generation bumped, another mode. */
 const bump = () => {
-    fs.writeFileSync(file, "config:\n  rotation:secrets.app-redis.generation: \"5\"\n");
+    fs.writeFileSync(file, 'config:\n  rotation:secrets.app-redis.generation: "5"\n');
     fs.chmodSync(file, 0o644);
 };
 
@@ -68,7 +72,8 @@ test("stackFileOf: stacks/Pulumi.<stack>.yaml, after the last part of a qualifie
     assert.equal(stackFileOf("/p", "acme/secret-rotation/dev"), "/p/stacks/Pulumi.dev.yaml");
 });
 
-const LOCKED = "code: 255\n stderr: error: the stack is currently locked by 1 lock(s). Either wait for the other process(es) to end or delete the lock file with `pulumi cancel`.";
+const LOCKED =
+    "code: 255\n stderr: error: the stack is currently locked by 1 lock(s). Either wait for the other process(es) to end or delete the lock file with `pulumi cancel`.";
 
 /** A stack whose config writes change the file as Pulumi does and whose `up` emits these events, then fails. */
 function fakeStack(events: Partial<EngineEvent>[], error: string, failWrite = false): Stack {
@@ -100,7 +105,17 @@ async function started(stack: Stack) {
     assert.match(fs.readFileSync(file, "utf8"), /generation: "5"/, "the start wrote the stack file");
     const out = { write: () => true } as unknown as NodeJS.WriteStream;
     const secrets = [{ name: "app-redis", generation: 5, mode: "rotate" as const, consumers: ["web-1"], after: [] }];
-    return runUpdate({ stack, command: "start", secrets, what: "rotation of app-redis 4 -> 5", auditLog: path.join(project, "audit.log"), view: "plain", out, committed: async () => undefined, written });
+    return runUpdate({
+        stack,
+        command: "start",
+        secrets,
+        what: "rotation of app-redis 4 -> 5",
+        auditLog: path.join(project, "audit.log"),
+        view: "plain",
+        out,
+        committed: async () => undefined,
+        written,
+    });
 }
 
 test("a start the engine refuses for another run's lock leaves the stack file as it was and says so (exit 4)", async () => {
@@ -109,8 +124,11 @@ test("a start the engine refuses for another run's lock leaves the stack file as
     const { LockedError } = await import("../../cli/stack");
     await assert.rejects(started(fakeStack([], LOCKED)), (e: Error) => {
         assert.ok(e instanceof LockedError);
-        assert.equal(e.message, `stack ${STACK} is locked by process ${process.pid} on ${os.hostname()} since 2026-12-05T10:00:00Z; ` +
-            `nothing was changed (stacks/Pulumi.${STACK}.yaml is as it was before this start). Wait for it to finish, then run bin/rotate start again`);
+        assert.equal(
+            e.message,
+            `stack ${STACK} is locked by process ${process.pid} on ${os.hostname()} since 2026-12-05T10:00:00Z; ` +
+                `nothing was changed (stacks/Pulumi.${STACK}.yaml is as it was before this start). Wait for it to finish, then run bin/rotate start again`,
+        );
         return true;
     });
     assert.deepEqual(fs.readFileSync(file), ORIGINAL, "byte for byte");
@@ -121,19 +139,46 @@ test("a start the engine refuses for another run's lock leaves the stack file as
 
 test("a start the program refuses before any step leaves the stack file as it was; the way on is to start again, not resume", async () => {
     stackFile();
-    const { record } = await started(fakeStack([{ diagnosticEvent: { message: "error: Invalid rotation config of stack lab: secrets.app-redis.generation: ...", severity: "error", color: "never" } as never }], "code: 255"));
+    const { record } = await started(
+        fakeStack(
+            [
+                {
+                    diagnosticEvent: {
+                        message: "error: Invalid rotation config of stack lab: secrets.app-redis.generation: ...",
+                        severity: "error",
+                        color: "never",
+                    } as never,
+                },
+            ],
+            "code: 255",
+        ),
+    );
     assert.equal(record.exitCode, 2);
-    assert.deepEqual(record.next, [`nothing was changed (stacks/Pulumi.${STACK}.yaml is as it was before this start): fix the cause above, then run bin/rotate start again`]);
+    assert.deepEqual(record.next, [
+        `nothing was changed (stacks/Pulumi.${STACK}.yaml is as it was before this start): fix the cause above, then run bin/rotate start again`,
+    ]);
     assert.deepEqual(fs.readFileSync(file), ORIGINAL);
 });
 
 test("once the engine ran a step the stack file keeps what the start wrote: resume goes on from it", async () => {
     stackFile();
     const urn = `urn:pulumi:${STACK}::secret-rotation::rotation:index:Rotation$rotation:index:Step::app-redis-rollout-web-1`;
-    const { record } = await started(fakeStack([
-        { resourcePreEvent: { metadata: { op: "create", urn, type: "rotation:index:Step" } } as never },
-        { diagnosticEvent: { urn, message: "error: app-redis → consumer web-1: health check: answered 503", severity: "error", color: "never" } as never },
-    ], "code: 255"));
+    const { record } = await started(
+        fakeStack(
+            [
+                { resourcePreEvent: { metadata: { op: "create", urn, type: "rotation:index:Step" } } as never },
+                {
+                    diagnosticEvent: {
+                        urn,
+                        message: "error: app-redis → consumer web-1: health check: answered 503",
+                        severity: "error",
+                        color: "never",
+                    } as never,
+                },
+            ],
+            "code: 255",
+        ),
+    );
     assert.equal(record.exitCode, 1);
     assert.match(record.next[0], /then bin\/rotate resume --stack lab --yes/);
     assert.match(fs.readFileSync(file, "utf8"), /generation: "5"/);

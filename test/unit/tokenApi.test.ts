@@ -34,8 +34,25 @@ async function waitFor<T>(what: string, probe: () => T | undefined, ms = 5000): 
 /** Starts the API on a free port; its log's last "listening" line names the port. */
 async function startApi(): Promise<void> {
     const before = fs.existsSync(files.log) ? fs.readFileSync(files.log, "utf8").length : 0;
-    api = spawn("node", [path.join(LAB, "tokenapi/server.js"), "--listen", "127.0.0.1:0", "--dir", files.data, "--admin-token-file", files.admin,
-        "--log", files.log, "--seed-file", files.seed, "--seed-name", "seed-g0"], { stdio: "ignore" });
+    api = spawn(
+        "node",
+        [
+            path.join(LAB, "tokenapi/server.js"),
+            "--listen",
+            "127.0.0.1:0",
+            "--dir",
+            files.data,
+            "--admin-token-file",
+            files.admin,
+            "--log",
+            files.log,
+            "--seed-file",
+            files.seed,
+            "--seed-name",
+            "seed-g0",
+        ],
+        { stdio: "ignore" },
+    );
     const port = await waitFor("the API to listen", () => {
         const m = fs.existsSync(files.log) ? /listening on 127\.0\.0\.1:(\d+)/.exec(fs.readFileSync(files.log, "utf8").slice(before)) : null;
         return m ? m[1] : undefined;
@@ -116,7 +133,10 @@ test("tokens survive a restart (the admin token is read once: its file may be go
     try {
         assert.equal(await whoami(t), 200, "created before the restart, live after it");
         assert.equal(await whoami(made[0]), 401, "revoked before the restart, still revoked");
-        assert.deepEqual((await call("GET", "/tokens", admin)).json.tokens.map((x: { name: string }) => x.name), ["seed-g0", "app-g2"]);
+        assert.deepEqual(
+            (await call("GET", "/tokens", admin)).json.tokens.map((x: { name: string }) => x.name),
+            ["seed-g0", "app-g2"],
+        );
     } finally {
         fs.renameSync(`${files.admin}.away`, files.admin);
     }
@@ -144,12 +164,16 @@ test("consumer app, kind token: /healthz 200 with a live token; once revoked, 50
     fs.writeFileSync(config, `TOKEN_API_URL=${base}/whoami\nAPI_TOKEN=${t}\n`, { mode: 0o600 });
     const appLog = path.join(dir, "token-app.log");
     const probe = await new Promise<number>((resolve) => {
-        const s = require("node:net").createServer().listen(0, "127.0.0.1", () => {
-            const p = s.address().port;
-            s.close(() => resolve(p));
-        });
+        const s = require("node:net")
+            .createServer()
+            .listen(0, "127.0.0.1", () => {
+                const p = s.address().port;
+                s.close(() => resolve(p));
+            });
     });
-    const app = spawn("node", [path.join(LAB, "consumer/app.js"), "--kind", "token", "--config", config, "--listen", `127.0.0.1:${probe}`, "--log", appLog], { stdio: "ignore" });
+    const app = spawn("node", [path.join(LAB, "consumer/app.js"), "--kind", "token", "--config", config, "--listen", `127.0.0.1:${probe}`, "--log", appLog], {
+        stdio: "ignore",
+    });
     try {
         const health = async () => {
             const r = await fetch(`http://127.0.0.1:${probe}/healthz`).catch(() => undefined);

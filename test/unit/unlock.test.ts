@@ -50,7 +50,7 @@ test("unlock repairs the checkpoint's metadata file a kill left empty, and only 
     const checkpoint = path.join(stacks, "prod.json");
     fs.writeFileSync(checkpoint, JSON.stringify({ version: 3, checkpoint: { stack: "prod" } }));
     fs.writeFileSync(`${checkpoint}.attrs`, ""); // as found after kill -9: the engine was writing it
-    fs.writeFileSync(`${checkpoint}.bak`, "{\"version\": 3, \"checkpo"); // a torn checkpoint: its sidecar is left alone
+    fs.writeFileSync(`${checkpoint}.bak`, '{"version": 3, "checkpo'); // a torn checkpoint: its sidecar is left alone
     fs.writeFileSync(`${checkpoint}.bak.attrs`, "");
     const r = unlock(env);
     assert.equal(r.status, 0, r.stderr);

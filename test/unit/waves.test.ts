@@ -12,7 +12,11 @@ import { rotationPlan } from "../../lib/plan";
 import { formWaves } from "../../lib/waves";
 import { isOpen, nextOpening, type RotationWindow } from "../../lib/window";
 
-const sizes = (n: number, spec: (number | string)[]) => formWaves(Array.from({ length: n }, (_, i) => i), spec).map((w) => w.length);
+const sizes = (n: number, spec: (number | string)[]) =>
+    formWaves(
+        Array.from({ length: n }, (_, i) => i),
+        spec,
+    ).map((w) => w.length);
 
 test("wave formation: counts, percentages rounded down but never below one, the last entry repeated, order kept", () => {
     assert.deepEqual(sizes(6, [1, 2, "100%"]), [1, 2, 3]);
@@ -33,29 +37,50 @@ test("the plan: each wave's rollouts wait for every rollout of the wave before; 
     assert.deepEqual(deps("rollout/c1"), ["grant"]);
     for (const c of ["c2", "c3"]) assert.deepEqual(deps(`rollout/${c}`), ["rollout/c1"]);
     for (const c of ["c4", "c5", "c6"]) assert.deepEqual(deps(`rollout/${c}`), ["rollout/c2", "rollout/c3"]);
-    assert.deepEqual(deps("gate"), consumers.map((c) => `rollout/${c.name}`));
-    assert.deepEqual(plan.filter((s) => s.phase === "rollout").map((s) => s.wave), [1, 2, 2, 3, 3, 3]);
+    assert.deepEqual(
+        deps("gate"),
+        consumers.map((c) => `rollout/${c.name}`),
+    );
+    assert.deepEqual(
+        plan.filter((s) => s.phase === "rollout").map((s) => s.wave),
+        [1, 2, 2, 3, 3, 3],
+    );
     const back = rotationPlan({ mode: "rollback", consumers, waves: [1, 2, "100%"] });
-    assert.ok(back.filter((s) => s.phase === "rollout").every((s) => s.dependsOn.length === 1 && s.wave === undefined), "a rollback restores every consumer at once");
-    assert.ok(rotationPlan({ mode: "rotate", consumers }).every((s) => s.wave === undefined), "one wave: no wave numbers");
+    assert.ok(
+        back.filter((s) => s.phase === "rollout").every((s) => s.dependsOn.length === 1 && s.wave === undefined),
+        "a rollback restores every consumer at once",
+    );
+    assert.ok(
+        rotationPlan({ mode: "rotate", consumers }).every((s) => s.wave === undefined),
+        "one wave: no wave numbers",
+    );
 });
 
 test("registered resources: wave 2's rollouts depend on every wave 1 rollout, wave 3's on every wave 2 rollout, none on a later wave", async () => {
     const registered = await installRecordingMocks();
     const cfg = config({ rollout: { waves: [1, 2, "100%"] } }, 6);
     assert.deepEqual(cfg.rollout, { waves: [1, 2, "100%"], onFailure: "stop" });
-    const rotation = new Rotation(cfg.secret.name, { context: { stack: "unit", config: cfg, consumerHostKeys: Object.fromEntries(cfg.consumers.map((c) => [c.name, HOST_KEY])) } });
+    const rotation = new Rotation(cfg.secret.name, {
+        context: { stack: "unit", config: cfg, consumerHostKeys: Object.fromEntries(cfg.consumers.map((c) => [c.name, HOST_KEY])) },
+    });
     await settle();
     const urn = (n: string) => registered.find((r) => r.name === `app-redis-rollout-${n}` && r.type === STEP)!;
     const grant = registered.find((r) => r.name === "app-redis-grant-g2" && r.type === STEP)!;
     const waves = [["web-1"], ["web-2", "web-3"], ["web-4", "web-5", "web-6"]];
     // Besides its wave's dependencies, a rollout depends on the generated value it deploys (an input).
-    const rolloutDeps = (c: string) => urn(c).dependencies.filter((d) => d.includes("-rollout-")).sort();
+    const rolloutDeps = (c: string) =>
+        urn(c)
+            .dependencies.filter((d) => d.includes("-rollout-"))
+            .sort();
     assert.ok(urn("web-1").dependencies.includes(grant.urn));
     assert.deepEqual(rolloutDeps("web-1"), []);
     for (let w = 1; w < waves.length; w++) {
         for (const c of waves[w]) {
-            assert.deepEqual(rolloutDeps(c), waves[w - 1].map((p) => urn(p).urn).sort(), `${c} (wave ${w + 1}) waits for every consumer of wave ${w}, none of a later one`);
+            assert.deepEqual(
+                rolloutDeps(c),
+                waves[w - 1].map((p) => urn(p).urn).sort(),
+                `${c} (wave ${w + 1}) waits for every consumer of wave ${w}, none of a later one`,
+            );
             assert.ok(!urn(c).dependencies.includes(grant.urn), "only the first wave waits for the grant directly");
         }
     }
@@ -92,7 +117,9 @@ test("malformed waves and windows are refused with the field named", () => {
     assert.deepEqual(problems({ window: { ...w, days: ["mon", "mon"] } }), [`${at}.window.days: lists a day twice`]);
     assert.deepEqual(problems({ window: { ...w, start: "9:00" } }), [`${at}.window.start: must be a time "HH:MM" (00:00-23:59)`]);
     assert.deepEqual(problems({ window: { ...w, end: "09:00" } }), [`${at}.window.end: start and end must differ`]);
-    assert.deepEqual(problems({ window: { ...w, timeZone: "Mars/Olympus" } }), [`${at}.window.timeZone: must be an IANA time zone such as Europe/Berlin or UTC`]);
+    assert.deepEqual(problems({ window: { ...w, timeZone: "Mars/Olympus" } }), [
+        `${at}.window.timeZone: must be an IANA time zone such as Europe/Berlin or UTC`,
+    ]);
 });
 
 test("windows: open and next opening in the window's time zone, weekdays, overnight spans", () => {

@@ -10,17 +10,69 @@ import { setYamlKey } from "../../writers/yamlKey";
 
 /** Secrets that break naive quoting in YAML, shells or regex replacement. */
 const HOSTILE = [
-    "plain-Secret-123", "it's", 'say "hi"', `both ' and "`, "$(touch /tmp/pwned)", "`id`", "a;b", "a|b", "a&b", "back\\slash", "\\n literally",
-    "#not-a-comment", "a #comment?", "key: value", ": ", " leading", "trailing ", "  ", "tab\there", "line1\nline2", "cr\rlf",
-    "é", "日本", "🔑🔒", "\u2028", "\u2029", "\u0085", "\ufeff", "\x7f", "\x01\x1b[31m", "null", "~", "true", "no", "1e3", "0x1F", ".inf",
-    "- x", "*alias", "&anchor", "!tag", "!!str", "%", "@", "{a: b}", "[1]", "|", ">", "'", '"', "\\", "$&", "$1", "$'", "{{secret}}", "",
+    "plain-Secret-123",
+    "it's",
+    'say "hi"',
+    `both ' and "`,
+    "$(touch /tmp/pwned)",
+    "`id`",
+    "a;b",
+    "a|b",
+    "a&b",
+    "back\\slash",
+    "\\n literally",
+    "#not-a-comment",
+    "a #comment?",
+    "key: value",
+    ": ",
+    " leading",
+    "trailing ",
+    "  ",
+    "tab\there",
+    "line1\nline2",
+    "cr\rlf",
+    "é",
+    "日本",
+    "🔑🔒",
+    "\u2028",
+    "\u2029",
+    "\u0085",
+    "\ufeff",
+    "\x7f",
+    "\x01\x1b[31m",
+    "null",
+    "~",
+    "true",
+    "no",
+    "1e3",
+    "0x1F",
+    ".inf",
+    "- x",
+    "*alias",
+    "&anchor",
+    "!tag",
+    "!!str",
+    "%",
+    "@",
+    "{a: b}",
+    "[1]",
+    "|",
+    ">",
+    "'",
+    '"',
+    "\\",
+    "$&",
+    "$1",
+    "$'",
+    "{{secret}}",
+    "",
 ];
 
 const DOC = [
     "# Application config (managed by hand; rotation touches one value)",
     "redis:",
     "  host: 127.0.0.1   # the cache",
-    "  password: \"old-secret\"  # rotated by secret-rotation",
+    '  password: "old-secret"  # rotated by secret-rotation',
     "  user: app",
     "db:",
     "  password: keep-me # not the target",
@@ -28,15 +80,14 @@ const DOC = [
     "",
 ].join("\n");
 
-const expectedDoc = (value: string) =>
-    DOC.replace('  password: "old-secret"  # rotated', `  password: ${value}  # rotated`);
+const expectedDoc = (value: string) => DOC.replace('  password: "old-secret"  # rotated', `  password: ${value}  # rotated`);
 
 test("yaml-key replaces only the target value and keeps comments, other keys and indentation", () => {
     assert.equal(setYamlKey(DOC, "redis.password", "n3w"), expectedDoc('"n3w"'));
 });
 
 test("yaml-key keeps a trailing comment after a value that contains ' #' or quotes", () => {
-    const doc = "redis:\n  password: \"a # b\"   # keep me\n";
+    const doc = 'redis:\n  password: "a # b"   # keep me\n';
     assert.equal(setYamlKey(doc, "redis.password", "x"), 'redis:\n  password: "x"   # keep me\n');
     assert.equal(setYamlKey("a: don't # it's mine\n", "a", "x"), 'a: "x" # it\'s mine\n');
     assert.equal(setYamlKey("a: plain#not-comment\n", "a", "x"), 'a: "x"\n');
@@ -113,7 +164,9 @@ test("env-line writes every hostile secret without a line break as the exact raw
 
 test("env-line refuses a line break in the value without repeating the value", () => {
     for (const s of ["line1\nline2", "cr\rlf"]) {
-        assert.throws(() => setEnvLine(ENV, "DB_PASSWORD", s), { message: "the value for DB_PASSWORD contains a line break, which a KEY=value line cannot hold" });
+        assert.throws(() => setEnvLine(ENV, "DB_PASSWORD", s), {
+            message: "the value for DB_PASSWORD contains a line break, which a KEY=value line cannot hold",
+        });
     }
     assert.throws(() => setEnvLine(ENV, "DB_PASS", "x"), { message: "no DB_PASS= line found" });
 });
@@ -136,8 +189,15 @@ test("template does not interpret $-patterns or placeholders inside the secret o
 });
 
 test("the registry: one writer per module, in the order the config's error lists them; an unknown format is named", () => {
-    assert.deepEqual(WRITERS.map((w) => w.format), ["yaml-key", "env-line", "template"]);
-    assert.deepEqual(writeSchema.options.map((o) => o.shape.format.value), ["yaml-key", "env-line", "template"], "the schema's members are the registry's, in its order");
+    assert.deepEqual(
+        WRITERS.map((w) => w.format),
+        ["yaml-key", "env-line", "template"],
+    );
+    assert.deepEqual(
+        writeSchema.options.map((o) => o.shape.format.value),
+        ["yaml-key", "env-line", "template"],
+        "the schema's members are the registry's, in its order",
+    );
     assert.equal(writerOf("env-line"), WRITERS[1]);
     assert.throws(() => writerOf("toml"), { message: 'unknown format "toml": must be one of "yaml-key", "env-line", "template"' });
 });
