@@ -20,6 +20,7 @@ import { assertUnlocked } from "./backend";
 import { LockedError, PROJECT, UsageError, setSecretKeys, type StackConfig } from "./stack";
 import type { FileCopy } from "./stackFile";
 import { runBy } from "../provider/outcome";
+import { STEP_TYPE } from "../provider/types";
 
 /**
  * Checks the config as it will be after the change (generations bumped,
@@ -343,7 +344,7 @@ export async function resume(o: Mutating & { secret?: string; redeploy?: string[
     }
     // A consumer's rollout that succeeded is not repeated; --redeploy runs it again (its config was reverted behind the rotation's back).
     const project = (await stack.workspace.projectSettings()).name;
-    const replace = (o.redeploy ?? []).map((c) => `urn:pulumi:${o.stack}::${project}::rotation:index:Rotation$rotation:index:Step::${o.secret}-rollout-${c}`);
+    const replace = (o.redeploy ?? []).map((c) => `urn:pulumi:${o.stack}::${project}::rotation:index:Rotation$${STEP_TYPE}::${o.secret}-rollout-${c}`);
     await checkBeforeChange(o.stack, config, {});
     if (!o.yes) {
         say(

@@ -38,7 +38,7 @@ export interface PreflightResult {
 
 export type StepOutcome = "pending" | "running" | "ok" | "unchanged" | "failed";
 
-/** One engine step (one `rotation:index:Step` resource). */
+/** One engine step (one resource of type STEP_TYPE). */
 export interface StepRecord {
     secret: string;
     /** The plan step's id (lib/plan.ts), e.g. "rollout/web-1"; "other" for steps outside the plan (a withdrawal of an older grant). */

@@ -125,7 +125,7 @@ export function resourceNames(secret: string, consumers: string[], upTo: number)
 }
 
 /**
- * The name of the step resource (`rotation:index:Step`) that realizes a plan
+ * The name of the step resource (provider/types.ts STEP_TYPE) that realizes a plan
  * step of secret `secret` at generation `generation` (components/rotation.ts
  * and its parts name them so); the console maps engine events back to plan
  * steps with it. In a rollback the grant kept is the previous generation's.

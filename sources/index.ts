@@ -29,7 +29,6 @@ export function sourceOf(kind: string): SourceKind<z.ZodObject, SourceConfig> {
 }
 
 export type { Generations, SourceScripts } from "./kind";
-export { postgresLogin } from "./postgresRole";
 
 /** The scripts of a source at generation `g.generation`, as its kind writes them. */
 export function sourceScripts(src: SourceConfig, g: Generations, hostKey?: string): SourceScripts {

@@ -2,6 +2,8 @@
 // the benchmark ask it: when a step started and ended, which steps changed.
 // Pure: the file is read by workspace.ts.
 
+import { STEP_TYPE } from "../../provider/types";
+
 export interface EngineEvent {
     sequence: number;
     resourcePreEvent?: { metadata: { urn: string; op: string; type: string } };
@@ -30,7 +32,7 @@ export const urnName = (urn: string) => urn.split("::").pop()!;
 
 /** The operations in which a step's command runs (a new generation updates steps in place). */
 const RUNS = new Set(["create", "create-replacement", "update"]);
-const isStep = (type: string) => type === "rotation:index:Step";
+const isStep = (type: string) => type === STEP_TYPE;
 
 /** Sequence numbers of a step's start and successful end in one update. */
 export function stepTimeline(events: EngineEvent[], name: string): { start?: number; end?: number; failed?: number } {

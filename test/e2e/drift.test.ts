@@ -9,6 +9,7 @@ import { rewriteConfig } from "../../writers";
 import { remember } from "./checks";
 import { consumerEntry, fleetOf, hosts, labCtl, redisAuthOk, redisStack, setupFleet, stackConfig, storeValue, urnName, Workspace } from "../../lab/driver";
 import { scanForLeaks } from "./leaks";
+import { STEP_TYPE } from "../../provider/types";
 
 const SECRET = "app-redis";
 const WRITE = { format: "yaml-key" as const, key: "redis.password" };
@@ -84,7 +85,7 @@ test("the gate refuses to revoke while a consumer was reverted between its rollo
         onEvent: (e) => {
             // Consumer 1 (wave 1) is done; while wave 2 rolls out, its config goes back to the old secret.
             const done = e.resOutputsEvent?.metadata;
-            if (!reverted && done && done.type === "rotation:index:Step" && urnName(done.urn) === `${SECRET}-rollout-redis-host1`) {
+            if (!reverted && done && done.type === STEP_TYPE && urnName(done.urn) === `${SECRET}-rollout-redis-host1`) {
                 overwrite(0, old);
                 reverted = true;
             }

@@ -19,6 +19,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, before, test } from "node:test";
 import { Worker } from "node:worker_threads";
+import { STEP_TYPE } from "../../provider/types";
 import { yamlQuote } from "../../writers/yamlKey";
 import { assertAudit, assertAuditChain, assertSucceeded, remember } from "./checks";
 import {
@@ -40,6 +41,7 @@ import {
     sha256,
     stepTimeline,
     storeHas,
+    storePath,
     storeValue,
     tmpfsOn,
     unmountTmpfs,
@@ -184,7 +186,7 @@ function assertAuditOrder(gen: number): void {
 /** The rotation of this generation completed: old rejected, new accepted and current, every consumer healthy on it. */
 async function assertCompleted(old: string, fresh: string): Promise<void> {
     assert.equal(storeValue(SECRET), fresh, "the staged password became current");
-    assert.equal(storeHas(`${SECRET}.new`), false, "no staged copy is left");
+    assert.equal(storeHas(SECRET, "staged"), false, "no staged copy is left");
     assert.equal(redisAuthOk(old), false, "the old password is rejected");
     assert.equal(redisAuthOk(fresh), true, "the new password is accepted");
     for (const h of hosts()) {
@@ -402,14 +404,14 @@ const ROWS: Row[] = [
                 sampleProcesses: true,
                 onEvent: (e) => {
                     if (!c.note.removed && ended(e, `${SECRET}-stage`)) {
-                        fs.rmSync(path.join(storeDir(), `${SECRET}.new`));
+                        fs.rmSync(storePath(SECRET, "staged"));
                         c.note.removed = true;
                     }
                 },
             }),
         says: (c) => [
             new RegExp(
-                `${SECRET}: gate, all 3 consumers verified on g${c.gen}: exited with code 1: store: the staged copy of generation ${c.gen} was missing \\(${esc(storeDir())}/${SECRET}\\.new: removed behind this rotation's back after staging\\); it was staged again\\. Find out who wrote the store, then bin/rotate resume --stack e2e --yes\\. Nothing was revoked; the old secret still works everywhere\\.`,
+                `${SECRET}: gate, all 3 consumers verified on g${c.gen}: exited with code 1: store: the staged copy of generation ${c.gen} was missing \\(${esc(storePath(SECRET, "staged"))}: removed behind this rotation's back after staging\\); it was staged again\\. Find out who wrote the store, then bin/rotate resume --stack e2e --yes\\. Nothing was revoked; the old secret still works everywhere\\.`,
             ),
         ],
         check: (c, r) => {
@@ -491,7 +493,7 @@ const ROWS: Row[] = [
                 }),
         says: (c) => [
             new RegExp(
-                `${SECRET}: promote g${c.gen} to current in the store: exited with code 1: chmod: changing permissions of '${esc(storeDir())}/${SECRET}\\.new': Read-only file system`,
+                `${SECRET}: promote g${c.gen} to current in the store: exited with code 1: chmod: changing permissions of '${esc(storePath(SECRET, "staged"))}': Read-only file system`,
             ),
         ],
         check: (c, r) => {
@@ -535,7 +537,7 @@ const ROWS: Row[] = [
             assert.equal(c.note.killedAt, rollouts()[0], "the engine was killed after the first consumer's rollout (the others held) ended");
             assert.equal(r.code, 137);
             const killed = hosts().find((h) => `${SECRET}-rollout-${consumerOf(h)}` === c.note.killedAt)!;
-            assert.equal((await consumerState(killed, "redis")).fingerprint, sha256(storeValue(`${SECRET}.new`)), `${killed.name} was moved before the kill`);
+            assert.equal((await consumerState(killed, "redis")).fingerprint, sha256(storeValue(SECRET, "staged")), `${killed.name} was moved before the kill`);
             const locked = await ws.pulumi(UP);
             assert.notEqual(locked.code, 0, "the killed run's lock blocks the next run");
             assert.match(locked.stdout + locked.stderr, /the stack is currently locked by 1 lock\(s\)/);
@@ -623,7 +625,7 @@ function assertRefusedByPreflight(r: RunResult, world: string): void {
     assert.ok(preflight.start !== undefined && preflight.failed !== undefined, "the pre-flight ran and failed");
     const others = r.events.filter((e) => {
         const m = e.resourcePreEvent?.metadata ?? e.resOutputsEvent?.metadata;
-        return m && m.type === "rotation:index:Step" && m.op !== "same" && urnName(m.urn) !== `${SECRET}-preflight`;
+        return m && m.type === STEP_TYPE && m.op !== "same" && urnName(m.urn) !== `${SECRET}-preflight`;
     });
     for (const e of others) {
         const m = (e.resourcePreEvent ?? e.resOutputsEvent)!.metadata;
@@ -640,13 +642,13 @@ function assertRefusedByPreflight(r: RunResult, world: string): void {
 /** The step `name` (not its component, which has the same name) ended in this event. */
 function ended(e: EngineEvent, name: string): boolean {
     const m = e.resOutputsEvent?.metadata;
-    return !!m && m.type === "rotation:index:Step" && urnName(m.urn) === name && m.op !== "same";
+    return !!m && m.type === STEP_TYPE && urnName(m.urn) === name && m.op !== "same";
 }
 
 /** The step `name` started in this event. */
 function started(e: EngineEvent, name: string): boolean {
     const m = e.resourcePreEvent?.metadata;
-    return !!m && m.type === "rotation:index:Step" && urnName(m.urn) === name && m.op !== "same";
+    return !!m && m.type === STEP_TYPE && urnName(m.urn) === name && m.op !== "same";
 }
 
 /** Everything that may still be in place after a row, whatever failed. */
@@ -678,7 +680,7 @@ async function runRow(row: Row): Promise<void> {
         row.inject?.(c);
         const r = row.run ? await row.run(c) : await ws.pulumi(UP, { sampleProcesses: true });
         const out = r.stdout + r.stderr;
-        let fresh = storeHas(`${SECRET}.new`) ? storeValue(`${SECRET}.new`) : storeValue(SECRET);
+        let fresh = storeHas(SECRET, "staged") ? storeValue(SECRET, "staged") : storeValue(SECRET);
         remember(old, fresh);
         if (world === undefined) assert.notEqual(fresh, old, "a new password was staged");
         history[generation] = fresh;
@@ -697,7 +699,7 @@ async function runRow(row: Row): Promise<void> {
             assert.notEqual(r.code, 0, "the faulty run fails");
             const revoked = row.stops === "promote";
             assert.equal(storeValue(SECRET), old, "the store's current value is unchanged");
-            if (world === undefined) assert.equal(storeValue(`${SECRET}.new`), fresh, "the staged password is kept");
+            if (world === undefined) assert.equal(storeValue(SECRET, "staged"), fresh, "the staged password is kept");
             assert.equal(
                 redisAuthOk(old),
                 !revoked,

@@ -26,6 +26,7 @@ import {
 } from "../../lab/driver";
 import { assertPreviewPlan, assertRevokeAfterEveryConsumer, assertSucceeded, remember } from "./checks";
 import { scanForLeaks } from "./leaks";
+import { STEP_TYPE } from "../../provider/types";
 
 /** Processes a run of this workspace starts: program, language host, provider, SSH masters and agents. */
 function runProcesses(): string[] {
@@ -74,7 +75,7 @@ test("50 consumers: preview lists each rollout; the revocation starts only after
     assertRevokeAfterEveryConsumer(g2, fleet.secret, names);
     const ops = g2.events
         .map((e) => e.resourcePreEvent?.metadata)
-        .filter((m) => m && m.type === "rotation:index:Step")
+        .filter((m) => m && m.type === STEP_TYPE)
         .map((m) => m!.op);
     assert.ok(ops.filter((o) => o === "update").length >= fleet.count, "every rollout ran as an in-place update");
     assert.deepEqual(

@@ -13,6 +13,7 @@ import { after, before, test } from "node:test";
 import { assertRedisMoved, remember } from "./checks";
 import { hosts, lab, labCtl, redisStack, storeValue, Workspace } from "../../lab/driver";
 import { scanForLeaks } from "./leaks";
+import { STEP_TYPE } from "../../provider/types";
 
 const SECRET = "app-redis";
 const ME = `${os.userInfo().username}@${os.hostname()}`;
@@ -54,7 +55,7 @@ async function refusedUp(why: RegExp): Promise<void> {
     assert.notEqual(r.code, 0, r.stdout + r.stderr);
     assert.match(r.stdout + r.stderr, why);
     assert.match(r.stdout + r.stderr, /Nothing was registered/);
-    assert.equal(r.events.filter((e) => e.resourcePreEvent?.metadata.type === "rotation:index:Step").length, 0, "the engine ran no step");
+    assert.equal(r.events.filter((e) => e.resourcePreEvent?.metadata.type === STEP_TYPE).length, 0, "the engine ran no step");
     assert.equal(snapshot(), before, "ACL LIST, store, configs and audit log identical");
 }
 

@@ -6,6 +6,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { test } from "node:test";
 import { ROOT, WORK } from "../../lab/driver";
+import { STEP_TYPE } from "../../provider/types";
 
 const FIXTURE = path.join(ROOT, "test/e2e/fixtures/smoke");
 
@@ -43,7 +44,7 @@ test("preview, up and destroy a one-step program with the real engine", () => {
 
         const preview = pulumi(["preview", "--stack", stack], env);
         assert.equal(preview.status, 0, preview.stdout + preview.stderr);
-        assert.match(preview.stdout, /\+ .*rotation:index:Step +write-marker +create/);
+        assert.match(preview.stdout, new RegExp(`\\+ .*${STEP_TYPE} +write-marker +create`));
         assert.equal(fs.existsSync(marker), false, "preview runs nothing");
 
         const up = pulumi(["up", "--yes", "--stack", stack], env);

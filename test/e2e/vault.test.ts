@@ -27,12 +27,13 @@ import {
 } from "../../lab/driver";
 import { scanForLeaks } from "./leaks";
 import { COMMITTED_KEY, VaultError, vaultRead, vaultStep, type VaultStore } from "../../adapters/vault";
+import { STEP_TYPE } from "../../provider/types";
 
 const REDIS = "app-redis";
 const PG = "app-pg";
 const REDIS_PATH = "rotation/app-redis";
 const PG_PATH = "rotation/app-pg";
-const STEP = "rotation:index:Step";
+const STEP = STEP_TYPE;
 let ws: Workspace;
 let redisGeneration = 0;
 

@@ -23,8 +23,9 @@ import {
     Workspace,
 } from "../../lab/driver";
 import { scanForLeaks } from "./leaks";
+import { STEP_TYPE } from "../../provider/types";
 
-const STEP = "rotation:index:Step";
+const STEP = STEP_TYPE;
 const WAVES = [[0], [1, 2], [3, 4, 5]];
 const FAILING = 2; // in wave 2
 const valueIn = (f: Fleet, i: number, suffix = "") => /^REDIS_PASSWORD=(.*)$/m.exec(fs.readFileSync(localPath(f, i) + suffix, "utf8"))?.[1];

@@ -9,10 +9,11 @@ import * as path from "node:path";
 import { test } from "node:test";
 import { appendChained } from "../../adapters/auditChain";
 import { deleteRefusal, noteAuditLog, takenBackAllowed } from "../../provider/deleteGuard";
+import { STEP_TYPE } from "../../provider/types";
 
 const STACK = "prod";
 const SECRET = "app-redis";
-const URN = "urn:pulumi:prod::secret-rotation::rotation:index:Rotation$rotation:index:SourceGrant$rotation:index:Step::app-redis-grant-g3";
+const URN = `urn:pulumi:prod::secret-rotation::rotation:index:Rotation$rotation:index:SourceGrant$${STEP_TYPE}::app-redis-grant-g3`;
 
 type Line = { stack?: string; secret?: string; generation?: unknown; mode?: string; phase?: string; outcome?: string };
 

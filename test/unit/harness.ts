@@ -8,8 +8,9 @@ import { setMockOptions } from "@pulumi/pulumi/runtime/settings";
 const { waitForRPCs } = require("@pulumi/pulumi/runtime/settings") as { waitForRPCs: () => Promise<void> };
 import { parseEnvironment, secretRotation, type RotationConfig } from "../../lib/config";
 import { environmentOf } from "../../lab/driver";
+import { STEP_TYPE } from "../../provider/types";
 
-export const STEP = "rotation:index:Step";
+export const STEP = STEP_TYPE;
 export const RANDOM = "random:index/randomPassword:RandomPassword";
 
 export interface Registered {

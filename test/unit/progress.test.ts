@@ -5,9 +5,10 @@ import { test } from "node:test";
 import type { EngineEvent } from "@pulumi/pulumi/automation";
 import { RunTracker, plainLine, renderFrame } from "../../cli/progress";
 import type { RunSecret } from "../../cli/runRecord";
+import { STEP_TYPE } from "../../provider/types";
 
-const STEP = "rotation:index:Step";
-const urn = (name: string) => `urn:pulumi:dev::secret-rotation::rotation:index:Rotation$rotation:index:Step::${name}`;
+const STEP = STEP_TYPE;
+const urn = (name: string) => `urn:pulumi:dev::secret-rotation::rotation:index:Rotation$${STEP_TYPE}::${name}`;
 let seq = 0;
 const ev = (e: Partial<EngineEvent>) => ({ sequence: seq++, timestamp: 0, ...e }) as EngineEvent;
 const pre = (name: string, op = "update") => ev({ resourcePreEvent: { metadata: { op, urn: urn(name), type: STEP } } as never });

@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { CLASSES, randomSecret, type RandomSpec } from "../../generators/random";
 import { stepProvider } from "../../provider/stepProvider";
+import { STEP_TYPE } from "../../provider/types";
 
 const spec = (over: Partial<RandomSpec> = {}): RandomSpec => ({ length: 32, upper: true, lower: true, numeric: true, special: false, ...over });
 
@@ -68,7 +69,7 @@ test("the step provider runs a random step: its stdout is the secret, kept secre
         retryDelaySeconds: 0,
         timeoutSeconds: 10,
     };
-    const r = await stepProvider.create!("urn:pulumi:s::p::rotation:index:Step::x-g3", inputs);
+    const r = await stepProvider.create!(`urn:pulumi:s::p::${STEP_TYPE}::x-g3`, inputs);
     const out = r.outs as { stdout: { value: string } | string };
     const value = typeof out.stdout === "string" ? out.stdout : out.stdout.value;
     assert.match(value, /^[A-Za-z0-9]{40}$/);

@@ -10,6 +10,7 @@ import { test } from "node:test";
 import type { EngineEvent, Stack } from "@pulumi/pulumi/automation";
 import { planIndex } from "../../cli/progress";
 import { type RunSecret, failedRunLine } from "../../cli/runRecord";
+import { STEP_TYPE } from "../../provider/types";
 
 // cli/stack.ts fixes its project when loaded: a temporary one (reports are written there).
 const project = fs.mkdtempSync(path.join(os.tmpdir(), "run-outcome-"));
@@ -23,8 +24,8 @@ const secret = (name: string, generation = 1, mode: RunSecret["mode"] = "rotate"
     consumers: ["web-1", "web-2"],
     after: [],
 });
-const urn = (resource: string) => `urn:pulumi:dev::secret-rotation::rotation:index:Rotation$rotation:index:Step::${resource}`;
-const STEP = "rotation:index:Step";
+const urn = (resource: string) => `urn:pulumi:dev::secret-rotation::rotation:index:Rotation$${STEP_TYPE}::${resource}`;
+const STEP = STEP_TYPE;
 
 /** Engine events: every step of `done` completes, the first rollout of `failed` fails. */
 function events(secrets: RunSecret[], done: string[], failed: string): Partial<EngineEvent>[] {

@@ -10,6 +10,7 @@ import * as path from "node:path";
 import { test } from "node:test";
 import type { EngineEvent, Stack } from "@pulumi/pulumi/automation";
 import { copyOf, restoreFile, stackFileOf } from "../../cli/stackFile";
+import { STEP_TYPE } from "../../provider/types";
 
 // cli/stack.ts fixes its project when loaded: these tests' project is a temporary one, set before.
 const project = fs.mkdtempSync(path.join(os.tmpdir(), "stack-restore-"));
@@ -162,11 +163,11 @@ test("a start the program refuses before any step leaves the stack file as it wa
 
 test("once the engine ran a step the stack file keeps what the start wrote: resume goes on from it", async () => {
     stackFile();
-    const urn = `urn:pulumi:${STACK}::secret-rotation::rotation:index:Rotation$rotation:index:Step::app-redis-rollout-web-1`;
+    const urn = `urn:pulumi:${STACK}::secret-rotation::rotation:index:Rotation$${STEP_TYPE}::app-redis-rollout-web-1`;
     const { record } = await started(
         fakeStack(
             [
-                { resourcePreEvent: { metadata: { op: "create", urn, type: "rotation:index:Step" } } as never },
+                { resourcePreEvent: { metadata: { op: "create", urn, type: STEP_TYPE } } as never },
                 {
                     diagnosticEvent: {
                         urn,
