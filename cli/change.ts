@@ -20,6 +20,7 @@ import { assertUnlocked } from "./backend";
 import { LockedError, PROJECT, UsageError, setSecretKeys, type StackConfig } from "./stack";
 import type { FileCopy } from "./stackFile";
 import { runBy } from "../provider/outcome";
+import { openNotifier, sinkCredentials } from "./notify";
 
 /**
  * Checks the config as it will be after the change (generations bumped,
@@ -30,6 +31,8 @@ export async function checkBeforeChange(stackName: string, config: StackConfig, 
     const env = envAfter(config.env, changes);
     const rotations = resolveEnvironment(stackName, env, PROJECT, config.inventory);
     await checkStores(stackName, rotations);
+    // rotation:notify's URLs and keys: a missing or group-readable file stops the command here, not mid-run.
+    sinkCredentials(stackName, env);
     return rotations;
 }
 
@@ -63,6 +66,7 @@ function runJson(o: Mutating, command: string, record: RunRecord, report: string
         audit: record.audit,
         next: record.next,
         errors: record.errors,
+        ...(record.notifications ? { notifications: record.notifications } : {}),
     };
 }
 
@@ -96,6 +100,7 @@ export async function update(
         out: o.json ? process.stderr : process.stdout,
         committed: (n) => committedOf(n, env.secrets[n]),
         written,
+        notify: openNotifier(o.stack, env),
     });
     const secs = ((record.ended - record.started) / 1000).toFixed(1);
     if (record.outcome === "refused") {
@@ -113,6 +118,11 @@ export async function update(
         for (const e of record.errors) console.error(`rotate:   ${e}`);
         for (const n of record.next) console.error(`rotate: next: ${n}`);
     }
+    const failedDeliveries = (record.notifications ?? []).filter((d) => d.outcome === "failed");
+    if (record.notifications?.length)
+        console.log(
+            `rotate: notified: ${record.notifications.length - failedDeliveries.length} delivered${failedDeliveries.length ? `, ${failedDeliveries.length} FAILED (${failedDeliveries.map((d) => `${d.sink} ${d.event}: ${d.error}`).join("; ")}; in the audit log and the report)` : ""}`,
+        );
     console.log(`rotate: report: ${report}`);
     return { record, report };
 }
@@ -244,7 +254,10 @@ export async function start(
     // of each rotation's update; one that fails puts the stack file back (cli/run.ts), so it is not run here too.
     await checkBeforeChange(o.stack, config, changes);
     const ceremony = ceremonyOfStart(o, envAfter(env, changes), names);
-    if (ceremony.kind === "stop") return ceremony.exitCode;
+    if (ceremony.kind === "stop") {
+        if (ceremony.request) await announceRequest(o, env, secrets, ceremony.request);
+        return ceremony.exitCode;
+    }
     const approval = ceremony.kind === "approved" ? ceremony.approval : undefined;
     for (const s of secrets) Object.assign(s, { reason, note: o.note, approval });
     if (!o.yes) {
@@ -278,6 +291,26 @@ export async function start(
             ...(back ? { exitCode: first.record.exitCode, outcome: "rolled-back", rollback: runJson(o, "rollback", back.record, back.report) } : {}),
         });
     return first.record.exitCode;
+}
+
+/** A recorded ceremony request: its secrets await a second person (rotation:notify's awaiting-approval). */
+async function announceRequest(o: Mutating, env: EnvironmentConfig, secrets: RunSecret[], request: { id: string; expiresAt: string }): Promise<void> {
+    const n = openNotifier(o.stack, env);
+    if (!n) return;
+    for (const s of secrets)
+        n.notifier.emit({
+            event: "awaiting-approval",
+            stack: o.stack,
+            command: "start",
+            secret: s.name,
+            generation: s.generation,
+            mode: "rotate",
+            request,
+            next: [`bin/rotate approve --stack ${o.stack} --request ${request.id} --yes`],
+        });
+    const failed = (await n.notifier.settle()).filter((d) => d.outcome === "failed");
+    if (failed.length) say(o, `rotate: notifying ${failed.map((d) => d.sink).join(", ")} of the request FAILED (in the audit log)`);
+    else if (n.notifier.deliveries.length) say(o, `rotate: notified of the request: ${[...new Set(n.notifier.deliveries.map((d) => d.sink))].join(", ")}`);
 }
 
 /**
