@@ -108,6 +108,12 @@ export async function update(
         record.errors.forEach((e, i) => console.error(`rotate: ${i ? "  " : ""}${e}`));
         for (const n of record.next) console.error(`rotate: next: ${n}`);
     }
+    const failedDeliveries = (record.notifications ?? []).filter((d) => d.outcome === "failed");
+    if (record.notifications?.length)
+        say(
+            o,
+            `rotate: notified: ${record.notifications.length - failedDeliveries.length} delivered${failedDeliveries.length ? `, ${failedDeliveries.length} FAILED (${failedDeliveries.map((d) => `${d.sink} ${d.event}: ${d.error}`).join("; ")}; in the audit log and the report)` : ""}`,
+        );
     if (o.json) return { record, report };
     if (record.outcome !== "failed") {
         if (record.outcome !== "refused") console.log(`rotate: ${what}: ${record.outcome} in ${secs}s`);
@@ -118,11 +124,6 @@ export async function update(
         for (const e of record.errors) console.error(`rotate:   ${e}`);
         for (const n of record.next) console.error(`rotate: next: ${n}`);
     }
-    const failedDeliveries = (record.notifications ?? []).filter((d) => d.outcome === "failed");
-    if (record.notifications?.length)
-        console.log(
-            `rotate: notified: ${record.notifications.length - failedDeliveries.length} delivered${failedDeliveries.length ? `, ${failedDeliveries.length} FAILED (${failedDeliveries.map((d) => `${d.sink} ${d.event}: ${d.error}`).join("; ")}; in the audit log and the report)` : ""}`,
-        );
     console.log(`rotate: report: ${report}`);
     return { record, report };
 }
