@@ -59,6 +59,7 @@ function runJson(o: Mutating, command: string, record: RunRecord, report: string
         outcome: record.outcome,
         exitCode: record.exitCode,
         seconds: (record.ended - record.started) / 1000,
+        ended: new Date(record.ended).toISOString(),
         report,
         secrets: record.secrets,
         ...(record.preflight ? { preflight: record.preflight } : {}),
