@@ -17,9 +17,14 @@ import { after, before, test } from "node:test";
 import { parseEnvironment } from "../../lib/config";
 import { ConfigError } from "../../lib/errors";
 import { type NotifyConfig, sinkOf, sinksFor } from "../../notify";
-import { Notifier } from "../../notify/deliver";
+import { type EventInput, Notifier } from "../../notify/deliver";
 import { type NotifyEvent, isUnreachable, summaryOf } from "../../notify/event";
 import { signBody } from "../../notify/webhook";
+import type { EngineEvent } from "@pulumi/pulumi/automation";
+import { type RunNotify, announceVerdict, watchRun } from "../../cli/notify";
+import { RunTracker, planIndex } from "../../cli/progress";
+import { renderReport } from "../../cli/report";
+import type { RunSecret } from "../../cli/runRecord";
 import { summaryCode } from "../../cli/runDue";
 import { rawEnvironment } from "./harness";
 
@@ -275,4 +280,120 @@ test("deploy/: the systemd service and timer pass systemd-analyze verify", (t) =
     } finally {
         fs.rmSync(dir, { recursive: true, force: true });
     }
+});
+
+// ---- a run's events, from the engine's events (cli/notify.ts)
+
+const STEP = "rotation:index:Step";
+const urn = (name: string) => `urn:pulumi:prod::secret-rotation::rotation:index:Rotation$rotation:index:Step::${name}`;
+const meta = (name: string) => ({ metadata: { op: "update", urn: urn(name), type: STEP } }) as never;
+const pre = (name: string) => ({ sequence: 0, timestamp: 0, resourcePreEvent: meta(name) }) as EngineEvent;
+const ok = (name: string) => ({ sequence: 0, timestamp: 0, resOutputsEvent: meta(name) }) as EngineEvent;
+const fail = (name: string, message: string) =>
+    ({
+        sequence: 0,
+        timestamp: 0,
+        diagnosticEvent: { urn: urn(name), message: `error: update failed: ${message}\n`, severity: "error", color: "never" },
+    }) as EngineEvent;
+const runSecret = (name: string, consumers: string[]): RunSecret => ({ name, generation: 4, mode: "rotate", consumers, after: [] });
+
+test("a run's events: started once, a consumer's failure and the gate's refusal at once, then each secret's verdict", () => {
+    const secrets = [runSecret("app-redis", ["web-1", "web-2"]), runSecret("app-pg", ["pg-1"]), runSecret("app-key", ["k-1"]), runSecret("app-tok", ["t-1"])];
+    const tracker = new RunTracker(secrets);
+    const sent: EventInput[] = [];
+    const n: RunNotify = { notifier: { emit: (e: EventInput) => sent.push(e) } as unknown as Notifier, escalated: (s) => s === "app-tok" };
+    const escalated = watchRun(n, tracker, "prod", "start");
+    const names = [...planIndex(secrets).keys()];
+    // Every step of app-tok completes; app-redis loses web-2's host; app-pg's gate refuses; app-key fails at its verification.
+    for (const r of names.filter((x) => x.startsWith("app-tok-"))) {
+        tracker.handle(pre(r));
+        tracker.handle(ok(r));
+    }
+    tracker.handle(pre("app-redis-rollout-web-2"));
+    tracker.handle(
+        fail("app-redis-rollout-web-2", "app-redis → consumer web-2: write g4: exited with code 255 on root@10.0.0.2:22: the connection to the host ended"),
+    );
+    tracker.handle(pre("app-pg-gate"));
+    tracker.handle(fail("app-pg-gate", "app-pg: gate: 1 of 1 consumers are not on the new secret, so nothing is revoked: pg-1 holds the previous secret"));
+    const verify = names.find((x) => x.startsWith("app-key-verify"))!;
+    tracker.handle(pre(verify));
+    tracker.handle(fail(verify, "app-key: the old secret is still accepted"));
+    tracker.finish();
+    announceVerdict(
+        n,
+        {
+            secrets,
+            steps: tracker.steps,
+            stack: "prod",
+            command: "start",
+            next: ["app-key: its revocation has started, so roll forward: bin/rotate resume --stack prod --yes"],
+        },
+        ["app-key"],
+        escalated,
+    );
+    assert.deepEqual(
+        sent.map((e) => [e.event, e.secret ?? "", e.consumer ?? "", e.unreachable ?? ""]),
+        [
+            ["run-started", "", "", ""],
+            ["consumer-failed", "app-redis", "web-2", true],
+            ["gate-refused", "app-pg", "", ""],
+            ["failed-after-revocation", "app-key", "", ""],
+            ["completed", "app-tok", "", ""],
+        ],
+        "app-redis and app-pg were escalated during the run: no second event for them",
+    );
+    const done = sent.find((e) => e.event === "completed")!;
+    assert.deepEqual([done.consumers, done.escalated, done.generation], [1, true, 4]);
+    assert.deepEqual(sent.find((e) => e.event === "failed-after-revocation")!.next, [
+        "its revocation has started, so roll forward: bin/rotate resume --stack prod --yes",
+    ]);
+});
+
+test("the report lists every delivery, a failed one with why each try failed", () => {
+    const html = renderReport({
+        id: "prod-1-start",
+        stack: "prod",
+        command: "start",
+        started: 0,
+        ended: 1000,
+        outcome: "succeeded",
+        exitCode: 0,
+        secrets: [runSecret("app-redis", ["web-1"])],
+        steps: [],
+        audit: [],
+        next: [],
+        errors: [],
+        notifications: [
+            {
+                id: "d1",
+                sink: "pager",
+                kind: "pagerduty",
+                event: "completed",
+                action: "change",
+                secret: "app-redis",
+                generation: 4,
+                outcome: "delivered",
+                attempts: 1,
+                status: 202,
+                seconds: 0.1,
+            },
+            {
+                id: "d2",
+                sink: "chat",
+                kind: "slack",
+                event: "completed",
+                action: "completed",
+                outcome: "failed",
+                attempts: 4,
+                error: "HTTP 500, HTTP 500, HTTP 500, timed out after 5s",
+                seconds: 9.4,
+            },
+        ],
+    });
+    assert.match(html, /<h2>Notifications<\/h2>/);
+    assert.match(html, /<td>pager<\/td><td>completed<\/td><td>change<\/td><td>app-redis g4<\/td><td>delivered<\/td>/);
+    assert.match(
+        html,
+        /<td>chat<\/td>.*<span class="bad">failed<\/span><\/td><td>4<\/td><td>9\.4<\/td><td>HTTP 500, HTTP 500, HTTP 500, timed out after 5s<\/td>/,
+    );
 });
