@@ -49,7 +49,10 @@ function key(o: { key?: string }): string {
     }
 }
 
-export type CeremonyVerdict = { kind: "none" } | { kind: "approved"; approval: Approval } | { kind: "stop"; exitCode: number };
+export type CeremonyVerdict =
+    | { kind: "none" }
+    | { kind: "approved"; approval: Approval }
+    | { kind: "stop"; exitCode: number; request?: { id: string; expiresAt: string } };
 
 /**
  * The ceremony step of `start`, after every check and before anything is
@@ -102,7 +105,7 @@ export function ceremonyOfStart(o: Common & { yes?: boolean; request?: string; k
             exitCode: EXIT.awaitingApproval,
             request: { id: request.id, file, requester: requester.principal, expiresAt: request.expiresAt, planDigest: digest, secrets },
         });
-    return { kind: "stop", exitCode: EXIT.awaitingApproval };
+    return { kind: "stop", exitCode: EXIT.awaitingApproval, request: { id: request.id, expiresAt: request.expiresAt } };
 }
 
 const reasonArgs = (s: RequestedSecret) =>

@@ -21,6 +21,7 @@ import { LockedError, PROJECT, UsageError, setSecretKeys, type StackConfig } fro
 import type { FileCopy } from "./stackFile";
 import { runBy } from "../provider/outcome";
 import { STEP_TYPE } from "../provider/types";
+import { openNotifier, sinkCredentials } from "./notify";
 
 /**
  * Checks the config as it will be after the change (generations bumped,
@@ -31,6 +32,8 @@ export async function checkBeforeChange(stackName: string, config: StackConfig, 
     const env = envAfter(config.env, changes);
     const rotations = resolveEnvironment(stackName, env, PROJECT, config.inventory);
     await checkStores(stackName, rotations);
+    // rotation:notify's URLs and keys: a missing or group-readable file stops the command here, not mid-run.
+    sinkCredentials(stackName, env);
     return rotations;
 }
 
@@ -57,6 +60,7 @@ function runJson(o: Mutating, command: string, record: RunRecord, report: string
         outcome: record.outcome,
         exitCode: record.exitCode,
         seconds: (record.ended - record.started) / 1000,
+        ended: new Date(record.ended).toISOString(),
         report,
         secrets: record.secrets,
         ...(record.preflight ? { preflight: record.preflight } : {}),
@@ -64,6 +68,7 @@ function runJson(o: Mutating, command: string, record: RunRecord, report: string
         audit: record.audit,
         next: record.next,
         errors: record.errors,
+        ...(record.notifications ? { notifications: record.notifications } : {}),
     };
 }
 
@@ -97,6 +102,7 @@ export async function update(
         out: o.json ? process.stderr : process.stdout,
         committed: (n) => committedOf(n, env.secrets[n]),
         written,
+        notify: openNotifier(o.stack, env),
     });
     const secs = ((record.ended - record.started) / 1000).toFixed(1);
     if (record.outcome === "refused") {
@@ -104,6 +110,12 @@ export async function update(
         record.errors.forEach((e, i) => console.error(`rotate: ${i ? "  " : ""}${e}`));
         for (const n of record.next) console.error(`rotate: next: ${n}`);
     }
+    const failedDeliveries = (record.notifications ?? []).filter((d) => d.outcome === "failed");
+    if (record.notifications?.length)
+        say(
+            o,
+            `rotate: notified: ${record.notifications.length - failedDeliveries.length} delivered${failedDeliveries.length ? `, ${failedDeliveries.length} FAILED (${failedDeliveries.map((d) => `${d.sink} ${d.event}: ${d.error}`).join("; ")}; in the audit log and the report)` : ""}`,
+        );
     if (o.json) return { record, report };
     if (record.outcome !== "failed") {
         if (record.outcome !== "refused") console.log(`rotate: ${what}: ${record.outcome} in ${secs}s`);
@@ -245,7 +257,10 @@ export async function start(
     // of each rotation's update; one that fails puts the stack file back (cli/run.ts), so it is not run here too.
     await checkBeforeChange(o.stack, config, changes);
     const ceremony = ceremonyOfStart(o, envAfter(env, changes), names);
-    if (ceremony.kind === "stop") return ceremony.exitCode;
+    if (ceremony.kind === "stop") {
+        if (ceremony.request) await announceRequest(o, env, secrets, ceremony.request);
+        return ceremony.exitCode;
+    }
     const approval = ceremony.kind === "approved" ? ceremony.approval : undefined;
     for (const s of secrets) Object.assign(s, { reason, note: o.note, approval });
     if (!o.yes) {
@@ -279,6 +294,26 @@ export async function start(
             ...(back ? { exitCode: first.record.exitCode, outcome: "rolled-back", rollback: runJson(o, "rollback", back.record, back.report) } : {}),
         });
     return first.record.exitCode;
+}
+
+/** A recorded ceremony request: its secrets await a second person (rotation:notify's awaiting-approval). */
+async function announceRequest(o: Mutating, env: EnvironmentConfig, secrets: RunSecret[], request: { id: string; expiresAt: string }): Promise<void> {
+    const n = openNotifier(o.stack, env);
+    if (!n) return;
+    for (const s of secrets)
+        n.notifier.emit({
+            event: "awaiting-approval",
+            stack: o.stack,
+            command: "start",
+            secret: s.name,
+            generation: s.generation,
+            mode: "rotate",
+            request,
+            next: [`bin/rotate approve --stack ${o.stack} --request ${request.id} --yes`],
+        });
+    const failed = (await n.notifier.settle()).filter((d) => d.outcome === "failed");
+    if (failed.length) say(o, `rotate: notifying ${failed.map((d) => d.sink).join(", ")} of the request FAILED (in the audit log)`);
+    else if (n.notifier.deliveries.length) say(o, `rotate: notified of the request: ${[...new Set(n.notifier.deliveries.map((d) => d.sink))].join(", ")}`);
 }
 
 /**

@@ -135,6 +135,25 @@ function authFailuresTable(rows: NonNullable<RunRecord["authFailures"]>): Part {
     );
 }
 
+/** rotation:notify: every delivery of the run's events; a failed one in red, with why each try failed. */
+function notificationsTable(rows: NonNullable<RunRecord["notifications"]>): Part {
+    const t = table(
+        ["Sink", "Event", "Request", "Secret", "Outcome", "Tries", "Seconds", "Why a try failed"],
+        [130, 170, 130, 170, 100, 60, 80, 450],
+        rows.map((d) => [
+            esc(d.sink),
+            esc(d.event),
+            esc(d.action),
+            esc(d.secret ? `${d.secret} g${d.generation}` : "—"),
+            d.outcome === "failed" ? `<span class="bad">failed</span>` : "delivered",
+            String(d.attempts),
+            d.seconds.toFixed(1),
+            esc(d.error ?? ""),
+        ]),
+    );
+    return { html: t.html, height: t.height + rows.reduce((n, d) => n + 20 * (lines(d.error ?? "", 430, 7.5) - 1), 0) };
+}
+
 const AUDIT_COLUMNS = ["time", "secret", "generation", "phase", "outcome", "consumer"];
 
 /** Every field of an audit line the columns do not show, the chain's hashes shortened. */
@@ -201,6 +220,7 @@ function build(run: RunRecord): { html: string; width: number; height: number } 
         section("Timeline", timeline(run, groups)),
         section("Consumers", consumersTable(groups)),
         ...(run.authFailures ? [section("After the revocation: auth failures in consumer logs", authFailuresTable(run.authFailures))] : []),
+        ...(run.notifications ? [section("Notifications", notificationsTable(run.notifications))] : []),
         section(`Audit lines appended by this run (${run.audit.length})`, auditTable(run)),
         section("Last drift check", lastCheck(run)),
     ];

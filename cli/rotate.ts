@@ -24,6 +24,7 @@ import { auditVerify, due, plan, preview, status } from "./inspect";
 import { EXIT, EXIT_CODES_HELP } from "./run";
 import { LockedError, UsageError } from "./stack";
 import { unlock } from "./unlock";
+import { RUN_DUE_EXIT_HELP, runDue } from "./runDue";
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
@@ -138,6 +139,16 @@ function program(run: (p: Promise<number>) => void): Command {
         .addOption(stackOption())
         .option("--secret <name>", "only this secret (repeatable)", collect)
         .action((o) => run(due(o)));
+    cli.command("run-due")
+        .description(
+            "the unattended run (systemd timer, cron, CI schedule): start --due in every stack of the project (or those named), each in its own process under its own lock; a stack that fails, is locked or awaits approval leaves the others to go on",
+        )
+        .option("--stacks <a,b>", "only these stacks (default: every stacks/Pulumi.<name>.yaml)")
+        .option("--parallel <n>", "how many stacks at once (default 1: one after another)")
+        .option("-y, --yes", "really do it (without: each stack says what is due, nothing changes)")
+        .addOption(json())
+        .addHelpText("after", `\n${RUN_DUE_EXIT_HELP}\n\n${EXIT_CODES_HELP}`)
+        .action((o) => run(runDue(o)));
     cli.command("unlock")
         .description("remove the stale lock of a killed run (file and PostgreSQL backends); refuses while its process lives")
         .addOption(stackOption())

@@ -17,6 +17,7 @@ import { type FileCopy, restoreFile } from "./stackFile";
 import { readAuditLog, type AuditLine } from "../adapters/auditLog";
 import { appendChained } from "../adapters/auditChain";
 import { whoRan } from "../provider/outcome";
+import { type RunNotify, announceVerdict, watchRun } from "./notify";
 
 /** The exit codes of bin/rotate, as docs/operating.md and --help give them. */
 export const EXIT = {
@@ -60,6 +61,8 @@ export interface RunOptions {
     committed: (secret: string) => Promise<number | undefined>;
     /** The stack file before this command wrote it (start, rollback): put back if the engine runs no step. */
     written?: FileCopy;
+    /** Who is told of the run (rotation:notify); its deliveries go into the record and the report. */
+    notify?: RunNotify;
 }
 
 export interface RunResult {
@@ -151,6 +154,7 @@ export async function runUpdate(o: RunOptions): Promise<RunResult> {
             if (r.outcome !== "unchanged") o.out.write(`${plainLine(r, change, Date.now())}\n`);
         });
     }
+    const escalated = o.notify ? watchRun(o.notify, tracker, stack, o.command) : new Set<string>();
     // Ctrl-C reaches the engine too (same process group), which stops starting steps and lets running ones end.
     const onInt = () => o.out.write(`\nrotate: interrupted: the engine lets running steps finish and starts no new ones\n`);
     process.on("SIGINT", onInt);
@@ -188,6 +192,7 @@ export async function runUpdate(o: RunOptions): Promise<RunResult> {
             lock && !lock.alive
                 ? `Run: bin/rotate unlock --stack ${stack}, then ${o.written ? `run bin/rotate ${o.command} again` : "resume"}`
                 : `Wait for it to finish, then run bin/rotate ${o.command} again`;
+        await o.notify?.notifier.settle();
         throw new LockedError(`stack ${stack} is ${holder}; ${kept}. ${next}`);
     }
 
@@ -195,6 +200,7 @@ export async function runUpdate(o: RunOptions): Promise<RunResult> {
     let exitCode: number = ok ? EXIT.done : EXIT.failed;
     const next: string[] = [];
     const errors = [...tracker.errors];
+    const afterRevocation: string[] = [];
     if (!ok) {
         if (!failed.length) {
             // The engine failed before any step: the program refused the config, say.
@@ -211,6 +217,7 @@ export async function runUpdate(o: RunOptions): Promise<RunResult> {
             const committed = secret ? await o.committed(s).catch(() => undefined) : undefined;
             if (secret && secret.mode === "rotate" && committed !== undefined && committed >= secret.generation) {
                 exitCode = EXIT.failedAfterRevocation;
+                afterRevocation.push(s);
                 next.push(`${s}: its revocation has started, so roll forward: fix the cause above, then bin/rotate resume --stack ${stack} --yes`);
             } else {
                 next.push(`${s}: nothing of it was revoked and the old secret still works. Fix the cause above, then bin/rotate resume --stack ${stack} --yes`);
@@ -234,6 +241,12 @@ export async function runUpdate(o: RunOptions): Promise<RunResult> {
     const outcome: RunOutcome = ok ? (o.command === "rollback" ? "rolled-back" : "succeeded") : refused ? "refused" : "failed";
     if (!ranNothing && !refused) for (const s of failed) recordFailedRun(o, tracker.steps, s);
     const ended = Date.now();
+    // The rotation is over; deliveries still under way get a bounded time (rotation:notify.delivery.settleSeconds), their failures reach the audit log.
+    let notifications: RunRecord["notifications"];
+    if (o.notify) {
+        announceVerdict(o.notify, { secrets: o.secrets, steps: tracker.steps, stack, command: o.command, next }, afterRevocation, escalated);
+        notifications = await o.notify.notifier.settle();
+    }
     const audit = auditOfRun(o.auditLog, stack, started);
     const authFailures = authFailureRows(audit);
     const record: RunRecord = {
@@ -252,6 +265,7 @@ export async function runUpdate(o: RunOptions): Promise<RunResult> {
         ...(preflight ? { preflight } : {}),
         ...lastCheckOf(stack),
         ...(authFailures.length ? { authFailures } : {}),
+        ...(notifications?.length ? { notifications } : {}),
     };
     const report = writeReport(record, path.join(PROJECT, ".state", "reports"));
     return { record, report };

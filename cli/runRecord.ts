@@ -8,6 +8,7 @@
  * messages.
  */
 import type { Mode, PlanStep } from "../lib/plan";
+import type { Delivery } from "../notify/deliver";
 import type { WaveEntry } from "../lib/waves";
 
 /** One secret of the run as the plan sees it. */
@@ -84,6 +85,8 @@ export interface RunRecord {
     lastCheck?: { time: string; ok: boolean; off: { secret: string; consumer: string; holds: string }[] };
     /** Verification 3: each logged consumer's auth failures after the revocation, from this run's `consumers-verified` audit lines. */
     authFailures?: AuthFailureRow[];
+    /** rotation:notify: every delivery of the run's events, delivered or failed (never a URL or key). */
+    notifications?: Delivery[];
 }
 
 /** One consumer's auth failures counted after the revocation (provider/authFailures.ts). */

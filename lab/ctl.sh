@@ -7,6 +7,8 @@
 #   ctl.sh start-openbao             start OpenBao again (and unseal it); also unseals a sealed one
 #   ctl.sh seal-openbao              seal the running OpenBao (every request answers 503 until start-openbao)
 #   ctl.sh stop-tokenapi | start-tokenapi   stop / start the token API (tokens kept)
+#   ctl.sh halt-host HOST            stop all of HOST (sshd, its sessions, its apps), as a machine that went down; up.sh starts it again
+#   ctl.sh notify-faults [ANSWER...] [then ANSWER]   the receiver's next answers (ok, 500, hang, close), e.g. 500 500 500 then hang; none: back to ok
 #   ctl.sh status                    one line per service: "<name> <addr> up|down"
 #   ctl.sh env                       shell export lines for tests (eval "$(lab/ctl.sh env)")
 set -euo pipefail
@@ -14,8 +16,10 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 # shellcheck source=lib/tokenapi.sh
 source "$LAB_SRC/lib/tokenapi.sh"
+# shellcheck source=lib/notifyrx.sh
+source "$LAB_SRC/lib/notifyrx.sh"
 
-usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 check_host() { [[ -n "${1:-}" && -n "${HOST_IP[$1]:-}" ]] || die "unknown host '${1:-}' (one of: ${HOSTS[*]})"; }
 
 cmd="${1:-}"; shift || true
@@ -57,6 +61,18 @@ case "$cmd" in
     bao_ok || die "openbao: not healthy (see $RUN/openbao.log)"
     say "openbao: started" ;;
   stop-tokenapi) tokenapi_stop; say "token API: stopped" ;;
+  halt-host)
+    check_host "${1:-}"; stop_host_all "$1"; say "$1: halted (lab/up.sh starts it again)" ;;
+  notify-faults)
+    plan=(); rest=ok
+    while (($#)); do
+      if [[ "$1" == then ]]; then rest="${2:-}"; shift 2 || usage; continue; fi
+      plan+=("$1"); shift
+    done
+    for a in "${plan[@]}" "$rest"; do [[ "$a" =~ ^(ok|500|hang|close)$ ]] || die "notify-faults: unknown answer '$a' (ok, 500, hang, close)"; done
+    (umask 077; PLAN="${plan[*]}" AFTER="$rest" node -e 'const e = process.env; process.stdout.write(JSON.stringify({ plan: e.PLAN ? e.PLAN.split(" ") : [], after: e.AFTER }) + "\n")' >"$NOTIFYRX_FAULTS.tmp")
+    mv "$NOTIFYRX_FAULTS.tmp" "$NOTIFYRX_FAULTS"
+    say "notification receiver: next answers ${plan[*]:-} then $rest" ;;
   start-tokenapi) if tokenapi_ok; then say "token API: already up"; else tokenapi_start; say "token API: started"; fi ;;
   seal-openbao)
     r="$(bao_api PUT sys/seal "$BAO_ROOT_TOKEN_FILE" </dev/null)"
@@ -80,6 +96,7 @@ case "$cmd" in
       501) echo "openbao not initialized" ;;
     esac
     tokenapi_status
+    notifyrx_status
     ;;
   env)
     q() { printf '%q' "$1"; }
@@ -124,6 +141,7 @@ export OPENBAO_KV_PREFIX=$BAO_KV_PREFIX
 export OPENBAO_AUDIT_LOG=$(q "$BAO_AUDIT_LOG")
 EOF
     tokenapi_env
+    notifyrx_env
     ;;
   *) usage ;;
 esac

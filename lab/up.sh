@@ -13,6 +13,8 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 # shellcheck source=lib/tokenapi.sh
 source "$LAB_SRC/lib/tokenapi.sh"
+# shellcheck source=lib/notifyrx.sh
+source "$LAB_SRC/lib/notifyrx.sh"
 START=$SECONDS
 
 RESET=0
@@ -95,6 +97,7 @@ if ((RESET)); then
   rm -rf "$BAO_DATA" "$BAO_CONFIG"
   rm -f "$BAO_AUDIT_LOG" "$BAO_UNSEAL_KEY_FILE" "$BAO_ROOT_TOKEN_FILE" "$BAO_ROLE_ID_FILE" "$BAO_SECRET_ID_FILE"
   tokenapi_reset
+  notifyrx_reset
 fi
 
 # ------------------------------------------------------------------ dirs
@@ -586,11 +589,14 @@ done
 # ------------------------------------------------------------------ token API (lib/tokenapi.sh)
 tokenapi_up
 
+# ------------------------------------------------------------------ notification receiver (lib/notifyrx.sh)
+notifyrx_up
+
 wait "$BAO_JOB" || die "openbao did not come up (see above and $RUN/openbao.log)"
 BAO_BIN="$(bao_bin_path)"; LAB_PY="$(lab_py_path)"
 
 # ------------------------------------------------------------------ lab.json
-TOKENAPI_JSON="$(tokenapi_json)" LAB_DIR="$LAB_DIR" HOSTS_LIST="${HOSTS[*]}" PG_STATE_USER="$PG_STATE_USER" PG_STATE_DB="$PG_STATE_DB" \
+TOKENAPI_JSON="$(tokenapi_json)" NOTIFYRX_JSON="$(notifyrx_json)" LAB_DIR="$LAB_DIR" HOSTS_LIST="${HOSTS[*]}" PG_STATE_USER="$PG_STATE_USER" PG_STATE_DB="$PG_STATE_DB" \
 H1="${HOST_IP[host1]}" H2="${HOST_IP[host2]}" H3="${HOST_IP[host3]}" \
 TARGET_IP="$TARGET_IP" TARGET_AUTH_KEYS="$TARGET_AUTH_KEYS" REDIS_IP="$REDIS_IP" REDIS_PORT="$REDIS_PORT" PG_IP="$PG_IP" PG_PORT="$PG_PORT" PGB_PORT="$PGB_PORT" \
 BAO_IP="$BAO_IP" BAO_PORT="$BAO_PORT" BAO_ADDR="$BAO_ADDR" BAO_VERSION="$BAO_VERSION" BAO_BIN="$BAO_BIN" BAO_CACERT="$BAO_CACERT" \
@@ -642,6 +648,7 @@ const lab = {
   stateBackend: { url: `postgres://${e.PG_STATE_USER}@${e.PG_IP}:${e.PG_PORT}/${e.PG_STATE_DB}?sslmode=disable`, user: e.PG_STATE_USER,
     database: e.PG_STATE_DB, passfile: `${L}/secrets/pg-state.pgpass`, passwordFile: `${L}/secrets/pg-state.pass` },
   ...JSON.parse(e.TOKENAPI_JSON),
+  ...JSON.parse(e.NOTIFYRX_JSON),
 };
 fs.writeFileSync(`${L}/lab.json.tmp`, JSON.stringify(lab, null, 2) + "\n");
 fs.renameSync(`${L}/lab.json.tmp`, `${L}/lab.json`);

@@ -3,6 +3,7 @@ import { ConfigError } from "./errors";
 import { inventoryProblems, type InventoryFile } from "./inventory";
 import { resourceNames } from "./plan";
 import { generatorProblems } from "../generators";
+import { routeProblems } from "../notify";
 import { SOURCES, sourceOf } from "../sources";
 import { writerOf } from "../writers";
 import {
@@ -164,6 +165,7 @@ function crossFieldProblems(env: EnvironmentConfig): string[] {
     const cycle = afterCycle(env.secrets);
     if (cycle) at(["secrets", cycle[0], "after"], `a cycle: ${cycle.join(" waits for ")}; no secret of it could start`);
     problems.push(...nameCollisions(env));
+    for (const p of routeProblems(env.notify, env.secrets)) at(p.path, p.message);
     return problems;
 }
 

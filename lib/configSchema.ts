@@ -22,6 +22,7 @@ import {
     wholeNumber,
 } from "./fields";
 import { generatorSchema as generator } from "../generators";
+import { notifySchema, secretNotifySchema } from "../notify";
 import { writeSchema as write } from "../writers";
 import { rolloutSchema } from "./waves";
 import { windowSchema } from "./window";
@@ -211,6 +212,8 @@ export const secretEntry = z.strictObject({
     ceremony: ceremonySchema.optional(),
     /** The request that approves this generation (bin/rotate start --request <id> writes it); the program verifies its signatures. */
     approval: approvalSchema.optional(),
+    /** Where this secret's events go, event by event (the others as rotation:notify.routes says). */
+    notify: secretNotifySchema.optional(),
 });
 
 export const environmentSchema = z.strictObject({
@@ -220,6 +223,8 @@ export const environmentSchema = z.strictObject({
     auditLog: localPath.default(".state/audit.log"),
     /** Two-person approval for every secret of the stack (a secret's own `ceremony` overrides it). */
     ceremony: ceremonySchema.optional(),
+    /** Who is told what: sinks (webhook, slack, pagerduty), the events each gets, how hard delivery tries (notify/). */
+    notify: notifySchema.optional(),
 });
 
 export type EnvironmentConfig = z.output<typeof environmentSchema>;

@@ -35,6 +35,8 @@ export interface WorkspaceOptions {
     env?: Record<string, string | undefined>;
     /** How the stack comes to be: `stack init` with the passphrase (default) or this secrets provider, or not at all (joinStackOf). */
     init?: "passphrase" | { secretsProvider: string } | "none";
+    /** Another stack of this workspace's project (same copy, state and passphrase): bin/rotate run-due over several stacks. */
+    project?: Workspace;
 }
 
 export interface RunResult {
@@ -62,27 +64,31 @@ export class Workspace {
         readonly stack = "e2e",
         opts: WorkspaceOptions = {},
     ) {
-        this.dir = path.join(WORK, name);
-        fs.rmSync(this.dir, { recursive: true, force: true });
-        fs.mkdirSync(path.join(this.dir, "stacks"), { recursive: true });
-        for (const f of LINKED) if (fs.existsSync(path.join(ROOT, f))) fs.symlinkSync(path.join(ROOT, f), path.join(this.dir, f));
-        fs.copyFileSync(path.join(ROOT, "Pulumi.yaml"), path.join(this.dir, "Pulumi.yaml"));
+        this.dir = opts.project?.dir ?? path.join(WORK, name);
+        if (!opts.project) {
+            fs.rmSync(this.dir, { recursive: true, force: true });
+            fs.mkdirSync(path.join(this.dir, "stacks"), { recursive: true });
+            for (const f of LINKED) if (fs.existsSync(path.join(ROOT, f))) fs.symlinkSync(path.join(ROOT, f), path.join(this.dir, f));
+            fs.copyFileSync(path.join(ROOT, "Pulumi.yaml"), path.join(this.dir, "Pulumi.yaml"));
+        }
         this.stateDir = path.join(this.dir, ".state");
         this.auditLog = path.join(this.stateDir, "audit.log");
         fs.mkdirSync(this.stateDir, { recursive: true });
-        this.env = {
-            ...process.env,
-            PATH: `${path.dirname(PULUMI)}:${process.env.PATH}`,
-            PULUMI_BACKEND_URL: `file://${this.stateDir}`,
-            PULUMI_CONFIG_PASSPHRASE: `e2e-passphrase-${name}`,
-            PULUMI_HOME: path.join(WORK, ".pulumi-home"),
-            PULUMI_SKIP_UPDATE_CHECK: "true",
-            PULUMI_DEBUG_COMMANDS: "true",
-            // The project's defaults, as bin/pulumi sets them.
-            PULUMI_PARALLEL: process.env.PULUMI_PARALLEL ?? "512",
-            PULUMI_NODEJS_TRANSPILE_ONLY: "true",
-            PULUMI_CONTINUE_ON_ERROR: "true",
-        };
+        this.env = opts.project
+            ? { ...opts.project.env }
+            : {
+                  ...process.env,
+                  PATH: `${path.dirname(PULUMI)}:${process.env.PATH}`,
+                  PULUMI_BACKEND_URL: `file://${this.stateDir}`,
+                  PULUMI_CONFIG_PASSPHRASE: `e2e-passphrase-${name}`,
+                  PULUMI_HOME: path.join(WORK, ".pulumi-home"),
+                  PULUMI_SKIP_UPDATE_CHECK: "true",
+                  PULUMI_DEBUG_COMMANDS: "true",
+                  // The project's defaults, as bin/pulumi sets them.
+                  PULUMI_PARALLEL: process.env.PULUMI_PARALLEL ?? "512",
+                  PULUMI_NODEJS_TRANSPILE_ONLY: "true",
+                  PULUMI_CONTINUE_ON_ERROR: "true",
+              };
         delete this.env.PULUMI_CONFIG_PASSPHRASE_FILE;
         if (opts.backendUrl) this.env.PULUMI_BACKEND_URL = opts.backendUrl;
         for (const [k, v] of Object.entries(opts.env ?? {})) {
@@ -245,6 +251,21 @@ export class Workspace {
         captured.push({ label: `${this.name} bin/rotate ${args[0]} #${n} stderr`, text: stderr });
         captured.push({ label: `${this.name} bin/rotate ${args[0]} #${n} ps`, text: ps.join("\n") });
         return { code, stdout, stderr, events: [], eventLogText: "", ps, seconds: (Date.now() - t0) / 1000 };
+    }
+
+    /** bin/rotate over the whole project (run-due: no --stack), in the background; its output joins the leak scan. */
+    async rotateProject(args: string[]): Promise<RunResult> {
+        const n = ++this.runs;
+        const t0 = Date.now();
+        const child = spawn(path.join(ROOT, "bin", "rotate"), args, { cwd: this.dir, env: { ...this.env, ROTATION_PROJECT_DIR: this.dir } });
+        let stdout = "";
+        let stderr = "";
+        child.stdout.on("data", (d) => (stdout += d));
+        child.stderr.on("data", (d) => (stderr += d));
+        const code = await new Promise<number>((resolve) => child.on("close", (c) => resolve(c ?? 1)));
+        captured.push({ label: `${this.name} bin/rotate ${args[0]} #${n} stdout`, text: stdout });
+        captured.push({ label: `${this.name} bin/rotate ${args[0]} #${n} stderr`, text: stderr });
+        return { code, stdout, stderr, events: [], eventLogText: "", ps: [], seconds: (Date.now() - t0) / 1000 };
     }
 
     /** The stack file as the product reads it (after bin/rotate changed it, say). */

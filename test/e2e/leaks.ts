@@ -5,7 +5,7 @@ import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import { secretsSeen } from "./checks";
 import * as path from "node:path";
-import { captured, ROOT, type Workspace } from "../../lab/driver";
+import { captured, lab, ROOT, type Workspace } from "../../lab/driver";
 
 /** The secret itself, and for multi-line secrets (SSH keys) each substantial line. */
 function needles(secret: string): string[] {
@@ -14,6 +14,12 @@ function needles(secret: string): string[] {
         .map((l) => l.trim())
         .filter((l) => l.length >= 20 && !l.startsWith("-----"));
     return [secret, ...lines];
+}
+
+/** What the lab's notification receiver recorded (nothing before a lab has one). */
+function receiverDeliveries(): string {
+    const file = lab().notifyrx?.deliveries as string | undefined;
+    return file && fs.existsSync(file) ? fs.readFileSync(file, "utf8") : "";
 }
 
 export function scanForLeaks(ws: Workspace): void {
@@ -30,6 +36,8 @@ export function scanForLeaks(ws: Workspace): void {
         { label: `${ws.name} state backend files`, text: ws.stateText() },
         { label: `${ws.name} audit log`, text: fs.existsSync(ws.auditLog) ? fs.readFileSync(ws.auditLog, "utf8") : "" },
         { label: `${ws.name} stack outputs (--show-secrets)`, text: outputs.stdout },
+        // Every notification the lab's receiver got (rotation:notify): webhook, Slack and PagerDuty payloads.
+        { label: "the notification receiver's deliveries", text: receiverDeliveries() },
         // bin/rotate's run reports, plan pictures, ceremony requests and approvals.
         ...["reports", "plans", "ceremony"].flatMap((d) => {
             const dir = path.join(ws.stateDir, d);
