@@ -6,6 +6,7 @@
  * declaration; types and the step's type token only.
  */
 import type { SshTarget } from "../lib/configSchema";
+import type { JournalLogCheck, LogCheck } from "../lib/logCheck";
 import type { VaultStepSpec } from "../adapters/vault";
 import type { RandomSpec } from "../generators/random";
 import type { WriteSpec } from "../writers";
@@ -37,12 +38,8 @@ export interface HealthCheck extends HealthPolicy {
     target: SshTarget;
 }
 
-/** A consumer's log and the pattern (grep -E) of its auth failures, searched for `windowSeconds` after a change. */
-export interface LogCheck {
-    path: string;
-    pattern: string;
-    windowSeconds: number;
-}
+/** A consumer's log file or unit journal and what marks its auth failures, searched for `windowSeconds` after a change (lib/logCheck.ts). */
+export type { LogCheck };
 
 /** In a "health" step: the host is a key of the step's `hosts` (each host once, not per consumer). */
 export interface ConsumerCheck extends HealthPolicy {
@@ -74,6 +71,8 @@ export interface DriftCheck {
     timeoutSeconds: number;
     /** The consumer's log (its `logCheck.path`): its size is noted as the anchor of the count after the revocation. */
     logPath?: string;
+    /** Or its unit's journal (`logCheck.unit` and `priority`): the cursor of its last entry is the anchor. */
+    logJournal?: Pick<JournalLogCheck, "unit" | "priority">;
 }
 
 /** In a "preflight" step: what one rotation needs, checked before anything of it runs (provider/preflight.ts). */
