@@ -79,7 +79,16 @@ export interface DriftCheck {
 export interface PreflightSpec {
     secret: string;
     /** Each consumer's config, write format and reload command; its host a key of the step's `hosts`. */
-    consumers: { name: string; host: string; configPath: string; write: WriteSpec; reload: string; timeoutSeconds: number }[];
+    consumers: {
+        name: string;
+        host: string;
+        configPath: string;
+        write: WriteSpec;
+        reload: string;
+        timeoutSeconds: number;
+        /** A log check in this unit's journal: journalctl must be there and read it. */
+        logJournal?: Pick<JournalLogCheck, "unit">;
+    }[];
     /** The source's admin credential check and where it runs (none for a command source). */
     source?: { target: StepTarget; script: string };
     /** A file store's check, run on the operator's machine (a Vault store is asked before the program registers anything). */

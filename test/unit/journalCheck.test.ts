@@ -18,7 +18,9 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { after, test } from "node:test";
 import type { JournalLogCheck } from "../../lib/logCheck";
+import { journalPreflightSnippet } from "../../lib/scripts/journal";
 import { logAnchorOf, logAnchorScript, logCountOf, logCountScript } from "../../lib/scripts/logCount";
+import { problemsOf } from "../../lib/scripts/preflight";
 import { VerificationError, noteLogAnchors, verifyConsumers } from "../../provider/authFailures";
 import { logCheckScript, writeAndReloadScript } from "../../provider/rollout";
 import type { RolloutSpec } from "../../provider/types";
@@ -153,6 +155,37 @@ test("a journal that cannot be read is no 0: the count says journalctl's status,
     assert.equal(r.stdout, "LOGCHECK 3\n");
     assert.match(r.stderr, /log check: could not read the journal of unit app1 \(journalctl exit 1\)/);
     assert.equal(logAnchorOf("LOGCURSOR s=1;i=2$(reboot)\n"), undefined, "a cursor is only what journalctl prints");
+});
+
+test("a user who may not read the system journal is no 0 (journalctl would show it only its own entries); pre-flight names it, and a host without journalctl", () => {
+    const j = journal("reader");
+    j.log(app1(3, "AUTH_FAILED"));
+    const alice = path.join(dir, "alice");
+    fs.mkdirSync(alice);
+    fs.writeFileSync(path.join(alice, "id"), `#!/bin/bash\ncase "$*" in -u) echo 1000 ;; -un) echo alice ;; -nG) echo alice users ;; *) exit 1 ;; esac\n`, {
+        mode: 0o755,
+    });
+    const asAlice = (script: string) => spawnSync("bash", ["-c", script], { encoding: "utf8", env: { ...j.env, PATH: `${alice}:${j.env.PATH}` } });
+    const check: JournalLogCheck = { unit: "app1", pattern: "AUTH_FAILED", windowSeconds: 1 };
+    assert.deepEqual(logCountOf(asAlice(logCountScript(check, "")).stdout), { grepStatus: 1, journalStatus: 77 });
+    const r = asAlice(logCheckScript(check, ""));
+    assert.equal(r.stdout, "LOGCHECK 3\n");
+    assert.match(r.stderr, /alice may not read the system journal \(not root, not in systemd-journal, adm or wheel\)/);
+    assert.deepEqual(logCountOf(j.bash(logCountScript(check, "")).stdout), { count: 1, grepStatus: 0 }, "root reads it");
+
+    const preflight = (env: NodeJS.ProcessEnv) =>
+        problemsOf(
+            spawnSync("/bin/bash", ["-c", `problem() { printf 'PREFLIGHT %s\\n' "$*"; }\n${journalPreflightSnippet(check)}`], { encoding: "utf8", env }).stdout,
+        );
+    assert.deepEqual(preflight(j.env), [], "journalctl there, root reads it");
+    assert.deepEqual(preflight({ ...j.env, PATH: `${alice}:${j.env.PATH}` }), [
+        "alice may not read the system journal (not root, not in systemd-journal, adm or wheel): the log check reads the journal of unit app1",
+    ]);
+    const bare = path.join(dir, "bare");
+    fs.mkdirSync(bare);
+    for (const tool of ["id", "tr", "grep"])
+        fs.symlinkSync(spawnSync("bash", ["-c", `command -v ${tool}`], { encoding: "utf8" }).stdout.trim(), path.join(bare, tool));
+    assert.deepEqual(preflight({ ...j.env, PATH: bare }), ["journalctl is not found on this host: the log check reads the journal of unit app1"]);
 });
 
 test("rollout: the cursor is noted before the reload, and an auth failure the reload logs fails the check after its window", () => {

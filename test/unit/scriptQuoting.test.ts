@@ -223,6 +223,11 @@ const FIELDS: Field[] = [
         name: "rollout logCheck.pattern (journal)",
         build: (v) => rolloutScripts(rolloutSpec({ logCheck: { unit: "app1", pattern: v, windowSeconds: 0 } })),
     },
+    {
+        name: "consumer pre-flight logCheck.unit",
+        build: (v) => ({ preflight: sameNonce(consumerPreflightScript("/etc/app.conf", WRITES[0], "true", { unit: v })) }),
+        quoted: (v) => [`the journal of unit ${v}`],
+    },
     { name: "after-revocation journal cursor unit", build: (v) => ({ anchor: logAnchorScript({ unit: v, priority: "err" }) }) },
     { name: "after-revocation journal count unit", build: (v) => ({ count: logCountScript({ unit: v }, "s=1;i=2") }) },
     { name: "after-revocation journal count pattern", build: (v) => ({ count: logCountScript({ unit: "app1", pattern: v }, "s=1;i=2") }) },
