@@ -160,7 +160,7 @@ function grepRejects(patterns: string[]): string | undefined {
  */
 export function logPatternProblems(groups: { field: string; consumers: RotationConfig["consumers"] }[]): string[] {
     const checked = groups.flatMap(({ field, consumers }) =>
-        consumers.flatMap((c, i) => (c.logCheck ? [{ at: `${field}[${i}]`, pattern: c.logCheck.pattern }] : [])),
+        consumers.flatMap((c, i) => (c.logCheck?.pattern !== undefined ? [{ at: `${field}[${i}]`, pattern: c.logCheck.pattern }] : [])),
     );
     if (!checked.length || !grepRejects([...new Set(checked.map((x) => x.pattern))])) return [];
     return checked.flatMap(({ at, pattern }) => {

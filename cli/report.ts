@@ -122,16 +122,18 @@ function consumersTable(groups: Group[]): Part {
     return { html: t.html, height: t.height + rollouts.reduce((n, s) => n + 20 * (lines(s.error ?? "", 640, 7.5) - 1), 0) };
 }
 
-/** Verification 3: each logged consumer's auth failures after the revocation, 0 included. */
+/** Verification 3: each logged consumer's auth failures (a journal's errors) after the revocation, 0 included. */
 function authFailuresTable(rows: NonNullable<RunRecord["authFailures"]>): Part {
     const since = (r: (typeof rows)[number]) =>
-        r.since === "revocation" ? "the revocation (the gate noted the log's size)" : "the check's start (the gate ran in an earlier run)";
+        r.since === "revocation"
+            ? `the revocation (the gate noted the ${r.journal ? "journal's cursor" : "log's size"})`
+            : "the check's start (the gate ran in an earlier run)";
     const count = (r: (typeof rows)[number]) =>
         r.count === null ? `<span class="bad">not searched</span>` : r.count > 0 ? `<span class="bad">${r.count}</span>` : "0";
     return table(
-        ["Secret", "Generation", "Consumer", "Auth failures", "Counted since"],
-        [200, 110, 250, 150, 550],
-        rows.map((r) => [esc(r.secret), `g${r.generation}`, esc(r.consumer), count(r), since(r)]),
+        ["Secret", "Generation", "Consumer", "Auth failures", "Counted since", "In"],
+        [200, 100, 230, 130, 450, 150],
+        rows.map((r) => [esc(r.secret), `g${r.generation}`, esc(r.consumer), count(r), since(r), r.journal ? "unit journal" : "log file"]),
     );
 }
 

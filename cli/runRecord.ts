@@ -98,6 +98,8 @@ export interface AuthFailureRow {
     count: number | null;
     /** Counted from the gate, just before the revocation; or from the check's own start (the gate ran in an earlier run). */
     since: "revocation" | "check";
+    /** Counted in a unit's journal (from a cursor), not a log file (from a byte offset). */
+    journal: boolean;
 }
 
 /**
@@ -109,11 +111,14 @@ export function authFailureRows(audit: Record<string, unknown>[]): AuthFailureRo
     const latest = new Map<string, AuthFailureRow[]>();
     for (const l of audit) {
         if (l.phase !== "consumers-verified" || typeof l.authFailures !== "string") continue;
-        const fromCheck = new Set(
-            String(l.authFailuresFromCheck ?? "")
-                .split(" ")
-                .filter(Boolean),
-        );
+        const names = (field: unknown) =>
+            new Set(
+                String(field ?? "")
+                    .split(" ")
+                    .filter(Boolean),
+            );
+        const fromCheck = names(l.authFailuresFromCheck);
+        const inJournal = names(l.authFailuresInJournal);
         const rows = l.authFailures
             .split(" ")
             .filter(Boolean)
@@ -127,6 +132,7 @@ export function authFailureRows(audit: Record<string, unknown>[]): AuthFailureRo
                     consumer,
                     count: /^\d+$/.test(n) ? Number(n) : null,
                     since: fromCheck.has(consumer) ? "check" : "revocation",
+                    journal: inJournal.has(consumer),
                 };
             });
         latest.set(`${l.secret}\0${l.generation}`, rows);

@@ -1,4 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
+import { isJournal, type LogCheck } from "../lib/logCheck";
 import { stdinFields } from "../lib/quote";
 import { loginOf } from "../sources";
 import { consumerLabel } from "./consumerRollout";
@@ -22,11 +23,15 @@ export interface RotationGateArgs {
  * this run deployed to) which secret its config holds, by an HMAC under a
  * fresh nonce (provider/drift.ts): one reverted behind the rotation's back,
  * or unreachable, keeps the gate shut and is named. It notes each consumer
- * log's size, from which the verification counts auth failures after the
+ * log's size (a unit journal's cursor), from which the verification counts auth failures after the
  * revocation (provider/authFailures.ts). Then it records in the
  * store (a file store's marker, a Vault secret's metadata) that revocation
  * of the previous secret starts, after which rollback is refused.
  */
+/** What the gate notes of a consumer's log: its path (a size is noted) or its unit and priority (a cursor is). */
+const logAnchorOf = (c: LogCheck | undefined) =>
+    !c ? {} : isJournal(c) ? { logJournal: { unit: c.unit, ...(c.priority ? { priority: c.priority } : {}) } } : { logPath: c.path };
+
 export class RotationGate extends SinglePhase {
     constructor(name: string, args: RotationGateArgs, opts?: pulumi.ComponentResourceOptions) {
         super("RotationGate", name, opts, (parent) => {
@@ -48,7 +53,7 @@ export class RotationGate extends SinglePhase {
                         configPath: c.configPath,
                         write: c.write,
                         timeoutSeconds: c.timeoutSeconds,
-                        ...(c.logCheck ? { logPath: c.logCheck.path } : {}),
+                        ...logAnchorOf(c.logCheck),
                     })),
                     ...(current !== undefined && previous !== undefined ? { users: { current, previous } } : {}),
                     stdin: pulumi.all([args.credential.value, args.previous.value]).apply(([n, o]) => stdinFields(n, o)),

@@ -85,6 +85,7 @@ case "$cmd" in
       st "$h-sshd" "$ip" 22
       for k in "${KINDS[@]}"; do st "$h-$k-app" "$ip" "${KIND_PORT[$k]}"; done
       [[ "$h" == "$PGB_HOST" ]] && st "$h-pgbouncer" "$ip" "$PGB_PORT"
+      if pidfile_alive "$RUN/$h-journald.pid"; then echo "$h-journald $(host_journal "$h") up"; else echo "$h-journald $(host_journal "$h") down"; fi
       [[ -e "$(host_etc "$h")/FAIL_HEALTH" ]] && echo "$h FAIL_HEALTH on"
     done
     st target-sshd "$TARGET_IP" 22

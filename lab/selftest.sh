@@ -87,6 +87,10 @@ for k in "${KINDS[@]}"; do
 done
 grep -q "reloaded config" "$(host_log host1)/redis-app.log" || fail "host1 redis-app log shows no reload"
 ok "SIGHUP over ssh reloads host1's apps, still healthy"
+# journald: the app's unit journal shows the reload too, as `journalctl -u` on a real host (lib/in-unit.sh)
+out="$(lab_ssh "${HOST_IP[host1]}" 'journalctl -q -u redis-app -o cat | grep -c "^reloaded config"' 2>&1)" || fail "journalctl -u redis-app on host1: $out"
+[[ "$out" =~ ^[1-9][0-9]*$ ]] || fail "journalctl -u redis-app on host1 shows no reload: $out"
+ok "journalctl -u redis-app on host1 shows its reloads ($out)"
 
 # 7. failure injection
 bash "$LAB_SRC/ctl.sh" fail-health host2 on >/dev/null

@@ -34,8 +34,9 @@ done
 need_pkgs=()
 for pair in /usr/sbin/sshd:openssh-server /usr/bin/ssh:openssh-client /usr/bin/redis-server:redis-server \
             /usr/bin/redis-cli:redis-tools "$PG_BIN/postgres:postgresql-15" /usr/bin/psql:postgresql-client-15 \
-            /usr/sbin/pgbouncer:pgbouncer; do
-  [[ -x "${pair%%:*}" ]] || need_pkgs+=("${pair#*:}")
+            /usr/sbin/pgbouncer:pgbouncer /lib/systemd/systemd-journald:systemd /usr/bin/journalctl:systemd \
+            /usr/bin/systemd-cat:systemd; do
+  [[ -x "${pair%%:*}" ]] || [[ " ${need_pkgs[*]} " == *" ${pair#*:} "* ]] || need_pkgs+=("${pair#*:}")
 done
 command -v openssl >/dev/null || need_pkgs+=(openssl)
 command -v python3 >/dev/null || need_pkgs+=(python3)
@@ -89,7 +90,7 @@ if ((RESET)); then
   say "reset: stopping lab and wiping configs, store and sources"
   bash "$LAB_SRC/down.sh"
   for h in "${HOSTS[@]}"; do
-    rm -rf "$LAB_DIR/hosts/$h/etc" "$LAB_DIR/hosts/$h/log"
+    rm -rf "$LAB_DIR/hosts/$h/etc" "$LAB_DIR/hosts/$h/log" "$(host_journal "$h")"
   done
   rm -rf "$LAB_DIR/store" "$LAB_DIR/redis" "$LAB_DIR/pg" "$PG_REAL" "$TARGET_AUTH_KEYS" "$RUN"
   # OpenBao: new storage, audit log and credentials (a fresh init); the venv
@@ -127,6 +128,9 @@ for h in "${HOSTS[@]}" target; do
   mkdir -p "$LAB_DIR/hosts/$h"
   [[ $h == target ]] && continue
   gen_key "$LAB_DIR/hosts/$h/ssh_host_ed25519_key" "lab-$h"
+  # its journal (lib/host-ns.sh) and a machine id of its own, as /etc/machine-id says it (32 hex digits)
+  mkdir -p "$(host_journal "$h")"
+  [[ -s "$LAB_DIR/hosts/$h/machine-id" ]] || tr -d '-' </proc/sys/kernel/random/uuid >"$LAB_DIR/hosts/$h/machine-id"
 done
 gen_key "$LAB_DIR/target/ssh_host_ed25519_key" "lab-target"
 rmdir "$LAB_DIR/hosts/target" 2>/dev/null || true
@@ -565,6 +569,7 @@ host_ok() {
   local h="$1" ip="${HOST_IP[$1]}" etc k
   etc="$(host_etc "$h")"
   pidfile_alive "$RUN/$h.pid" || return 1
+  pidfile_alive "$RUN/$h-journald.pid" && [[ -n "$(host_slice "$h")" ]] || return 1
   pidfile_alive "$RUN/$h-sshd.pid" && port_open "$ip" 22 || return 1
   for k in "${KINDS[@]}"; do pidfile_alive "$etc/$k-app.pid" && port_open "$ip" "${KIND_PORT[$k]}" || return 1; done
   if [[ "$h" == "$PGB_HOST" ]]; then pidfile_alive "$etc/pgbouncer.pid" && port_open "$ip" "$PGB_PORT" || return 1; fi
@@ -576,7 +581,7 @@ for h in "${HOSTS[@]}"; do
     say "$h already up on ${HOST_IP[$h]}"
     continue
   fi
-  say "starting $h on ${HOST_IP[$h]} (sshd :22, apps :8081-8083$([[ $h == "$PGB_HOST" ]] && echo ", pgbouncer :$PGB_PORT"))"
+  say "starting $h on ${HOST_IP[$h]} (journald, sshd :22, apps :8081-8083$([[ $h == "$PGB_HOST" ]] && echo ", pgbouncer :$PGB_PORT"))"
   stop_host_all "$h"
   setsid unshare -m --propagation private bash "$LAB_SRC/lib/host-ns.sh" "$h" "$LAB_DIR" \
     </dev/null >>"$RUN/$h.out" 2>&1 &
@@ -609,10 +614,10 @@ const e = process.env, L = e.LAB_DIR;
 const hk = (f) => fs.readFileSync(f, "utf8").trim().split(/\s+/).slice(0, 2).join(" ");
 const ips = { host1: e.H1, host2: e.H2, host3: e.H3 };
 const apps = (ip) => ({
-  redis: { port: 8081, url: `http://${ip}:8081`, config: "/etc/rotation-app/redis.yaml", pidfile: "/etc/rotation-app/redis-app.pid", log: "/var/log/rotation-app/redis-app.log" },
-  pg: { port: 8082, url: `http://${ip}:8082`, config: "/etc/rotation-app/pg.env", pidfile: "/etc/rotation-app/pg-app.pid", log: "/var/log/rotation-app/pg-app.log" },
-  ssh: { port: 8083, url: `http://${ip}:8083`, config: "/etc/rotation-app/deploy_key", pidfile: "/etc/rotation-app/ssh-app.pid", log: "/var/log/rotation-app/ssh-app.log" },
-  token: { port: 8084, url: `http://${ip}:8084`, config: "/etc/rotation-app/token.env", pidfile: "/etc/rotation-app/token-app.pid", log: "/var/log/rotation-app/token-app.log" },
+  redis: { port: 8081, url: `http://${ip}:8081`, config: "/etc/rotation-app/redis.yaml", pidfile: "/etc/rotation-app/redis-app.pid", log: "/var/log/rotation-app/redis-app.log", unit: "redis-app" },
+  pg: { port: 8082, url: `http://${ip}:8082`, config: "/etc/rotation-app/pg.env", pidfile: "/etc/rotation-app/pg-app.pid", log: "/var/log/rotation-app/pg-app.log", unit: "pg-app" },
+  ssh: { port: 8083, url: `http://${ip}:8083`, config: "/etc/rotation-app/deploy_key", pidfile: "/etc/rotation-app/ssh-app.pid", log: "/var/log/rotation-app/ssh-app.log", unit: "ssh-app" },
+  token: { port: 8084, url: `http://${ip}:8084`, config: "/etc/rotation-app/token.env", pidfile: "/etc/rotation-app/token-app.pid", log: "/var/log/rotation-app/token-app.log", unit: "token-app" },
 });
 const lab = {
   labDir: L,
@@ -626,7 +631,7 @@ const lab = {
     name, ip: ips[name], sshPort: 22, user: "root",
     hostKey: hk(`${L}/hosts/${name}/ssh_host_ed25519_key.pub`),
     hostKeyFile: `${L}/hosts/${name}/ssh_host_ed25519_key.pub`,
-    etcDir: `${L}/hosts/${name}/etc`, logDir: `${L}/hosts/${name}/log`,
+    etcDir: `${L}/hosts/${name}/etc`, logDir: `${L}/hosts/${name}/log`, journalDir: `${L}/hosts/${name}/journal`,
     apps: apps(ips[name]),
   })),
   redis: { host: e.REDIS_IP, port: +e.REDIS_PORT, adminUser: "admin", adminPasswordFile: `${L}/secrets/redis-admin.pass`, user: "app" },
@@ -634,7 +639,7 @@ const lab = {
     group: "app", database: "app", loginPrefix: "app_g", initialLogin: "app_g0", socketDir: `${L}/pg/sock` },
   pgbouncer: { host: "host3", ip: e.H3, port: +e.PGB_PORT, database: "app", clientUser: "app",
     config: "/etc/rotation-app/pgbouncer.ini", configOwner: "postgres", authFile: "/etc/rotation-app/pgbouncer-users.txt",
-    pidfile: "/etc/rotation-app/pgbouncer.pid", log: "/var/log/rotation-app/pgbouncer.log" },
+    pidfile: "/etc/rotation-app/pgbouncer.pid", log: "/var/log/rotation-app/pgbouncer.log", unit: "pgbouncer" },
   target: { ip: e.TARGET_IP, port: 22, user: "root",
     hostKey: hk(`${L}/target/ssh_host_ed25519_key.pub`), hostKeyFile: `${L}/target/ssh_host_ed25519_key.pub`,
     authorizedKeysFile: e.TARGET_AUTH_KEYS, keyCommentPrefix: "rotation:app-deploy-key:g" },

@@ -26,6 +26,7 @@ import { notifySchema, secretNotifySchema } from "../notify";
 import { writeSchema as write } from "../writers";
 import { rolloutSchema } from "./waves";
 import { windowSchema } from "./window";
+import { logCheckSchema } from "./logCheck";
 
 export { CONFIG_NAMESPACE };
 export type { SourceConfig, StoreConfig };
@@ -106,14 +107,8 @@ export const consumerEntry = z.strictObject({
     retries: wholeNumber().min(0, "must be 0-30").max(30, "must be 0-30").default(5),
     retryDelaySeconds: z.number().min(0, "must be 0-60").max(60, "must be 0-60").default(2),
     timeoutSeconds: wholeNumber().min(1, "must be 1-300").max(300, "must be 1-300").default(15),
-    logCheck: z
-        .strictObject({
-            path: absPath,
-            /** An extended regular expression (grep -E) that marks an auth failure. */
-            pattern: text,
-            windowSeconds: wholeNumber().min(1, "must be 1-60").max(60, "must be 1-60").default(3),
-        })
-        .optional(),
+    /** Where its auth failures show: a log file `{path, pattern}` or a unit's journal `{unit, pattern and/or priority}` (lib/logCheck.ts). */
+    logCheck: logCheckSchema.optional(),
     host: hostRef,
 });
 

@@ -1,18 +1,21 @@
 /**
  * Verification 3, after the revocation: every consumer with a `logCheck` has
- * its log searched again and its auth failures (lines matching the pattern)
- * counted. A count above 0 means something on that host still uses the
- * revoked secret (a stray client, a copy of the config the rotation does not
- * know): the verification fails, naming each such consumer and its count.
- * Nothing is undone; past the gate the only way is forward.
+ * its log searched again and its auth failures (lines matching the pattern;
+ * in a unit's journal also, or only, its entries at the priority: the
+ * runbook's `journalctl -p err`) counted. A count above 0 means something on
+ * that host still uses the revoked secret (a stray client, a copy of the
+ * config the rotation does not know) or fails since: the verification
+ * fails, naming each such consumer and its count. Nothing is undone; past
+ * the gate the only way is forward.
  *
  * The anchor "since the revocation": the gate, once every consumer holds the
  * new secret and just before its commit and the revocation, notes the size
- * of each consumer's log here, in the provider's memory, keyed by stack,
+ * of each consumer's log (the cursor of its unit's last journal entry, lib/
+ * scripts/journal.ts) here, in the provider's memory, keyed by stack,
  * secret, generation and consumer. One provider process serves one `pulumi
  * up`, and the verification runs later in that same update. When the gate
  * ran in an earlier update (a resume after a failure past the gate) there is
- * no anchor: the verification notes the size itself when it starts and counts
+ * no anchor: the verification notes the anchor itself when it starts and counts
  * what the log gets during the consumer's window, and says so ("since this
  * check started"). Not kept in state on purpose: an anchor that outlived the
  * update would count, on every resume, failures the operator already fixed.
@@ -21,11 +24,12 @@
  * started (all consumers at once, beside the health checks), so late errors
  * are seen.
  */
-import { logCountOf, logCountScript, logSizeOf, logSizeScript } from "../lib/scripts/logCount";
+import { isJournal, logWhere, matchNoun } from "../lib/logCheck";
+import { logAnchorOf, logAnchorScript, logCountOf, logCountScript, type AnchorSource, type LogAnchor } from "../lib/scripts/logCount";
 import { hostKeyRefusal, runAt, type RunResult } from "./exec";
 import { checkAll } from "./health";
 import { StepError, redact, sleep } from "./outcome";
-import type { AuditSpec, HealthCheck, LogCheck, StepProps } from "./types";
+import type { AuditSpec, DriftCheck, HealthCheck, LogCheck, StepProps } from "./types";
 
 /** Which rotation a step belongs to: its anchors are this update's, of this generation. */
 export interface RunKey {
@@ -34,7 +38,7 @@ export interface RunKey {
     generation: number;
 }
 
-const anchors = new Map<string, number>();
+const anchors = new Map<string, LogAnchor>();
 const keyOf = (run: RunKey, consumer: string) => JSON.stringify([run.stack, run.secret, run.generation, consumer]);
 
 /** The stack, secret and generation of a step, from its audit record. */
@@ -50,27 +54,32 @@ function whyNot(r: RunResult, at: HealthCheck["target"], timeoutSeconds: number)
     return hostKeyRefusal(at, r.stderr) ?? (r.stderr.trim().split("\n").pop() || `exit ${r.code}`);
 }
 
-/** The log's size now, or why it could not be had. */
-async function sizeOf(c: Pick<HealthCheck, "target" | "timeoutSeconds">, path: string): Promise<number | string> {
-    const r = await runAt(c.target, logSizeScript(path), "", c.timeoutSeconds);
-    const size = r.code === 0 && !r.timedOut ? logSizeOf(r.stdout) : undefined;
-    return size ?? whyNot(r, c.target, c.timeoutSeconds);
+/** The log's anchor now (a file's size, a journal's cursor), or why it could not be had. */
+async function anchorOf(c: Pick<HealthCheck, "target" | "timeoutSeconds">, log: AnchorSource): Promise<{ anchor: LogAnchor } | { problem: string }> {
+    const r = await runAt(c.target, logAnchorScript(log), "", c.timeoutSeconds);
+    const anchor = r.code === 0 && !r.timedOut ? logAnchorOf(r.stdout) : undefined;
+    return anchor !== undefined ? { anchor } : { problem: whyNot(r, c.target, c.timeoutSeconds) };
 }
+
+/** A gate's consumer's log, whose anchor is noted. */
+const driftLog = (c: DriftCheck): AnchorSource | undefined => (c.logPath ? { path: c.logPath } : c.logJournal);
 
 /**
  * At the gate, after every consumer was found on the new secret: each
- * consumer log's size, the anchor of its count after the revocation. A log
- * that cannot be sized now gets no anchor (its count then starts with the
+ * consumer log's anchor (a file's size, the cursor of its unit's last
+ * journal entry), where its count after the revocation starts. A log that
+ * cannot be read now gets no anchor (its count then starts with the
  * verification); the gate does not fail for it.
  */
-export async function noteLogSizes(props: Pick<StepProps, "drift" | "hosts" | "audit">): Promise<void> {
+export async function noteLogAnchors(props: Pick<StepProps, "drift" | "hosts" | "audit">): Promise<void> {
     const run = runKeyOf(props);
     if (!run) return;
     await Promise.all(
         (props.drift ?? []).map(async (c) => {
-            if (!c.logPath) return;
-            const size = await sizeOf({ target: props.hosts![c.host], timeoutSeconds: c.timeoutSeconds }, c.logPath);
-            if (typeof size === "number") anchors.set(keyOf(run, c.consumer), size);
+            const log = driftLog(c);
+            if (!log) return;
+            const got = await anchorOf({ target: props.hosts![c.host], timeoutSeconds: c.timeoutSeconds }, log);
+            if ("anchor" in got) anchors.set(keyOf(run, c.consumer), got.anchor);
         }),
     );
 }
@@ -78,11 +87,15 @@ export async function noteLogSizes(props: Pick<StepProps, "drift" | "hosts" | "a
 /** A consumer whose log is checked after the revocation. */
 export type LoggedConsumer = HealthCheck & { consumer: string; logCheck: LogCheck };
 
-/** One consumer's auth failures after the revocation. */
+/** One consumer's auth failures (or, for a journal without a pattern, errors) after the revocation. */
 export interface AuthFailureCount {
     consumer: string;
     label: string;
-    path: string;
+    /** The log's file, or "the journal of unit ..." (lib/logCheck.ts logWhere). */
+    where: string;
+    /** "auth failure(s)" or "error(s)". */
+    noun: string;
+    journal: boolean;
     /** Absent when the log could not be searched (`problem` says why). */
     count?: number;
     problem?: string;
@@ -92,38 +105,53 @@ export interface AuthFailureCount {
 
 async function countOne(c: LoggedConsumer, run: RunKey | undefined, started: number): Promise<AuthFailureCount> {
     const anchor = run && anchors.get(keyOf(run, c.consumer));
-    const base = { consumer: c.consumer, label: c.label, path: c.logCheck.path, since: anchor === undefined ? ("check" as const) : ("revocation" as const) };
-    const from = anchor ?? (await sizeOf(c, c.logCheck.path));
-    if (typeof from === "string") return { ...base, problem: from };
+    const base = { ...describe(c), since: anchor === undefined ? ("check" as const) : ("revocation" as const) };
+    const from = anchor !== undefined ? { anchor } : await anchorOf(c, c.logCheck);
+    if ("problem" in from) return { ...base, problem: from.problem };
     const wait = started + c.logCheck.windowSeconds * 1000 - Date.now();
     if (wait > 0) await sleep(wait / 1000);
-    const r = await runAt(c.target, logCountScript(c.logCheck, from), "", c.timeoutSeconds);
-    const { count, grepStatus } = logCountOf(r.stdout);
+    const r = await runAt(c.target, logCountScript(c.logCheck, from.anchor), "", c.timeoutSeconds);
+    const { count, grepStatus, journalStatus } = logCountOf(r.stdout);
     if (count !== undefined) return { ...base, count };
+    const why = whyNot(r, c.target, c.timeoutSeconds);
     return {
         ...base,
-        problem:
-            grepStatus !== undefined ? `grep exit ${grepStatus}: is the pattern a valid extended regular expression?` : whyNot(r, c.target, c.timeoutSeconds),
+        problem: journalStatus
+            ? `journalctl exit ${journalStatus}: ${why}`
+            : grepStatus !== undefined
+              ? `grep exit ${grepStatus}: is the pattern a valid extended regular expression?`
+              : why,
     };
 }
 
+/** What names a consumer's count in messages. */
+const describe = (c: LoggedConsumer) => ({
+    consumer: c.consumer,
+    label: c.label,
+    where: logWhere(c.logCheck),
+    noun: matchNoun(c.logCheck),
+    journal: isJournal(c.logCheck),
+});
+
 /** "3 auth failure(s) in /var/log/app.log since the revocation", or why it could not be counted. */
 export function countLine(c: AuthFailureCount, windowSeconds?: number): string {
-    if (c.count === undefined) return `${c.label}: could not count auth failures in ${c.path} (${c.problem})`;
+    if (c.count === undefined) return `${c.label}: could not count ${c.noun.replace("(s)", "s")} in ${c.where} (${c.problem})`;
     const since =
         c.since === "revocation"
             ? "since the revocation"
             : `since this check started${windowSeconds ? ` ${windowSeconds}s before` : ""} (the gate ran in an earlier update)`;
-    return `${c.label}: ${c.count} auth failure(s) in ${c.path} ${since}`;
+    return `${c.label}: ${c.count} ${c.noun} in ${c.where} ${since}`;
 }
 
-/** The audit line's fields: every consumer's count ("?": not searched), and whose count started with the check. */
+/** The audit line's fields: every consumer's count ("?": not searched), whose count started with the check, whose is of a unit's journal. */
 export function authFailureFields(counts: AuthFailureCount[]): Record<string, string> {
     if (!counts.length) return {};
     const fromCheck = counts.filter((c) => c.since === "check").map((c) => c.consumer);
+    const inJournal = counts.filter((c) => c.journal).map((c) => c.consumer);
     return {
         authFailures: counts.map((c) => `${c.consumer}=${c.count ?? "?"}`).join(" "),
         ...(fromCheck.length ? { authFailuresFromCheck: fromCheck.join(" ") } : {}),
+        ...(inJournal.length ? { authFailuresInJournal: inJournal.join(" ") } : {}),
     };
 }
 
@@ -160,19 +188,16 @@ export async function verifyConsumers(
             (e: Error) => e.message,
         ),
         Promise.all(
-            logged.map((c) =>
-                countOne(c, run, started).catch(
-                    (e: Error): AuthFailureCount => ({ consumer: c.consumer, label: c.label, path: c.logCheck.path, problem: e.message, since: "check" }),
-                ),
-            ),
+            logged.map((c) => countOne(c, run, started).catch((e: Error): AuthFailureCount => ({ ...describe(c), problem: e.message, since: "check" }))),
         ),
     ]);
     const fields = authFailureFields(counts);
     const bad = counts.filter((c) => c.count !== 0);
     if (!health && !bad.length) return fields;
     const windowOf = (c: AuthFailureCount) => logged.find((l) => l.consumer === c.consumer)!.logCheck.windowSeconds;
+    const nouns = [...new Set(bad.map((c) => c.noun.replace("(s)", "s")))].join(" or ");
     const logs = bad.length
-        ? `${health ? "; and " : `${title}: `}${bad.length} of ${logged.length} consumers logged auth failures after the revocation: ${bad.map((c) => countLine(c, windowOf(c))).join("; ")}. ` +
+        ? `${health ? "; and " : `${title}: `}${bad.length} of ${logged.length} consumers logged ${nouns} after the revocation: ${bad.map((c) => countLine(c, windowOf(c))).join("; ")}. ` +
           "Something there still uses the revoked secret (or its log could not be searched); nothing is undone: the new secret stays current and the old one revoked"
         : "";
     throw new VerificationError(redact(`${health ?? ""}${logs}`, secrets), fields);

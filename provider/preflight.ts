@@ -8,6 +8,7 @@
  * so a plain `pulumi up` runs it too) and for `bin/rotate preflight`.
  */
 import type { ConsumerConfig } from "../lib/config";
+import { isJournal } from "../lib/logCheck";
 import type { ResolvedRotation } from "../adapters/resolve";
 import { consumerPreflightScript, problemsOf, sourcePreflightScript, storePreflightScript } from "../lib/scripts/preflight";
 import { sourceScripts } from "../sources";
@@ -41,6 +42,7 @@ export function preflightSpec(r: ResolvedRotation, hostOf: (c: ConsumerConfig) =
             write: c.write,
             reload: c.reload,
             timeoutSeconds: c.timeoutSeconds,
+            ...(c.logCheck && isJournal(c.logCheck) ? { logJournal: { unit: c.logCheck.unit } } : {}),
         })),
         ...(source
             ? {
@@ -71,7 +73,7 @@ export async function preflightProblems(spec: PreflightSpec, hosts: Record<strin
     const at = (place: string) => (problems: string[]) => problems.map((problem) => ({ secret, at: place, problem }));
     const jobs = [
         ...spec.consumers.map((c) =>
-            ask(hosts[c.host], consumerPreflightScript(c.configPath, c.write, c.reload), c.timeoutSeconds).then(at(`consumer ${c.name}`)),
+            ask(hosts[c.host], consumerPreflightScript(c.configPath, c.write, c.reload, c.logJournal), c.timeoutSeconds).then(at(`consumer ${c.name}`)),
         ),
         ...(spec.source ? [ask(spec.source.target, spec.source.script, 30).then(at("source"))] : []),
         ...(spec.store ? [ask({ kind: "local" }, spec.store, 30).then(at("store"))] : []),

@@ -7,7 +7,10 @@
  * health URL is fetched from the operator's machine between the write job
  * and a separate log-check job.
  */
+import { isJournal, logWhere, matchNoun, type LogCheck } from "../lib/logCheck";
 import { shq as q } from "../lib/quote";
+import { journalCountSnippet, journalCursorSnippet } from "../lib/scripts/journal";
+import { logAnchorOf, type LogAnchor } from "../lib/scripts/logCount";
 import { rewriteConfig } from "../writers";
 import { runAt, where, type RunResult } from "./exec";
 import { checkHealth } from "./health";
@@ -61,8 +64,30 @@ printf 'HEALTH ok\\n'
 `;
 }
 
-/** Searches the log from byte `$from` (set before) for the pattern; prints `LOGCHECK <grep status>`. */
-function logSearch(logCheck: NonNullable<RolloutSpec["logCheck"]>): string {
+/**
+ * Searches the log from its anchor (set before: `$from` for a file, `$cursor`
+ * for a unit's journal, lib/scripts/journal.ts) for the pattern; prints
+ * `LOGCHECK <status>`: 0 found, 1 nothing, 2 grep could not search (a bad
+ * pattern), 3 the journal could not be read.
+ */
+function logSearch(logCheck: LogCheck): string {
+    if (isJournal(logCheck)) {
+        const where = q(logWhere(logCheck));
+        return `${journalCountSnippet(logCheck)}if [ -z "$grc" ]; then lrc=3
+elif [ "$grc" -gt 1 ]; then lrc=$grc
+elif [ "$jrc" -ne 0 ]; then lrc=3
+elif [ "$n" -gt 0 ]; then lrc=0
+else lrc=1
+fi
+case $lrc in
+  0) echo "log check: "${where}" shows $n ${matchNoun(logCheck)} after the reload" >&2 ;;
+  1) ;;
+  3) echo "log check: could not read "${where}" (journalctl exit $jrc)" >&2 ;;
+  *) echo "log check: could not search "${where}" (grep exit $lrc: is the pattern a valid extended regular expression?)" >&2 ;;
+esac
+printf 'LOGCHECK %s\\n' "$lrc"
+`;
+    }
     const f = q(logCheck.path);
     return `lrc=1
 if [ -e ${f} ]; then
@@ -79,16 +104,23 @@ printf 'LOGCHECK %s\\n' "$lrc"
 `;
 }
 
+/** Notes the log's anchor before the reload: `LOGSIZE` (and `$logsize`) for a file, `LOGCURSOR` (and `$cursor`) for a journal. */
+function logAnchor(logCheck: LogCheck | undefined): string {
+    if (logCheck && isJournal(logCheck)) return `${journalCursorSnippet(logCheck)}printf 'LOGCURSOR %s\\n' "$cursor"\n`;
+    return `logsize=${logCheck ? `$(stat -c %s -- ${q(logCheck.path)} 2>/dev/null || echo 0)` : "0"}
+printf 'LOGSIZE %s\\n' "$logsize"
+`;
+}
+
 /**
  * The write and the reload in one job, and for a health command also the
  * health check and the log check. Our own output is marker lines on stdout
- * (LOGSIZE, RELOAD, HEALTH, LOGCHECK); the reload's and the health command's
- * output go to stderr, so they cannot forge them. The log's size is noted
- * before the reload: the log check counts from there, and waits until the
- * window after the reload has passed.
+ * (LOGSIZE or LOGCURSOR, RELOAD, HEALTH, LOGCHECK); the reload's and the
+ * health command's output go to stderr, so they cannot forge them. The log's
+ * size (a journal's cursor) is noted before the reload: the log check counts
+ * from there, and waits until the window after the reload has passed.
  */
 export function writeAndReloadScript(spec: RolloutSpec, write: boolean): string {
-    const log = spec.logCheck ? q(spec.logCheck.path) : undefined;
     const onHost = "command" in spec.health;
     const checks = !onHost
         ? ""
@@ -97,14 +129,11 @@ ${healthLoop(spec, (spec.health as { command: string }).command)}${
     spec.logCheck
         ? `left=$(( reloaded + ${Number(spec.logCheck.windowSeconds)} * 1000000 - \${EPOCHREALTIME/./} ))
 [ "$left" -gt 0 ] && sleep "$((left / 1000000)).$(printf '%06d' $((left % 1000000)))"
-from=$logsize
-${logSearch(spec.logCheck)}`
+${isJournal(spec.logCheck) ? "" : "from=$logsize\n"}${logSearch(spec.logCheck)}`
         : ""
 }`;
     return `set -eu
-${write ? writeScript(spec.configPath) : ""}logsize=${log ? `$(stat -c %s -- ${log} 2>/dev/null || echo 0)` : "0"}
-printf 'LOGSIZE %s\\n' "$logsize"
-rc=0
+${write ? writeScript(spec.configPath) : ""}${logAnchor(spec.logCheck)}rc=0
 ( set +eu
 ${spec.reload}
 ) </dev/null >&2 || rc=$?
@@ -121,9 +150,10 @@ export function writeJobBudget(spec: RolloutSpec): number {
     return spec.timeoutSeconds + health + (spec.logCheck?.windowSeconds ?? 0) + 5;
 }
 
-/** The log check on its own (after a health URL): the search from byte `offset`, its verdict in `LOGCHECK`. */
-export function logCheckScript(logCheck: NonNullable<RolloutSpec["logCheck"]>, offset: number): string {
-    return `set -u\nfrom=${Number(offset)}\n${logSearch(logCheck)}`;
+/** The log check on its own (after a health URL): the search from the anchor (a byte offset, a journal cursor), its verdict in `LOGCHECK`. */
+export function logCheckScript(logCheck: LogCheck, anchor: LogAnchor): string {
+    const from = isJournal(logCheck) ? `cursor=${q(String(anchor))}` : `from=${Number(anchor)}`;
+    return `set -u\n${from}\n${logSearch(logCheck)}`;
 }
 
 /** The log check's verdict from a job's `LOGCHECK` marker: grep found a match (1), could not search (3), or no marker. */
@@ -155,7 +185,7 @@ export async function rollout(spec: RolloutSpec, stdin: string): Promise<void> {
     const marker = (name: string) => new RegExp(`^${name} (.*)$`, "m").exec(wr.stdout)?.[1];
     if (marker("RELOAD") === undefined) throw failure(writeTitle, wr, opts);
     if (marker("RELOAD") !== "0") throw failure(`${spec.label}: reload`, { ...wr, code: Number(marker("RELOAD")) }, opts);
-    const logTitle = spec.logCheck ? `${spec.label}: no auth failures in ${spec.logCheck.path}` : "";
+    const logTitle = spec.logCheck ? `${spec.label}: no ${matchNoun(spec.logCheck).replace("(s)", "s")} in ${logWhere(spec.logCheck)}` : "";
 
     if ("command" in spec.health) {
         // Health and log check ran in the same job, on the host.
@@ -174,7 +204,12 @@ export async function rollout(spec: RolloutSpec, stdin: string): Promise<void> {
     if (spec.logCheck) {
         const wait = reloadedAt + spec.logCheck.windowSeconds * 1000 - Date.now();
         if (wait > 0) await sleep(wait / 1000);
-        const r = await runAt(spec.target, logCheckScript(spec.logCheck, Number(marker("LOGSIZE")) || 0), "", spec.timeoutSeconds);
+        const r = await runAt(
+            spec.target,
+            logCheckScript(spec.logCheck, logAnchorOf(wr.stdout) ?? (isJournal(spec.logCheck) ? "" : 0)),
+            "",
+            spec.timeoutSeconds,
+        );
         const failed = r.code !== 0 || r.timedOut ? r : logCheckFailed(r);
         if (failed) throw failure(logTitle, failed, opts);
     }

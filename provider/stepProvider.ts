@@ -21,7 +21,7 @@ import type * as provider from "@pulumi/pulumi/provider";
 import { specialSecretSig, specialSigKey } from "@pulumi/pulumi/runtime/rpc";
 import { runAt, where } from "./exec";
 import { checkDrift } from "./drift";
-import { VerificationError, noteLogSizes, runKeyOf, verifyConsumers, withFields } from "./authFailures";
+import { VerificationError, noteLogAnchors, runKeyOf, verifyConsumers, withFields } from "./authFailures";
 import { preflightStep } from "./preflight";
 import { deleteRefusal, noteAuditLog } from "./deleteGuard";
 import { StepError, appendAudit, failure, redact, sleep, splitFields, undoPhase } from "./outcome";
@@ -144,10 +144,10 @@ export async function perform(props: StepProps): Promise<string | undefined> {
     const secrets = splitFields(props.stdin);
     try {
         // The gate asks every consumer first: nothing is committed while one is not on the new secret.
-        // Then it notes each consumer log's size: the verification counts auth failures from there.
+        // Then it notes each consumer log's anchor (a file's size, a journal's cursor): the verification counts auth failures from there.
         if (props.drift) {
             await checkDrift(props, secrets);
-            await noteLogSizes(props);
+            await noteLogAnchors(props);
         }
         const { stdout, found } = await run(props, secrets);
         appendAudit(withFields(props.audit, found), "ok");

@@ -6,6 +6,7 @@
  * declaration; types and the step's type token only.
  */
 import type { SshTarget } from "../lib/configSchema";
+import type { JournalLogCheck, LogCheck } from "../lib/logCheck";
 import type { VaultStepSpec } from "../adapters/vault";
 import type { RandomSpec } from "../generators/random";
 import type { WriteSpec } from "../writers";
@@ -37,12 +38,8 @@ export interface HealthCheck extends HealthPolicy {
     target: SshTarget;
 }
 
-/** A consumer's log and the pattern (grep -E) of its auth failures, searched for `windowSeconds` after a change. */
-export interface LogCheck {
-    path: string;
-    pattern: string;
-    windowSeconds: number;
-}
+/** A consumer's log file or unit journal and what marks its auth failures, searched for `windowSeconds` after a change (lib/logCheck.ts). */
+export type { LogCheck };
 
 /** In a "health" step: the host is a key of the step's `hosts` (each host once, not per consumer). */
 export interface ConsumerCheck extends HealthPolicy {
@@ -74,13 +71,24 @@ export interface DriftCheck {
     timeoutSeconds: number;
     /** The consumer's log (its `logCheck.path`): its size is noted as the anchor of the count after the revocation. */
     logPath?: string;
+    /** Or its unit's journal (`logCheck.unit` and `priority`): the cursor of its last entry is the anchor. */
+    logJournal?: Pick<JournalLogCheck, "unit" | "priority">;
 }
 
 /** In a "preflight" step: what one rotation needs, checked before anything of it runs (provider/preflight.ts). */
 export interface PreflightSpec {
     secret: string;
     /** Each consumer's config, write format and reload command; its host a key of the step's `hosts`. */
-    consumers: { name: string; host: string; configPath: string; write: WriteSpec; reload: string; timeoutSeconds: number }[];
+    consumers: {
+        name: string;
+        host: string;
+        configPath: string;
+        write: WriteSpec;
+        reload: string;
+        timeoutSeconds: number;
+        /** A log check in this unit's journal: journalctl must be there and read it. */
+        logJournal?: Pick<JournalLogCheck, "unit">;
+    }[];
     /** The source's admin credential check and where it runs (none for a command source). */
     source?: { target: StepTarget; script: string };
     /** A file store's check, run on the operator's machine (a Vault store is asked before the program registers anything). */

@@ -5,6 +5,12 @@
 //   node app.js --kind redis|pg|ssh|token --config PATH --listen IP:PORT
 //               --log PATH --pidfile PATH
 //               [--target user@host] [--known-hosts PATH]   (kind ssh)
+//               [--stdout journal]
+//
+// Each log line goes to the --log file; with `--stdout journal` also to
+// stdout, without the time and with a syslog priority prefix (<3> errors:
+// AUTH_FAILED, HEALTH_FAILED, CONFIG_ERROR, INTERNAL_ERROR, LISTEN_ERROR; <6>
+// the rest) for journald (lab/lib/in-unit.sh: `journalctl -u <kind>-app`).
 //
 // Config is read at start and on SIGHUP (an unreadable/invalid config on
 // SIGHUP keeps the old one and logs the error). The secret is never logged,
@@ -60,10 +66,16 @@ const PIDFILE = args["pidfile"] || null;
 const TARGET = args["target"] || "root@127.0.1.20";
 const KNOWN_HOSTS = args["known-hosts"] || null;
 const FAIL_FILE = path.join(path.dirname(CONFIG), "FAIL_HEALTH");
+const JOURNAL = args["stdout"] === "journal";
+const ERRORS = /^(AUTH_FAILED|HEALTH_FAILED|CONFIG_ERROR|INTERNAL_ERROR|LISTEN_ERROR)\b/;
+// A journal that went away (its journald stopped) must not take the app with it.
+if (JOURNAL) process.stdout.on("error", () => {});
 
 // ---------------------------------------------------------------- logging
 function log(msg) {
-  const line = `${new Date().toISOString()} ${KIND}-app[${process.pid}] ${String(msg).replace(/\s*\n\s*/g, " | ")}\n`;
+  const text = String(msg).replace(/\s*\n\s*/g, " | ");
+  const line = `${new Date().toISOString()} ${KIND}-app[${process.pid}] ${text}\n`;
+  if (JOURNAL) process.stdout.write(`<${ERRORS.test(text) ? 3 : 6}>${text}\n`);
   if (LOG) {
     try { fs.appendFileSync(LOG, line); return; } catch (_) { /* fall through */ }
   }

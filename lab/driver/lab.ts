@@ -13,6 +13,8 @@ export interface LabHost {
     hostKey: string;
     etcDir: string;
     logDir: string;
+    /** Its journald's files (its /run/log/journal): `journalctl --directory` reads them from outside. */
+    journalDir: string;
 }
 
 export function lab(): any {

@@ -100,6 +100,34 @@ kill_namespace_of() {
 
 host_etc() { echo "$LAB_DIR/hosts/$1/etc"; }
 host_log() { echo "$LAB_DIR/hosts/$1/log"; }
+# a host's journal: journald's files (its /run/log/journal), kept across restarts, wiped by --reset
+host_journal() { echo "$LAB_DIR/hosts/$1/journal"; }
+
+# ------------------------------------------------------------------ journald (issue 26)
+# Each host runs systemd-journald in its mount namespace (lib/host-ns.sh), and
+# its apps in cgroups <slice>/<unit>.service (lib/in-unit.sh), so `journalctl
+# -u redis-app` works there as on a real host. The slice is the host's, in the
+# cgroup2 hierarchy every lab on this machine shares: named by the host's
+# mount namespace, so labs side by side (bin/test's lanes) never share one.
+declare -A KIND_UNIT=([redis]=redis-app [pg]=pg-app [ssh]=ssh-app [token]=token-app)
+PGB_UNIT=pgbouncer
+# the cgroup2 hierarchy's mount point (/sys/fs/cgroup, or /sys/fs/cgroup/unified on a hybrid machine)
+cgroup2_root() { awk '{ for (i = 7; i < NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup2") { print $5; exit } break } }' /proc/self/mountinfo; }
+# host_slice HOST: the cgroup directory of the host's units, as its namespace noted it ("" when the host never ran)
+host_slice() { local s; s="$(cat "$RUN/$1.slice" 2>/dev/null)" || true; [[ "$s" == */rotation-lab-"$1"-*.slice ]] && echo "$s"; return 0; }
+# remove_slice HOST: once its processes are gone (a cgroup with a process in it refuses rmdir)
+remove_slice() {
+  local slice d i
+  slice="$(host_slice "$1")"
+  if [[ -n "$slice" && -d "$slice" ]]; then
+    for i in $(seq 30); do
+      for d in "$slice"/*.service; do [[ -d "$d" ]] && { rmdir "$d" 2>/dev/null || true; }; done
+      rmdir "$slice" 2>/dev/null && break
+      sleep 0.1
+    done
+  fi
+  rm -f "$RUN/$1.slice"
+}
 
 # stop one consumer host (its whole namespace and anything on its ip)
 stop_host_all() {
@@ -109,6 +137,8 @@ stop_host_all() {
   kill_pidfile "$RUN/$h-sshd.pid"
   for f in "$(host_etc "$h")"/*.pid; do [[ -e "$f" ]] && kill_pidfile "$f"; done
   kill_listeners "$ip"
+  kill_pidfile "$RUN/$h-journald.pid"
+  remove_slice "$h"
 }
 
 # ------------------------------------------------------------------ OpenBao

@@ -47,13 +47,17 @@ token_app_ok() { pidfile_alive "$(host_etc "$1")/token-app.pid" && port_open "${
 
 # token_app_start HOST: inside the host's mount namespace (it reads /etc/rotation-app/token.env there)
 token_app_start() {
-  local h="$1" holder
+  local h="$1" holder slice
   holder="$(pidfile_pid "$RUN/$h.pid")"
   pid_alive "$holder" || die "$h is not running"
+  slice="$(host_slice "$h")"
+  [[ -n "$slice" ]] || die "$h has no cgroup slice for its units ($RUN/$h.slice)"
   kill_pidfile "$(host_etc "$h")/token-app.pid"
   kill_listeners "${HOST_IP[$h]}" "$TOKEN_APP_PORT"
-  setsid nsenter -t "$holder" -m -- node "$LAB_SRC/consumer/app.js" --kind token --config "$APP_ETC/token.env" \
-    --listen "${HOST_IP[$h]}:$TOKEN_APP_PORT" --log "$APP_LOG/token-app.log" --pidfile "$APP_ETC/token-app.pid" \
+  # in the host's unit token-app (its journal: lib/in-unit.sh), like the host's own apps
+  setsid nsenter -t "$holder" -m -- bash "$LAB_SRC/lib/in-unit.sh" "$slice" "${KIND_UNIT[token]}" \
+    node "$LAB_SRC/consumer/app.js" --kind token --config "$APP_ETC/token.env" \
+    --listen "${HOST_IP[$h]}:$TOKEN_APP_PORT" --log "$APP_LOG/token-app.log" --pidfile "$APP_ETC/token-app.pid" --stdout journal \
     </dev/null >>"$RUN/$h-token-app.out" 2>&1 &
 }
 

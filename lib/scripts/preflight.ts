@@ -3,7 +3,8 @@
  * consumer's host: the config file exists, is a file (or a link to one) in a
  * directory the rollout can replace it in, holds the key its write format
  * expects (read as the drift check reads it), the reload command's program
- * exists, and there is room for the new file beside it and its `.bak`. At
+ * exists, there is room for the new file beside it and its `.bak`, and for a
+ * log check in a unit's journal, journalctl is there and may read it. At
  * the source and the store (on the operator's machine, or the source's host):
  * the admin credential works and the store is writable.
  *
@@ -13,7 +14,9 @@ import type { WriteSpec } from "../../writers";
 import type { RotationConfig } from "../config";
 import { freshNonce } from "../drift";
 import { shq } from "../quote";
+import type { JournalLogCheck } from "../logCheck";
 import { driftCheckScript } from "./check";
+import { journalPreflightSnippet } from "./journal";
 import { sourceOf } from "../../sources";
 import { storeOf } from "../../stores";
 
@@ -36,7 +39,7 @@ function reloadProgramCheck(reload: string): string {
  * Its `CHECK missing` message is its last output and names the path, which
  * may run over lines: all of it is kept.
  */
-export function consumerPreflightScript(configPath: string, write: WriteSpec, reload: string): string {
+export function consumerPreflightScript(configPath: string, write: WriteSpec, reload: string, journal?: Pick<JournalLogCheck, "unit">): string {
     return `set -uo pipefail
 f=${shq(configPath)}
 problem() { printf 'PREFLIGHT %s\\n' "$*"; }
@@ -46,7 +49,7 @@ if [ ! -e "$t" ]; then problem "no config file $f"; exit 0; fi
 [ -f "$t" ] || { problem "$f is not a regular file"; exit 0; }
 d=$(dirname -- "$t")
 [ -w "$d" ] || problem "the directory $d is not writable: the new config could not replace $f"
-${reloadProgramCheck(reload)}size=$(stat -c %s -- "$t")
+${reloadProgramCheck(reload)}${journal ? journalPreflightSnippet(journal) : ""}size=$(stat -c %s -- "$t")
 need=$((2 * size + 65536))
 avail=$(df --output=avail -B1 -- "$d" 2>/dev/null | tail -n 1 | tr -d ' ')
 [ -n "$avail" ] && [ "$avail" -lt "$need" ] && problem "only $avail bytes free in $d; the new $f and its .bak need $need"

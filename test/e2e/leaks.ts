@@ -5,7 +5,17 @@ import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import { secretsSeen } from "./checks";
 import * as path from "node:path";
-import { captured, lab, ROOT, type Workspace } from "../../lab/driver";
+import { captured, hosts, lab, ROOT, type Workspace } from "../../lab/driver";
+
+/** Every lab host's journal, every field of every entry (messages, command lines), as journalctl exports it. */
+function journals(): { label: string; text: string }[] {
+    return hosts().map((h) => {
+        const r = spawnSync("journalctl", ["--directory", h.journalDir, "-o", "export", "-q", "--no-pager"], { encoding: "utf8", maxBuffer: 256 << 20 });
+        assert.equal(r.status, 0, `journalctl --directory ${h.journalDir}: ${r.stderr}`);
+        assert.match(r.stdout, /^_SYSTEMD_UNIT=/m, `${h.name}'s journal holds its units' entries`);
+        return { label: `${h.name}'s journal (${h.journalDir})`, text: r.stdout };
+    });
+}
 
 /** The secret itself, and for multi-line secrets (SSH keys) each substantial line. */
 function needles(secret: string): string[] {
@@ -38,6 +48,7 @@ export function scanForLeaks(ws: Workspace): void {
         { label: `${ws.name} stack outputs (--show-secrets)`, text: outputs.stdout },
         // Every notification the lab's receiver got (rotation:notify): webhook, Slack and PagerDuty payloads.
         { label: "the notification receiver's deliveries", text: receiverDeliveries() },
+        ...journals(),
         // bin/rotate's run reports, plan pictures, ceremony requests and approvals.
         ...["reports", "plans", "ceremony"].flatMap((d) => {
             const dir = path.join(ws.stateDir, d);

@@ -10,43 +10,17 @@ import * as path from "node:path";
 import { after, test } from "node:test";
 import { renderReport } from "../../cli/report";
 import { authFailureRows, type RunRecord } from "../../cli/runRecord";
-import { VerificationError, authFailureFields, noteLogSizes, verifyConsumers, type RunKey } from "../../provider/authFailures";
-import type { DriftCheck, HealthCheck, LogCheck, SshTarget } from "../../provider/types";
+import { VerificationError, authFailureFields, noteLogAnchors, verifyConsumers, type RunKey } from "../../provider/authFailures";
+import { gateOf, loggedConsumer } from "./verification3";
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "auth-failures-"));
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
-/** The local machine stands in for the consumers' hosts (runAt runs a local target with bash). */
-const LOCAL = { kind: "local" } as unknown as SshTarget;
 const TITLE = "app-redis: all 2 consumers healthy after revocation";
 const PATTERN = "AUTH_FAILED|WRONGPASS";
 
-function consumer(name: string, log: string, windowSeconds = 1): HealthCheck & { consumer: string; logCheck: LogCheck } {
-    return {
-        label: `app-redis → consumer ${name}`,
-        target: LOCAL,
-        health: { command: "true" },
-        retries: 0,
-        retryDelaySeconds: 0,
-        timeoutSeconds: 10,
-        consumer: name,
-        logCheck: { path: log, pattern: PATTERN, windowSeconds },
-    };
-}
-const gate = (run: RunKey, logs: Record<string, string>) => ({
-    audit: { path: path.join(dir, "audit.jsonl"), record: { stack: run.stack, secret: run.secret, generation: run.generation } },
-    hosts: { h0: LOCAL },
-    drift: Object.entries(logs).map(
-        ([name, log]): DriftCheck => ({
-            host: "h0",
-            consumer: name,
-            label: `app-redis → consumer ${name}`,
-            configPath: "/unused",
-            write: { format: "env-line", key: "K" },
-            timeoutSeconds: 10,
-            logPath: log,
-        }),
-    ),
-});
+const consumer = (name: string, log: string, windowSeconds = 1) => loggedConsumer(name, { path: log, pattern: PATTERN, windowSeconds });
+const gate = (run: RunKey, logs: Record<string, string>) =>
+    gateOf(dir, run, Object.fromEntries(Object.entries(logs).map(([name, log]) => [name, { path: log, pattern: PATTERN, windowSeconds: 1 }])));
 const append = (f: string, ...lines: string[]) => fs.appendFileSync(f, lines.map((l) => `${l}\n`).join(""));
 
 test("after the gate's anchor: each consumer's auth failures since the revocation are counted, 0 included; any count fails, naming consumer, count and log", async () => {
@@ -54,7 +28,7 @@ test("after the gate's anchor: each consumer's auth failures since the revocatio
     const [web1, web2] = ["web-1.log", "web-2.log"].map((n) => path.join(dir, n));
     append(web1, "AUTH_FAILED before the revocation", "ok");
     append(web2, "WRONGPASS before the revocation");
-    await noteLogSizes(gate(run, { "web-1": web1, "web-2": web2 }));
+    await noteLogAnchors(gate(run, { "web-1": web1, "web-2": web2 }));
     append(web1, "served a request");
     append(web2, "AUTH_FAILED stale client", "ok", "WRONGPASS stale client");
     const started = Date.now();
@@ -106,7 +80,7 @@ test("a log that does not exist counts 0; a pattern grep cannot use fails the ch
 test("an unhealthy consumer and a consumer with auth failures: one error names both; a secret in the output is redacted", async () => {
     const run = { stack: "dev", secret: "app-redis", generation: 7 };
     const log = path.join(dir, "both.log");
-    await noteLogSizes(gate(run, { "web-2": log }));
+    await noteLogAnchors(gate(run, { "web-2": log }));
     append(log, "AUTH_FAILED for user with password hunter2-secret");
     const sick = { ...consumer("web-1", path.join(dir, "none.log")), health: { command: "echo 'hunter2-secret refused' >&2; exit 3" } };
     await assert.rejects(verifyConsumers([sick, consumer("web-2", log)], TITLE, run, ["hunter2-secret"]), (e: Error) => {
@@ -121,9 +95,11 @@ test("an unhealthy consumer and a consumer with auth failures: one error names b
 
 test("the audit fields become the run record's rows (a resume's line replaces the first) and the report's table, 0 included", () => {
     const fields = authFailureFields([
-        { consumer: "web-1", label: "l", path: "/l", count: 0, since: "revocation" },
-        { consumer: "web-2", label: "l", path: "/l", count: 3, since: "revocation" },
+        { consumer: "web-1", label: "l", where: "/l", noun: "auth failure(s)", journal: false, count: 0, since: "revocation" },
+        { consumer: "web-2", label: "l", where: "/l", noun: "auth failure(s)", journal: false, count: 3, since: "revocation" },
+        { consumer: "web-3", label: "l", where: "the journal of unit app1", noun: "error(s)", journal: true, count: 1, since: "revocation" },
     ]);
+    assert.deepEqual(fields, { authFailures: "web-1=0 web-2=3 web-3=1", authFailuresInJournal: "web-3" });
     const line = (generation: number, f: Record<string, string>, outcome: string) => ({
         secret: "app-redis",
         generation,
@@ -138,10 +114,10 @@ test("the audit fields become the run record's rows (a resume's line replaces th
         line(4, { authFailures: "web-1=0 web-2=0 web-3=?", authFailuresFromCheck: "web-2 web-3" }, "ok"),
     ]);
     assert.deepEqual(rows, [
-        { secret: "app-redis", generation: 4, consumer: "web-1", count: 0, since: "revocation" },
-        { secret: "app-redis", generation: 4, consumer: "web-2", count: 0, since: "check" },
-        { secret: "app-redis", generation: 4, consumer: "web-3", count: null, since: "check" },
-        { secret: "app-redis", generation: 3, consumer: "web-1", count: 0, since: "revocation" },
+        { secret: "app-redis", generation: 4, consumer: "web-1", count: 0, since: "revocation", journal: false },
+        { secret: "app-redis", generation: 4, consumer: "web-2", count: 0, since: "check", journal: false },
+        { secret: "app-redis", generation: 4, consumer: "web-3", count: null, since: "check", journal: false },
+        { secret: "app-redis", generation: 3, consumer: "web-1", count: 0, since: "revocation", journal: false },
     ]);
     const failed = authFailureRows([line(4, fields, "failed")]);
     const run: RunRecord = {
@@ -163,5 +139,9 @@ test("the audit fields become the run record's rows (a resume's line replaces th
     assert.match(html, /After the revocation: auth failures in consumer logs/);
     assert.match(html, /<td>web-1<\/td><td>0<\/td><td>the revocation \(the gate noted the log's size\)<\/td>/);
     assert.match(html, /<td>web-2<\/td><td><span class="bad">3<\/span><\/td>/);
+    assert.match(
+        html,
+        /<td>web-3<\/td><td><span class="bad">1<\/span><\/td><td>the revocation \(the gate noted the journal's cursor\)<\/td><td>unit journal<\/td>/,
+    );
     assert.doesNotMatch(renderReport({ ...run, authFailures: undefined }), /auth failures in consumer logs/, "no section without counts");
 });

@@ -322,6 +322,42 @@ const MALFORMED: { name: string; defect: (e: Raw) => void; problems: string[] }[
     { name: "consumers not a list", defect: (e) => (sec(e).consumers = "web-1"), problems: [`${S}.consumers: must be a list`] },
     { name: "bad port", defect: (e) => (e.hosts["web-1"].port = 70000), problems: ["rotation:hosts.web-1.port: must be 1-65535"] },
     { name: "port as a string", defect: (e) => (e.hosts["web-1"].port = "22"), problems: ["rotation:hosts.web-1.port: must be a whole number"] },
+    // logCheck: a log file or a unit's journal (lib/logCheck.ts)
+    {
+        name: "logCheck with both path and unit",
+        defect: (e) => (c0(e).logCheck = { path: "/var/log/app.log", unit: "app1", pattern: "AUTH_FAILED" }),
+        problems: [`${S}.consumers[0].logCheck: set exactly one of path (a log file on the host) or unit (a systemd unit whose journal is searched)`],
+    },
+    {
+        name: "logCheck with neither path nor unit",
+        defect: (e) => (c0(e).logCheck = { pattern: "AUTH_FAILED" }),
+        problems: [`${S}.consumers[0].logCheck: set exactly one of path (a log file on the host) or unit (a systemd unit whose journal is searched)`],
+    },
+    {
+        name: "logCheck path without a pattern",
+        defect: (e) => (c0(e).logCheck = { path: "/var/log/app.log" }),
+        problems: [`${S}.consumers[0].logCheck.pattern: is required with path: the extended regular expression (grep -E) of an auth failure`],
+    },
+    {
+        name: "logCheck path with a priority",
+        defect: (e) => (c0(e).logCheck = { path: "/var/log/app.log", pattern: "AUTH_FAILED", priority: "err" }),
+        problems: [`${S}.consumers[0].logCheck.priority: only with unit: a log file has no priorities`],
+    },
+    {
+        name: "logCheck unit with neither pattern nor priority",
+        defect: (e) => (sec(e).consumers[1].logCheck = { unit: "app1.service" }),
+        problems: [`${S}.consumers[1].logCheck: with unit, set pattern (grep -E on each message), priority (e.g. err), or both`],
+    },
+    {
+        name: "logCheck unit that would be an option",
+        defect: (e) => (c0(e).logCheck = { unit: "--since=yesterday", priority: "err" }),
+        problems: [`${S}.consumers[0].logCheck.unit: must be a systemd unit name such as 'app1' or 'app1.service'`],
+    },
+    {
+        name: "logCheck priority journalctl does not know",
+        defect: (e) => (c0(e).logCheck = { unit: "app1", priority: "error" }),
+        problems: [`${S}.consumers[0].logCheck.priority: must be one of emerg, alert, crit, err, warning, notice, info, debug (as journalctl -p)`],
+    },
     { name: "bad health url", defect: (e) => (c0(e).health = { url: "not a url" }), problems: [`${S}.consumers[0].health.url: must be an http(s) URL`] },
     {
         name: "health url with a file: scheme",
@@ -460,6 +496,21 @@ test("there are at least 25 malformed cases and the config they start from is va
     assert.deepEqual(Object.keys(env.secrets), [SECRET]);
     assert.deepEqual(Object.keys(env.hosts), ["web-1", "web-2", "web-3"]);
     assert.equal(env.secrets[SECRET].consumers.length, 3);
+});
+
+test("logCheck names a log file or a unit's journal: each parses to what the scripts need, windowSeconds defaulted", () => {
+    const raw = rawEnvironment() as Raw;
+    c0(raw).logCheck = { unit: "app1", priority: "err" };
+    sec(raw).consumers[1].logCheck = { unit: "app1.service", pattern: "AUTH_FAILED|WRONGPASS", priority: "warning", windowSeconds: 5 };
+    const consumers = parseEnvironment("unit", raw).secrets[SECRET].consumers;
+    assert.deepEqual(
+        consumers.map((c) => c.logCheck),
+        [
+            { unit: "app1", priority: "err", windowSeconds: 3 },
+            { unit: "app1.service", pattern: "AUTH_FAILED|WRONGPASS", priority: "warning", windowSeconds: 5 },
+            { path: "/var/log/app.log", pattern: "AUTH_FAILED", windowSeconds: 3 },
+        ],
+    );
 });
 
 test("a command source takes any secret type (it gets the secret on stdin)", () => {

@@ -23,7 +23,7 @@ import { rewriteConfig, type WriteSpec } from "../../writers";
 import { freshNonce, hmacInput, hmacOf, holding } from "../../lib/drift";
 import { shq } from "../../lib/quote";
 import { driftCheckScript } from "../../lib/scripts/check";
-import { logCountScript, logSizeScript } from "../../lib/scripts/logCount";
+import { logAnchorScript, logCountScript } from "../../lib/scripts/logCount";
 import { pinnedKnownHosts } from "../../lib/scripts/common";
 import { consumerPreflightScript, problemsOf, sourcePreflightScript, storePreflightScript } from "../../lib/scripts/preflight";
 import { sourceScripts } from "../../sources";
@@ -210,9 +210,28 @@ const FIELDS: Field[] = [
     { name: "rollout health command", build: (v) => rolloutScripts(rolloutSpec({ health: { command: v } })) },
     { name: "rollout logCheck.path", build: (v) => rolloutScripts(rolloutSpec({ logCheck: { path: v, pattern: "AUTH_FAILED", windowSeconds: 0 } })) },
     { name: "rollout logCheck.pattern", build: (v) => rolloutScripts(rolloutSpec({ logCheck: { path: "/var/log/app.log", pattern: v, windowSeconds: 0 } })) },
-    { name: "after-revocation log size path", build: (v) => ({ size: logSizeScript(v) }) },
+    { name: "after-revocation log size path", build: (v) => ({ size: logAnchorScript({ path: v }) }) },
     { name: "after-revocation log count path", build: (v) => ({ count: logCountScript({ path: v, pattern: "AUTH_FAILED" }, 7) }) },
     { name: "after-revocation log count pattern", build: (v) => ({ count: logCountScript({ path: "/var/log/app.log", pattern: v }, 7) }) },
+    // A unit's journal (lib/scripts/journal.ts): the unit is checked by the schema, and quoted all the same.
+    {
+        name: "rollout logCheck.unit",
+        build: (v) => rolloutScripts(rolloutSpec({ logCheck: { unit: v, pattern: "AUTH_FAILED", priority: "err", windowSeconds: 0 } })),
+        quoted: (v) => [v, `the journal of unit ${v} (priority err or above)`],
+    },
+    {
+        name: "rollout logCheck.pattern (journal)",
+        build: (v) => rolloutScripts(rolloutSpec({ logCheck: { unit: "app1", pattern: v, windowSeconds: 0 } })),
+    },
+    {
+        name: "consumer pre-flight logCheck.unit",
+        build: (v) => ({ preflight: sameNonce(consumerPreflightScript("/etc/app.conf", WRITES[0], "true", { unit: v })) }),
+        quoted: (v) => [`the journal of unit ${v}`],
+    },
+    { name: "after-revocation journal cursor unit", build: (v) => ({ anchor: logAnchorScript({ unit: v, priority: "err" }) }) },
+    { name: "after-revocation journal count unit", build: (v) => ({ count: logCountScript({ unit: v }, "s=1;i=2") }) },
+    { name: "after-revocation journal count pattern", build: (v) => ({ count: logCountScript({ unit: "app1", pattern: v }, "s=1;i=2") }) },
+    { name: "after-revocation journal count cursor", build: (v) => ({ count: logCountScript({ unit: "app1", pattern: "AUTH_FAILED" }, v) }) },
     { name: "generator comment (ssh-key)", build: (v) => ({ generator: defaultGeneratorCommand("ssh-key", 32, v) }) },
 ];
 

@@ -16,7 +16,7 @@ import { defaultGeneratorCommand } from "../../generators/command";
 import { shq, stdinFields } from "../../lib/quote";
 import { pinnedKnownHosts } from "../../lib/scripts/common";
 import { sourceScripts } from "../../sources";
-import { logCountOf, logCountScript, logSizeOf, logSizeScript } from "../../lib/scripts/logCount";
+import { logAnchorOf, logAnchorScript, logCountOf, logCountScript } from "../../lib/scripts/logCount";
 import { fileStoreScripts } from "../../stores/file";
 import { fileStorePath } from "../../stores/fileLayout";
 import { logCheckScript, writeAndReloadScript } from "../../provider/rollout";
@@ -104,7 +104,7 @@ test("auth failures after the revocation (lib/scripts/logCount.ts): a nasty log'
         const log = path.join(nastyDir(), `log\n${v}`);
         const pattern = literalPattern(v);
         const at = `value ${JSON.stringify(v)} (seed ${SEED})`;
-        const size = () => logSizeOf(bash(logSizeScript(log)).stdout);
+        const size = () => logAnchorOf(bash(logAnchorScript({ path: log })).stdout) as number;
         const count = (from: number) => logCountOf(bash(logCountScript({ path: log, pattern }, from)).stdout);
         assert.equal(size(), 0, `${at}: no log yet is size 0`);
         assert.deepEqual(count(0), { count: 0, grepStatus: 1 }, `${at}: no log yet counts 0`);
