@@ -222,9 +222,12 @@ async function write(
     await extra.beforeWrite?.();
     const r = await kubeRequest(store, "PATCH", secretPath(store), secretPatch(from, to, guard), "application/json-patch+json");
     if (r.status === 200) return String(r.body?.metadata?.resourceVersion ?? "");
-    if (r.status === 409 || (r.status === 422 && /test|resourceVersion/i.test(serverMessage(r)))) {
+    // The server answers a failed `test` with a bare 422 ("the server rejected our request due to an
+    // error in our request"): the Secret's version, read again, tells a stale write from a bad patch.
+    const now = r.status === 409 || r.status === 422 ? await readSecret(store) : undefined;
+    if (now && now.resourceVersion !== guard) {
         throw new KubernetesError(
-            `${secretLabel(store)}: changed behind this rotation's back: resourceVersion ${guard} is the one ${opts.seen ?? "this phase read"}, but another writer has written the Secret since (check-and-set refused: HTTP ${r.status}: ${serverMessage(r)}). Nothing was written; find out who changed it, then ${resumeCommand(extra)}.${opts.after ? ` ${opts.after}` : ""}`,
+            `${secretLabel(store)}: changed behind this rotation's back: resourceVersion ${guard} is the one ${opts.seen ?? "this phase read"}, but another writer has written the Secret since (now resourceVersion ${now.resourceVersion}; check-and-set refused: HTTP ${r.status}: ${serverMessage(r)}). Nothing was written; find out who changed it, then ${resumeCommand(extra)}.${opts.after ? ` ${opts.after}` : ""}`,
         );
     }
     if (r.status === 404) throw missing(store);

@@ -348,7 +348,7 @@ test("a writer between a phase's read and its write is refused by check-and-set,
     const msg = await refusal(step("stage", 1, NEW, { beforeWrite: async () => touch() }));
     assert.match(
         msg,
-        /^kubernetes Secret team\/app-redis at https:\/\/127\.0\.0\.1:\d+: changed behind this rotation's back: resourceVersion \d+ is the one this phase read, but another writer has written the Secret since \(check-and-set refused: HTTP 422: .*test failed\)\. Nothing was written; find out who changed it, then bin\/rotate resume --stack prod --yes\.$/,
+        /^kubernetes Secret team\/app-redis at https:\/\/127\.0\.0\.1:\d+: changed behind this rotation's back: resourceVersion \d+ is the one this phase read, but another writer has written the Secret since \(now resourceVersion \d+; check-and-set refused: HTTP 422: .*test failed\)\. Nothing was written; find out who changed it, then bin\/rotate resume --stack prod --yes\.$/,
     );
     assert.equal(JSON.stringify(world.secret.data), before);
 });
@@ -360,7 +360,7 @@ test("a write from outside between stage and gate stops the gate by check-and-se
     const msg = await refusal(step("commit", 1, NEW));
     assert.match(
         msg,
-        /team\/app-redis .*changed behind this rotation's back: resourceVersion \d+ is the one this rotation's stage left it at, but another writer has written the Secret since \(check-and-set refused/,
+        /team\/app-redis .*changed behind this rotation's back: resourceVersion \d+ is the one this rotation's stage left it at, but another writer has written the Secret since \(now resourceVersion \d+; check-and-set refused/,
     );
     assert.match(msg, /Nothing was revoked; the old secret still works everywhere\.$/);
     assert.equal(world.secret.metadata.annotations[SECRET_ANNOTATIONS.committed], undefined, "not committed");
