@@ -126,7 +126,10 @@ test("a write from outside between stage and gate is refused by check-and-set na
     assert.notEqual(failed.code, 0, "the gate refuses");
     const out = failed.stdout + failed.stderr;
     assert.ok(out.includes(`${label}: changed behind this rotation's back: resourceVersion`), out.slice(-3000));
-    assert.match(out, /is the one this rotation's stage left it at, but another writer has written the Secret since \(now resourceVersion \d+; check-and-set refused: HTTP 422/);
+    assert.match(
+        out,
+        /is the one this rotation's stage left it at, but another writer has written the Secret since \(now resourceVersion \d+; check-and-set refused: HTTP 422/,
+    );
     assert.ok(out.includes("bin/rotate resume --stack e2e --yes") && out.includes("Nothing was revoked"), out.slice(-2000));
     assert.notEqual(stepTimeline(failed.events, `${SECRET}-gate`).failed, undefined, "the gate ran and refused");
     assert.equal(stepTimeline(failed.events, `${SECRET}-revoke`).start, undefined, "no revocation started");
