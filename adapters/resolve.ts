@@ -2,7 +2,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { CONFIG_NAMESPACE, secretOrder, secretRotation, type EnvironmentConfig, type RotationConfig, type SshTarget } from "../lib/config";
 import { spawnSync } from "node:child_process";
-import { ConfigError, RotationRefusedError } from "../lib/errors";
+import { ConfigError, RotationRefusedError, StoreError } from "../lib/errors";
 import { inventoryProblems, type InventoryFile } from "../lib/inventory";
 import { VaultError } from "../adapters/vault";
 import { sourceOf } from "../sources";
@@ -137,7 +137,7 @@ export async function checkStores(stack: string, rotations: ResolvedRotation[]):
                 checkCommittedGeneration(stack, config, committed);
             } catch (e) {
                 if (e instanceof ConfigError) problems.push(...e.problems);
-                else if (e instanceof VaultError) problems.push(`${at}: ${e.message}`);
+                else if (e instanceof VaultError || e instanceof StoreError) problems.push(`${at}: ${e.message}`);
                 else throw e;
             }
         }),

@@ -78,8 +78,11 @@ interface PhaseFields {
     readonly triggers?: (string | number)[];
 }
 
-/** What a store phase's step runs (components/storeStep.ts): a script, or a call of the Vault API. */
-export type StoreStepArgs = Pick<StepArgsOf<"script">, "op" | "target" | "script" | "deleteScript"> | Pick<StepArgsOf<"vault">, "op" | "vault">;
+/** What a store phase's step runs (components/storeStep.ts): a script, or a call of the Vault or Kubernetes API. */
+export type StoreStepArgs =
+    | Pick<StepArgsOf<"script">, "op" | "target" | "script" | "deleteScript">
+    | Pick<StepArgsOf<"vault">, "op" | "vault">
+    | Pick<StepArgsOf<"kubernetes">, "op" | "kubernetes">;
 
 /**
  * One step of this secret's rotation: it runs again when the generation

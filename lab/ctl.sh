@@ -18,6 +18,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 source "$LAB_SRC/lib/tokenapi.sh"
 # shellcheck source=lib/notifyrx.sh
 source "$LAB_SRC/lib/notifyrx.sh"
+# shellcheck source=lib/kube.sh
+source "$LAB_SRC/lib/kube.sh"
 
 usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 check_host() { [[ -n "${1:-}" && -n "${HOST_IP[$1]:-}" ]] || die "unknown host '${1:-}' (one of: ${HOSTS[*]})"; }
@@ -98,6 +100,8 @@ case "$cmd" in
     esac
     tokenapi_status
     notifyrx_status
+    st etcd "$KUBE_IP" "$ETCD_PORT"
+    st kube-apiserver "$KUBE_IP" "$KUBE_PORT"
     ;;
   env)
     q() { printf '%q' "$1"; }
@@ -140,6 +144,13 @@ export OPENBAO_APPROLE_MOUNT=approle
 export OPENBAO_KV_MOUNT=$BAO_KV_MOUNT
 export OPENBAO_KV_PREFIX=$BAO_KV_PREFIX
 export OPENBAO_AUDIT_LOG=$(q "$BAO_AUDIT_LOG")
+export KUBE_SERVER=$KUBE_URL
+export KUBE_CACERT=$(q "$BAO_CACERT")
+export KUBE_NAMESPACE=$KUBE_NAMESPACE
+export KUBE_SECRET=$KUBE_SECRET
+export KUBE_ADMIN_KUBECONFIG=$(q "$KUBE_ADMIN_KUBECONFIG")
+export KUBE_READER_KUBECONFIG=$(q "$KUBE_READER_KUBECONFIG")
+export KUBE_ROTATION_TOKEN_FILE=$(q "$KUBE_ROTATION_TOKEN_FILE")
 EOF
     tokenapi_env
     notifyrx_env

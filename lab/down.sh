@@ -7,6 +7,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 source "$LAB_SRC/lib/tokenapi.sh"
 # shellcheck source=lib/notifyrx.sh
 source "$LAB_SRC/lib/notifyrx.sh"
+# shellcheck source=lib/kube.sh
+source "$LAB_SRC/lib/kube.sh"
 
 # OpenBao's graceful shutdown (seal, raft) takes 1-2 s: start it now, reap it below
 bao_pid="$(pidfile_pid "$RUN/openbao.pid")"
@@ -42,6 +44,11 @@ stops+=($!)
 
 { say "stopping the notification receiver"; notifyrx_stop; } &
 stops+=($!)
+# LAB_KEEP_KUBE=1 (up.sh --reset of a healthy lab): the Kubernetes API server stays up.
+if [[ "${LAB_KEEP_KUBE:-0}" != 1 ]]; then
+  { say "stopping kube-apiserver and etcd"; kube_stop; } &
+  stops+=($!)
+fi
 
 {
   say "stopping openbao"

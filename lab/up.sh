@@ -1,5 +1,6 @@
 #!/bin/bash
-# Start the lab (idempotent): sources (Redis, PostgreSQL, SSH target, OpenBao) and
+# Start the lab (idempotent): sources (Redis, PostgreSQL, SSH target, OpenBao), a
+# Kubernetes API server (etcd + kube-apiserver, lib/kube.sh) and
 # consumer hosts host1..host3 (own sshd + consumer apps in private mount
 # namespaces; host3 also runs pgbouncer). Whatever already runs healthy is
 # left alone; anything half-up is restarted.
@@ -7,7 +8,8 @@
 #   lab/up.sh --reset    stop, wipe configs, store and sources back to
 #                        generation 0 (keeps SSH keys, admin passwords, the
 #                        OpenBao install and its TLS files; OpenBao is
-#                        initialized afresh), start
+#                        initialized afresh; a healthy kube-apiserver keeps
+#                        running, its Secret back at generation 0), start
 set -euo pipefail
 # shellcheck source=lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
@@ -15,6 +17,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 source "$LAB_SRC/lib/tokenapi.sh"
 # shellcheck source=lib/notifyrx.sh
 source "$LAB_SRC/lib/notifyrx.sh"
+# shellcheck source=lib/kube.sh
+source "$LAB_SRC/lib/kube.sh"
 START=$SECONDS
 
 RESET=0
@@ -34,7 +38,7 @@ done
 need_pkgs=()
 for pair in /usr/sbin/sshd:openssh-server /usr/bin/ssh:openssh-client /usr/bin/redis-server:redis-server \
             /usr/bin/redis-cli:redis-tools "$PG_BIN/postgres:postgresql-15" /usr/bin/psql:postgresql-client-15 \
-            /usr/sbin/pgbouncer:pgbouncer /lib/systemd/systemd-journald:systemd /usr/bin/journalctl:systemd \
+            /usr/sbin/pgbouncer:pgbouncer "$ETCD_BIN":etcd-server /lib/systemd/systemd-journald:systemd /usr/bin/journalctl:systemd \
             /usr/bin/systemd-cat:systemd; do
   [[ -x "${pair%%:*}" ]] || [[ " ${need_pkgs[*]} " == *" ${pair#*:} "* ]] || need_pkgs+=("${pair#*:}")
 done
@@ -82,13 +86,16 @@ install_openbao() {
 if ((PREPARE)); then
   (( BAO_INSTALLED )) || install_openbao
   say "prepared: packages and OpenBao $BAO_VERSION ($BAO_BIN)"
+  [[ -x "$(kube_bin)" ]] || say "note: no kube-apiserver at $(kube_bin) yet: bin/setup-toolchain builds it"
   exit 0
 fi
 
 # ------------------------------------------------------------------ reset
 if ((RESET)); then
   say "reset: stopping lab and wiping configs, store and sources"
-  bash "$LAB_SRC/down.sh"
+  # A healthy Kubernetes API server stays up (its start is seconds of CPU):
+  # kube_up below puts its Secret back to generation 0.
+  if kube_ok; then LAB_KEEP_KUBE=1 bash "$LAB_SRC/down.sh"; else bash "$LAB_SRC/down.sh"; fi
   for h in "${HOSTS[@]}"; do
     rm -rf "$LAB_DIR/hosts/$h/etc" "$LAB_DIR/hosts/$h/log" "$(host_journal "$h")"
   done
@@ -134,6 +141,26 @@ for h in "${HOSTS[@]}" target; do
 done
 gen_key "$LAB_DIR/target/ssh_host_ed25519_key" "lab-target"
 rmdir "$LAB_DIR/hosts/target" 2>/dev/null || true
+
+# ------------------------------------------------------------------ lab CA (OpenBao's and the kube-apiserver's TLS)
+# Kept across restarts and --reset; a new CA means new server certificates.
+mkdir -p "$BAO_DIR"; chmod 755 "$BAO_DIR"
+if ! { [[ -s "$BAO_CAKEY" ]] && openssl x509 -checkend 86400 -noout -in "$BAO_CACERT" >/dev/null 2>&1; }; then
+  say "generating the lab CA $BAO_CACERT"
+  (umask 077; openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -sha256 -days 3650 \
+    -subj "/CN=rotation lab CA" -addext "basicConstraints=critical,CA:TRUE" \
+    -addext "keyUsage=critical,keyCertSign,cRLSign" -keyout "$BAO_CAKEY.tmp" -out "$BAO_CACERT.tmp" >/dev/null 2>&1) \
+    || die "openssl: could not create the lab CA"
+  chmod 600 "$BAO_CAKEY.tmp"; chmod 644 "$BAO_CACERT.tmp"
+  mv "$BAO_CAKEY.tmp" "$BAO_CAKEY"; mv "$BAO_CACERT.tmp" "$BAO_CACERT"
+  rm -f "$BAO_TLS_CERT" "$BAO_TLS_KEY" "$KUBE_TLS_CERT" "$KUBE_TLS_KEY"
+fi
+
+# ------------------------------------------------------------------ kubernetes (lib/kube.sh)
+# etcd and kube-apiserver start beside the rest (the server's first start takes
+# seconds) and are waited for before lab.json.
+{ kube_up "$RESET"; } &
+KUBE_JOB=$!
 
 hostkey_line() { cut -d' ' -f1,2 <"$1"; }
 {
@@ -344,35 +371,11 @@ for expr, path in zip(a[0::2], a[1::2]):
     os.replace(path + ".tmp", path)' "$@"
 }
 
-# TLS: a lab CA and a server certificate for IP $BAO_IP (kept across restarts and --reset)
-mkdir -p "$BAO_DIR"; chmod 755 "$BAO_DIR"
+# TLS: a server certificate for IP $BAO_IP from the lab CA (kept across restarts and --reset)
 TLS_NEW=0
-if ! { [[ -s "$BAO_CAKEY" ]] && openssl x509 -checkend 86400 -noout -in "$BAO_CACERT" >/dev/null 2>&1; }; then
-  say "generating the lab CA $BAO_CACERT"
-  (umask 077; openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -sha256 -days 3650 \
-    -subj "/CN=rotation lab CA" -addext "basicConstraints=critical,CA:TRUE" \
-    -addext "keyUsage=critical,keyCertSign,cRLSign" -keyout "$BAO_CAKEY.tmp" -out "$BAO_CACERT.tmp" >/dev/null 2>&1) \
-    || die "openssl: could not create the lab CA"
-  chmod 600 "$BAO_CAKEY.tmp"; chmod 644 "$BAO_CACERT.tmp"
-  mv "$BAO_CAKEY.tmp" "$BAO_CAKEY"; mv "$BAO_CACERT.tmp" "$BAO_CACERT"
-  rm -f "$BAO_TLS_CERT" "$BAO_TLS_KEY"
-fi
-if ! { [[ -s "$BAO_TLS_KEY" && -s "$BAO_TLS_CERT" ]] \
-       && openssl verify -CAfile "$BAO_CACERT" "$BAO_TLS_CERT" >/dev/null 2>&1 \
-       && openssl x509 -checkend 86400 -noout -in "$BAO_TLS_CERT" >/dev/null 2>&1 \
-       && openssl x509 -noout -checkip "$BAO_IP" -in "$BAO_TLS_CERT" 2>/dev/null | grep -q 'does match'; }; then
+if ! cert_ok "$BAO_TLS_KEY" "$BAO_TLS_CERT" "$BAO_IP"; then
   say "issuing the openbao server certificate for IP $BAO_IP"
-  (umask 077
-   openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -sha256 -subj "/CN=$BAO_IP" \
-     -keyout "$BAO_TLS_KEY.tmp" -out "$BAO_DIR/server.csr" >/dev/null 2>&1 &&
-   openssl x509 -req -in "$BAO_DIR/server.csr" -CA "$BAO_CACERT" -CAkey "$BAO_CAKEY" -sha256 -days 825 \
-     -set_serial "0x$(openssl rand -hex 16)" -out "$BAO_TLS_CERT.tmp" \
-     -extfile <(printf '%s\n' "basicConstraints=critical,CA:FALSE" "keyUsage=critical,digitalSignature,keyEncipherment" \
-                "extendedKeyUsage=serverAuth" "subjectAltName=IP:$BAO_IP") >/dev/null 2>&1) \
-    || die "openssl: could not issue the openbao server certificate"
-  rm -f "$BAO_DIR/server.csr"
-  chmod 600 "$BAO_TLS_KEY.tmp"; chmod 644 "$BAO_TLS_CERT.tmp"
-  mv "$BAO_TLS_KEY.tmp" "$BAO_TLS_KEY"; mv "$BAO_TLS_CERT.tmp" "$BAO_TLS_CERT"
+  issue_cert "$BAO_TLS_KEY" "$BAO_TLS_CERT" "$BAO_IP" "IP:$BAO_IP" || die "openssl: could not issue the openbao server certificate"
   TLS_NEW=1
 fi
 
@@ -598,10 +601,11 @@ tokenapi_up
 notifyrx_up
 
 wait "$BAO_JOB" || die "openbao did not come up (see above and $RUN/openbao.log)"
+wait "$KUBE_JOB" || die "kube-apiserver did not come up (see above, $KUBE_LOG and $ETCD_LOG)"
 BAO_BIN="$(bao_bin_path)"; LAB_PY="$(lab_py_path)"
 
 # ------------------------------------------------------------------ lab.json
-TOKENAPI_JSON="$(tokenapi_json)" NOTIFYRX_JSON="$(notifyrx_json)" LAB_DIR="$LAB_DIR" HOSTS_LIST="${HOSTS[*]}" PG_STATE_USER="$PG_STATE_USER" PG_STATE_DB="$PG_STATE_DB" \
+TOKENAPI_JSON="$(tokenapi_json)" NOTIFYRX_JSON="$(notifyrx_json)" KUBE_JSON="$(kube_json)" LAB_DIR="$LAB_DIR" HOSTS_LIST="${HOSTS[*]}" PG_STATE_USER="$PG_STATE_USER" PG_STATE_DB="$PG_STATE_DB" \
 H1="${HOST_IP[host1]}" H2="${HOST_IP[host2]}" H3="${HOST_IP[host3]}" \
 TARGET_IP="$TARGET_IP" TARGET_AUTH_KEYS="$TARGET_AUTH_KEYS" REDIS_IP="$REDIS_IP" REDIS_PORT="$REDIS_PORT" PG_IP="$PG_IP" PG_PORT="$PG_PORT" PGB_PORT="$PGB_PORT" \
 BAO_IP="$BAO_IP" BAO_PORT="$BAO_PORT" BAO_ADDR="$BAO_ADDR" BAO_VERSION="$BAO_VERSION" BAO_BIN="$BAO_BIN" BAO_CACERT="$BAO_CACERT" \
@@ -654,6 +658,7 @@ const lab = {
     database: e.PG_STATE_DB, passfile: `${L}/secrets/pg-state.pgpass`, passwordFile: `${L}/secrets/pg-state.pass` },
   ...JSON.parse(e.TOKENAPI_JSON),
   ...JSON.parse(e.NOTIFYRX_JSON),
+  ...JSON.parse(e.KUBE_JSON),
 };
 fs.writeFileSync(`${L}/lab.json.tmp`, JSON.stringify(lab, null, 2) + "\n");
 fs.renameSync(`${L}/lab.json.tmp`, `${L}/lab.json`);

@@ -28,7 +28,8 @@ import { StepError, appendAudit, failure, redact, sleep, splitFields, undoPhase 
 import { randomSecret } from "../generators/random";
 import { rollout } from "./rollout";
 import { vaultStep } from "../adapters/vault";
-import type { AuditSpec, ScriptStep, StepField, StepOp, StepProps, VaultStep } from "./types";
+import { kubernetesStep } from "../stores/kubernetesSecret";
+import type { AuditSpec, KubernetesStep, ScriptStep, StepField, StepOp, StepProps, VaultStep } from "./types";
 
 /** A value as the engine sends it, secrets unwrapped; what it is, `check` has said (the caller names it). */
 function unwrap<T>(v: unknown): T {
@@ -70,10 +71,14 @@ const RECORDED_KEYS: StepField[] = [
     "vault",
 ];
 
+/** Recorded inputs added since: part of the digest only when set, so that every earlier step's digest stays the one its state holds. */
+const RECORDED_WHEN_SET: StepField[] = ["kubernetes"];
+
 /** A short digest of the recorded inputs: outputs keep this, not a second copy of them. */
 export function recordedDigest(p: StepFields): string {
     const h = createHash("sha256");
     for (const k of RECORDED_KEYS) h.update(`${k}=${JSON.stringify(p[k] ?? null)}\n`);
+    for (const k of RECORDED_WHEN_SET) if (p[k] !== undefined) h.update(`${k}=${JSON.stringify(p[k])}\n`);
     return h.digest("hex").slice(0, 16);
 }
 
@@ -92,6 +97,7 @@ const NEEDS: { [O in StepOp]: (p: StepFields) => string | undefined } = {
     health: (p) => (p.checks && hostsFor(p, p.checks) ? undefined : "checks with their hosts"),
     random: (p) => (p.random ? undefined : "random"),
     vault: (p) => (p.vault ? undefined : "vault"),
+    kubernetes: (p) => (p.kubernetes ? undefined : "kubernetes"),
     preflight: (p) => (p.preflight && hostsFor(p, p.preflight.consumers) ? undefined : "preflight with its hosts"),
 };
 const isOp = (op: unknown): op is StepOp => typeof op === "string" && Object.hasOwn(NEEDS, op);
@@ -125,6 +131,11 @@ async function run(props: StepProps, secrets: string[]): Promise<{ stdout?: stri
             const record = props.audit?.record ?? {};
             const extra = { previous: secrets[1], stack: String(record.stack ?? "<stack>"), secret: String(record.secret ?? "<secret>") };
             return { stdout: await vaultStep(props.vault, secrets[0], extra) };
+        }
+        case "kubernetes": {
+            const record = props.audit?.record ?? {};
+            const extra = { previous: secrets[1], stack: String(record.stack ?? "<stack>"), secret: String(record.secret ?? "<secret>") };
+            return { stdout: await kubernetesStep(props.kubernetes, secrets[0], extra) };
         }
         case "preflight":
             await preflightStep(props.preflight, props.hosts, props.title);
@@ -174,9 +185,12 @@ async function runScript(props: ScriptRun, script: string, title: string): Promi
     }
 }
 
-/** What state keeps for a step's delete to undo it: a delete script with where it runs, or a staged Vault copy to remove. */
+/** What state keeps for a step's delete to undo it: a delete script with where it runs, or a staged Vault or Kubernetes copy to remove. */
 type ScriptUndo = ScriptRun & Pick<ScriptStep, "title" | "audit"> & { deleteScript: string; op?: undefined };
-type VaultUndo = Pick<VaultStep, "title" | "op" | "vault" | "attempts" | "retryDelaySeconds" | "timeoutSeconds" | "audit" | "stdin">;
+type UndoFields = "title" | "op" | "attempts" | "retryDelaySeconds" | "timeoutSeconds" | "audit" | "stdin";
+type VaultUndo = Pick<VaultStep, UndoFields | "vault">;
+type KubernetesUndo = Pick<KubernetesStep, UndoFields | "kubernetes">;
+type StoreUndo = VaultUndo | KubernetesUndo;
 
 /**
  * A step's state (its outputs): its triggers and a digest of the rest, its
@@ -188,20 +202,22 @@ type StepState = {
     recorded: string;
     stdout?: string;
 } & Partial<Pick<StepProps, "guardDelete" | "audit" | "title">> &
-    Partial<Omit<ScriptUndo, "op"> & Omit<VaultUndo, "op">> & { op?: "vault" };
+    Partial<Omit<ScriptUndo, "op"> & Omit<VaultUndo, "op"> & Omit<KubernetesUndo, "op">> & { op?: "vault" | "kubernetes" };
 
-/** What a step's delete undoes, or nothing (neither a delete script nor a staged Vault copy). */
-function undoOf(p: StepState): ScriptUndo | VaultUndo | undefined {
+/** What a step's delete undoes, or nothing (neither a delete script nor a staged Vault or Kubernetes copy). */
+function undoOf(p: StepState): ScriptUndo | StoreUndo | undefined {
     if (p.op === "vault") return p.vault?.action === "stage" ? (p as VaultUndo) : undefined;
+    if (p.op === "kubernetes") return p.kubernetes?.action === "stage" ? (p as KubernetesUndo) : undefined;
     return p.deleteScript ? (p as ScriptUndo) : undefined;
 }
 
-/** The undo a step records, by op: only a script step with a delete script, and a Vault "stage", have one. */
-function undoOfStep(props: StepProps): ScriptUndo | VaultUndo | undefined {
+/** The undo a step records, by op: only a script step with a delete script, and a Vault or Kubernetes "stage", have one. */
+function undoOfStep(props: StepProps): ScriptUndo | StoreUndo | undefined {
     const { title, attempts } = props;
     const timing = { retryDelaySeconds: props.retryDelaySeconds, timeoutSeconds: props.timeoutSeconds };
     if (props.op === "script" && props.deleteScript) return { title, target: props.target, deleteScript: props.deleteScript, attempts, ...timing };
     if (props.op === "vault" && props.vault.action === "stage") return { title, attempts, op: props.op, vault: props.vault, ...timing };
+    if (props.op === "kubernetes" && props.kubernetes.action === "stage") return { title, attempts, op: props.op, kubernetes: props.kubernetes, ...timing };
     return undefined;
 }
 
@@ -262,10 +278,11 @@ export const stepProvider: provider.Provider = {
         if (!undo) return;
         const audit = undo.audit && { ...undo.audit, record: { ...undo.audit.record, phase: undoPhase(undo.audit.record.phase) } };
         try {
-            if (undo.op === "vault") {
+            if (undo.op === "vault" || undo.op === "kubernetes") {
                 const fields = splitFields(undo.stdin);
                 try {
-                    await vaultStep({ ...undo.vault, action: "unstage" }, fields[0]);
+                    if (undo.op === "vault") await vaultStep({ ...undo.vault, action: "unstage" }, fields[0]);
+                    else await kubernetesStep({ ...undo.kubernetes, action: "unstage" }, fields[0]);
                 } catch (e) {
                     throw new StepError(redact(`${undo.title} (undo): ${(e as Error).message}`, fields));
                 }

@@ -8,6 +8,7 @@
 import type { SshTarget } from "../lib/configSchema";
 import type { JournalLogCheck, LogCheck } from "../lib/logCheck";
 import type { VaultStepSpec } from "../adapters/vault";
+import type { KubernetesStepSpec } from "../stores/kubernetesApi";
 import type { RandomSpec } from "../generators/random";
 import type { WriteSpec } from "../writers";
 
@@ -177,6 +178,17 @@ export interface VaultStep extends StepBase {
     vault: VaultStepSpec;
 }
 
+/**
+ * A store phase against a Kubernetes Secret (stores/kubernetesSecret.ts): the
+ * new secret is the first stdin field, the secret in use the second; "read"
+ * returns the previous as stdout. Deleting a "stage" step removes the staged
+ * copy.
+ */
+export interface KubernetesStep extends StepBase {
+    op: "kubernetes";
+    kubernetes: KubernetesStepSpec;
+}
+
 /** What one rotation needs, checked before anything of it runs (provider/preflight.ts). */
 export interface PreflightStep extends StepBase {
     op: "preflight";
@@ -186,7 +198,7 @@ export interface PreflightStep extends StepBase {
 }
 
 /** A step as the provider receives it (defaults filled in by components/exec/step.ts). */
-export type StepProps = ScriptStep | RolloutStep | HealthStep | RandomStep | VaultStep | PreflightStep;
+export type StepProps = ScriptStep | RolloutStep | HealthStep | RandomStep | VaultStep | KubernetesStep | PreflightStep;
 
 export type StepOp = StepProps["op"];
 

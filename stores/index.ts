@@ -6,9 +6,10 @@ import { z } from "zod";
 import { envFileStore } from "./envFile";
 import { fileStore } from "./file";
 import type { StoreKind } from "./kind";
+import { kubernetesSecretStore } from "./kubernetesSecret";
 import { vaultStore } from "./vault";
 
-export const STORES = [fileStore, vaultStore, envFileStore] as const;
+export const STORES = [fileStore, vaultStore, envFileStore, kubernetesSecretStore] as const;
 
 type Kind = (typeof STORES)[number];
 /** A store as written in the stack config (and, resolved, as the components see it). */

@@ -8,17 +8,22 @@
 import type { z } from "zod";
 import type { VaultStepSpec } from "../adapters/vault";
 import type { ScriptTarget } from "../lib/fields";
+import type { KubernetesStepSpec } from "./kubernetesApi";
 
 /** The phases of a rotation at its store. "stage" is undone (the staged copy removed) when its step is deleted. */
 export type StoreAction = "read" | "stage" | "commit" | "promote" | "guard";
 
 /**
  * What a store phase runs: a script on the operator's machine (with its undo,
- * for "stage"), or a call the step provider makes itself (op "vault"). The new
+ * for "stage"), or a call the step provider makes itself (op "vault",
+ * "kubernetes"; a "stage" is undone by the same call's "unstage"). The new
  * secret, where the phase needs it, comes on stdin either way; "read" prints
  * the secret in use.
  */
-export type StoreStep = { target: ScriptTarget; script: string; deleteScript?: string } | { op: "vault"; vault: VaultStepSpec };
+export type StoreStep =
+    | { target: ScriptTarget; script: string; deleteScript?: string }
+    | { op: "vault"; vault: VaultStepSpec }
+    | { op: "kubernetes"; kubernetes: KubernetesStepSpec };
 
 /** The store's values of one secret, for `bin/rotate check` (never printed). */
 export interface StoreValues {

@@ -266,6 +266,28 @@ bao_start() {
     bao_unseal || die "openbao: unseal with $BAO_UNSEAL_KEY_FILE failed or it did not become healthy (see $RUN/openbao.log; lab/up.sh --reset starts afresh)"
   fi
 }
+# cert_ok KEY CERT IP: both there, the certificate from the lab CA, for IP, valid for another day
+cert_ok() {
+  [[ -s "$1" && -s "$2" ]] && openssl verify -CAfile "$BAO_CACERT" "$2" >/dev/null 2>&1 \
+    && openssl x509 -checkend 86400 -noout -in "$2" >/dev/null 2>&1 \
+    && openssl x509 -noout -checkip "$3" -in "$2" 2>/dev/null | grep -q 'does match'
+}
+# issue_cert KEY CERT CN SUBJECT_ALT_NAME: a server certificate (EC P-256, 825 days)
+# signed by the lab CA ($BAO_CACERT, $BAO_CAKEY); key 0600, both replaced atomically
+issue_cert() {
+  local key="$1" cert="$2" csr="$2.csr"
+  (umask 077
+   openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -sha256 -subj "/CN=$3" \
+     -keyout "$key.tmp" -out "$csr" >/dev/null 2>&1 &&
+   openssl x509 -req -in "$csr" -CA "$BAO_CACERT" -CAkey "$BAO_CAKEY" -sha256 -days 825 \
+     -set_serial "0x$(openssl rand -hex 16)" -out "$cert.tmp" \
+     -extfile <(printf '%s\n' "basicConstraints=critical,CA:FALSE" "keyUsage=critical,digitalSignature,keyEncipherment" \
+                "extendedKeyUsage=serverAuth" "subjectAltName=$4") >/dev/null 2>&1) || { rm -f "$csr" "$key.tmp" "$cert.tmp"; return 1; }
+  rm -f "$csr"
+  chmod 600 "$key.tmp"; chmod 644 "$cert.tmp"
+  mv "$key.tmp" "$key"; mv "$cert.tmp" "$cert"
+}
+
 bao_stop() {
   kill_pidfile "$RUN/openbao.pid"
   kill_listeners "$BAO_IP"   # :8200 and the cluster port :8201

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import * as path from "node:path";
-import { redisAuthOk, ROOT, type RunResult, stepTimeline, storeValue, urnName, type Workspace } from "../../lab/driver";
+import { consumerState, hosts, redisAuthOk, ROOT, type RunResult, sha256, stepTimeline, storeValue, urnName, type Workspace } from "../../lab/driver";
 
 /** Every secret value a scenario handled, for the final leak scan. */
 export const secretsSeen = new Set<string>();
@@ -20,6 +20,15 @@ export function assertRedisMoved(secret: string, old: string): string {
     assert.equal(redisAuthOk(fresh), true);
     assert.equal(redisAuthOk(old), false);
     return fresh;
+}
+
+/** Every lab host's Redis consumer app holds `value` (by its fingerprint) and is healthy with it. */
+export async function consumersHold(value: string): Promise<void> {
+    for (const h of hosts()) {
+        const s = await consumerState(h, "redis");
+        assert.equal(s.fingerprint, sha256(value), `${h.name} holds the expected secret`);
+        assert.ok(s.healthy, `${h.name} is healthy`);
+    }
 }
 
 export function assertSucceeded(r: RunResult, what: string): void {

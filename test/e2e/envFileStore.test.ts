@@ -11,21 +11,8 @@ import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, before, test } from "node:test";
-import { assertAudit, assertAuditChain, assertRevokeAfterEveryConsumer, assertSucceeded, remember } from "./checks";
-import {
-    consumerState,
-    hosts,
-    lab,
-    labCtl,
-    pgLoginOk,
-    postgresStack,
-    redisAuthOk,
-    redisStack,
-    sha256,
-    stepTimeline,
-    storeValue,
-    Workspace,
-} from "../../lab/driver";
+import { assertAudit, assertAuditChain, assertRevokeAfterEveryConsumer, assertSucceeded, consumersHold, remember } from "./checks";
+import { hosts, lab, labCtl, pgLoginOk, postgresStack, redisAuthOk, redisStack, stepTimeline, storeValue, Workspace } from "../../lab/driver";
 import { scanForLeaks } from "./leaks";
 import { envFileStore } from "../../stores/envFile";
 
@@ -45,14 +32,6 @@ const otherLines = (keys = [KEY]) =>
     (fs.readFileSync(file, "utf8").match(/[^\n]*(\n|$)/g) ?? []).filter(
         (l) => l !== "" && !keys.some((k) => new RegExp(`^${k}(_NEW|_PREVIOUS|_COMMITTED)?=`).test(l)),
     );
-
-async function consumersHold(value: string): Promise<void> {
-    for (const h of hosts()) {
-        const s = await consumerState(h, "redis");
-        assert.equal(s.fingerprint, sha256(value), `${h.name} holds the expected secret`);
-        assert.ok(s.healthy, `${h.name} is healthy`);
-    }
-}
 
 before(() => {
     labCtl("up", "--reset");

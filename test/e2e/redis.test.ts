@@ -6,7 +6,7 @@ import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { after, before, test } from "node:test";
-import { assertAudit, assertAuditChain, assertPreviewPlan, assertRevokeAfterEveryConsumer, assertSucceeded, remember } from "./checks";
+import { assertAudit, assertAuditChain, assertPreviewPlan, assertRevokeAfterEveryConsumer, assertSucceeded, consumersHold, remember } from "./checks";
 import {
     changedSteps,
     consumerState,
@@ -15,7 +15,6 @@ import {
     redisAuthOk,
     redisStack,
     ROOT,
-    sha256,
     stepTimeline,
     storeHas,
     storeValue,
@@ -28,14 +27,6 @@ const SECRET = "app-redis";
 const consumers = () => hosts().map((h) => `redis-${h.name}`);
 let ws: Workspace;
 let generation = 0;
-
-async function consumersHold(value: string): Promise<void> {
-    for (const h of hosts()) {
-        const s = await consumerState(h, "redis");
-        assert.equal(s.fingerprint, sha256(value), `${h.name} holds the expected secret`);
-        assert.ok(s.healthy, `${h.name} is healthy`);
-    }
-}
 
 async function rotate(): Promise<{ old: string; fresh: string }> {
     const old = storeValue(SECRET);

@@ -256,7 +256,7 @@ const MALFORMED: { name: string; defect: (e: Raw) => void; problems: string[] }[
     {
         name: "unknown store kind",
         defect: (e) => (sec(e).store = { kind: "s3", bucket: "b" }),
-        problems: [`${S}.store.kind: unknown kind "s3": must be one of "file", "vault", "env-file"`],
+        problems: [`${S}.store.kind: unknown kind "s3": must be one of "file", "vault", "env-file", "kubernetes-secret"`],
     },
     { name: "file store without dir", defect: (e) => delete sec(e).store.dir, problems: [`${S}.store.dir: is required`] },
     {

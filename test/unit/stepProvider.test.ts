@@ -138,7 +138,7 @@ test("health checks of many consumers: the error names each consumer that failed
 test("check refuses a step its op cannot run, naming what is missing", async () => {
     const base = { title: "t", triggers: [1], attempts: 1, retryDelaySeconds: 0, timeoutSeconds: 1 };
     const failures = async (props: Record<string, unknown>) => (await stepProvider.check!(URN, {}, props)).failures ?? [];
-    const ops = "script, rollout, health, random, vault, preflight";
+    const ops = "script, rollout, health, random, vault, kubernetes, preflight";
     assert.deepEqual(await failures({ ...base, script: "true" }), [{ property: "op", reason: `a step needs op, one of ${ops}` }]);
     assert.deepEqual(await failures({ ...base, op: "scirpt" }), [{ property: "op", reason: `a step needs op, one of ${ops} (not "scirpt")` }]);
     assert.deepEqual(await failures({ ...base, op: "script", script: "true" }), [{ property: "target", reason: "a script step needs target" }]);
@@ -152,6 +152,7 @@ test("check refuses a step its op cannot run, naming what is missing", async () 
     ]);
     assert.deepEqual(await failures({ ...base, op: "random" }), [{ property: "random", reason: "a random step needs random" }]);
     assert.deepEqual(await failures({ ...base, op: "vault" }), [{ property: "vault", reason: "a vault step needs vault" }]);
+    assert.deepEqual(await failures({ ...base, op: "kubernetes" }), [{ property: "kubernetes", reason: "a kubernetes step needs kubernetes" }]);
     const gate = { ...base, op: "script", script: "true", target: { kind: "local" }, drift: [{ host: "h1" }] };
     assert.deepEqual(await failures(gate), [{ property: "hosts", reason: "a script step needs hosts for its drift checks" }]);
     assert.deepEqual(await failures({ ...gate, hosts: { h1: { kind: "local" } } }), []);
@@ -179,6 +180,11 @@ test("the recorded digest of the same inputs is the one earlier versions kept in
     assert.equal(recordedDigest({ ...base, op: "script", target: { kind: "local" }, script: "true", deleteScript: "false" }), "8e7e53d376c429cc");
     assert.equal(recordedDigest({ ...base, op: "rollout", rollout }), "95a15392141d3dbf");
     assert.equal(recordedDigest({ ...base, op: "vault", vault: { action: "stage", store, generation: 2 } }), "3095329910e5ac9c");
+    // A Kubernetes store's settings are recorded too (a later op: the earlier digests above are unchanged by it).
+    const k8s = { kind: "kubernetes-secret", server: "https://k:6443", namespace: "a", name: "b", auth: { method: "token", tokenFile: "/t" } } as const;
+    const kube = (namespace: string) =>
+        recordedDigest({ ...base, op: "kubernetes", kubernetes: { action: "stage", store: { ...k8s, namespace }, generation: 2 } });
+    assert.notEqual(kube("a"), kube("other"));
 });
 
 test("the agent's reader skips what a login script printed, even without a newline, and frames results by length", () => {
