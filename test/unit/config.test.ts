@@ -245,7 +245,7 @@ const MALFORMED: { name: string; defect: (e: Raw) => void; problems: string[] }[
     {
         name: "unknown generator kind",
         defect: (e) => (sec(e).generator = { kind: "dice" }),
-        problems: [`${S}.generator.kind: unknown kind "dice": must be one of "random", "command"`],
+        problems: [`${S}.generator.kind: unknown kind "dice": must be one of "random", "command", "vault-password-policy", "manual"`],
     },
     {
         name: "generator without kind",
@@ -286,7 +286,9 @@ const MALFORMED: { name: string; defect: (e: Raw) => void; problems: string[] }[
     {
         name: "unknown source kind",
         defect: (e) => (sec(e).source.kind = "mysql"),
-        problems: [`${S}.source.kind: unknown kind "mysql": must be one of "redis-acl", "postgres-role", "ssh-authorized-key", "http-token", "command"`],
+        problems: [
+            `${S}.source.kind: unknown kind "mysql": must be one of "redis-acl", "postgres-role", "ssh-authorized-key", "http-token", "command", "manual"`,
+        ],
     },
     {
         name: "relative configPath (must be absolute on the host)",
