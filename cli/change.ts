@@ -20,6 +20,7 @@ import { assertUnlocked } from "./backend";
 import { LockedError, PROJECT, UsageError, setSecretKeys, type StackConfig } from "./stack";
 import type { FileCopy } from "./stackFile";
 import { runBy } from "../provider/outcome";
+import { enterValues, wantedEntries } from "./entry";
 
 /**
  * Checks the config as it will be after the change (generations bumped,
@@ -104,7 +105,10 @@ export async function update(
         for (const n of record.next) console.error(`rotate: next: ${n}`);
     }
     if (o.json) return { record, report };
-    if (record.outcome !== "failed") {
+    if (record.outcome === "awaiting-person") {
+        console.log(`rotate: ${what}: stopped after ${secs}s at a step only a person can do (exit ${record.exitCode})`);
+        for (const n of record.next) console.log(`rotate: next: ${n}`);
+    } else if (record.outcome !== "failed") {
         if (record.outcome !== "refused") console.log(`rotate: ${what}: ${record.outcome} in ${secs}s`);
     } else {
         console.error(`rotate: ${failedRunLine(LEAD[command], record, secs) ?? `${what}: FAILED after ${secs}s`}`);
@@ -254,6 +258,32 @@ export async function start(
         return EXIT.done;
     }
     await assertUnlocked(o.stack);
+    // A typed value (generator kind "manual") is asked for now: after every check, before anything is written.
+    const entry = await enterValues(
+        env,
+        o.stack,
+        wantedEntries(env, o.stack, auditLogOf(env), names, (n) => env.secrets[n].generation + 1),
+    );
+    try {
+        return await startUpdate(o, stack, config, names, secrets, outside, reason, planned, approval);
+    } finally {
+        entry?.close();
+    }
+}
+
+/** start's update once everything is checked: the stack file written, the run, an automatic rollback where configured. */
+async function startUpdate(
+    o: Mutating & { outsideWindow?: string; note?: string },
+    stack: Stack,
+    config: StackConfig,
+    names: string[],
+    secrets: RunSecret[],
+    outside: string[],
+    reason: Reason,
+    planned: string,
+    approval: RunSecret["approval"],
+): Promise<number> {
+    const { env } = config;
     const written = await setSecretKeys(
         stack,
         names.flatMap((n) => [
@@ -354,15 +384,26 @@ export async function resume(o: Mutating & { secret?: string; redeploy?: string[
         return EXIT.done;
     }
     await assertUnlocked(o.stack);
-    return finalUpdate(
-        o,
-        stack,
-        config,
-        "resume",
-        stackSecrets(env),
-        `resume of stack ${o.stack}${o.redeploy?.length ? ` (redeploying ${o.redeploy.join(", ")})` : ""}`,
-        replace,
+    // A rotation that stopped before its typed value was taken asks for it again.
+    const rotating = Object.keys(env.secrets).filter((n) => env.secrets[n].mode === "rotate");
+    const entry = await enterValues(
+        env,
+        o.stack,
+        wantedEntries(env, o.stack, auditLogOf(env), rotating, (n) => env.secrets[n].generation),
     );
+    try {
+        return await finalUpdate(
+            o,
+            stack,
+            config,
+            "resume",
+            stackSecrets(env),
+            `resume of stack ${o.stack}${o.redeploy?.length ? ` (redeploying ${o.redeploy.join(", ")})` : ""}`,
+            replace,
+        );
+    } finally {
+        entry?.close();
+    }
 }
 
 export async function rollback(o: Mutating & { secret?: string }): Promise<number> {
