@@ -250,7 +250,7 @@ const MALFORMED: { name: string; defect: (e: Raw) => void; problems: string[] }[
     {
         name: "generator without kind",
         defect: (e) => (sec(e).generator = { length: 40 }),
-        problems: [`${S}.generator.kind: is required: one of "random", "command"`],
+        problems: [`${S}.generator.kind: is required: one of "random", "command", "vault-password-policy", "manual"`],
     },
     { name: "too-short length", defect: (e) => (sec(e).generator.length = 8), problems: [`${S}.generator.length: must be at least 16`] },
     {

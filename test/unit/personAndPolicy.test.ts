@@ -6,7 +6,7 @@
 // manual source's steps reading the audit log for their confirmation; and
 // which step `bin/rotate confirm` finds waiting.
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
@@ -24,6 +24,17 @@ const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "person-policy-"));
 const secret = { name: "app-key", type: "api-token" as const };
 const run = (script: string, env: Record<string, string | undefined> = {}) =>
     spawnSync("bash", ["-c", script], { encoding: "utf8", env: { ...process.env, ...env }, input: "" });
+/** The same, without blocking this process: the fake server and bin/rotate's socket answer from here. */
+function runAsync(script: string, env: Record<string, string | undefined> = {}): Promise<{ status: number | null; stdout: string; stderr: string }> {
+    return new Promise((resolve) => {
+        const child = spawn("bash", ["-c", script], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+        let stdout = "";
+        let stderr = "";
+        child.stdout.on("data", (d) => (stdout += d));
+        child.stderr.on("data", (d) => (stderr += d));
+        child.on("close", (status) => resolve({ status, stdout, stderr }));
+    });
+}
 
 /** A fake Vault API: capabilities per token, and a password policy `p1` that draws PASSWORD. */
 const PASSWORD = "Drawn-by-the-policy-0123456789";
@@ -106,24 +117,24 @@ test("vault-password-policy: resolve takes VAULT_ADDR, makes the token file abso
     }
 });
 
-test("vault-password-policy: the step prints the drawn password and nothing else; the token is in no argument; a refusal names the policy", () => {
+test("vault-password-policy: the step prints the drawn password and nothing else; the token is in no argument; a refusal names the policy", async () => {
     const good = tokenFile("good", "good-token");
     const { args } = generatedStep(policy({ tokenFile: good }), secret, 3) as { args: { title: string; script: string } };
     assert.equal(args.title, "app-key: generate secret g3 (password policy p1)");
     assert.ok(!args.script.includes("good-token"), "the token is read by the step, never written into it");
-    const r = run(args.script);
+    const r = await runAsync(args.script);
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stdout, PASSWORD);
     const weak = generatedStep(policy({ tokenFile: tokenFile("weak", "weak-token") }), secret, 3).args as { script: string };
-    const refused = run(weak.script);
+    const refused = await runAsync(weak.script);
     assert.equal(refused.status, 1);
     assert.equal(refused.stdout, "");
     assert.match(
         refused.stderr,
-        /^password policy "p1" at http:\/\/127\.0\.0\.1:\d+: HTTP 403 \(permission denied\): the token may not read \/sys\/policies\/password\/p1\/generate\n$/,
+        /^password policy "p1" at http:\/\/127\.0\.0\.1:\d+: HTTP 403 \(permission denied\): the token may not read sys\/policies\/password\/p1\/generate\n$/,
     );
     const env = generatedStep(policy({}), secret, 3).args as { script: string };
-    assert.equal(run(env.script, { VAULT_TOKEN: "good-token" }).stdout, PASSWORD, "without tokenFile: VAULT_TOKEN");
+    assert.equal((await runAsync(env.script, { VAULT_TOKEN: "good-token" })).stdout, PASSWORD, "without tokenFile: VAULT_TOKEN");
 });
 
 const manual = (over: object = {}) => generatorSchema.parse({ kind: "manual", minLength: 20, require: ["upper", "numeric"], ...over });
@@ -163,11 +174,11 @@ test("manual generator: the step takes the value from bin/rotate's socket for it
         assert.equal(fs.statSync(path.dirname(socket)).mode & 0o777, 0o700, "its directory is private");
         assert.equal(fs.statSync(socket).mode & 0o777, 0o600);
         assert.ok(!args.script.includes(value));
-        const r = run(args.script);
+        const r = await runAsync(args.script);
         assert.equal(r.status, 0, r.stderr);
         assert.equal(r.stdout, value);
         const other = generatedStep(manual(), secret, 5).args as { script: string };
-        const wrong = run(other.script);
+        const wrong = await runAsync(other.script);
         assert.equal(wrong.status, 1);
         assert.equal(wrong.stderr, "bin/rotate holds no value for app-key generation 5 in this run\n");
         assert.equal(await entryOffered(socket, "app-key", 4), true);
