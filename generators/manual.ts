@@ -79,6 +79,7 @@ export function enteredProblems(g: ManualGenerator, value: string): string[] {
 const CLIENT = `const [sock, secret, generation] = process.argv.slice(1);
 const c = require("net").connect(sock);
 const chunks = [];
+c.setTimeout(30000, () => { process.stderr.write("bin/rotate did not answer within 30s\\n"); process.exit(1); });
 c.on("connect", () => c.end(JSON.stringify({ secret, generation: Number(generation) }) + "\\n"));
 c.on("data", (d) => chunks.push(d));
 c.on("error", (e) => { process.stderr.write("cannot reach bin/rotate, which holds the entered value (" + (e.code || e.message) + "): run bin/rotate again\\n"); process.exit(1); });
