@@ -10,7 +10,7 @@ import { parseEnvironment } from "./lib/config";
 import { ConfigError, RotationRefusedError } from "./lib/errors";
 import { enforceGates } from "./lib/gates";
 import { readInventory } from "./lib/inventory";
-import { checkStores, resolveEnvironment, rotationKeys } from "./adapters/resolve";
+import { checkEntered, checkStores, resolveEnvironment, rotationKeys } from "./adapters/resolve";
 
 /**
  * A refused config or request ends the program with its message only:
@@ -24,6 +24,8 @@ async function validated(stack: string) {
         const env = parseEnvironment(stack, raw, inventory);
         const rotations = resolveEnvironment(stack, env, process.cwd(), inventory);
         await checkStores(stack, rotations);
+        // A typed value (generator kind "manual") only bin/rotate can supply: a plain `up` without it is refused here.
+        if (!pulumi.runtime.isDryRun()) await checkEntered(stack, rotations);
         // The ceremony and the window hold for a plain `pulumi up` too, not only for bin/rotate start.
         enforceGates({ stack, env, rotations, project: process.cwd() });
         return { inventory, rotations };

@@ -1,10 +1,13 @@
 import * as fs from "node:fs";
+import * as net from "node:net";
 import * as path from "node:path";
 import { CONFIG_NAMESPACE, secretOrder, secretRotation, type EnvironmentConfig, type RotationConfig, type SshTarget } from "../lib/config";
 import { spawnSync } from "node:child_process";
 import { ConfigError, RotationRefusedError, StoreError } from "../lib/errors";
 import { inventoryProblems, type InventoryFile } from "../lib/inventory";
 import { VaultError } from "../adapters/vault";
+import { readAuditLog } from "./auditLog";
+import { ENTRY_SOCKET_ENV, askGenerator, isEntered, noValueAdvice, resolveGenerator } from "../generators";
 import { sourceOf } from "../sources";
 import { storeOf } from "../stores";
 
@@ -87,6 +90,7 @@ export function resolveEnvironment(stack: string, env: EnvironmentConfig, baseDi
         let committed: number | undefined;
         const store = storeOf(config.store.kind);
         problems.push(...store.resolve(config.store, baseDir, `${field}.store`));
+        problems.push(...resolveGenerator(config.secret.generator, baseDir, `${CONFIG_NAMESPACE}:${field}.generator`));
         if (store.localCommitted) {
             try {
                 committed = store.localCommitted(config.store, name);
@@ -124,6 +128,9 @@ export async function checkStores(stack: string, rotations: ResolvedRotation[]):
     await Promise.all(
         rotations.map(async (r) => {
             const { config } = r;
+            // A generator behind a server (a password policy): asked only where this run may draw from it.
+            if (config.generation > 0 && config.mode === "rotate")
+                problems.push(...(await askGenerator(config.secret.generator, config.secret, `${CONFIG_NAMESPACE}:secrets.${config.secret.name}.generator`)));
             const store = storeOf(config.store.kind);
             if (!store.ask || config.generation === 0) return;
             const at = `${CONFIG_NAMESPACE}:secrets.${config.secret.name}.store`;
@@ -143,6 +150,45 @@ export async function checkStores(stack: string, rotations: ResolvedRotation[]):
         }),
     );
     if (problems.length) throw new ConfigError(stack, problems.sort());
+}
+
+/** Whether generation `generation` of the secret was already made (its value is in state): the audit log has its "generated" line. */
+export function alreadyGenerated(auditLog: string, stack: string, secret: string, generation: number): boolean {
+    return readAuditLog(auditLog, { mentioning: secret }).some(
+        (l) => l.stack === stack && l.secret === secret && l.generation === generation && l.phase === "generated" && l.outcome === "ok",
+    );
+}
+
+/** Whether bin/rotate's socket (generators/manual.ts) offers a value for this generation of the secret. */
+export function entryOffered(socket: string, secret: string, generation: number): Promise<boolean> {
+    return new Promise((resolve) => {
+        const c = net.connect(socket);
+        const chunks: Buffer[] = [];
+        c.setTimeout(5000, () => c.destroy());
+        c.on("connect", () => c.end(`${JSON.stringify({ secret, generation, probe: true })}\n`));
+        c.on("data", (d: Buffer) => chunks.push(d));
+        c.on("error", () => resolve(false));
+        c.on("close", () => resolve(Buffer.concat(chunks).toString("utf8").startsWith("ok\0")));
+    });
+}
+
+/**
+ * A rotation whose value a person types (generator kind "manual") and that
+ * still needs it (no "generated" line for its generation yet) runs only
+ * when bin/rotate offers that value: a plain `pulumi up` is refused here,
+ * before anything is registered, naming each secret.
+ */
+export async function checkEntered(stack: string, rotations: ResolvedRotation[]): Promise<void> {
+    const socket = process.env[ENTRY_SOCKET_ENV];
+    const missing: string[] = [];
+    for (const { config } of rotations) {
+        const { name, generator } = config.secret;
+        if (config.generation === 0 || config.mode !== "rotate" || !isEntered(generator)) continue;
+        if (alreadyGenerated(config.auditLog, stack, name, config.generation)) continue;
+        if (socket && fs.existsSync(socket) && (await entryOffered(socket, name, config.generation))) continue;
+        missing.push(noValueAdvice(name, config.generation, stack));
+    }
+    if (missing.length) throw new RotationRefusedError(`stack "${stack}": refused: ${missing.join("; ")}. Nothing was changed.`);
 }
 
 /** grep -E's verdict on patterns: exit 1 (no match on empty input) means all valid, 2 an error. */

@@ -56,7 +56,7 @@ export function storeLabel(store: VaultStore): string {
     return `vault ${store.address ?? "(no address)"} ${store.mount}/${store.path}${store.namespace ? ` (namespace ${store.namespace})` : ""}`;
 }
 
-interface Reply {
+export interface Reply {
     status: number;
     // biome-ignore lint/suspicious/noExplicitAny: a Vault reply is JSON of many shapes, read field by field with checks
     body: any;
@@ -458,3 +458,12 @@ export async function vaultRead(store: VaultStore): Promise<{ data?: KvData; ver
     const kv = await readKv(store);
     return { data: kv?.data, version: kv?.version, custom: await readCustomMetadata(store) };
 }
+
+/**
+ * One call of the Vault API at `store`'s server (its address, CA file and
+ * namespace; `store.mount` and `path` only name it in messages), for other
+ * families than the store (generators/vaultPasswordPolicy.ts); never throws
+ * on an HTTP status, and `vaultErrors` gives the server's words.
+ */
+export const vaultRequest = request;
+export const vaultErrors = serverErrors;

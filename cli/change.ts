@@ -22,6 +22,7 @@ import type { FileCopy } from "./stackFile";
 import { runBy } from "../provider/outcome";
 import { STEP_TYPE } from "../provider/types";
 import { openNotifier, sinkCredentials } from "./notify";
+import { enterValues, wantedEntries } from "./entry";
 
 /**
  * Checks the config as it will be after the change (generations bumped,
@@ -117,7 +118,10 @@ export async function update(
             `rotate: notified: ${record.notifications.length - failedDeliveries.length} delivered${failedDeliveries.length ? `, ${failedDeliveries.length} FAILED (${failedDeliveries.map((d) => `${d.sink} ${d.event}: ${d.error}`).join("; ")}; in the audit log and the report)` : ""}`,
         );
     if (o.json) return { record, report };
-    if (record.outcome !== "failed") {
+    if (record.outcome === "awaiting-person") {
+        console.log(`rotate: ${what}: stopped after ${secs}s at a step only a person can do (exit ${record.exitCode})`);
+        for (const n of record.next) console.log(`rotate: next: ${n}`);
+    } else if (record.outcome !== "failed") {
         if (record.outcome !== "refused") console.log(`rotate: ${what}: ${record.outcome} in ${secs}s`);
     } else {
         console.error(`rotate: ${failedRunLine(LEAD[command], record, secs) ?? `${what}: FAILED after ${secs}s`}`);
@@ -270,6 +274,32 @@ export async function start(
         return EXIT.done;
     }
     await assertUnlocked(o.stack);
+    // A typed value (generator kind "manual") is asked for now: after every check, before anything is written.
+    const entry = await enterValues(
+        env,
+        o.stack,
+        wantedEntries(env, o.stack, auditLogOf(env), names, (n) => env.secrets[n].generation + 1),
+    );
+    try {
+        return await startUpdate(o, stack, config, names, secrets, outside, reason, planned, approval);
+    } finally {
+        entry?.close();
+    }
+}
+
+/** start's update once everything is checked: the stack file written, the run, an automatic rollback where configured. */
+async function startUpdate(
+    o: Mutating & { outsideWindow?: string; note?: string },
+    stack: Stack,
+    config: StackConfig,
+    names: string[],
+    secrets: RunSecret[],
+    outside: string[],
+    reason: Reason,
+    planned: string,
+    approval: RunSecret["approval"],
+): Promise<number> {
+    const { env } = config;
     const written = await setSecretKeys(
         stack,
         names.flatMap((n) => [
@@ -390,15 +420,26 @@ export async function resume(o: Mutating & { secret?: string; redeploy?: string[
         return EXIT.done;
     }
     await assertUnlocked(o.stack);
-    return finalUpdate(
-        o,
-        stack,
-        config,
-        "resume",
-        stackSecrets(env),
-        `resume of stack ${o.stack}${o.redeploy?.length ? ` (redeploying ${o.redeploy.join(", ")})` : ""}`,
-        replace,
+    // A rotation that stopped before its typed value was taken asks for it again.
+    const rotating = Object.keys(env.secrets).filter((n) => env.secrets[n].mode === "rotate");
+    const entry = await enterValues(
+        env,
+        o.stack,
+        wantedEntries(env, o.stack, auditLogOf(env), rotating, (n) => env.secrets[n].generation),
     );
+    try {
+        return await finalUpdate(
+            o,
+            stack,
+            config,
+            "resume",
+            stackSecrets(env),
+            `resume of stack ${o.stack}${o.redeploy?.length ? ` (redeploying ${o.redeploy.join(", ")})` : ""}`,
+            replace,
+        );
+    } finally {
+        entry?.close();
+    }
 }
 
 export async function rollback(o: Mutating & { secret?: string }): Promise<number> {

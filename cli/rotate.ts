@@ -20,6 +20,7 @@ import { resume, rollback, start } from "./change";
 import { check } from "./check";
 import { preflight } from "./preflight";
 import { checkStackName } from "./common";
+import { STEPS, confirm } from "./confirm";
 import { auditVerify, due, plan, preview, status } from "./inspect";
 import { EXIT, EXIT_CODES_HELP } from "./run";
 import { LockedError, UsageError } from "./stack";
@@ -128,6 +129,16 @@ function program(run: (p: Promise<number>) => void): Command {
                 collect,
             ),
     ).action((o) => run(resume(o)));
+    mutating(
+        cli
+            .command("confirm")
+            .description(
+                "a step only a person can do (a manual source's grant, revocation or withdrawal) was done: record who and when in the audit log, then resume",
+            )
+            .requiredOption("--secret <name>", "the secret whose step was done")
+            .addOption(new Option("--step <step>", "which step (default: the one the secret waits for)").choices(STEPS))
+            .option("--note <text>", "a note for the audit line, e.g. the vendor's ticket (one line)"),
+    ).action((o) => run(confirm(o)));
     mutating(
         cli
             .command("rollback")

@@ -18,6 +18,7 @@ import { readAuditLog, type AuditLine } from "../adapters/auditLog";
 import { appendChained } from "../adapters/auditChain";
 import { whoRan } from "../provider/outcome";
 import { type RunNotify, announceVerdict, watchRun } from "./notify";
+import { AWAITING_PERSON } from "../sources/manual";
 
 /** The exit codes of bin/rotate, as docs/operating.md and --help give them. */
 export const EXIT = {
@@ -31,6 +32,8 @@ export const EXIT = {
     failedAfterRevocation: 5,
     /** The ceremony: a request was recorded; it runs once a second person approves it (bin/rotate approve). */
     awaitingApproval: 6,
+    /** A step only a person can do (a manual source's grant, revocation or withdrawal) is waiting: do it, then bin/rotate confirm. */
+    awaitingPerson: 7,
 } as const;
 
 export const EXIT_CODES_HELP = `Exit codes:
@@ -42,7 +45,9 @@ export const EXIT_CODES_HELP = `Exit codes:
      that does not check out): nothing was changed
   4  locked: another update holds the stack, or a killed run left its lock (bin/rotate unlock)
   5  failed after a revocation started: fix the cause, then resume (roll forward)
-  6  awaiting approval: the ceremony's request was recorded, nothing was rotated (bin/rotate approve)`;
+  6  awaiting approval: the ceremony's request was recorded, nothing was rotated (bin/rotate approve)
+  7  awaiting a person: a grant, revocation or withdrawal only a person can do (a manual source) stopped the
+     rotation; do it, then bin/rotate confirm --stack S --secret X --yes, which records it and resumes`;
 
 export interface RunOptions {
     stack: Stack;
@@ -196,12 +201,17 @@ export async function runUpdate(o: RunOptions): Promise<RunResult> {
         throw new LockedError(`stack ${stack} is ${holder}; ${kept}. ${next}`);
     }
 
-    const failed = tracker.failedSecrets();
-    let exitCode: number = ok ? EXIT.done : EXIT.failed;
-    const next: string[] = [];
+    // Steps only a person can do stopped the run, and nothing else failed: its own exit code, and what to do.
+    const waiting = tracker.steps.filter((s) => s.outcome === "failed" && s.error?.includes(AWAITING_PERSON));
+    // (The delete guard keeping an older generation's grant until this rotation completes is no failure of its own.)
+    const keptByGuard = (s: (typeof waiting)[number]) => s.op === "delete" && /^kept "/.test(s.error ?? "");
+    const awaiting = !ok && waiting.length > 0 && tracker.steps.every((s) => s.outcome !== "failed" || waiting.includes(s) || keptByGuard(s));
+    const failed = awaiting ? [] : tracker.failedSecrets();
+    let exitCode: number = ok ? EXIT.done : awaiting ? EXIT.awaitingPerson : EXIT.failed;
+    const next: string[] = awaiting ? waiting.map((s) => `${s.secret}: ${s.error!.slice(s.error!.indexOf(AWAITING_PERSON))}`) : [];
     const errors = [...tracker.errors];
     const afterRevocation: string[] = [];
-    if (!ok) {
+    if (!ok && !awaiting) {
         if (!failed.length) {
             // The engine failed before any step: the program refused the config, say.
             const lines = engineError
@@ -238,7 +248,7 @@ export async function runUpdate(o: RunOptions): Promise<RunResult> {
             `fix them, then run bin/rotate ${o.command} again (bin/rotate preflight --stack ${stack} checks without changing anything)`,
         );
     }
-    const outcome: RunOutcome = ok ? (o.command === "rollback" ? "rolled-back" : "succeeded") : refused ? "refused" : "failed";
+    const outcome: RunOutcome = ok ? (o.command === "rollback" ? "rolled-back" : "succeeded") : refused ? "refused" : awaiting ? "awaiting-person" : "failed";
     if (!ranNothing && !refused) for (const s of failed) recordFailedRun(o, tracker.steps, s);
     const ended = Date.now();
     // The rotation is over; deliveries still under way get a bounded time (rotation:notify.delivery.settleSeconds), their failures reach the audit log.

@@ -60,7 +60,7 @@ export interface StepRecord {
     error?: string;
 }
 
-export type RunOutcome = "succeeded" | "failed" | "rolled-back" | "refused" | "locked";
+export type RunOutcome = "succeeded" | "failed" | "rolled-back" | "refused" | "locked" | "awaiting-person";
 
 export interface RunRecord {
     /** Unique per run, e.g. "dev-20261126T120000Z-start". */

@@ -18,7 +18,11 @@ export class Revocation extends SinglePhase {
         super("Revocation", name, opts, (parent) => {
             const ctx = args.context;
             const { config } = ctx;
-            const scripts = sourceScripts(config.source, { generation: config.generation, secretName: config.secret.name }, ctx.sourceHostKey);
+            const scripts = sourceScripts(
+                config.source,
+                { generation: config.generation, secretName: config.secret.name, stack: ctx.stack, auditLog: config.auditLog },
+                ctx.sourceHostKey,
+            );
             return phaseStep(
                 ctx,
                 name,

@@ -23,7 +23,11 @@ export class SourceGrant extends SinglePhase {
             const ctx = args.context;
             const { config } = ctx;
             const g = args.credential.generation;
-            const scripts = sourceScripts(config.source, { generation: g, secretName: config.secret.name }, ctx.sourceHostKey);
+            const scripts = sourceScripts(
+                config.source,
+                { generation: g, secretName: config.secret.name, stack: ctx.stack, auditLog: config.auditLog },
+                ctx.sourceHostKey,
+            );
             return phaseStep(
                 ctx,
                 name,

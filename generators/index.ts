@@ -7,9 +7,11 @@
 import { z } from "zod";
 import { command } from "./command";
 import type { GeneratedSecret, GeneratorKind, GeneratorProblem } from "./kind";
+import { manual } from "./manual";
 import { random } from "./random";
+import { vaultPasswordPolicy } from "./vaultPasswordPolicy";
 
-export const GENERATORS = [random, command] as const;
+export const GENERATORS = [random, command, vaultPasswordPolicy, manual] as const;
 
 type Kind = (typeof GENERATORS)[number];
 
@@ -32,6 +34,26 @@ export function generatorOf(kind: string): AnyGenerator {
 export function generatorProblems(generator: GeneratorSpec, type: GeneratedSecret["type"]): GeneratorProblem[] {
     return generatorOf(generator.kind).problems(generator, type);
 }
+
+/** Completes a generator's settings on this machine (files absolute, defaults from the environment): its problems, each under `at`. */
+export function resolveGenerator(generator: GeneratorSpec, baseDir: string, at: string): string[] {
+    return generatorOf(generator.kind).resolve?.(generator, baseDir, at) ?? [];
+}
+
+/** Asks a generator behind a server whether it can make a value (none to ask: no problems). */
+export function askGenerator(generator: GeneratorSpec, secret: GeneratedSecret, at: string): Promise<string[]> {
+    return generatorOf(generator.kind).ask?.(generator, secret, at) ?? Promise.resolve([]);
+}
+
+/** Whether a person types the generator's value at bin/rotate (the manual kind). */
+export const isEntered = (generator: GeneratorSpec) => generatorOf(generator.kind).entered !== undefined;
+
+/** What is wrong with a value typed for the generator, each problem prefixed by its field where it has one. */
+export function enteredProblems(generator: GeneratorSpec, value: string): string[] {
+    return generatorOf(generator.kind).entered?.(generator, value) ?? [];
+}
+
+export { ENTRY_SOCKET_ENV, noValueAdvice } from "./manual";
 
 /**
  * The step that makes generation `generation` of the secret: the kind's title

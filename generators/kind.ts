@@ -37,6 +37,24 @@ export interface GeneratorKind<Schema extends z.ZodObject = z.ZodObject, Step ex
     step(generator: z.output<Schema>, secret: GeneratedSecret, generation: number): Step;
     /** What went wrong when the step yields nothing (after the secret's name). */
     readonly nothing: string;
+    /**
+     * Completes the generator's settings on this machine, in place (files made
+     * absolute against `baseDir` and checked, defaults from the environment).
+     * Returns the problems, each naming its field under `at` (e.g. `rotation:secrets.app.generator`).
+     */
+    resolve?(generator: z.output<Schema>, baseDir: string, at: string): string[];
+    /**
+     * A generator behind a server: asked before anything is registered (and by
+     * bin/rotate before it writes the stack file) whether it can make a value
+     * for `secret`. Returns the problems, each naming its field under `at`.
+     */
+    ask?(generator: z.output<Schema>, secret: GeneratedSecret, at: string): Promise<string[]>;
+    /**
+     * A generator whose value a person types at `bin/rotate start`: the rules
+     * that value must meet. Each problem says what is wrong without quoting
+     * the value.
+     */
+    entered?(generator: z.output<Schema>, value: string): string[];
 }
 
 /** Declares a generator; the types of its methods follow from its schema. */

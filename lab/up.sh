@@ -432,6 +432,7 @@ path \"transit/decrypt/$BAO_TRANSIT_KEY\" {
 " BAO_ADDR="$BAO_ADDR" BAO_CACERT="$BAO_CACERT" BAO_ROOT_TOKEN_FILE="$BAO_ROOT_TOKEN_FILE" \
 BAO_ROLE_ID_FILE="$BAO_ROLE_ID_FILE" BAO_SECRET_ID_FILE="$BAO_SECRET_ID_FILE" BAO_KV_MOUNT="$BAO_KV_MOUNT" \
 BAO_KV_PREFIX="$BAO_KV_PREFIX" BAO_ROLE="$BAO_ROLE" BAO_POLICY="$BAO_POLICY" BAO_TRANSIT_KEY="$BAO_TRANSIT_KEY" \
+BAO_PW_POLICY="$BAO_PW_POLICY" BAO_GEN_ACL="$BAO_GEN_ACL" BAO_GEN_TOKEN_FILE="$BAO_GEN_TOKEN_FILE" \
 STORE_DIR="$LAB_DIR/store" \
 "$LAB_PY" - <<'EOF' || die "openbao configuration failed (see $RUN/openbao.log)"
 import json, os, ssl, sys, urllib.error, urllib.request
@@ -496,6 +497,38 @@ if os.path.exists(sf) and open(sf).read().strip():
 if not sid_ok:
     say(f"openbao: new AppRole secret_id for {role}")
     write_secret(sf, api("POST", f"auth/approle/role/{role}/secret-id", {})[1]["data"]["secret_id"])
+
+# The password policy (28 characters: at least 2 lower, 2 upper, 2 digits, 1 of "-_.+="; docs/kinds.md) and a
+# token whose own policy allows only `read` on its generate endpoint (the vault-password-policy generator's).
+pw = e["BAO_PW_POLICY"]
+api("PUT", "sys/policies/password/" + pw, {"policy": """length = 28
+rule "charset" {
+  charset = "abcdefghijklmnopqrstuvwxyz"
+  min-chars = 2
+}
+rule "charset" {
+  charset = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+  min-chars = 2
+}
+rule "charset" {
+  charset = "0123456789"
+  min-chars = 2
+}
+rule "charset" {
+  charset = "-_.+="
+  min-chars = 1
+}
+"""})
+api("PUT", "sys/policies/acl/" + e["BAO_GEN_ACL"], {"policy": f'path "sys/policies/password/{pw}/generate" {{\n  capabilities = ["read"]\n}}\n'})
+gf = e["BAO_GEN_TOKEN_FILE"]
+gen_ok = False
+if os.path.exists(gf) and open(gf).read().strip():
+    code, body = api("POST", "auth/token/lookup", {"token": open(gf).read().strip()}, ok=(200, 400, 403, 404))
+    gen_ok = code == 200 and e["BAO_GEN_ACL"] in (body.get("data") or {}).get("policies", [])
+if not gen_ok:
+    say(f"openbao: new token that may only generate from password policy {pw}")
+    write_secret(gf, api("POST", "auth/token/create", {"policies": [e["BAO_GEN_ACL"]], "ttl": "768h",
+        "display_name": "rotation-lab-generate"})[1]["auth"]["client_token"])
 
 for name in ("app-redis", "app-pg"):
     if api("GET", f"{kv}/metadata/{pre}/{name}", ok=(200, 404))[0] == 200:
@@ -612,6 +645,7 @@ BAO_IP="$BAO_IP" BAO_PORT="$BAO_PORT" BAO_ADDR="$BAO_ADDR" BAO_VERSION="$BAO_VER
 BAO_ROOT_TOKEN_FILE="$BAO_ROOT_TOKEN_FILE" BAO_UNSEAL_KEY_FILE="$BAO_UNSEAL_KEY_FILE" BAO_ROLE_ID_FILE="$BAO_ROLE_ID_FILE" \
 BAO_SECRET_ID_FILE="$BAO_SECRET_ID_FILE" BAO_KV_MOUNT="$BAO_KV_MOUNT" BAO_KV_PREFIX="$BAO_KV_PREFIX" BAO_ROLE="$BAO_ROLE" \
 BAO_POLICY="$BAO_POLICY" BAO_TRANSIT_KEY="$BAO_TRANSIT_KEY" BAO_AUDIT_LOG="$BAO_AUDIT_LOG" BAO_DATA="$BAO_DATA" BAO_CONFIG="$BAO_CONFIG" RUN="$RUN" \
+BAO_PW_POLICY="$BAO_PW_POLICY" BAO_GEN_TOKEN_FILE="$BAO_GEN_TOKEN_FILE" \
 node - <<'EOF'
 const fs = require("fs");
 const e = process.env, L = e.LAB_DIR;
@@ -653,6 +687,7 @@ const lab = {
     kvMount: e.BAO_KV_MOUNT, kvVersion: 2, kvPrefix: e.BAO_KV_PREFIX, kvField: "current",
     secrets: { redis: `${e.BAO_KV_PREFIX}/app-redis`, pg: `${e.BAO_KV_PREFIX}/app-pg` },
     transitMount: "transit", transitKey: e.BAO_TRANSIT_KEY,
+    passwordPolicy: e.BAO_PW_POLICY, generateTokenFile: e.BAO_GEN_TOKEN_FILE,
     auditLog: e.BAO_AUDIT_LOG, dataDir: e.BAO_DATA, config: e.BAO_CONFIG, pidfile: `${e.RUN}/openbao.pid`, log: `${e.RUN}/openbao.log` },
   stateBackend: { url: `postgres://${e.PG_STATE_USER}@${e.PG_IP}:${e.PG_PORT}/${e.PG_STATE_DB}?sslmode=disable`, user: e.PG_STATE_USER,
     database: e.PG_STATE_DB, passfile: `${L}/secrets/pg-state.pgpass`, passwordFile: `${L}/secrets/pg-state.pass` },

@@ -6,11 +6,12 @@ import { z } from "zod";
 import { command } from "./command";
 import { httpToken } from "./httpToken";
 import type { Generations, SourceKind, SourceScripts } from "./kind";
+import { manualSource } from "./manual";
 import { postgresRole } from "./postgresRole";
 import { redisAcl } from "./redisAcl";
 import { sshAuthorizedKey } from "./sshAuthorizedKey";
 
-export const SOURCES = [redisAcl, postgresRole, sshAuthorizedKey, httpToken, command] as const;
+export const SOURCES = [redisAcl, postgresRole, sshAuthorizedKey, httpToken, command, manualSource] as const;
 
 type Kind = (typeof SOURCES)[number];
 /** A source as written in the stack config. */

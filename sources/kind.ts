@@ -27,6 +27,9 @@ export interface Generations {
     /** The generation being rolled out. */
     generation: number;
     secretName: string;
+    /** The stack, and the audit log its steps append to: a source whose steps a person confirms (manual) reads the confirmations there. */
+    stack?: string;
+    auditLog?: string;
 }
 
 /** What resolving a source may ask of the machine it runs on (lib/resolve.ts). */

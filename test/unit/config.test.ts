@@ -245,12 +245,12 @@ const MALFORMED: { name: string; defect: (e: Raw) => void; problems: string[] }[
     {
         name: "unknown generator kind",
         defect: (e) => (sec(e).generator = { kind: "dice" }),
-        problems: [`${S}.generator.kind: unknown kind "dice": must be one of "random", "command"`],
+        problems: [`${S}.generator.kind: unknown kind "dice": must be one of "random", "command", "vault-password-policy", "manual"`],
     },
     {
         name: "generator without kind",
         defect: (e) => (sec(e).generator = { length: 40 }),
-        problems: [`${S}.generator.kind: is required: one of "random", "command"`],
+        problems: [`${S}.generator.kind: is required: one of "random", "command", "vault-password-policy", "manual"`],
     },
     { name: "too-short length", defect: (e) => (sec(e).generator.length = 8), problems: [`${S}.generator.length: must be at least 16`] },
     {
@@ -286,7 +286,9 @@ const MALFORMED: { name: string; defect: (e: Raw) => void; problems: string[] }[
     {
         name: "unknown source kind",
         defect: (e) => (sec(e).source.kind = "mysql"),
-        problems: [`${S}.source.kind: unknown kind "mysql": must be one of "redis-acl", "postgres-role", "ssh-authorized-key", "http-token", "command"`],
+        problems: [
+            `${S}.source.kind: unknown kind "mysql": must be one of "redis-acl", "postgres-role", "ssh-authorized-key", "http-token", "command", "manual"`,
+        ],
     },
     {
         name: "relative configPath (must be absolute on the host)",

@@ -58,13 +58,15 @@ test("checks across fields, with paths from the secret's generator", () => {
 test("the registry: one kind per module, in the order the config's error lists them; an unknown kind is named", () => {
     assert.deepEqual(
         GENERATORS.map((g) => g.kind),
-        ["random", "command"],
+        ["random", "command", "vault-password-policy", "manual"],
     );
     assert.deepEqual(
         generatorSchema.options.map((o) => o.shape.kind.value),
-        ["random", "command"],
+        ["random", "command", "vault-password-policy", "manual"],
         "the schema's members are the registry's, in its order",
     );
     assert.equal(generatorOf("command"), GENERATORS[1]);
-    assert.throws(() => generatorOf("dice"), { message: 'unknown kind "dice": must be one of "random", "command"' });
+    assert.throws(() => generatorOf("dice"), {
+        message: 'unknown kind "dice": must be one of "random", "command", "vault-password-policy", "manual"',
+    });
 });

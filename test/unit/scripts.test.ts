@@ -108,7 +108,7 @@ function scriptsOf(cfg: RotationConfig): { generated: Record<string, string>; op
         for (const type of ["password", "api-token", "ssh-key"]) {
             generated[`generator.${type}@g${generation}`] = defaultGeneratorCommand(
                 type,
-                cfg.secret.generator.length,
+                "length" in cfg.secret.generator ? cfg.secret.generator.length : 32,
                 `rotation:${cfg.secret.name}:g${generation}`,
             );
         }
