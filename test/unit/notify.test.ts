@@ -252,6 +252,8 @@ test("delivery: a 4xx is not tried again; settle gives up what is still under wa
 
 test("run-due's exit code: the most urgent of its stacks'", () => {
     assert.equal(summaryCode([0, 6, 0]), 6);
+    assert.equal(summaryCode([6, 7, 0]), 7, "a rotation stopped mid-way for a person comes before a request awaiting approval");
+    assert.equal(summaryCode([7, 4]), 4);
     assert.equal(summaryCode([6, 1, 0]), 1);
     assert.equal(summaryCode([4, 3, 2]), 2);
     assert.equal(summaryCode([1, 5]), 5);
