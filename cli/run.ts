@@ -17,6 +17,7 @@ import { type FileCopy, restoreFile } from "./stackFile";
 import { readAuditLog, type AuditLine } from "../adapters/auditLog";
 import { appendChained } from "../adapters/auditChain";
 import { whoRan } from "../provider/outcome";
+import { onCurrent } from "../lib/drift";
 
 /** The exit codes of bin/rotate, as docs/operating.md and --help give them. */
 export const EXIT = {
@@ -86,7 +87,7 @@ function lastCheckOf(stack: string): Pick<RunRecord, "lastCheck"> {
               lastCheck: {
                   time: c.time,
                   ok: c.ok,
-                  off: c.consumers.filter((x) => x.holds !== "current").map(({ secret, consumer, holds }) => ({ secret, consumer, holds })),
+                  off: c.consumers.filter((x) => !onCurrent(x.holds)).map(({ secret, consumer, holds }) => ({ secret, consumer, holds })),
               },
           }
         : {};

@@ -27,6 +27,7 @@ import { deleteRefusal, noteAuditLog } from "./deleteGuard";
 import { StepError, appendAudit, failure, redact, sleep, splitFields, undoPhase } from "./outcome";
 import { randomSecret } from "../generators/random";
 import { rollout } from "./rollout";
+import { apiRollout } from "./apiConsumer";
 import { vaultStep } from "../adapters/vault";
 import type { AuditSpec, ScriptStep, StepField, StepOp, StepProps, VaultStep } from "./types";
 
@@ -74,6 +75,8 @@ const RECORDED_KEYS: StepField[] = [
 export function recordedDigest(p: StepFields): string {
     const h = createHash("sha256");
     for (const k of RECORDED_KEYS) h.update(`${k}=${JSON.stringify(p[k] ?? null)}\n`);
+    // Added with the consumers behind an API: hashed only when present, so every older step keeps its digest.
+    if (p.api !== undefined) h.update(`api=${JSON.stringify(p.api)}\n`);
     return h.digest("hex").slice(0, 16);
 }
 
@@ -89,6 +92,7 @@ const hostsFor = ({ hosts }: StepFields, checks: { host: string }[]) => hosts !=
 const NEEDS: { [O in StepOp]: (p: StepFields) => string | undefined } = {
     script: (p) => (!p.target ? "target" : typeof p.script !== "string" ? "script" : undefined),
     rollout: (p) => (p.rollout ? undefined : "rollout"),
+    "api-rollout": (p) => (p.api ? undefined : "api"),
     health: (p) => (p.checks && hostsFor(p, p.checks) ? undefined : "checks with their hosts"),
     random: (p) => (p.random ? undefined : "random"),
     vault: (p) => (p.vault ? undefined : "vault"),
@@ -113,6 +117,9 @@ async function run(props: StepProps, secrets: string[]): Promise<{ stdout?: stri
             return { stdout: await runScript(props, props.script, props.title) };
         case "rollout":
             await rollout(props.rollout, props.stdin ?? "");
+            return {};
+        case "api-rollout":
+            await apiRollout(props.api, props.stdin ?? "");
             return {};
         case "health": {
             const hosts = props.hosts;
@@ -145,7 +152,7 @@ export async function perform(props: StepProps): Promise<string | undefined> {
     try {
         // The gate asks every consumer first: nothing is committed while one is not on the new secret.
         // Then it notes each consumer log's size: the verification counts auth failures from there.
-        if (props.drift) {
+        if (props.drift || props.apiDrift) {
             await checkDrift(props, secrets);
             await noteLogSizes(props);
         }
