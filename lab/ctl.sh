@@ -7,6 +7,7 @@
 #   ctl.sh start-openbao             start OpenBao again (and unseal it); also unseals a sealed one
 #   ctl.sh seal-openbao              seal the running OpenBao (every request answers 503 until start-openbao)
 #   ctl.sh stop-tokenapi | start-tokenapi   stop / start the token API (tokens kept)
+#   ctl.sh stop-gitea | start-gitea         stop / start Gitea (repositories and secrets kept)
 #   ctl.sh status                    one line per service: "<name> <addr> up|down"
 #   ctl.sh env                       shell export lines for tests (eval "$(lab/ctl.sh env)")
 set -euo pipefail
@@ -14,6 +15,8 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 # shellcheck source=lib/tokenapi.sh
 source "$LAB_SRC/lib/tokenapi.sh"
+# shellcheck source=lib/gitea.sh
+source "$LAB_SRC/lib/gitea.sh"
 
 usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 check_host() { [[ -n "${1:-}" && -n "${HOST_IP[$1]:-}" ]] || die "unknown host '${1:-}' (one of: ${HOSTS[*]})"; }
@@ -57,6 +60,8 @@ case "$cmd" in
     bao_ok || die "openbao: not healthy (see $RUN/openbao.log)"
     say "openbao: started" ;;
   stop-tokenapi) tokenapi_stop; say "token API: stopped" ;;
+  stop-gitea) gitea_stop; say "gitea: stopped" ;;
+  start-gitea) if gitea_ok; then say "gitea: already up"; else gitea_start; say "gitea: started"; fi ;;
   start-tokenapi) if tokenapi_ok; then say "token API: already up"; else tokenapi_start; say "token API: started"; fi ;;
   seal-openbao)
     r="$(bao_api PUT sys/seal "$BAO_ROOT_TOKEN_FILE" </dev/null)"
@@ -80,6 +85,7 @@ case "$cmd" in
       501) echo "openbao not initialized" ;;
     esac
     tokenapi_status
+    gitea_status
     ;;
   env)
     q() { printf '%q' "$1"; }
@@ -124,6 +130,7 @@ export OPENBAO_KV_PREFIX=$BAO_KV_PREFIX
 export OPENBAO_AUDIT_LOG=$(q "$BAO_AUDIT_LOG")
 EOF
     tokenapi_env
+    gitea_env
     ;;
   *) usage ;;
 esac

@@ -5,6 +5,8 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 # shellcheck source=lib/tokenapi.sh
 source "$LAB_SRC/lib/tokenapi.sh"
+# shellcheck source=lib/gitea.sh
+source "$LAB_SRC/lib/gitea.sh"
 
 # OpenBao's graceful shutdown (seal, raft) takes 1-2 s: start it now, reap it below
 bao_pid="$(pidfile_pid "$RUN/openbao.pid")"
@@ -36,6 +38,9 @@ stops+=($!)
 stops+=($!)
 
 { say "stopping the token API"; tokenapi_stop; } &
+stops+=($!)
+
+{ say "stopping gitea"; gitea_stop; } &
 stops+=($!)
 
 {
