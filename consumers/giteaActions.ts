@@ -37,7 +37,7 @@ const schema = z
     .strictObject({
         name,
         kind: z.literal("gitea-actions"),
-        /** Gitea's base URL, e.g. http://127.0.1.40:3000 (the API is below /api/v1). */
+        /** Gitea's base URL, e.g. http://127.0.1.50:3000 (the API is below /api/v1). */
         url: httpUrl(),
         /** `owner/name` of the repository whose Actions secret is written; or `org` for an organization's. */
         repo: repoPath.optional(),

@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # The lab's Gitea (the gitea-actions consumer's server), sourced after common.sh:
 #   - Gitea v1.26.0 built by toolchain/gitea.sh into .tools/gitea, on
-#     127.0.1.40:3000 (plain HTTP on loopback), sqlite, Actions enabled;
+#     127.0.1.50:3000 (plain HTTP on loopback), sqlite, Actions enabled;
 #   - it refuses to run as root: it runs as nobody (setpriv), its work dir
 #     owned by nobody (under $LAB_DIR/gitea, or /var/lib/rotation-lab when
 #     nobody cannot traverse $LAB_DIR);
@@ -12,7 +12,7 @@
 # No runner can be had here (design notes, third round): a dispatched run
 # stays queued. Never prints or puts a token or secret in argv.
 
-GITEA_IP=127.0.1.40
+GITEA_IP=127.0.1.50
 GITEA_PORT=3000
 GITEA_URL="http://$GITEA_IP:$GITEA_PORT"
 GITEA_TOOLS="$LAB_SRC/../.tools/gitea"

@@ -22,7 +22,7 @@ import { scanForLeaks } from "./leaks";
 
 const SECRET = "app-redis";
 const CI = "ci";
-const PROXY = { host: "127.0.1.41", port: 3000 };
+const PROXY = { host: "127.0.1.51", port: 3000 };
 let ws: Workspace;
 let proxy: ChildProcess;
 /** While this file exists, the proxy answers 500 to every write of an Actions secret. */

@@ -145,7 +145,7 @@ test("the registry: config-file first (the default), then the CI kinds; each say
 test("an entry without kind is a config-file consumer, parsed exactly as before (no kind added); a gitea-actions entry beside it", () => {
     const env = parseEnvironment(
         "unit",
-        withConsumer({ name: "ci", kind: "gitea-actions", url: "http://127.0.1.40:3000", repo: "lab/app", secret: "REDIS_PASSWORD", tokenFile: "t" }),
+        withConsumer({ name: "ci", kind: "gitea-actions", url: "http://127.0.1.50:3000", repo: "lab/app", secret: "REDIS_PASSWORD", tokenFile: "t" }),
     );
     const r = secretRotation(env, "app-redis");
     assert.equal("kind" in r.consumers[0], false, "no kind key is added to an existing entry");
