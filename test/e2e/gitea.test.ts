@@ -172,7 +172,7 @@ test("Gitea stopped: the pre-flight names consumer ci and nothing of the rotatio
     ws.patchConfig({ generation: 3 });
     const failed = await up();
     assert.notEqual(failed.code, 0);
-    assert.match(out(failed), /app-redis consumer ci: Gitea http:\/\/127\.0\.1\.41:3000: cannot reach Gitea|app-redis consumer ci: .*HTTP 502/);
+    assert.match(out(failed), /app-redis consumer ci: Gitea http:\/\/127\.0\.1\.51:3000: cannot reach Gitea|app-redis consumer ci: .*HTTP 502/);
     assert.equal(redisAuthOk(old), true, "nothing is revoked");
     assert.equal(storeValue(SECRET), old, "nothing was staged or promoted");
     labCtl("start-gitea");
