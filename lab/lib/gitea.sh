@@ -88,7 +88,6 @@ SECRET_KEY = $(openssl rand -hex 32)
 
 [service]
 DISABLE_REGISTRATION = true
-REQUIRE_SIGNIN_VIEW = true
 
 [oauth2]
 ENABLED = false
@@ -118,10 +117,15 @@ gitea_start() {
   kill_listeners "$GITEA_IP"
   gitea_write_config
   mkdir -p "$RUN"
-  (cd "$GITEA_DIR" && setsid setpriv --reuid "$GITEA_UID" --regid "$GITEA_UID" --clear-groups -- \
-    env -i PATH="$PATH" HOME="$GITEA_DIR/home" USER=nobody LANG=C.UTF-8 GITEA_WORK_DIR="$GITEA_DIR" \
-    "$GITEA_BIN" --config "$GITEA_INI" --work-path "$GITEA_DIR" web </dev/null >>"$RUN/gitea.out" 2>&1 &
-    echo $! >"$GITEA_PIDFILE")
+  # One simple command in the background (its own redirections, so no descriptor of ours stays open in it),
+  # and its pid: setsid and setpriv exec, so it is gitea's.
+  (
+    cd "$GITEA_DIR" || exit 1
+    setsid setpriv --reuid "$GITEA_UID" --regid "$GITEA_UID" --clear-groups -- \
+      env -i PATH="$PATH" HOME="$GITEA_DIR/home" USER=nobody LANG=C.UTF-8 GITEA_WORK_DIR="$GITEA_DIR" \
+      "$GITEA_BIN" --config "$GITEA_INI" --work-path "$GITEA_DIR" web </dev/null >>"$RUN/gitea.out" 2>&1 &
+    echo $! >"$GITEA_PIDFILE"
+  )
   wait_for 30 gitea_ok || die "gitea did not come up (see $RUN/gitea.out, $GITEA_DIR/log)"
 }
 
