@@ -39,7 +39,7 @@ const http = require("http"), fs = require("fs");
 const [target, host, port, flag] = process.argv.slice(1);
 const t = new URL(target);
 http.createServer((req, res) => {
-  if (fs.existsSync(flag) && req.method === "PUT" && //actions/secrets//.test(req.url || "")) {
+  if (fs.existsSync(flag) && req.method === "PUT" && (req.url || "").includes("/actions/secrets/")) {
     req.resume();
     res.writeHead(500, { "content-type": "application/json" }).end('{"message":"injected by the test proxy"}');
     return;
