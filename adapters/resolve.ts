@@ -10,6 +10,8 @@ import { readAuditLog } from "./auditLog";
 import { ENTRY_SOCKET_ENV, askGenerator, isEntered, noValueAdvice, resolveGenerator } from "../generators";
 import { sourceOf } from "../sources";
 import { storeOf } from "../stores";
+import { apiConsumerOf, isHostConsumer } from "../consumers";
+import type { HostConsumerConfig } from "../lib/configSchema";
 
 export interface ResolvedRotation {
     config: RotationConfig;
@@ -20,7 +22,7 @@ export interface ResolvedRotation {
 }
 
 /** The SSH connection to a consumer's host, its key pinned. */
-export function consumerTarget(r: Pick<ResolvedRotation, "consumerHostKeys">, c: RotationConfig["consumers"][number]): SshTarget {
+export function consumerTarget(r: Pick<ResolvedRotation, "consumerHostKeys">, c: HostConsumerConfig): SshTarget {
     return { kind: "ssh", host: c.host, port: c.port, user: c.user, hostKey: r.consumerHostKeys[c.name], privateKeyFile: c.privateKeyFile };
 }
 
@@ -30,11 +32,11 @@ export function consumerTarget(r: Pick<ResolvedRotation, "consumerHostKeys">, c:
  */
 export function consumerHosts(r: Pick<ResolvedRotation, "config" | "consumerHostKeys">): {
     hosts: Record<string, SshTarget>;
-    hostOf: (c: RotationConfig["consumers"][number]) => string;
+    hostOf: (c: HostConsumerConfig) => string;
 } {
     const hosts: Record<string, SshTarget> = {};
     const keyOf = new Map<string, string>();
-    for (const c of r.config.consumers) {
+    for (const c of r.config.consumers.filter(isHostConsumer)) {
         const t = consumerTarget(r, c);
         const id = JSON.stringify(t);
         if (!keyOf.has(id)) {
@@ -107,7 +109,13 @@ export function resolveEnvironment(stack: string, env: EnvironmentConfig, baseDi
         });
         const sourceHostKey = resolved ? resolved.hostKey : undefined;
         const consumerHostKeys: Record<string, string> = {};
-        entry.consumers.forEach((c) => (consumerHostKeys[c.name] = hostKeys[c.host]));
+        entry.consumers.forEach((c) => {
+            if (isHostConsumer(c)) consumerHostKeys[c.name] = hostKeys[c.host];
+        });
+        // A consumer behind an API: its token file (and CA) on this machine, made absolute and checked.
+        config.consumers.forEach((c, i) => {
+            if (!isHostConsumer(c)) apiConsumerOf(c.kind).resolve(c, { file: (f, p) => mustExist(`${field}.consumers[${i}].${f}`, abs(p)) });
+        });
         logChecked.push({ field: `${field}.consumers`, consumers: config.consumers });
         out.push({ config, sourceHostKey, consumerHostKeys, ...(committed !== undefined ? { committed } : {}) });
     }
@@ -206,7 +214,7 @@ function grepRejects(patterns: string[]): string | undefined {
  */
 export function logPatternProblems(groups: { field: string; consumers: RotationConfig["consumers"] }[]): string[] {
     const checked = groups.flatMap(({ field, consumers }) =>
-        consumers.flatMap((c, i) => (c.logCheck?.pattern !== undefined ? [{ at: `${field}[${i}]`, pattern: c.logCheck.pattern }] : [])),
+        consumers.flatMap((c, i) => (isHostConsumer(c) && c.logCheck?.pattern !== undefined ? [{ at: `${field}[${i}]`, pattern: c.logCheck.pattern }] : [])),
     );
     if (!checked.length || !grepRejects([...new Set(checked.map((x) => x.pattern))])) return [];
     return checked.flatMap(({ at, pattern }) => {

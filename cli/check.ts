@@ -5,7 +5,8 @@
  * secret. Read-only: it changes no stack, host, store or source.
  */
 import type { RotationConfig } from "../lib/config";
-import type { Holding } from "../lib/drift";
+import { type Holding, onCurrent } from "../lib/drift";
+import { apiConsumerOf, isHostConsumer } from "../consumers";
 import { consumerTarget, resolveEnvironment, type ResolvedRotation } from "../adapters/resolve";
 import { sourceOf } from "../sources";
 import { storeOf } from "../stores";
@@ -48,6 +49,11 @@ async function storeValues(config: RotationConfig): Promise<Values> {
 async function checkConsumer(r: ResolvedRotation, c: RotationConfig["consumers"][number], v: Values): Promise<ConsumerCheck> {
     const { config } = r;
     const login = (g: number) => sourceOf(config.source.kind).login?.(config.source, g);
+    if (!isHostConsumer(c)) {
+        // Behind an API: a CI secret store answers write-only (present, value unknowable), never current.
+        const asked = { ...v, currentUser: login(config.generation), previousUser: login(config.generation - 1) };
+        return { secret: config.secret.name, consumer: c.name, ...(await apiConsumerOf(c.kind).holds(c, asked)) };
+    }
     const verdict = await askHolding(consumerTarget(r, c), c, v, { current: login(config.generation), previous: login(config.generation - 1) });
     return { secret: config.secret.name, consumer: c.name, ...verdict };
 }
@@ -88,7 +94,7 @@ export async function check(o: Common & { secret?: string[] }): Promise<number> 
     const order = (x: { secret: string }) => names.indexOf(x.secret);
     consumers.sort((a, b) => order(a) - order(b));
     sources.sort((a, b) => order(a) - order(b));
-    const drift = consumers.filter((c) => c.holds !== "current");
+    const drift = consumers.filter((c) => !onCurrent(c.holds));
     const stillAccepted = sources.filter((s) => s.previousAccepted || s.currentAccepted === false);
     const ok = !drift.length && !stillAccepted.length;
     const result = { stack: o.stack, time: new Date(t0).toISOString(), seconds: (Date.now() - t0) / 1000, ok, consumers, sources };
@@ -111,7 +117,7 @@ export async function check(o: Common & { secret?: string[] }): Promise<number> 
         }
         console.log(
             ok
-                ? "rotate: check: every consumer holds the current secret"
+                ? `rotate: check: every consumer holds the current secret${consumers.some((c) => c.holds === "write-only") ? " (a write-only one as far as its API can tell)" : ""}`
                 : `rotate: check: drift: ${[...drift.map((c) => `${c.secret} ${c.consumer} ${c.holds}`), ...stillAccepted.map((s) => `${s.secret} source`)].join(", ")}`,
         );
     }

@@ -94,11 +94,13 @@ export const isDue = (d: { due?: Date }) => d.due !== undefined && d.due.getTime
 /** The secret as a run of the plan sees it: at generation `generation`, in `mode`. */
 export function runSecret(env: EnvironmentConfig, name: string, generation: number, mode: RunSecret["mode"]): RunSecret {
     const s = env.secrets[name];
+    const kinds = Object.fromEntries(s.consumers.flatMap((c) => (c.kind && c.kind !== "config-file" ? [[c.name, c.kind]] : [])));
     return {
         name,
         generation,
         mode,
         consumers: s.consumers.map((c) => c.name),
+        ...(Object.keys(kinds).length ? { consumerKinds: kinds } : {}),
         after: s.after,
         ...(s.rollout.waves.length > 1 || s.rollout.waves[0] !== "100%" ? { waves: s.rollout.waves } : {}),
         reason: s.reason,

@@ -3,6 +3,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import type { AuditLine } from "../lib/auditLine";
 import { verifyChain } from "../adapters/auditChain";
+import { onCurrent } from "../lib/drift";
 import { planSteps, planTable, renderPlanSvg } from "./planGraph";
 import { type Common, readLastCheck, auditLines, auditLogOf, committedOf, dueInfo, isDue, load, pick, printJson, runSecret, say } from "./common";
 import { EXIT } from "./run";
@@ -72,7 +73,7 @@ export async function status(o: Common & { secret?: string[] }): Promise<number>
     for (const r of table) console.log(fmt(r));
     for (const note of notes) console.log(note);
     if (lastCheck) {
-        const off = lastCheck.consumers.filter((c) => c.holds !== "current").map((c) => `${c.secret} ${c.consumer} ${c.holds}`);
+        const off = lastCheck.consumers.filter((c) => !onCurrent(c.holds)).map((c) => `${c.secret} ${c.consumer} ${c.holds}`);
         console.log(
             `last check ${lastCheck.time}: ${lastCheck.ok ? `every consumer current (${lastCheck.consumers.length})` : `drift: ${off.join(", ") || "the source still accepts a previous secret"}`}`,
         );

@@ -13,6 +13,7 @@
 import Table from "cli-table3";
 import type { Viz } from "@viz-js/viz";
 import { rotationPlan, type PlanStep } from "../lib/plan";
+import { consumerOf } from "../consumers";
 import type { WaveEntry } from "../lib/waves";
 import type { RunSecret } from "./runRecord";
 
@@ -28,8 +29,6 @@ export interface PlanGraphStep {
     dependsOn: string[];
 }
 
-/** What each consumer's rollout step runs, in order (provider/rollout.ts). */
-const ROLLOUT_PARTS = ["deploy", "reload", "health", "log check"];
 /** The phases inside the dual-active window (rotate mode). */
 const DUAL_ACTIVE: ReadonlySet<PlanStep["phase"]> = new Set(["grant", "rollout", "gate"]);
 const TABLE_WIDTH = 80;
@@ -98,12 +97,13 @@ const html = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").repla
 
 const secretTitle = (s: RunSecret) => (s.mode === "rollback" ? `${s.name}: roll back g${s.generation}` : `${s.name} g${s.generation - 1} -> g${s.generation}`);
 
-/** One row per consumer: its name over the four parts its rollout step runs. */
-function rolloutLabel(consumer: string): string {
-    const parts = ROLLOUT_PARTS.map((p) => `<td>${html(p)}</td>`).join("");
+/** One row per consumer: its name over the parts its rollout step runs, as its kind says (consumers/). */
+function rolloutLabel(consumer: string, kind?: string): string {
+    const { rolloutParts } = consumerOf(kind);
+    const parts = rolloutParts.map((p) => `<td>${html(p)}</td>`).join("");
     return (
         `<<table border="0" cellborder="1" cellspacing="0" cellpadding="4" bgcolor="white">` +
-        `<tr><td colspan="${ROLLOUT_PARTS.length}"><b>${html(consumer)}</b></td></tr><tr>${parts}</tr></table>>`
+        `<tr><td colspan="${rolloutParts.length}"><b>${html(consumer)}</b></td></tr><tr>${parts}</tr></table>>`
     );
 }
 
@@ -118,7 +118,7 @@ export function planDot(secrets: RunSecret[]): string {
     const node = (s: RunSecret, step: PlanStep, indent: string) => {
         const id = `${s.name}/${step.id}`;
         const attrs = step.consumer
-            ? `shape=plain, label=${rolloutLabel(step.consumer)}`
+            ? `shape=plain, label=${rolloutLabel(step.consumer, s.consumerKinds?.[step.consumer])}`
             : `label=${q(stepLabel(step, s))}${step.phase === "revoke" ? ', color="#b03030", fontcolor="#b03030"' : ""}`;
         out.push(`${indent}${q(id)} [id=${q(id)}, ${attrs}];`);
     };

@@ -6,7 +6,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import type { RunRecord } from "./runRecord";
+import type { RunRecord, RunSecret } from "./runRecord";
 import { C, PAD, SVG_W, esc, failure, humanDuration, iso, lines, seconds, timeline, timelineGroups, took, type Group, type Part } from "./reportTimeline";
 
 export { REPORT_COLORS } from "./reportTimeline";
@@ -74,6 +74,9 @@ export const whyOf = (s: RunRecord["secrets"][number]) =>
         .filter(Boolean)
         .join(" · ") || "—";
 
+/** The consumers, each not on a host with its kind (a CI secret store): "web-1, ci (gitea-actions)". */
+const consumerNames = (s: RunSecret) => s.consumers.map((c) => (s.consumerKinds?.[c] ? `${c} (${s.consumerKinds[c]})` : c)).join(", ");
+
 function secretsTable(run: RunRecord): Part {
     const t = table(
         ["Secret", "Generation", "Mode", "Consumers", "Why", "After"],
@@ -82,14 +85,14 @@ function secretsTable(run: RunRecord): Part {
             esc(s.name),
             s.mode === "rollback" ? `g${s.generation} (taken back)` : `g${s.generation}`,
             esc(s.mode),
-            `${s.consumers.length}: ${esc(s.consumers.join(", "))}`,
+            `${s.consumers.length}: ${esc(consumerNames(s))}`,
             esc(whyOf(s)),
             esc(s.after.join(", ") || "—"),
         ]),
     );
     return {
         html: t.html,
-        height: t.height + run.secrets.reduce((n, s) => n + 20 * (Math.max(lines(s.consumers.join(", "), 400), lines(whyOf(s), 340)) - 1), 0),
+        height: t.height + run.secrets.reduce((n, s) => n + 20 * (Math.max(lines(consumerNames(s), 400), lines(whyOf(s), 340)) - 1), 0),
     };
 }
 

@@ -75,7 +75,7 @@ function program(run: (p: Promise<number>) => void): Command {
         .action((o) => run(plan(o)));
     cli.command("check")
         .description(
-            "which generation each consumer holds (current, previous, unknown, missing, unreachable), proven by an HMAC under a fresh nonce; and whether the source still accepts the previous secret. Exit 0 all current, 1 drift",
+            "which generation each consumer holds (current, previous, unknown, missing, unreachable; write-only for a CI secret store, which cannot give a secret back), proven by an HMAC under a fresh nonce; and whether the source still accepts the previous secret. Exit 0 all current, 1 drift",
         )
         .addOption(stackOption())
         .option("--secret <name>", "only this secret (repeatable)", collect)

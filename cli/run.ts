@@ -19,6 +19,7 @@ import { appendChained } from "../adapters/auditChain";
 import { whoRan } from "../provider/outcome";
 import { type RunNotify, announceVerdict, watchRun } from "./notify";
 import { AWAITING_PERSON } from "../sources/manual";
+import { onCurrent } from "../lib/drift";
 
 /** The exit codes of bin/rotate, as docs/operating.md and --help give them. */
 export const EXIT = {
@@ -94,7 +95,7 @@ function lastCheckOf(stack: string): Pick<RunRecord, "lastCheck"> {
               lastCheck: {
                   time: c.time,
                   ok: c.ok,
-                  off: c.consumers.filter((x) => x.holds !== "current").map(({ secret, consumer, holds }) => ({ secret, consumer, holds })),
+                  off: c.consumers.filter((x) => !onCurrent(x.holds)).map(({ secret, consumer, holds }) => ({ secret, consumer, holds })),
               },
           }
         : {};

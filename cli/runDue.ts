@@ -15,7 +15,16 @@ import { EXIT } from "./run";
 import { PROJECT, ROOT, UsageError } from "./stack";
 
 /** The order of urgency of the stacks' exit codes: the first one any stack has is run-due's. */
-export const URGENCY = [EXIT.failedAfterRevocation, EXIT.failed, EXIT.usage, EXIT.refused, EXIT.locked, EXIT.awaitingPerson, EXIT.awaitingApproval, EXIT.done] as const;
+export const URGENCY = [
+    EXIT.failedAfterRevocation,
+    EXIT.failed,
+    EXIT.usage,
+    EXIT.refused,
+    EXIT.locked,
+    EXIT.awaitingPerson,
+    EXIT.awaitingApproval,
+    EXIT.done,
+] as const;
 
 export const RUN_DUE_EXIT_HELP = `run-due exits with the most urgent of its stacks' exit codes, in this order: 5 (failed after a
 revocation started), 1 (failed before revocation, or a stack's run crashed), 2 (a stack's config is invalid),

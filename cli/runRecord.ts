@@ -18,6 +18,8 @@ export interface RunSecret {
     generation: number;
     mode: Mode;
     consumers: string[];
+    /** The kind of each consumer that is not a config file (consumers/), by name; absent when all are. */
+    consumerKinds?: Record<string, string>;
     /** Secrets whose rotation must complete before this one starts (`after`). */
     after: string[];
     /** Canary waves (rollout.waves); absent: one wave. */

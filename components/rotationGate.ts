@@ -5,6 +5,7 @@ import { loginOf } from "../sources";
 import { consumerLabel } from "./consumerRollout";
 import { SinglePhase, consumerHosts, phaseStep, type Credential, type RotationContext } from "./context";
 import { storeStep } from "./storeStep";
+import { isHostConsumer } from "../consumers";
 
 export interface RotationGateArgs {
     /** Shared rotation context. */
@@ -38,6 +39,7 @@ export class RotationGate extends SinglePhase {
             const ctx = args.context;
             const { config } = ctx;
             const { hosts, hostOf } = consumerHosts(ctx);
+            const apis = config.consumers.flatMap((c) => (isHostConsumer(c) ? [] : [c]));
             const [current, previous] = [loginOf(config.source, args.credential.generation), loginOf(config.source, args.previous.generation)];
             return phaseStep(
                 ctx,
@@ -46,7 +48,7 @@ export class RotationGate extends SinglePhase {
                     title: `${config.secret.name}: gate, all ${config.consumers.length} consumers verified on g${config.generation}`,
                     ...storeStep(ctx, "commit"),
                     hosts,
-                    drift: config.consumers.map((c) => ({
+                    drift: config.consumers.filter(isHostConsumer).map((c) => ({
                         host: hostOf(c),
                         consumer: c.name,
                         label: consumerLabel(ctx, c),
@@ -56,6 +58,8 @@ export class RotationGate extends SinglePhase {
                         ...logAnchorOf(c.logCheck),
                     })),
                     ...(current !== undefined && previous !== undefined ? { users: { current, previous } } : {}),
+                    // Consumers behind an API answer for themselves; a write-only one passes on its rollout's confirmation.
+                    ...(apis.length ? { apiDrift: apis.map((c) => ({ consumer: c.name, label: consumerLabel(ctx, c), api: c })) } : {}),
                     stdin: pulumi.all([args.credential.value, args.previous.value]).apply(([n, o]) => stdinFields(n, o)),
                     phase: "rolled-out",
                 },

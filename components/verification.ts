@@ -1,5 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { stdinFields } from "../lib/quote";
+import { isHostConsumer } from "../consumers";
 import { sourceScripts } from "../sources";
 import { healthPolicy } from "./consumerRollout";
 import { LOCAL, TOKEN, consumerHosts, phaseStep, type Credential, type RotationContext } from "./context";
@@ -47,7 +48,9 @@ export class Verification extends pulumi.ComponentResource {
         );
         const { hosts, hostOf } = consumerHosts(ctx);
         // A consumer with a logCheck has its auth failures since the revocation counted too (provider/authFailures.ts).
-        const checks = config.consumers.map((c) => ({
+        // A consumer behind an API has no health of its own to ask here: its rollout's confirmation is its check (consumers/kind.ts).
+        const onHosts = config.consumers.filter(isHostConsumer);
+        const checks = onHosts.map((c) => ({
             ...healthPolicy(ctx, c),
             host: hostOf(c),
             ...(c.logCheck ? { consumer: c.name, logCheck: c.logCheck } : {}),
@@ -56,7 +59,7 @@ export class Verification extends pulumi.ComponentResource {
             ctx,
             `${name}-consumers`,
             {
-                title: `${config.secret.name}: all ${config.consumers.length} consumers healthy after revocation`,
+                title: `${config.secret.name}: all ${onHosts.length} consumers healthy after revocation`,
                 op: "health",
                 hosts,
                 checks,

@@ -9,6 +9,7 @@
 #   ctl.sh stop-tokenapi | start-tokenapi   stop / start the token API (tokens kept)
 #   ctl.sh halt-host HOST            stop all of HOST (sshd, its sessions, its apps), as a machine that went down; up.sh starts it again
 #   ctl.sh notify-faults [ANSWER...] [then ANSWER]   the receiver's next answers (ok, 500, hang, close), e.g. 500 500 500 then hang; none: back to ok
+#   ctl.sh stop-gitea | start-gitea         stop / start Gitea (repositories and secrets kept)
 #   ctl.sh status                    one line per service: "<name> <addr> up|down"
 #   ctl.sh env                       shell export lines for tests (eval "$(lab/ctl.sh env)")
 set -euo pipefail
@@ -20,8 +21,10 @@ source "$LAB_SRC/lib/tokenapi.sh"
 source "$LAB_SRC/lib/notifyrx.sh"
 # shellcheck source=lib/kube.sh
 source "$LAB_SRC/lib/kube.sh"
+# shellcheck source=lib/gitea.sh
+source "$LAB_SRC/lib/gitea.sh"
 
-usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 check_host() { [[ -n "${1:-}" && -n "${HOST_IP[$1]:-}" ]] || die "unknown host '${1:-}' (one of: ${HOSTS[*]})"; }
 
 cmd="${1:-}"; shift || true
@@ -75,6 +78,8 @@ case "$cmd" in
     (umask 077; PLAN="${plan[*]}" AFTER="$rest" node -e 'const e = process.env; process.stdout.write(JSON.stringify({ plan: e.PLAN ? e.PLAN.split(" ") : [], after: e.AFTER }) + "\n")' >"$NOTIFYRX_FAULTS.tmp")
     mv "$NOTIFYRX_FAULTS.tmp" "$NOTIFYRX_FAULTS"
     say "notification receiver: next answers ${plan[*]:-} then $rest" ;;
+  stop-gitea) gitea_stop; say "gitea: stopped" ;;
+  start-gitea) if gitea_ok; then say "gitea: already up"; else gitea_start; say "gitea: started"; fi ;;
   start-tokenapi) if tokenapi_ok; then say "token API: already up"; else tokenapi_start; say "token API: started"; fi ;;
   seal-openbao)
     r="$(bao_api PUT sys/seal "$BAO_ROOT_TOKEN_FILE" </dev/null)"
@@ -102,6 +107,7 @@ case "$cmd" in
     notifyrx_status
     st etcd "$KUBE_IP" "$ETCD_PORT"
     st kube-apiserver "$KUBE_IP" "$KUBE_PORT"
+    gitea_status
     ;;
   env)
     q() { printf '%q' "$1"; }
@@ -154,6 +160,7 @@ export KUBE_ROTATION_TOKEN_FILE=$(q "$KUBE_ROTATION_TOKEN_FILE")
 EOF
     tokenapi_env
     notifyrx_env
+    gitea_env
     ;;
   *) usage ;;
 esac

@@ -9,6 +9,8 @@ source "$LAB_SRC/lib/tokenapi.sh"
 source "$LAB_SRC/lib/notifyrx.sh"
 # shellcheck source=lib/kube.sh
 source "$LAB_SRC/lib/kube.sh"
+# shellcheck source=lib/gitea.sh
+source "$LAB_SRC/lib/gitea.sh"
 
 # OpenBao's graceful shutdown (seal, raft) takes 1-2 s: start it now, reap it below
 bao_pid="$(pidfile_pid "$RUN/openbao.pid")"
@@ -49,6 +51,8 @@ if [[ "${LAB_KEEP_KUBE:-0}" != 1 ]]; then
   { say "stopping kube-apiserver and etcd"; kube_stop; } &
   stops+=($!)
 fi
+{ say "stopping gitea"; gitea_stop; } &
+stops+=($!)
 
 {
   say "stopping openbao"

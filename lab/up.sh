@@ -19,6 +19,8 @@ source "$LAB_SRC/lib/tokenapi.sh"
 source "$LAB_SRC/lib/notifyrx.sh"
 # shellcheck source=lib/kube.sh
 source "$LAB_SRC/lib/kube.sh"
+# shellcheck source=lib/gitea.sh
+source "$LAB_SRC/lib/gitea.sh"
 START=$SECONDS
 
 RESET=0
@@ -106,6 +108,7 @@ if ((RESET)); then
   rm -f "$BAO_AUDIT_LOG" "$BAO_UNSEAL_KEY_FILE" "$BAO_ROOT_TOKEN_FILE" "$BAO_ROLE_ID_FILE" "$BAO_SECRET_ID_FILE"
   tokenapi_reset
   notifyrx_reset
+  gitea_reset
 fi
 
 # ------------------------------------------------------------------ dirs
@@ -348,6 +351,11 @@ else
   setsid /usr/sbin/sshd -D -f "$LAB_DIR/target/sshd_config" -E "$RUN/target-sshd.log" </dev/null >/dev/null 2>&1 &
   wait_for 10 port_open "$TARGET_IP" 22 || die "target sshd did not come up (see $RUN/target-sshd.log)"
 fi
+
+# ------------------------------------------------------------------ gitea (lib/gitea.sh)
+# Gitea starts beside the rest (its start and seeding take seconds of waiting) and is waited for before lab.json.
+gitea_up &
+GITEA_JOB=$!
 
 # ------------------------------------------------------------------ openbao
 # OpenBao (install, TLS, start, init, configure) starts beside the rest and is
@@ -635,10 +643,11 @@ notifyrx_up
 
 wait "$BAO_JOB" || die "openbao did not come up (see above and $RUN/openbao.log)"
 wait "$KUBE_JOB" || die "kube-apiserver did not come up (see above, $KUBE_LOG and $ETCD_LOG)"
+wait "$GITEA_JOB" || die "gitea did not come up (see above and $RUN/gitea.out)"
 BAO_BIN="$(bao_bin_path)"; LAB_PY="$(lab_py_path)"
 
 # ------------------------------------------------------------------ lab.json
-TOKENAPI_JSON="$(tokenapi_json)" NOTIFYRX_JSON="$(notifyrx_json)" KUBE_JSON="$(kube_json)" LAB_DIR="$LAB_DIR" HOSTS_LIST="${HOSTS[*]}" PG_STATE_USER="$PG_STATE_USER" PG_STATE_DB="$PG_STATE_DB" \
+TOKENAPI_JSON="$(tokenapi_json)" NOTIFYRX_JSON="$(notifyrx_json)" KUBE_JSON="$(kube_json)" GITEA_JSON="$(gitea_json)" LAB_DIR="$LAB_DIR" HOSTS_LIST="${HOSTS[*]}" PG_STATE_USER="$PG_STATE_USER" PG_STATE_DB="$PG_STATE_DB" \
 H1="${HOST_IP[host1]}" H2="${HOST_IP[host2]}" H3="${HOST_IP[host3]}" \
 TARGET_IP="$TARGET_IP" TARGET_AUTH_KEYS="$TARGET_AUTH_KEYS" REDIS_IP="$REDIS_IP" REDIS_PORT="$REDIS_PORT" PG_IP="$PG_IP" PG_PORT="$PG_PORT" PGB_PORT="$PGB_PORT" \
 BAO_IP="$BAO_IP" BAO_PORT="$BAO_PORT" BAO_ADDR="$BAO_ADDR" BAO_VERSION="$BAO_VERSION" BAO_BIN="$BAO_BIN" BAO_CACERT="$BAO_CACERT" \
@@ -694,6 +703,7 @@ const lab = {
   ...JSON.parse(e.TOKENAPI_JSON),
   ...JSON.parse(e.NOTIFYRX_JSON),
   ...JSON.parse(e.KUBE_JSON),
+  ...JSON.parse(e.GITEA_JSON),
 };
 fs.writeFileSync(`${L}/lab.json.tmp`, JSON.stringify(lab, null, 2) + "\n");
 fs.renameSync(`${L}/lab.json.tmp`, `${L}/lab.json`);

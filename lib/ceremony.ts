@@ -13,6 +13,7 @@ import { createHash, randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { z } from "zod";
+import { isHostConsumer } from "../consumers";
 import { sourceOf } from "../sources";
 import type { CeremonyConfig, EnvironmentConfig } from "./configSchema";
 import { RotationRefusedError } from "./errors";
@@ -93,7 +94,7 @@ export function planDigest(stack: string, env: EnvironmentConfig, names: string[
         const { outsideWindow: _o, approval: _a, ...entry } = env.secrets[n];
         void [_o, _a];
         secrets[n] = entry;
-        for (const c of entry.consumers) hosts.add(c.host);
+        for (const c of entry.consumers) if (isHostConsumer(c)) hosts.add(c.host);
         for (const h of sourceOf(entry.source.kind).hostRefs?.(entry.source) ?? []) hosts.add(h);
     }
     const used = Object.fromEntries([...hosts].sort().map((h) => [h, env.hosts[h]]));

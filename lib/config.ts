@@ -6,6 +6,7 @@ import { generatorProblems } from "../generators";
 import { routeProblems } from "../notify";
 import { SOURCES, sourceOf } from "../sources";
 import { writerOf } from "../writers";
+import { apiConsumerOf, isHostConsumer } from "../consumers";
 import {
     CONFIG_NAMESPACE,
     NAME,
@@ -51,8 +52,10 @@ function fallbackMessage(issue: z.core.$ZodRawIssue): string | undefined {
             return issue.values.length === 1 ? `must be ${quoted(issue.values)}` : `must be one of ${quoted(issue.values)}`;
         case "invalid_union": {
             // A discriminated union (kind, format) whose discriminator matches no option.
-            const { discriminator, options } = issue as { discriminator?: string; options?: unknown[] };
-            if (!discriminator || !options) return undefined;
+            const { discriminator, options: all } = issue as { discriminator?: string; options?: unknown[] };
+            if (!discriminator || !all) return undefined;
+            // The consumer kind is optional (none: config-file): its undefined option is no value to name.
+            const options = all.filter((o) => o !== undefined && o !== null);
             const given = (issue.input as Record<string, unknown> | undefined)?.[discriminator];
             return given === undefined
                 ? `is required: one of ${quoted(options)}`
@@ -127,6 +130,13 @@ function crossFieldProblems(env: EnvironmentConfig): string[] {
             const first = seen.get(c.name);
             if (first !== undefined) at(P("consumers", i, "name"), `duplicate consumer name "${c.name}" (also consumers[${first}])`);
             else seen.set(c.name, i);
+            if (!isHostConsumer(c)) {
+                // A consumer behind an API passes a per-generation login on only where it says so.
+                const api = apiConsumerOf(c.kind);
+                if (source.login && !api.writesUser(c))
+                    at(P("consumers", i), `${article(s.source.kind)} ${s.source.kind} credential is a user and password pair: ${api.howToWriteUser}`);
+                return;
+            }
             if (hostExists(P("consumers", i, "host"), c.host)) {
                 const target = `${machineOf(env, c.host)}:${c.configPath}`;
                 const firstTarget = seenTargets.get(target);
@@ -192,6 +202,7 @@ function sharedFileProblems(env: EnvironmentConfig): string[] {
     for (const [name, s] of Object.entries(env.secrets)) {
         if (!NAME.test(name)) continue;
         s.consumers.forEach((c, i) => {
+            if (!isHostConsumer(c)) return;
             const key = `${machineOf(env, c.host)}\0${c.configPath}`;
             const other = first.get(key);
             if (!other) first.set(key, { secret: name, index: i });
@@ -328,7 +339,7 @@ export function secretRotation(env: EnvironmentConfig, name: string): RotationCo
     };
     const kind = sourceOf(s.source.kind);
     const source = (kind.expand ? kind.expand(s.source, hostOf) : s.source) as SourceConfig;
-    const consumers: ConsumerConfig[] = s.consumers.map((c) => ({ ...c, ...hostOf(c.host), hostName: c.host }));
+    const consumers: ConsumerConfig[] = s.consumers.map((c) => (isHostConsumer(c) ? { ...c, ...hostOf(c.host), hostName: c.host } : c));
     return structuredClone({
         generation: s.generation,
         mode: s.mode,

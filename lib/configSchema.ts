@@ -5,28 +5,12 @@
 import { z } from "zod";
 import { type SourceConfig, sourceSchema } from "../sources";
 import { type StoreConfig, storeSchema } from "../stores";
-import {
-    CONFIG_NAMESPACE,
-    type HostConnection,
-    SECRET_TYPES,
-    absPath,
-    hostKey,
-    hostRef,
-    hostname,
-    localPath,
-    port,
-    shellCommand,
-    text,
-    unixUser,
-    httpUrl,
-    wholeNumber,
-} from "./fields";
+import { CONFIG_NAMESPACE, type HostConnection, SECRET_TYPES, hostKey, NAME_PATTERN, hostname, localPath, port, text, unixUser, wholeNumber } from "./fields";
 import { generatorSchema as generator } from "../generators";
 import { notifySchema, secretNotifySchema } from "../notify";
-import { writeSchema as write } from "../writers";
+import { type ApiConsumerEntry, type ConfigFileEntry, consumerSchema } from "../consumers";
 import { rolloutSchema } from "./waves";
 import { windowSchema } from "./window";
-import { logCheckSchema } from "./logCheck";
 
 export { CONFIG_NAMESPACE };
 export type { SourceConfig, StoreConfig };
@@ -89,29 +73,6 @@ const secret = z.strictObject({
     operator: text.refine((s) => s.length <= 100 && !/[\r\n]/.test(s), "must be one line of at most 100 characters"),
 });
 
-const health = z.union(
-    [
-        z.strictObject({ command: shellCommand }),
-        z.strictObject({ url: httpUrl(), expectStatus: wholeNumber().min(100, "must be 100-599").max(599, "must be 100-599").default(200) }),
-    ],
-    { error: "must be either {command} (run on the host) or {url, expectStatus} (fetched from the operator's machine)" },
-);
-
-/** A consumer: its host by name (of rotation:hosts), plus what is specific to this secret there. */
-export const consumerEntry = z.strictObject({
-    name,
-    configPath: absPath,
-    write,
-    reload: shellCommand,
-    health,
-    retries: wholeNumber().min(0, "must be 0-30").max(30, "must be 0-30").default(5),
-    retryDelaySeconds: z.number().min(0, "must be 0-60").max(60, "must be 0-60").default(2),
-    timeoutSeconds: wholeNumber().min(1, "must be 1-300").max(300, "must be 1-300").default(15),
-    /** Where its auth failures show: a log file `{path, pattern}` or a unit's journal `{unit, pattern and/or priority}` (lib/logCheck.ts). */
-    logCheck: logCheckSchema.optional(),
-    host: hostRef,
-});
-
 /** A secret's own settings, as the components see them. */
 export interface SecretConfig {
     name: string;
@@ -123,8 +84,14 @@ export interface SecretConfig {
     operator: string;
 }
 
-/** A consumer with its host expanded; `hostName` is the host's name in `rotation:hosts`. */
-export type ConsumerConfig = Omit<ConsumerEntry, "host"> & HostConnection & { hostName?: string };
+/** A config-file consumer with its host expanded; `hostName` is the host's name in `rotation:hosts`. */
+export type HostConsumerConfig = Omit<ConfigFileEntry, "host"> & HostConnection & { hostName?: string };
+/** A config-file consumer as written (its host a name of rotation:hosts). */
+export type HostConsumerEntry = ConfigFileEntry;
+/** A consumer behind an API (consumers/), its local files made absolute. */
+export type ApiConsumerConfig = ApiConsumerEntry;
+/** A consumer as the components see it: on a host (its connection expanded), or behind an API. */
+export type ConsumerConfig = HostConsumerConfig | ApiConsumerConfig;
 
 /**
  * One secret's rotation as the components see it: the secret's entry of
@@ -194,7 +161,7 @@ export const secretEntry = z.strictObject({
     operator: secret.shape.operator,
     store: storeSchema,
     source: sourceSchema,
-    consumers: z.array(consumerEntry).min(1, "must list at least one consumer"),
+    consumers: z.array(consumerSchema).min(1, "must list at least one consumer"),
     /** Secrets of this stack whose rotation (in the same run) must complete before this one starts. */
     after: z.array(z.string()).default([]),
     /** Canary waves, e.g. {waves: [1, "10%", "100%"], onFailure: rollback}; default one wave, stop. */
@@ -229,6 +196,6 @@ export type Witnesses = z.output<typeof witnessSchema>;
 export type WindowOverride = z.output<typeof windowOverride>;
 export type HostEntry = z.output<typeof hostEntry>;
 export type SecretEntry = z.output<typeof secretEntry>;
-export type ConsumerEntry = z.output<typeof consumerEntry>;
+export type ConsumerEntry = z.output<typeof consumerSchema>;
 /** The names secrets and hosts may have (they become parts of resource names). */
-export const NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
+export const NAME = NAME_PATTERN;

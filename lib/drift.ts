@@ -7,8 +7,15 @@
 import { createHmac, randomBytes } from "node:crypto";
 import { writerOf, type WriteSpec } from "../writers";
 
-/** `staged`: the value staged by a rotation in progress (only when one is asked about). */
-export type Holding = "current" | "previous" | "staged" | "unknown" | "missing" | "unreachable";
+/**
+ * `staged`: the value staged by a rotation in progress (only when one is asked
+ * about). `write-only`: a consumer whose store cannot give a secret back (a
+ * CI system's secrets, consumers/): it holds one, which is unknowable.
+ */
+export type Holding = "current" | "previous" | "staged" | "unknown" | "missing" | "unreachable" | "write-only";
+
+/** Whether a consumer counts as on the current secret: it holds it, or it is write-only (its rollout was confirmed, nothing more can be known). */
+export const onCurrent = (h: string): boolean => h === "current" || h === "write-only";
 
 /** 32 random bytes, hex: the HMAC key for one consumer in one check. */
 export const freshNonce = (): string => randomBytes(32).toString("hex");

@@ -28,6 +28,9 @@ export const httpUrl = () => z.url({ protocol: /^https?$/, error: "must be an ht
 /** A lowercase SQL identifier (PostgreSQL roles, databases). */
 export const sqlIdentifier = z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, "must be a lowercase SQL identifier");
 
+/** The names secrets, hosts and consumers may have (they become parts of resource names). */
+export const NAME_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
+
 /** A reference to a host of `rotation:hosts`; existence is checked across fields (lib/config.ts). */
 export const hostRef = z.string({
     error: (issue) => (issue.input === undefined ? "is required: a host of rotation:hosts" : "must be the name of a host of rotation:hosts"),

@@ -11,6 +11,7 @@ import { driftCheckScript } from "../lib/scripts/check";
 import { hostKeyRefusal, runAt } from "./exec";
 import { StepError, redact } from "./outcome";
 import type { DriftCheck, SshTarget, StepProps } from "./types";
+import { apiHoldings } from "./apiConsumer";
 
 /** A consumer's config as the drift check reads it. */
 export type DriftTarget = Pick<DriftCheck, "configPath" | "write" | "timeoutSeconds">;
@@ -46,7 +47,7 @@ export async function askHolding(
 }
 
 /** What a consumer that is not on the new secret holds, in words. */
-const HOLDS: Record<Exclude<Holding, "current">, string> = {
+const HOLDS: Record<Exclude<Holding, "current" | "write-only">, string> = {
     previous: "holds the previous secret",
     staged: "holds a staged secret",
     unknown: "holds neither the new nor the previous secret",
@@ -59,7 +60,7 @@ export interface OffConsumer {
     consumer: string;
     /** e.g. "app-redis → consumer web-1". */
     label: string;
-    holds: Exclude<Holding, "current">;
+    holds: Exclude<Holding, "current" | "write-only">;
     detail?: string;
 }
 
@@ -86,15 +87,26 @@ export function gateRefusal(title: string, where: { stack: string; secret: strin
  * naming each one that does not, and the command that goes on from there,
  * for the stack and secret of the step's audit record.
  */
-export async function checkDrift(props: Pick<StepProps, "title" | "drift" | "hosts" | "users" | "audit">, secrets: string[]): Promise<void> {
+export async function checkDrift(props: Pick<StepProps, "title" | "drift" | "apiDrift" | "hosts" | "users" | "audit">, secrets: string[]): Promise<void> {
     const [next, previous] = secrets;
     const checks = props.drift ?? [];
-    const answers = await Promise.all(checks.map(async (c) => ({ c, v: await askHolding(props.hosts![c.host], c, { current: next, previous }, props.users) })));
-    const off = answers.flatMap(({ c, v }): OffConsumer[] =>
-        v.holds === "current" ? [] : [{ consumer: c.consumer, label: c.label, holds: v.holds, ...(v.detail ? { detail: v.detail } : {}) }],
-    );
+    const [answers, apiAnswers] = await Promise.all([
+        Promise.all(checks.map(async (c) => ({ c, v: await askHolding(props.hosts![c.host], c, { current: next, previous }, props.users) }))),
+        // A consumer behind an API that cannot give the secret back answers write-only: its rollout's confirmation stands.
+        apiHoldings(props.apiDrift ?? [], { current: next, previous }, props.users),
+    ]);
+    const off = [
+        ...answers.flatMap(({ c, v }): OffConsumer[] =>
+            v.holds === "current" || v.holds === "write-only"
+                ? []
+                : [{ consumer: c.consumer, label: c.label, holds: v.holds, ...(v.detail ? { detail: v.detail } : {}) }],
+        ),
+        ...apiAnswers.flatMap(({ check, holds, detail }): OffConsumer[] =>
+            holds === "current" || holds === "write-only" ? [] : [{ consumer: check.consumer, label: check.label, holds, ...(detail ? { detail } : {}) }],
+        ),
+    ];
     if (!off.length) return;
     const record = props.audit?.record;
-    const where = { stack: String(record?.stack ?? "<stack>"), secret: String(record?.secret ?? checks[0].label.split(" → ")[0]) };
-    throw new StepError(redact(gateRefusal(props.title, where, checks.length, off), secrets));
+    const where = { stack: String(record?.stack ?? "<stack>"), secret: String(record?.secret ?? off[0].label.split(" → ")[0]) };
+    throw new StepError(redact(gateRefusal(props.title, where, checks.length + (props.apiDrift?.length ?? 0), off), secrets));
 }

@@ -7,8 +7,10 @@
  * One implementation for the first step of every rotation (op "preflight",
  * so a plain `pulumi up` runs it too) and for `bin/rotate preflight`.
  */
-import type { ConsumerConfig } from "../lib/config";
 import { isJournal } from "../lib/logCheck";
+import type { HostConsumerConfig } from "../lib/config";
+import { isHostConsumer } from "../consumers";
+import { apiPreflight } from "./apiConsumer";
 import type { ResolvedRotation } from "../adapters/resolve";
 import { consumerPreflightScript, problemsOf, sourcePreflightScript, storePreflightScript } from "../lib/scripts/preflight";
 import { sourceScripts } from "../sources";
@@ -28,14 +30,15 @@ export interface PreflightProblem {
  * script is built when it runs (it carries a fresh nonce), so the step's
  * inputs stay the same from one `up` to the next.
  */
-export function preflightSpec(r: ResolvedRotation, hostOf: (c: ConsumerConfig) => string): PreflightSpec {
+export function preflightSpec(r: ResolvedRotation, hostOf: (c: HostConsumerConfig) => string): PreflightSpec {
     const { config } = r;
     const secret = config.secret.name;
     const source = sourcePreflightScript(config);
     const store = storePreflightScript(config);
+    const apis = config.consumers.flatMap((c) => (isHostConsumer(c) ? [] : [{ name: c.name, consumer: c }]));
     return {
         secret,
-        consumers: config.consumers.map((c) => ({
+        consumers: config.consumers.filter(isHostConsumer).map((c) => ({
             name: c.name,
             host: hostOf(c),
             configPath: c.configPath,
@@ -53,6 +56,7 @@ export function preflightSpec(r: ResolvedRotation, hostOf: (c: ConsumerConfig) =
               }
             : {}),
         ...(store ? { store } : {}),
+        ...(apis.length ? { apis } : {}),
     };
 }
 
@@ -77,6 +81,7 @@ export async function preflightProblems(spec: PreflightSpec, hosts: Record<strin
         ),
         ...(spec.source ? [ask(spec.source.target, spec.source.script, 30).then(at("source"))] : []),
         ...(spec.store ? [ask({ kind: "local" }, spec.store, 30).then(at("store"))] : []),
+        ...(spec.apis ? [apiPreflight(spec.apis).then((each) => each.flatMap((a) => at(`consumer ${a.name}`)(a.problems)))] : []),
     ];
     return (await Promise.all(jobs)).flat();
 }

@@ -27,6 +27,7 @@ import { deleteRefusal, noteAuditLog } from "./deleteGuard";
 import { StepError, appendAudit, failure, redact, sleep, splitFields, undoPhase } from "./outcome";
 import { randomSecret } from "../generators/random";
 import { rollout } from "./rollout";
+import { apiRollout } from "./apiConsumer";
 import { vaultStep } from "../adapters/vault";
 import { kubernetesStep } from "../stores/kubernetesSecret";
 import type { AuditSpec, KubernetesStep, ScriptStep, StepField, StepOp, StepProps, VaultStep } from "./types";
@@ -72,7 +73,7 @@ const RECORDED_KEYS: StepField[] = [
 ];
 
 /** Recorded inputs added since: part of the digest only when set, so that every earlier step's digest stays the one its state holds. */
-const RECORDED_WHEN_SET: StepField[] = ["kubernetes"];
+const RECORDED_WHEN_SET: StepField[] = ["kubernetes", "api"];
 
 /** A short digest of the recorded inputs: outputs keep this, not a second copy of them. */
 export function recordedDigest(p: StepFields): string {
@@ -94,6 +95,7 @@ const hostsFor = ({ hosts }: StepFields, checks: { host: string }[]) => hosts !=
 const NEEDS: { [O in StepOp]: (p: StepFields) => string | undefined } = {
     script: (p) => (!p.target ? "target" : typeof p.script !== "string" ? "script" : undefined),
     rollout: (p) => (p.rollout ? undefined : "rollout"),
+    "api-rollout": (p) => (p.api ? undefined : "api"),
     health: (p) => (p.checks && hostsFor(p, p.checks) ? undefined : "checks with their hosts"),
     random: (p) => (p.random ? undefined : "random"),
     vault: (p) => (p.vault ? undefined : "vault"),
@@ -119,6 +121,9 @@ async function run(props: StepProps, secrets: string[]): Promise<{ stdout?: stri
             return { stdout: await runScript(props, props.script, props.title) };
         case "rollout":
             await rollout(props.rollout, props.stdin ?? "");
+            return {};
+        case "api-rollout":
+            await apiRollout(props.api, props.stdin ?? "");
             return {};
         case "health": {
             const hosts = props.hosts;
@@ -156,7 +161,7 @@ export async function perform(props: StepProps): Promise<string | undefined> {
     try {
         // The gate asks every consumer first: nothing is committed while one is not on the new secret.
         // Then it notes each consumer log's anchor (a file's size, a journal's cursor): the verification counts auth failures from there.
-        if (props.drift) {
+        if (props.drift || props.apiDrift) {
             await checkDrift(props, secrets);
             await noteLogAnchors(props);
         }

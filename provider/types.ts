@@ -11,6 +11,7 @@ import type { VaultStepSpec } from "../adapters/vault";
 import type { KubernetesStepSpec } from "../stores/kubernetesApi";
 import type { RandomSpec } from "../generators/random";
 import type { WriteSpec } from "../writers";
+import type { ApiConsumerEntry } from "../consumers";
 
 export type { SshTarget };
 /** Where a step runs: the operator's machine, or a host over SSH with its host key pinned. */
@@ -76,6 +77,23 @@ export interface DriftCheck {
     logJournal?: Pick<JournalLogCheck, "unit" | "priority">;
 }
 
+/** A consumer behind an API (consumers/): what its kind's methods get, in the step provider (provider/apiConsumer.ts). */
+export interface ApiConsumerSpec {
+    /** e.g. "app-redis → consumer ci"; starts every error about this consumer. */
+    label: string;
+    /** The generation its rollout gives it (the previous one in a rollback). */
+    generation: number;
+    /** The consumer as configured, its local files absolute; no secret. */
+    consumer: ApiConsumerEntry;
+}
+
+/** In a step with `apiDrift` (the gate): one consumer behind an API, asked what it holds (a write-only one answers so). */
+export interface ApiDriftCheck {
+    consumer: string;
+    label: string;
+    api: ApiConsumerEntry;
+}
+
 /** In a "preflight" step: what one rotation needs, checked before anything of it runs (provider/preflight.ts). */
 export interface PreflightSpec {
     secret: string;
@@ -94,6 +112,8 @@ export interface PreflightSpec {
     source?: { target: StepTarget; script: string };
     /** A file store's check, run on the operator's machine (a Vault store is asked before the program registers anything). */
     store?: string;
+    /** The consumers behind an API, asked by their kind (only when there are any). */
+    apis?: { name: string; consumer: ApiConsumerEntry }[];
 }
 
 /** Type token of every step, served by this project's plugin `pulumi-resource-rotation` (provider/). */
@@ -134,6 +154,8 @@ export interface StepBase {
     drift?: DriftCheck[];
     /** With `drift`: the logins a template renders with (postgres-role). */
     users?: { current: string; previous: string };
+    /** The gate: the consumers behind an API, asked too (none: the field is absent). */
+    apiDrift?: ApiDriftCheck[];
 }
 
 /** Runs a bash script at `target`, with retries. */
@@ -152,6 +174,12 @@ export interface RolloutStep extends StepBase {
     op: "rollout";
     /** The consumer, on its own host (`rollout.target`), and how to deploy to it. */
     rollout: RolloutSpec;
+}
+
+/** Gives the secret on stdin to one consumer behind an API and waits for its confirmation (provider/apiConsumer.ts). */
+export interface ApiRolloutStep extends StepBase {
+    op: "api-rollout";
+    api: ApiConsumerSpec;
 }
 
 /** Checks every consumer in `checks`, in parallel; its error names each one that failed. */
@@ -198,7 +226,7 @@ export interface PreflightStep extends StepBase {
 }
 
 /** A step as the provider receives it (defaults filled in by components/exec/step.ts). */
-export type StepProps = ScriptStep | RolloutStep | HealthStep | RandomStep | VaultStep | KubernetesStep | PreflightStep;
+export type StepProps = ScriptStep | RolloutStep | ApiRolloutStep | HealthStep | RandomStep | VaultStep | KubernetesStep | PreflightStep;
 
 export type StepOp = StepProps["op"];
 

@@ -42,6 +42,8 @@ export function secretEntryOf(flat: Obj, known: Obj = {}): { name: string; entry
     const consumers = Array.isArray(flat.consumers)
         ? flat.consumers.map((c: Obj) => {
               if (typeof c !== "object" || c === null || typeof c.name !== "string") return c;
+              // A consumer behind an API (gitea-actions, ...) has no host: as it is.
+              if (typeof c.kind === "string" && c.kind !== "config-file") return c;
               return { ...withoutSsh(c), host: hostFor(c) };
           })
         : flat.consumers;

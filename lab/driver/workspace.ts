@@ -23,6 +23,7 @@ const LINKED = [
     "sources",
     "generators",
     "writers",
+    "consumers",
     "node_modules",
     "package.json",
     "tsconfig.json",

@@ -32,7 +32,8 @@ function receiverDeliveries(): string {
     return file && fs.existsSync(file) ? fs.readFileSync(file, "utf8") : "";
 }
 
-export function scanForLeaks(ws: Workspace): void {
+/** `extra`: what else the scenario's servers wrote (a CI server's database, logs and work dir). */
+export function scanForLeaks(ws: Workspace, extra: { label: string; text: string }[] = []): void {
     assert.ok(secretsSeen.size >= 2, "the scan knows the secrets it looks for");
     const outputs = spawnSync(path.join(ROOT, ".tools/bin/pulumi"), ["stack", "output", "--json", "--show-secrets", "--stack", ws.stack], {
         cwd: ws.dir,
@@ -43,6 +44,7 @@ export function scanForLeaks(ws: Workspace): void {
     assert.ok(outputs.stdout.includes("generation"), "stack outputs were read");
     const haystacks: { label: string; text: string }[] = [
         ...captured,
+        ...extra,
         { label: `${ws.name} state backend files`, text: ws.stateText() },
         { label: `${ws.name} audit log`, text: fs.existsSync(ws.auditLog) ? fs.readFileSync(ws.auditLog, "utf8") : "" },
         { label: `${ws.name} stack outputs (--show-secrets)`, text: outputs.stdout },

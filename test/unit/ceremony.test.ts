@@ -9,7 +9,7 @@ import * as path from "node:path";
 import { test } from "node:test";
 import { envAfter } from "../../cli/approve";
 import { approveRequest, canonical, checkApproved, createRequest, planDigest, readRequest, type RequestedSecret } from "../../lib/ceremony";
-import { parseEnvironment } from "../../lib/config";
+import { parseEnvironment, type HostConsumerEntry } from "../../lib/config";
 import { RotationRefusedError } from "../../lib/errors";
 import { rawEnvironment } from "./harness";
 
@@ -62,12 +62,12 @@ test("the plan digest changes with what will run, and not with when or who", () 
         "a consumer less",
     );
     assert.notEqual(
-        edit((e) => (e.secrets[NAME].consumers[0].reload = "true")),
+        edit((e) => ((e.secrets[NAME].consumers[0] as HostConsumerEntry).reload = "true")),
         DIGEST,
         "another reload command",
     );
     assert.notEqual(
-        edit((e) => (e.hosts[e.secrets[NAME].consumers[0].host].address = "127.0.1.99")),
+        edit((e) => (e.hosts[(e.secrets[NAME].consumers[0] as HostConsumerEntry).host].address = "127.0.1.99")),
         DIGEST,
         "a host moved",
     );

@@ -7,7 +7,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { test } from "node:test";
 import yaml from "js-yaml";
-import { parseEnvironment, secretOrder, secretRotation, type ConsumerConfig } from "../../lib/config";
+import { parseEnvironment, secretOrder, secretRotation, type HostConsumerConfig, type HostConsumerEntry } from "../../lib/config";
 import { ConfigError } from "../../lib/errors";
 import { rotationKeys } from "../../adapters/resolve";
 import { environmentOf } from "../../lab/driver";
@@ -70,19 +70,19 @@ for (const stack of ["dev", "staging", "prod"]) {
                 `${name}'s consumers`,
             );
             assert.deepEqual(
-                env.secrets[name].consumers.map((c) => c.host),
+                env.secrets[name].consumers.map((c) => (c as HostConsumerEntry).host),
                 s.consumers.map((c: { host: string }) => c.host),
                 `${name}'s consumers' hosts`,
             );
             assert.deepEqual(env.secrets[name].after, s.after ?? [], `${name}.after`);
             // Every consumer's host is expanded from rotation:hosts.
             const rotation = secretRotation(env, name);
-            rotation.consumers.forEach((c, i) => {
+            (rotation.consumers as HostConsumerConfig[]).forEach((c, i) => {
                 const host = doc.config["rotation:hosts"][s.consumers[i].host];
                 assert.equal(c.host, host.address, `${name} → ${c.name}: address`);
                 assert.equal(c.user, host.user, `${name} → ${c.name}: user`);
                 assert.equal(c.port, host.port ?? 22, `${name} → ${c.name}: port`);
-                assert.equal((c as ConsumerConfig).hostName, s.consumers[i].host);
+                assert.equal(c.hostName, s.consumers[i].host);
             });
         }
         // Each secret comes after the ones it waits for.
@@ -506,7 +506,7 @@ test("logCheck names a log file or a unit's journal: each parses to what the scr
     sec(raw).consumers[1].logCheck = { unit: "app1.service", pattern: "AUTH_FAILED|WRONGPASS", priority: "warning", windowSeconds: 5 };
     const consumers = parseEnvironment("unit", raw).secrets[SECRET].consumers;
     assert.deepEqual(
-        consumers.map((c) => c.logCheck),
+        consumers.map((c) => (c as HostConsumerEntry).logCheck),
         [
             { unit: "app1", priority: "err", windowSeconds: 3 },
             { unit: "app1.service", pattern: "AUTH_FAILED|WRONGPASS", priority: "warning", windowSeconds: 5 },
@@ -984,7 +984,7 @@ test("two secrets may write the same file on the same host when one waits for th
     const e = sharedFile();
     e.secrets["app-pg"].after = ["app-redis"];
     assert.deepEqual(
-        parseEnvironment("unit", e).secrets["app-pg"].consumers.map((c) => c.configPath),
+        parseEnvironment("unit", e).secrets["app-pg"].consumers.map((c) => (c as HostConsumerEntry).configPath),
         Array(3).fill("/etc/rotation-app/redis.yaml"),
     );
 });
@@ -1027,7 +1027,7 @@ test("secretRotation expands each consumer's host (address, port, user, host key
     const env = parseEnvironment("unit", e);
     const pg = secretRotation(env, "app-pg");
     assert.deepEqual(
-        pg.consumers.map((c: ConsumerConfig) => [c.name, c.hostName, c.host, c.port, c.user, c.hostKey, c.hostKeyFile, c.privateKeyFile]),
+        (pg.consumers as HostConsumerConfig[]).map((c) => [c.name, c.hostName, c.host, c.port, c.user, c.hostKey, c.hostKeyFile, c.privateKeyFile]),
         [
             ["web-1", "web-1", "127.0.1.11", 22, "root", HOST_KEY, undefined, "/root/.ssh/id_ed25519"],
             ["web-2", "web-2", "web-2.internal", 2200, "deploy", undefined, "keys/web-2.pub", "/etc/rotation/deploy_ed25519"],
@@ -1035,8 +1035,8 @@ test("secretRotation expands each consumer's host (address, port, user, host key
         ],
     );
     assert.equal("hostKey" in pg.consumers[1], false, "no hostKey key when the host pins a file");
-    assert.deepEqual(pg.consumers[0].write, { format: "env-line", key: "PGPASSWORD", userKey: "PGUSER" });
-    assert.equal(pg.consumers[0].configPath, "/etc/rotation-app/pg.env");
+    assert.deepEqual((pg.consumers[0] as HostConsumerConfig).write, { format: "env-line", key: "PGPASSWORD", userKey: "PGUSER" });
+    assert.equal((pg.consumers[0] as HostConsumerConfig).configPath, "/etc/rotation-app/pg.env");
     assert.deepEqual(pg.secret, {
         name: "app-pg",
         type: "password",
@@ -1063,7 +1063,7 @@ test("secretRotation expands each consumer's host (address, port, user, host key
         loginUser: "app",
     });
     assert.deepEqual(
-        key.consumers.map((c) => c.host),
+        (key.consumers as HostConsumerConfig[]).map((c) => c.host),
         ["127.0.1.11", "web-2.internal"],
     );
     assert.deepEqual(key.secret.generator, { kind: "command", length: 32 });
@@ -1073,13 +1073,13 @@ test("secretRotation expands each consumer's host (address, port, user, host key
 test("secretRotation returns a copy: changing it leaves the environment alone", () => {
     const env = parseEnvironment("unit", twoSecrets());
     const r = secretRotation(env, "app-redis");
-    r.consumers[0].port = 2022;
+    (r.consumers[0] as HostConsumerConfig).port = 2022;
     (r.store as { dir: string }).dir = "/elsewhere";
     r.after.push("app-pg");
     assert.equal(env.hosts["web-1"].port, 22);
     assert.deepEqual(env.secrets["app-redis"].store, { kind: "file", dir: "/var/lib/rotation/store" });
     assert.deepEqual(env.secrets["app-redis"].after, []);
-    assert.equal(secretRotation(env, "app-redis").consumers[0].port, 22);
+    assert.equal((secretRotation(env, "app-redis").consumers[0] as HostConsumerConfig).port, 22);
 });
 
 test("a host listed twice (same address, port and user under two names) is refused", () => {

@@ -6,7 +6,7 @@ import { setMockOptions } from "@pulumi/pulumi/runtime/settings";
 
 // Internal to the SDK (not in its typings): resolves once every queued RPC has completed.
 const { waitForRPCs } = require("@pulumi/pulumi/runtime/settings") as { waitForRPCs: () => Promise<void> };
-import { parseEnvironment, secretRotation, type RotationConfig } from "../../lib/config";
+import { parseEnvironment, secretRotation, type HostConsumerConfig, type RotationConfig } from "../../lib/config";
 import { environmentOf } from "../../lab/driver";
 import { STEP_TYPE } from "../../provider/types";
 
@@ -106,8 +106,11 @@ export function rawEnvironment(overrides: Record<string, unknown> = {}, consumer
     return environmentOf(rawConfig(overrides, consumers));
 }
 
+/** A rotation whose consumers are all config files on hosts (what rawConfig makes). */
+export type HostRotation = Omit<RotationConfig, "consumers"> & { consumers: HostConsumerConfig[] };
+
 /** One secret's validated rotation config, as the components get it. */
-export function config(overrides: Record<string, unknown> = {}, consumers = 3): RotationConfig {
+export function config(overrides: Record<string, unknown> = {}, consumers = 3): HostRotation {
     const flat = rawConfig(overrides, consumers);
-    return secretRotation(parseEnvironment("unit", environmentOf(flat)), (flat.secret as { name: string }).name);
+    return secretRotation(parseEnvironment("unit", environmentOf(flat)), (flat.secret as { name: string }).name) as HostRotation;
 }

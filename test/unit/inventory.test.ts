@@ -9,7 +9,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { mock, test } from "node:test";
 import yaml from "js-yaml";
-import { parseEnvironment, type EnvironmentConfig } from "../../lib/config";
+import { parseEnvironment, type EnvironmentConfig, type HostConsumerConfig, type HostConsumerEntry } from "../../lib/config";
 import { ConfigError } from "../../lib/errors";
 import { readInventory } from "../../lib/inventory";
 import { resolveEnvironment } from "../../adapters/resolve";
@@ -76,7 +76,7 @@ test("1000 consumers on 100 hosts from a file parse like the same inline; the fi
     assert.deepEqual(fromFile, parseEnvironment("prod", inline));
     assert.equal(fromFile.secrets[SECRET].consumers.length, 1000);
     assert.equal(fromFile.secrets[SECRET].consumers[999].name, "c-999");
-    assert.equal(fromFile.secrets[SECRET].consumers[999].host, "h99");
+    assert.equal((fromFile.secrets[SECRET].consumers[999] as HostConsumerEntry).host, "h99");
     assert.equal(Object.keys(fromFile.hosts).length, 100);
     assert.deepEqual(inventory, {
         file: "fleet.yaml",
@@ -389,7 +389,7 @@ test("resolveEnvironment reads each host's key file once, however many secrets u
         assert.deepEqual(r.consumerHostKeys, { "web-1": HOST_KEY, "web-2": HOST_KEY, "web-3": HOST_KEY });
         assert.equal(r.sourceHostKey, undefined);
         assert.deepEqual(
-            r.config.consumers.map((c) => c.privateKeyFile),
+            (r.config.consumers as HostConsumerConfig[]).map((c) => c.privateKeyFile),
             Array(3).fill(path.join(dir, "keys/id_ed25519")),
         );
         assert.equal(r.config.auditLog, path.join(dir, "audit/unit.log"));
@@ -486,7 +486,7 @@ test("a log-check pattern grep -E cannot read is refused before anything runs, n
         problemsOf(() => resolveEnvironment("prod", env, dir)),
         [`rotation:secrets.app-redis.consumers[1].logCheck.pattern: "AUTH_FAILED(" is not an extended regular expression grep -E accepts (Unmatched ( or \\()`],
     );
-    env.secrets[SECRET].consumers[1].logCheck!.pattern = "AUTH_FAILED\\(";
+    (env.secrets[SECRET].consumers[1] as HostConsumerEntry).logCheck!.pattern = "AUTH_FAILED\\(";
     assert.equal(
         resolveEnvironment("prod", env, dir, inventory).find((r) => r.config.secret.name === SECRET)!.config.consumers.length,
         3,

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { test } from "node:test";
 import { defaultGeneratorCommand } from "../../generators/command";
-import { parseEnvironment, secretRotation, type RotationConfig } from "../../lib/config";
+import { parseEnvironment, secretRotation, type HostConsumerConfig, type RotationConfig } from "../../lib/config";
 import { ConfigError } from "../../lib/errors";
 import { shq } from "../../lib/quote";
 import { logCheckScript, writeAndReloadScript } from "../../provider/rollout";
@@ -113,7 +113,7 @@ function scriptsOf(cfg: RotationConfig): { generated: Record<string, string>; op
             );
         }
     }
-    for (const c of cfg.consumers) {
+    for (const c of cfg.consumers as HostConsumerConfig[]) {
         // A health command runs on the host as the operator wrote it (like reload);
         // the write-and-reload script is ours around the operator's reload.
         if ("command" in c.health) operators[`consumer.${c.name}.health`] = c.health.command;
