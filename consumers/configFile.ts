@@ -9,7 +9,7 @@
  * An entry without `kind` is one of these.
  */
 import { z } from "zod";
-import { absPath, hostRef, httpUrl, shellCommand, text, wholeNumber } from "../lib/fields";
+import { absPath, hostRef, httpUrl, shellCommand, wholeNumber } from "../lib/fields";
 import { logCheckSchema } from "../lib/logCheck";
 import { writeSchema as write } from "../writers";
 import { consumerName as name, defineHostConsumer } from "./kind";
