@@ -43,7 +43,7 @@ notifyrx_seed() {
 
 notifyrx_start() {
   kill_pidfile "$NOTIFYRX_PIDFILE"
-  kill_listeners "$NOTIFYRX_IP"
+  kill_listeners "$NOTIFYRX_IP" "$NOTIFYRX_PORT"
   mkdir -p "$RUN"
   (umask 077; touch "$NOTIFYRX_RECORD")
   # A clean environment: nothing of the caller's reaches the service.
@@ -55,7 +55,7 @@ notifyrx_start() {
 
 notifyrx_stop() {
   kill_pidfile "$NOTIFYRX_PIDFILE"
-  kill_listeners "$NOTIFYRX_IP"
+  kill_listeners "$NOTIFYRX_IP" "$NOTIFYRX_PORT"
 }
 
 notifyrx_up() {
