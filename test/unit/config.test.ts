@@ -12,6 +12,7 @@ import { ConfigError } from "../../lib/errors";
 import { rotationKeys } from "../../adapters/resolve";
 import { environmentOf } from "../../lab/driver";
 import { HOST_KEY, rawConfig, rawEnvironment } from "./harness";
+import { problemsOf } from "./configProblems";
 
 const STACKS = path.join(__dirname, "..", "..", "stacks");
 /** A stack's committed file: the dev stack's is its template (the file itself is local and moves with every rotation). */
@@ -28,18 +29,6 @@ function allConfigOf(file: string): Record<string, string> {
 }
 
 type Raw = Record<string, any>;
-
-/** The problems of the ConfigError `fn` throws (fails when it throws anything else, or nothing). */
-function problemsOf(fn: () => unknown): string[] {
-    let error: unknown;
-    try {
-        fn();
-    } catch (e) {
-        error = e;
-    }
-    assert.ok(error instanceof ConfigError, `expected a ConfigError, got ${String(error)}`);
-    return [...error.problems];
-}
 
 const MIGRATE =
     'the one-secret layout of 0.2 is no longer read: move the secret under rotation:secrets.<name> and its hosts under rotation:hosts (docs/operating.md, "Upgrading from 0.2")';

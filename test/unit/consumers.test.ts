@@ -12,12 +12,12 @@ import * as path from "node:path";
 import { after, before, test } from "node:test";
 import sodium from "libsodium-wrappers";
 import { parseEnvironment, secretRotation } from "../../lib/config";
-import { ConfigError } from "../../lib/errors";
 import { apiConsumerOf, consumerOf, CONSUMERS } from "../../consumers";
 import { sealForGitHub } from "../../consumers/githubActions";
 import { apiRollout } from "../../provider/apiConsumer";
 import { stdinFields } from "../../lib/quote";
 import { rawEnvironment } from "./harness";
+import { problemsOf } from "./configProblems";
 
 type Obj = Record<string, any>;
 interface Seen {
@@ -114,16 +114,6 @@ const giteaConsumer = (extra: Obj = {}) => ({
     timeoutSeconds: 5,
     ...extra,
 });
-
-function problemsOf(fn: () => unknown): string[] {
-    try {
-        fn();
-    } catch (e) {
-        assert.ok(e instanceof ConfigError, String(e));
-        return [...e.problems];
-    }
-    assert.fail("no ConfigError");
-}
 
 const withConsumer = (c: Obj, overrides: Obj = {}) => {
     const env = rawEnvironment(overrides) as Obj;

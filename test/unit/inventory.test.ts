@@ -10,12 +10,12 @@ import * as path from "node:path";
 import { mock, test } from "node:test";
 import yaml from "js-yaml";
 import { parseEnvironment, type EnvironmentConfig, type HostConsumerConfig, type HostConsumerEntry } from "../../lib/config";
-import { ConfigError } from "../../lib/errors";
 import { readInventory } from "../../lib/inventory";
 import { resolveEnvironment } from "../../adapters/resolve";
 import { environmentOf } from "../../lab/driver";
 import { fileStorePath } from "../../stores/fileLayout";
 import { HOST_KEY, rawConfig, rawEnvironment } from "./harness";
+import { problemsOf } from "./configProblems";
 
 type Raw = Record<string, any>;
 const SECRET = "app-redis";
@@ -45,16 +45,6 @@ function parseWithInventory(raw: Raw, dir: string, stack = "prod"): EnvironmentC
     const { raw: merged, inventory } = readInventory(stack, raw, dir);
     return parseEnvironment(stack, merged, inventory);
 }
-
-const problemsOf = (fn: () => unknown): string[] => {
-    try {
-        fn();
-    } catch (e) {
-        assert.ok(e instanceof ConfigError, String(e));
-        return [...e.problems];
-    }
-    assert.fail("expected a ConfigError");
-};
 
 const AT = "rotation:inventoryFile fleet.yaml: ";
 const FILE = "rotation:inventoryFile: fleet.yaml: ";

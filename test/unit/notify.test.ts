@@ -15,7 +15,6 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { after, before, test } from "node:test";
 import { parseEnvironment } from "../../lib/config";
-import { ConfigError } from "../../lib/errors";
 import { type NotifyConfig, sinkOf, sinksFor } from "../../notify";
 import { type EventInput, Notifier } from "../../notify/deliver";
 import { type NotifyEvent, isUnreachable, summaryOf } from "../../notify/event";
@@ -27,6 +26,7 @@ import { renderReport } from "../../cli/report";
 import type { RunSecret } from "../../cli/runRecord";
 import { summaryCode } from "../../cli/runDue";
 import { rawEnvironment } from "./harness";
+import { problemsOf } from "./configProblems";
 
 const ROOT = path.join(__dirname, "..", "..");
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "notify-unit-"));
@@ -36,16 +36,6 @@ const file = (name: string, text: string, mode = 0o600) => {
     fs.chmodSync(p, mode);
     return p;
 };
-
-function problemsOf(fn: () => unknown): string[] {
-    try {
-        fn();
-    } catch (e) {
-        assert.ok(e instanceof ConfigError, `expected a ConfigError, got ${String(e)}`);
-        return [...e.problems];
-    }
-    assert.fail("expected a ConfigError");
-}
 
 const withNotify = (notify: unknown, secretNotify?: unknown) => {
     const env = rawEnvironment() as Record<string, any>;
