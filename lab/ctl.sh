@@ -86,27 +86,26 @@ case "$cmd" in
     [[ "$r" == 204* || "$r" == 200* ]] || die "openbao: seal failed: $r"
     say "openbao: sealed" ;;
   status)
-    st() { if port_open "$2" "$3"; then echo "$1 $2:$3 up"; else echo "$1 $2:$3 down"; fi; }
     for h in "${HOSTS[@]}"; do
       ip="${HOST_IP[$h]}"
-      st "$h-sshd" "$ip" 22
-      for k in "${KINDS[@]}"; do st "$h-$k-app" "$ip" "${KIND_PORT[$k]}"; done
-      [[ "$h" == "$PGB_HOST" ]] && st "$h-pgbouncer" "$ip" "$PGB_PORT"
+      port_status "$h-sshd" "$ip" 22
+      for k in "${KINDS[@]}"; do port_status "$h-$k-app" "$ip" "${KIND_PORT[$k]}"; done
+      [[ "$h" == "$PGB_HOST" ]] && port_status "$h-pgbouncer" "$ip" "$PGB_PORT"
       if pidfile_alive "$RUN/$h-journald.pid"; then echo "$h-journald $(host_journal "$h") up"; else echo "$h-journald $(host_journal "$h") down"; fi
       [[ -e "$(host_etc "$h")/FAIL_HEALTH" ]] && echo "$h FAIL_HEALTH on"
     done
-    st target-sshd "$TARGET_IP" 22
-    st redis "$REDIS_IP" "$REDIS_PORT"
-    st postgres "$PG_IP" "$PG_PORT"
-    st openbao "$BAO_IP" "$BAO_PORT"
+    port_status target-sshd "$TARGET_IP" 22
+    port_status redis "$REDIS_IP" "$REDIS_PORT"
+    port_status postgres "$PG_IP" "$PG_PORT"
+    port_status openbao "$BAO_IP" "$BAO_PORT"
     case "$(bao_health_code)" in
       503) echo "openbao sealed" ;;
       501) echo "openbao not initialized" ;;
     esac
     tokenapi_status
     notifyrx_status
-    st etcd "$KUBE_IP" "$ETCD_PORT"
-    st kube-apiserver "$KUBE_IP" "$KUBE_PORT"
+    port_status etcd "$KUBE_IP" "$ETCD_PORT"
+    port_status kube-apiserver "$KUBE_IP" "$KUBE_PORT"
     gitea_status
     ;;
   env)

@@ -47,6 +47,8 @@ pidfile_alive() { pid_alive "$(pidfile_pid "$1")"; }
 
 # port_open IP PORT: a TCP connect succeeds within 1 s
 port_open() { timeout 1 bash -c "exec 3<>/dev/tcp/$1/$2" 2>/dev/null; }
+# port_status NAME IP PORT: the line `ctl.sh status` prints for one service
+port_status() { if port_open "$2" "$3"; then echo "$1 $2:$3 up"; else echo "$1 $2:$3 down"; fi; }
 
 # wait_for SECONDS CMD...: poll CMD every 0.1 s
 wait_for() {

@@ -188,7 +188,7 @@ gitea_reset() {
 }
 
 gitea_status() {
-  if port_open "$GITEA_IP" "$GITEA_PORT"; then echo "gitea $GITEA_IP:$GITEA_PORT up"; else echo "gitea $GITEA_IP:$GITEA_PORT down"; fi
+  port_status gitea "$GITEA_IP" "$GITEA_PORT"
 }
 
 gitea_env() {

@@ -70,7 +70,7 @@ notifyrx_reset() {
 }
 
 notifyrx_status() {
-  if port_open "$NOTIFYRX_IP" "$NOTIFYRX_PORT"; then echo "notifyrx $NOTIFYRX_IP:$NOTIFYRX_PORT up"; else echo "notifyrx $NOTIFYRX_IP:$NOTIFYRX_PORT down"; fi
+  port_status notifyrx "$NOTIFYRX_IP" "$NOTIFYRX_PORT"
 }
 
 notifyrx_env() {

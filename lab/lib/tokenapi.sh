@@ -101,9 +101,9 @@ tokenapi_reset() {
 
 tokenapi_status() {
   local h
-  if port_open "$TOKENAPI_IP" "$TOKENAPI_PORT"; then echo "tokenapi $TOKENAPI_IP:$TOKENAPI_PORT up"; else echo "tokenapi $TOKENAPI_IP:$TOKENAPI_PORT down"; fi
+  port_status tokenapi "$TOKENAPI_IP" "$TOKENAPI_PORT"
   for h in "${HOSTS[@]}"; do
-    if port_open "${HOST_IP[$h]}" "$TOKEN_APP_PORT"; then echo "$h-token-app ${HOST_IP[$h]}:$TOKEN_APP_PORT up"; else echo "$h-token-app ${HOST_IP[$h]}:$TOKEN_APP_PORT down"; fi
+    port_status "$h-token-app" "${HOST_IP[$h]}" "$TOKEN_APP_PORT"
   done
 }
 
