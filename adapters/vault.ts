@@ -19,8 +19,7 @@
  * never in config, state, a command line or a message.
  */
 import * as fs from "node:fs";
-import * as http from "node:http";
-import * as https from "node:https";
+import { isTlsCode, type JsonReply, jsonRequest, type TransportError } from "./httpJson";
 
 /** A Vault store's settings, resolved (stores/vault.ts declares and completes them). */
 export interface VaultStore {
@@ -56,11 +55,8 @@ export function storeLabel(store: VaultStore): string {
     return `vault ${store.address ?? "(no address)"} ${store.mount}/${store.path}${store.namespace ? ` (namespace ${store.namespace})` : ""}`;
 }
 
-export interface Reply {
-    status: number;
-    // biome-ignore lint/suspicious/noExplicitAny: a Vault reply is JSON of many shapes, read field by field with checks
-    body: any;
-}
+/** A Vault reply: its status and JSON body (of many shapes, read field by field with checks). */
+export type Reply = JsonReply;
 
 /** Tests may act between a read and its check-and-set write (a concurrent writer). */
 export interface VaultHooks {
@@ -86,34 +82,11 @@ function request(store: VaultStore, method: string, apiPath: string, token: stri
             return Promise.reject(new VaultError(`${label}: cannot read the CA file ${store.caFile}: ${(e as NodeJS.ErrnoException).code ?? e}`));
         }
     }
-    return new Promise((resolve, reject) => {
-        const mod = url.protocol === "https:" ? https : http;
-        const req = mod.request(url, { method, headers, timeout: TIMEOUT_MS, ...(ca ? { ca } : {}) }, (res) => {
-            const chunks: Buffer[] = [];
-            res.on("data", (c: Buffer) => chunks.push(c));
-            res.on("end", () => {
-                const text = Buffer.concat(chunks).toString("utf8");
-                // biome-ignore lint/suspicious/noExplicitAny: see Reply.body
-                let parsed: any;
-                try {
-                    parsed = text ? JSON.parse(text) : undefined;
-                } catch {
-                    parsed = undefined;
-                }
-                resolve({ status: res.statusCode ?? 0, body: parsed });
-            });
-            res.on("error", (e) => reject(new VaultError(`${label}: ${method} ${url.pathname}: ${e.message}`)));
-        });
-        req.on("timeout", () => req.destroy(new Error(`no answer within ${TIMEOUT_MS / 1000}s`)));
-        req.on("error", (e: NodeJS.ErrnoException) => {
-            const why = e.code === "ECONNREFUSED" ? "connection refused" : (e.code ?? e.message);
-            const tls = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY/.test(String(e.code))
-                ? " (TLS: is the store's caFile or VAULT_CACERT the CA that signed the server's certificate?)"
-                : "";
-            reject(new VaultError(`${label}: cannot reach ${store.address}: ${why}${tls}`));
-        });
-        if (payload) req.write(payload);
-        req.end();
+    return jsonRequest(url, { method, headers, payload, timeoutMs: TIMEOUT_MS, tls: ca ? { ca } : undefined }).catch((e: TransportError) => {
+        if (e.response) throw new VaultError(`${label}: ${method} ${url.pathname}: ${e.message}`);
+        const why = e.code === "ECONNREFUSED" ? "connection refused" : e.timedOut ? e.message : (e.code ?? e.message);
+        const tls = isTlsCode(e.code) ? " (TLS: is the store's caFile or VAULT_CACERT the CA that signed the server's certificate?)" : "";
+        throw new VaultError(`${label}: cannot reach ${store.address}: ${why}${tls}`);
     });
 }
 

@@ -13,9 +13,8 @@
  * `current`.
  */
 import * as fs from "node:fs";
-import * as http from "node:http";
-import * as https from "node:https";
 import { z } from "zod";
+import { isTlsCode, type JsonReply, jsonRequest, type TransportError } from "../adapters/httpJson";
 import { httpUrl, localPath, text, wholeNumber } from "../lib/fields";
 import type { ApiCredential, ApiRolloutSpec, ConsumerHolding } from "./kind";
 
@@ -69,11 +68,8 @@ export interface ActionsConsumer {
     timeoutSeconds: number;
 }
 
-export interface Reply {
-    status: number;
-    // biome-ignore lint/suspicious/noExplicitAny: an API's JSON of many shapes, read field by field with checks
-    body: any;
-}
+/** An API's reply: its status and JSON body (of many shapes, read field by field with checks). */
+export type Reply = JsonReply;
 
 /** An API answered something else than the rollout needs, or could not be reached; the message names where and holds no secret. */
 export class ConsumerApiError extends Error {
@@ -133,37 +129,17 @@ export function caller(d: ActionsDialect, c: ActionsConsumer, where: string): Ca
         const headers: Record<string, string> = { Accept: "application/json", ...d.headers, Authorization: d.authorization(token) };
         const payload = body === undefined ? undefined : JSON.stringify(body);
         if (payload !== undefined) headers["Content-Type"] = "application/json";
-        return new Promise((resolve, reject) => {
-            const mod = url.protocol === "https:" ? https : http;
-            const req = mod.request(url, { method, headers, timeout: timeoutMs, ...(ca ? { ca } : {}) }, (res) => {
-                const chunks: Buffer[] = [];
-                res.on("data", (x: Buffer) => chunks.push(x));
-                res.on("end", () => {
-                    const raw = Buffer.concat(chunks).toString("utf8");
-                    let parsed: unknown;
-                    try {
-                        parsed = raw ? JSON.parse(raw) : undefined;
-                    } catch {
-                        parsed = undefined;
-                    }
-                    resolve({ status: res.statusCode ?? 0, body: parsed });
-                });
-                res.on("error", (e) => reject(new ConsumerApiError(`${where}: ${method} ${url.pathname}: ${e.message}`)));
-            });
-            req.on("timeout", () => req.destroy(Object.assign(new Error("timeout"), { code: "ETIMEDOUT" })));
-            req.on("error", (e: NodeJS.ErrnoException) => {
-                const why =
-                    e.code === "ECONNREFUSED"
-                        ? "connection refused"
-                        : e.code === "ETIMEDOUT"
-                          ? `no answer within ${c.timeoutSeconds}s`
-                          : /CERT|SELF_SIGNED|UNABLE_TO_VERIFY/.test(String(e.code))
-                            ? `TLS: ${e.code} (is caFile the CA that signed the server's certificate?)`
-                            : (e.code ?? e.message);
-                reject(new ConsumerApiError(`${where}: cannot reach ${d.api} at ${c.url}: ${why}`));
-            });
-            if (payload !== undefined) req.write(payload);
-            req.end();
+        return jsonRequest(url, { method, headers, payload, timeoutMs, tls: ca ? { ca } : undefined }).catch((e: TransportError) => {
+            if (e.response) throw new ConsumerApiError(`${where}: ${method} ${url.pathname}: ${e.message}`);
+            const why =
+                e.code === "ECONNREFUSED"
+                    ? "connection refused"
+                    : e.code === "ETIMEDOUT"
+                      ? `no answer within ${c.timeoutSeconds}s`
+                      : isTlsCode(e.code)
+                        ? `TLS: ${e.code} (is caFile the CA that signed the server's certificate?)`
+                        : (e.code ?? e.message);
+            throw new ConsumerApiError(`${where}: cannot reach ${d.api} at ${c.url}: ${why}`);
         });
     };
 }

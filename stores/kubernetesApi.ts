@@ -15,12 +15,11 @@
  * the kubeconfig and the user.
  */
 import * as fs from "node:fs";
-import type { IncomingMessage } from "node:http";
-import * as https from "node:https";
 import * as os from "node:os";
 import * as path from "node:path";
 import yaml from "js-yaml";
 import { StoreError } from "../lib/errors";
+import { isTlsCode, type JsonReply, jsonRequest, type TransportError } from "../adapters/httpJson";
 
 /** The store's settings, resolved (stores/kubernetesSecret.ts declares and completes them). */
 export interface KubernetesStore {
@@ -186,11 +185,8 @@ function connect(store: KubernetesStore): Connection {
     }
 }
 
-export interface Reply {
-    status: number;
-    // biome-ignore lint/suspicious/noExplicitAny: an API server's reply is JSON of many shapes, read field by field with checks
-    body: any;
-}
+/** An API server's reply: its status and JSON body (of many shapes, read field by field with checks). */
+export type Reply = JsonReply;
 
 const TIMEOUT_MS = 10_000;
 
@@ -210,29 +206,15 @@ export async function kubeRequest(store: KubernetesStore, method: string, apiPat
     const payload = body === undefined ? undefined : JSON.stringify(body);
     if (payload !== undefined) headers["Content-Type"] = contentType;
     const tls = { ...(conn.ca ? { ca: conn.ca } : {}), ...(conn.cert ? { cert: conn.cert, key: conn.key } : {}) };
-    let text = "";
-    let status = 0;
     try {
-        const res = await new Promise<IncomingMessage>((answered, failed) => {
-            const req = https.request(url, { method, headers, timeout: TIMEOUT_MS, ...tls }, answered);
-            req.on("timeout", () => req.destroy(Object.assign(new Error(`no answer within ${TIMEOUT_MS / 1000}s`), { code: "ETIMEDOUT" })));
-            req.on("error", failed);
-            req.end(payload);
-        });
-        status = res.statusCode ?? 0;
-        for await (const chunk of res) text += chunk;
+        return await jsonRequest(url, { method, headers, payload, timeoutMs: TIMEOUT_MS, tls });
     } catch (e) {
-        const code = (e as NodeJS.ErrnoException).code;
-        const why = code === "ECONNREFUSED" ? "connection refused" : (code ?? (e as Error).message);
-        const hint = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ALTNAME/.test(String(code))
+        const { code, message } = e as TransportError;
+        const why = code === "ECONNREFUSED" ? "connection refused" : (code ?? message);
+        const hint = isTlsCode(code)
             ? " (TLS: is the store's caFile, or the kubeconfig's certificate-authority, the CA that signed the server's certificate?)"
             : "";
         throw new KubernetesError(`${label}: cannot reach ${conn.server.origin} (${method} ${url.pathname}): ${why}${hint}`);
-    }
-    try {
-        return { status, body: text ? JSON.parse(text) : undefined };
-    } catch {
-        return { status, body: undefined };
     }
 }
 
