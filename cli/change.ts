@@ -21,6 +21,7 @@ import { LockedError, PROJECT, UsageError, setSecretKeys, type StackConfig } fro
 import type { FileCopy } from "./stackFile";
 import { runBy } from "../provider/outcome";
 import { STEP_TYPE } from "../provider/types";
+import { rotationPlan, stepResourceName } from "../lib/plan";
 import { openNotifier, sinkCredentials } from "./notify";
 import { enterValues, wantedEntries } from "./entry";
 
@@ -398,6 +399,12 @@ async function rollBackOnFailure(
     return back;
 }
 
+/** The step resource that rolls out consumer `c` of `s`: its own, or its batch's. */
+function rolloutResourceOf(s: RunSecret, c: string): string {
+    const plan = rotationPlan({ mode: s.mode, consumers: s.consumers.map((name) => ({ name })), waves: s.waves, batch: s.batch });
+    return stepResourceName(s.name, plan.find((st) => st.consumer === c)!, s.generation, s.mode);
+}
+
 export async function resume(o: Mutating & { secret?: string; redeploy?: string[] }): Promise<number> {
     const { stack, config } = await load(o);
     const { env } = config;
@@ -408,8 +415,13 @@ export async function resume(o: Mutating & { secret?: string; redeploy?: string[
             throw new UsageError(`resume: ${o.secret} has no consumer "${c}" (it has: ${env.secrets[o.secret!].consumers.map((x) => x.name).join(", ")})`);
     }
     // A consumer's rollout that succeeded is not repeated; --redeploy runs it again (its config was reverted behind the rotation's back).
+    // A batched consumer shares its resource (rollout.batch): its whole batch is deployed again.
     const project = (await stack.workspace.projectSettings()).name;
-    const replace = (o.redeploy ?? []).map((c) => `urn:pulumi:${o.stack}::${project}::rotation:index:Rotation$${STEP_TYPE}::${o.secret}-rollout-${c}`);
+    const replace = [
+        ...new Set(
+            (o.redeploy ?? []).map((c) => rolloutResourceOf(runSecret(env, o.secret!, env.secrets[o.secret!].generation, env.secrets[o.secret!].mode), c)),
+        ),
+    ].map((resource) => `urn:pulumi:${o.stack}::${project}::rotation:index:Rotation$${STEP_TYPE}::${resource}`);
     await checkBeforeChange(o.stack, config, {});
     if (!o.yes) {
         say(

@@ -103,6 +103,7 @@ export function runSecret(env: EnvironmentConfig, name: string, generation: numb
         ...(Object.keys(kinds).length ? { consumerKinds: kinds } : {}),
         after: s.after,
         ...(s.rollout.waves.length > 1 || s.rollout.waves[0] !== "100%" ? { waves: s.rollout.waves } : {}),
+        ...(s.rollout.batch !== "auto" ? { batch: s.rollout.batch } : {}),
         reason: s.reason,
         ...(s.note ? { note: s.note } : {}),
         ...(s.approval ? { approval: { request: s.approval.request } } : {}),

@@ -29,7 +29,7 @@ const STEP = STEP_TYPE;
 
 /** Engine events: every step of `done` completes, the first rollout of `failed` fails. */
 function events(secrets: RunSecret[], done: string[], failed: string): Partial<EngineEvent>[] {
-    const steps = [...planIndex(secrets).values()];
+    const steps = [...planIndex(secrets).values()].flat();
     const ok = steps
         .filter((s) => done.includes(s.secret))
         .flatMap((s) => [
