@@ -27,6 +27,8 @@ export interface RotationSummary {
     /** The consumers of each wave, when the secret rolls out in waves. */
     waves?: string[][];
     onFailure?: string;
+    /** How many step resources carry the rollouts, when consumers are batched (rollout.batch). */
+    rolloutBatches?: number;
 }
 
 export interface RotationArgs {
@@ -139,6 +141,7 @@ export class Rotation extends pulumi.ComponentResource {
             auditLog: config.auditLog,
             ...(config.after.length ? { after: config.after } : {}),
             ...(waves.length > 1 ? { waves, onFailure: config.rollout.onFailure } : {}),
+            ...(batches.length ? { rolloutBatches: batches.length } : {}),
         };
         this.registerOutputs({ summary: this.summary });
     }
