@@ -45,7 +45,11 @@ let ws: Workspace;
 
 /** The fleet's inventory file (rotation:inventoryFile). */
 const inventory = () => path.join(ws.dir, "inventory", "fleet.yaml");
-const writeInventory = (entries: Record<string, unknown>[]) => fs.writeFileSync(inventory(), yaml.dump(entries, { lineWidth: -1 }));
+/** Writes the fleet's consumers and points the stack at them, at generation `g` (the driver turns the file into the stack's inventory file). */
+const writeInventory = (entries: Record<string, unknown>[], g = 0) => {
+    fs.writeFileSync(inventory(), yaml.dump(entries, { lineWidth: -1 }));
+    ws.setConfig({ ...stackConfig(fleet, g), consumersFile: inventory() });
+};
 
 before(() => {
     labCtl("up", "--reset");
@@ -53,7 +57,6 @@ before(() => {
     ws = new Workspace("fleet");
     fs.mkdirSync(path.dirname(inventory()), { recursive: true });
     writeInventory(names.map((_, i) => consumerEntry(fleet, i)));
-    ws.setConfig({ ...stackConfig(fleet, 0), consumersFile: inventory() });
 });
 
 test("50 consumers: preview lists each rollout; the revocation starts only after all 50 ended (event sequence)", async () => {
@@ -147,11 +150,13 @@ test("50 consumers: kill -9 mid-rollout, unlock and resume completes; no revocat
 
 test("50 consumers: one consumer of a batch fails; nothing is revoked, its batch keeps the others, and the resume deploys only that one", async () => {
     const old = currentSecret(fleet);
-    ws.patchConfig({ generation: 4 });
     // The second consumer of batch 2 gets a reload that fails (the pre-flight cannot know it will).
     const broken = 5;
     const entries = names.map((_, i) => consumerEntry(fleet, i));
-    writeInventory(entries.map((e, i) => (i === broken ? { ...e, reload: "echo 'reload refused' >&2; false" } : e)));
+    writeInventory(
+        entries.map((e, i) => (i === broken ? { ...e, reload: "echo 'reload refused' >&2; false" } : e)),
+        4,
+    );
     const r = await ws.pulumi(["up", "--yes", "--skip-preview"]);
     assert.notEqual(r.code, 0, "the update failed");
     const out = `${r.stdout}\n${r.stderr}`;
@@ -174,7 +179,7 @@ test("50 consumers: one consumer of a batch fails; nothing is revoked, its batch
     const staged = fs.readFileSync(storeFile(fleet, "staged"), "utf8");
     for (const i of [4, 6, 7]) assert.match(fs.readFileSync(localPath(fleet, i), "utf8"), new RegExp(`=${staged}$`, "m"), `${names[i]} holds g4`);
 
-    writeInventory(entries);
+    writeInventory(entries, 4);
     const again = await ws.pulumi(["up", "--yes", "--skip-preview"]);
     assertSucceeded(again, "resume");
     const ran = changedSteps(again.events).filter((n) => n.includes("-rollout"));
