@@ -1,41 +1,41 @@
 /**
- * Jobs for one host sent as one: the pre-flight, the gate's drift and log
- * anchors, the verification and a batch's config reads each ask every
- * consumer of a host at once, one small job per consumer. Through the agent
- * (provider/agent.ts) each job costs about a dozen processes on the host
- * before its script runs (decoding, timeout, a shell, framing its result
- * under a lock); at a thousand consumers that, not the scripts, was the
- * rotation's time. Jobs submitted for a host in the same turn of the event
- * loop, without stdin, go as one job whose script runs each part under its
- * own `timeout`, at most `limit` at once, and returns every part's exit code
- * and output; each caller gets its own result, as if its job had run alone.
+ * Jobs for one host sent as one: the pre-flight, a batch's rollouts, the
+ * gate's drift questions and log anchors and the verification each ask
+ * every consumer of a host at once, one small job per consumer. Through the
+ * agent (provider/agent.ts) each job costs about a dozen processes on the
+ * host before its script runs (decoding, timeout, a shell, framing its
+ * result under a lock); at a thousand consumers that, not the scripts, was
+ * the rotation's time. Jobs that got their host's permit (provider/limits.ts,
+ * at most JOBS_PER_HOST out at once) in the same turn of the event loop go as
+ * one job whose script runs each part at once under its own `timeout`, and
+ * returns every part's exit code and output; each caller gets its own result,
+ * as if its job had run alone.
  *
- * Only jobs without stdin are combined: a job whose stdin is a secret (a
- * rollout's new config) keeps the agent's path, where the secret exists only
- * in a pipe. A part's script is in the combined script's text, as the agent
- * holds it today.
+ * A part's stdin (a consumer's new config: a secret) travels as the agent
+ * sends any job's: base64 on the session's stdin, one line per part; on the
+ * host it exists only in the combined script's memory and the part's stdin
+ * pipe, never in an argv or a file. A part's script (never a secret) is in
+ * the combined script's text, as the agent holds any job's script.
  */
 import { shq } from "../lib/quote";
 import type { Job, RunResult } from "./agent";
 
-/** The combined job of `parts` (none with stdin), each under its own timeout, at most `limit` running at once. */
-export function combinedScript(parts: Job[], limit: number): string {
-    const runs = parts
-        .map(
-            (p, i) =>
-                `run ${i} ${Math.max(1, Math.ceil(p.timeoutSeconds))} ${shq(p.script)} &\nn=$((n + 1)); if [ "$n" -ge ${limit} ]; then wait -n; n=$((n - 1)); fi`,
-        )
-        .join("\n");
+/** The combined job of `parts`, all at once, each under its own timeout; its stdin is combinedStdin(parts). */
+export function combinedScript(parts: Job[]): string {
+    const runs = parts.map((p, i) => `IFS= read -r in || in=; run ${i} ${Math.max(1, Math.ceil(p.timeoutSeconds))} ${shq(p.script)} "$in" &`).join("\n");
     const files = parts.map((_, i) => `"$d/${i}.out" "$d/${i}.err"`).join(" ");
     return `set -u
 umask 077
 d=$(mktemp -d /dev/shm/.rotation-parts.XXXXXX 2>/dev/null || mktemp -d /tmp/.rotation-parts.XXXXXX) || { echo "rotation: cannot create a private temporary directory" >&2; exit 90; }
 trap 'rm -rf -- "$d"' EXIT
 run() {
-  timeout -k 2 "$2" bash -c "$3" </dev/null >"$d/$1.out" 2>"$d/$1.err"
+  if [ -n "$4" ]; then
+    printf '%s' "$4" | base64 -d | timeout -k 2 "$2" bash -c "$3" >"$d/$1.out" 2>"$d/$1.err"
+  else
+    timeout -k 2 "$2" bash -c "$3" </dev/null >"$d/$1.out" 2>"$d/$1.err"
+  fi
   echo $? >"$d/$1.rc"
 }
-n=0
 ${runs}
 wait
 for i in $(seq 0 ${parts.length - 1}); do rc=255; [ -s "$d/$i.rc" ] && read -r rc <"$d/$i.rc"; printf 'PART %s %s\\n' "$i" "$rc"; done
@@ -43,6 +43,11 @@ printf 'SIZES'; stat -c ' %s' -- ${files} | tr -d '\\n'; printf '\\n'
 cat -- ${files} | base64 -w0
 printf '\\n'
 `;
+}
+
+/** The combined job's stdin: each part's stdin in base64, a line each (empty: none). */
+export function combinedStdin(parts: Job[]): string {
+    return parts.map((p) => `${Buffer.from(p.stdin, "utf8").toString("base64")}\n`).join("");
 }
 
 /** Each part's result from the combined job's: its exit code, its stdout and stderr cut from the shared bytes. */
@@ -87,10 +92,7 @@ interface Waiting {
 export class Coalescer {
     private waiting: Waiting[] = [];
 
-    constructor(
-        private readonly send: (job: Job) => Promise<RunResult>,
-        private readonly limit: number,
-    ) {}
+    constructor(private readonly send: (job: Job) => Promise<RunResult>) {}
 
     submit(job: Job): Promise<RunResult> {
         return new Promise((resolve) => {
@@ -122,10 +124,9 @@ export class Coalescer {
             return;
         }
         const jobs = batch.map((w) => w.job);
-        // As long as the slowest part, times the rounds the limit makes.
-        const rounds = Math.ceil(jobs.length / this.limit);
-        const timeoutSeconds = rounds * (Math.max(...jobs.map((j) => Math.ceil(j.timeoutSeconds))) + 3) + 5;
-        this.send({ script: combinedScript(jobs, this.limit), stdin: "", timeoutSeconds }).then((r) => {
+        // As long as the slowest part, and a little for the framing.
+        const timeoutSeconds = Math.max(...jobs.map((j) => Math.ceil(j.timeoutSeconds))) + 5;
+        this.send({ script: combinedScript(jobs), stdin: combinedStdin(jobs), timeoutSeconds }).then((r) => {
             splitResults(jobs.length, r).forEach((x, i) => batch[i].resolve(x));
         });
     }

@@ -68,7 +68,7 @@ interface Master {
     ready: Promise<void>;
     agent: HostAgent;
     jobs: Semaphore;
-    /** Jobs without stdin submitted together, sent as one (provider/coalesce.ts). */
+    /** Jobs that got their permit together, sent as one (provider/coalesce.ts). */
     together: Coalescer;
 }
 
@@ -137,8 +137,9 @@ export class SshPool {
             this.children.push(child);
             return child;
         });
+        // A job takes its host's permit first, then goes with the others that got theirs in the same turn.
         const jobs = new Semaphore(JOBS_PER_HOST);
-        const together = new Coalescer((job) => jobs.run(() => agent.run(job)), JOBS_PER_HOST);
+        const together = new Coalescer((job) => agent.run(job));
         m = { id, target: t, socket, ready, agent, jobs, together };
         this.masters.set(key, m);
         return m;
@@ -148,8 +149,7 @@ export class SshPool {
     async run(t: SshTarget, script: string, stdin: string, timeoutSeconds: number): Promise<RunResult> {
         const m = this.master(t);
         await m.ready;
-        const job = { script, stdin, timeoutSeconds };
-        const r = await (stdin === "" ? m.together.submit(job) : m.jobs.run(() => m.agent.run(job)));
+        const r = await m.jobs.run(() => m.together.submit({ script, stdin, timeoutSeconds }));
         return r.code === 255 ? { ...r, stderr: hostKeyRefusal(t, r.stderr) ?? r.stderr } : r;
     }
 
