@@ -161,6 +161,7 @@ async function rotate(ws: Workspace, f: Fleet, g: number, row: Row): Promise<Run
     if (viaStart && g > 1) {
         // start bumps the generation itself.
         r = await ws.rotateSampled(["start", "--secret", f.secret, "--yes", "--plain"]);
+        for (const l of r.stderr.split("\n")) if (l.startsWith("rotate: trace: ")) log(l);
     } else {
         ws.patchConfig({ generation: g });
         r = await ws.pulumi(["up", "--yes", "--skip-preview"]);
