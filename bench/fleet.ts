@@ -71,10 +71,10 @@ const startSize = runbookSize || 50;
 interface Backend {
     side: Side["name"];
     fleetOf: (n: number) => Fleet;
-    /** The PostgreSQL table of this run's state. */
-    table?: string;
+    /** The PostgreSQL table of one size's state (every size's stack is `e2e` of the same project). */
+    table?: (n: number) => string;
 }
-const pgTable = `bench_fleet_${process.pid}`;
+const pgTable = (n: number) => `bench_fleet_${process.pid}_${n}`;
 const BACKENDS: Backend[] = [
     ...(backendChoice !== "postgres" ? [{ side: "file://" as const, fleetOf }] : []),
     ...(backendChoice !== "file"
@@ -88,7 +88,7 @@ function fleetWorkspace(f: Fleet, b?: Backend): Workspace {
     const ws = new Workspace(
         f.secret,
         "e2e",
-        b?.table ? { backendUrl: `${l.stateBackend.url}&table=${b.table}`, env: { PGPASSFILE: l.stateBackend.passfile } } : {},
+        b?.table ? { backendUrl: `${l.stateBackend.url}&table=${b.table(f.count)}`, env: { PGPASSFILE: l.stateBackend.passfile } } : {},
     );
     // bin/rotate prints its phases (cli/trace.ts): the `up` inside a start.
     ws.env.ROTATION_TRACE = "1";
@@ -168,7 +168,7 @@ async function fleetSize(n: number, b: Backend): Promise<Row> {
         const exported = await ws.pulumi(["stack", "export"]);
         if (exported.code !== 0) throw new Error(`stack export: ${firstError(exported)}`);
         row.state = Buffer.byteLength(exported.stdout);
-        row.checkpoint = await checkpointBytes(ws, b.table);
+        row.checkpoint = await checkpointBytes(ws, b.table?.(n));
         if (n === startSize || startEverywhere) {
             await rotateByStart(ws, f, row);
             log(`${tag}: bin/rotate start ${row.start!.seconds.toFixed(1)} s, its up ${row.start!.up?.toFixed(1) ?? "?"} s, ${row.checks.at(-1)}`);
@@ -241,12 +241,12 @@ function header(): void {
     );
 }
 
-/** Drops this run's PostgreSQL table. */
-async function dropTable(): Promise<void> {
+/** Drops this run's PostgreSQL tables. */
+async function dropTables(): Promise<void> {
     process.env.PGPASSFILE = lab().stateBackend.passfile;
     const c = stateClient(lab().stateBackend.url);
     await c.connect();
-    await c.query(`DROP TABLE IF EXISTS ${pgTable}`);
+    for (const n of sizes) await c.query(`DROP TABLE IF EXISTS ${pgTable(n)}`);
     await c.end();
 }
 
@@ -263,7 +263,7 @@ async function main(): Promise<void> {
             sides.push(side);
         }
     } finally {
-        if (BACKENDS.some((b) => b.table)) await dropTable();
+        if (BACKENDS.some((b) => b.table)) await dropTables();
     }
     let rb: Runbook | undefined;
     if (runbookSize > 0) {
