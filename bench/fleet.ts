@@ -36,7 +36,7 @@ import {
     verify,
     Workspace,
 } from "../lab/driver";
-import { changedCount, checkpointBytes, engineWindow, firstError, slowestRollout, tracePhases } from "./fleetMeasure";
+import { changedCount, checkpointBytes, engineWindow, firstError, slowestRollout, traceCpuSeconds, tracePhases } from "./fleetMeasure";
 import { printLegend, printSide, printTargets, type Row, type Runbook, type Side } from "./fleetReport";
 import { AclWatcher, TreeMemory } from "./instruments";
 
@@ -137,7 +137,7 @@ async function rotateByStart(ws: Workspace, f: Fleet, row: Row): Promise<void> {
     const up = phases.get("pulumi up");
     phases.delete("pulumi up");
     const top = [...phases.entries()].filter(([, s]) => s >= 0.01).sort((a, b) => b[1] - a[1]);
-    row.start = { seconds: r.seconds, up, phases: top.slice(0, 6) };
+    row.start = { seconds: r.seconds, up, phases: top.slice(0, 6), cpu: traceCpuSeconds(r.stderr) };
 }
 
 async function fleetSize(n: number, b: Backend): Promise<Row> {

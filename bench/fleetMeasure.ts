@@ -68,6 +68,12 @@ export function tracePhases(stderr: string): Map<string, number> {
     return phases;
 }
 
+/** The console process's own CPU seconds, as ROTATION_TRACE prints them at its end. */
+export const traceCpuSeconds = (stderr: string) => {
+    const m = /^rotate: trace: cpu of the console's process (\d+\.\d+)s$/m.exec(stderr);
+    return m ? Number(m[1]) : undefined;
+};
+
 /**
  * Bytes of the checkpoint the engine rewrites after every step operation:
  * the stack's file in a file:// backend, its row in a PostgreSQL one (stored

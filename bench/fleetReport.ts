@@ -18,7 +18,7 @@ export interface Row {
     checkpoint?: number;
     eventLog?: number;
     /** The same rotation (the next generation) through `bin/rotate start --yes`: the whole command, and the `pulumi up` inside it. */
-    start?: { seconds: number; up?: number; phases: [string, number][] };
+    start?: { seconds: number; up?: number; phases: [string, number][]; cpu?: number };
     checks: string[];
     failed?: string;
 }
@@ -83,7 +83,9 @@ export function printSide(side: Side): void {
         ]),
     );
     for (const r of side.rows.filter((x) => x.start?.phases.length))
-        console.log(`  start at ${r.n}, its overhead by phase (ROTATION_TRACE): ${r.start!.phases.map(([p, s]) => `${p} ${s.toFixed(2)} s`).join(", ")}`);
+        console.log(
+            `  start at ${r.n}, its overhead by phase (ROTATION_TRACE): ${r.start!.phases.map(([p, s]) => `${p} ${s.toFixed(2)} s`).join(", ")}; the console process's own CPU ${sec(r.start!.cpu, 2)}`,
+        );
 }
 
 /** A target's verdict: met, NOT met, or not measured in this run. */

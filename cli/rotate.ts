@@ -26,7 +26,7 @@ import { EXIT, EXIT_CODES_HELP } from "./run";
 import { LockedError, UsageError } from "./stack";
 import { unlock } from "./unlock";
 import { RUN_DUE_EXIT_HELP, runDue } from "./runDue";
-import { mark } from "./trace";
+import { mark, traceCpu } from "./trace";
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
@@ -192,7 +192,10 @@ function exitCodeOf(e: Error): number {
 
 function main(): void {
     mark("start-up (tsx, modules)");
-    process.on("exit", () => mark("until the process exits"));
+    process.on("exit", () => {
+        mark("until the process exits");
+        traceCpu();
+    });
     let pending: Promise<number> | undefined;
     // The action's promise is kept here, not returned to commander: parse() is synchronous and would leave it unhandled.
     const cli = program((p) => {

@@ -22,6 +22,13 @@ export function mark(phase: string): void {
     last = t;
 }
 
+/** At the end: this process's own CPU time (its children's, the Pulumi CLI's, are theirs), which a loaded machine stretches less than wall time. */
+export function traceCpu(): void {
+    if (!on) return;
+    const { user, system } = process.cpuUsage();
+    process.stderr.write(`rotate: trace: cpu of the console's process ${((user + system) / 1e6).toFixed(3)}s\n`);
+}
+
 /** Runs `f` as the phase `phase` (whatever ran since the last mark is traced first, as "console"). */
 export async function traced<T>(phase: string, f: () => Promise<T>): Promise<T> {
     if (!on) return f();
