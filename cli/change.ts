@@ -5,7 +5,7 @@
  * An update the engine refuses before it runs a step (a lock taken in the
  * meantime) puts the stack file back as it was: still nothing changed.
  */
-import type { Stack } from "@pulumi/pulumi/automation";
+import type { Stack } from "./pulumiCli";
 import type { EnvironmentConfig } from "../lib/config";
 import { RotationRefusedError } from "../lib/errors";
 import { checkStores, resolveEnvironment, type ResolvedRotation } from "../adapters/resolve";
@@ -24,6 +24,7 @@ import { STEP_TYPE } from "../provider/types";
 import { rotationPlan, stepResourceName } from "../lib/plan";
 import { openNotifier, sinkCredentials } from "./notify";
 import { enterValues, wantedEntries } from "./entry";
+import { mark } from "./trace";
 
 /**
  * Checks the config as it will be after the change (generations bumped,
@@ -214,8 +215,10 @@ export async function start(
     if (o.outsideWindow !== undefined && !/^[^\r\n]{1,200}$/.test(o.outsideWindow.trim()))
         throw new UsageError('--outside-window says why, in one line of at most 200 characters, e.g. --outside-window "incident 4711: key leaked"');
     const { stack, config } = await load(o, !!o.yes);
+    mark("config parsed");
     // Another operator's run is named at once, before anything else; checked again just before writing.
     if (o.yes) await assertUnlocked(o.stack);
+    mark("lock check");
     const { env } = config;
     let names: string[];
     if (o.all) names = Object.keys(env.secrets);
@@ -251,6 +254,7 @@ export async function start(
             say(o, `rotate: to finish generation ${s.generation} instead: bin/rotate resume --stack ${o.stack} --yes`);
         }
     }
+    mark("committed generations");
     const secrets = names.map((n) => runSecret(env, n, env.secrets[n].generation + 1, "rotate"));
     const planned = secrets.map((s) => `${s.name} ${s.generation - 1} -> ${s.generation}`).join(", ");
     // Every start says why (the runbook's reasons); a note of an earlier rotation does not carry over.
@@ -261,7 +265,9 @@ export async function start(
     // The pre-flight (every host, config, reload program, disk, the source, the store) is the first step
     // of each rotation's update; one that fails puts the stack file back (cli/run.ts), so it is not run here too.
     await checkBeforeChange(o.stack, config, changes);
+    mark("checks before the change (files, stores, notify)");
     const ceremony = ceremonyOfStart(o, envAfter(env, changes), names);
+    mark("ceremony");
     if (ceremony.kind === "stop") {
         if (ceremony.request) await announceRequest(o, env, secrets, ceremony.request);
         return ceremony.exitCode;
@@ -281,6 +287,7 @@ export async function start(
         o.stack,
         wantedEntries(env, o.stack, auditLogOf(env), names, (n) => env.secrets[n].generation + 1),
     );
+    mark("lock check again, typed values");
     try {
         return await startUpdate(o, stack, config, names, secrets, outside, reason, planned, approval);
     } finally {
@@ -316,6 +323,7 @@ async function startUpdate(
             ...(approval ? [{ secret: n, key: "approval.request", value: approval.request }] : []),
         ]),
     );
+    mark("stack file written");
     say(o, `rotate: rotating ${planned} on stack ${o.stack}`);
     const first = await update(o, stack, config, "start", secrets, `rotation of ${planned}`, undefined, written);
     const back = await rollBackOnFailure(o, stack, config, first.record);
