@@ -1,9 +1,10 @@
 /**
  * One update of a stack as the console runs it (start, resume, rollback):
- * `up` through the Automation API with the engine's events driving the live
+ * `up` through the Pulumi CLI (cli/pulumiCli.ts) with the engine's events driving the live
  * view, then the verdict (which exit code, what to do next), the report and
  * the `--json` document.
  */
+import * as fs from "node:fs";
 import * as path from "node:path";
 import type { Stack } from "./pulumiCli";
 import { describeProblems } from "../provider/preflight";
@@ -14,7 +15,7 @@ import { readLastCheck } from "./common";
 import { stackLocks } from "./backend";
 import { LockedError, PROJECT } from "./stack";
 import { type FileCopy, restoreFile } from "./stackFile";
-import { readAuditLog, type AuditLine } from "../adapters/auditLog";
+import { parseAuditLog, type AuditLine } from "../lib/auditLine";
 import { appendChained } from "../adapters/auditChain";
 import { whoRan } from "../provider/outcome";
 import { type RunNotify, announceVerdict, watchRun } from "./notify";
@@ -83,9 +84,18 @@ const compact = (ms: number) =>
         .replace(/[-:]/g, "")
         .replace(/\.\d+Z$/, "Z");
 
-/** The audit log's lines this run appended for the stack. */
-function auditOfRun(file: string, stack: string, since: number): AuditLine[] {
-    return readAuditLog(file).filter((r) => r.stack === stack && Date.parse(String(r.time)) >= since - 1000);
+/** The audit log's size now: the lines a run appends start there. */
+const auditSize = (file: string) => (fs.existsSync(file) ? fs.statSync(file).size : 0);
+
+/**
+ * The audit log's lines this run appended for the stack: those after the
+ * log's size when the run started (by time, a run started within a second
+ * of the one before took that run's last lines too).
+ */
+function auditOfRun(file: string, stack: string, fromByte: number): AuditLine[] {
+    if (!fs.existsSync(file)) return [];
+    const text = fs.readFileSync(file);
+    return parseAuditLog(text.subarray(Math.min(fromByte, text.length)).toString("utf8")).filter((r) => r.stack === stack);
 }
 
 /** The stack's last drift check (cli/check.ts keeps it), for the report. */
@@ -149,6 +159,7 @@ function recordFailedRun(o: RunOptions, steps: RunRecord["steps"], name: string)
 export async function runUpdate(o: RunOptions): Promise<RunResult> {
     const stack = o.stack.name;
     const started = Date.now();
+    const auditFrom = auditSize(o.auditLog);
     const tracker = new RunTracker(o.secrets);
     const title = () => `rotate: stack ${stack}: ${o.what}, ${((Date.now() - started) / 1000).toFixed(0)}s`;
     let live: LiveView | undefined;
@@ -263,7 +274,7 @@ export async function runUpdate(o: RunOptions): Promise<RunResult> {
         notifications = await o.notify.notifier.settle();
     }
     mark("notifications settled");
-    const audit = auditOfRun(o.auditLog, stack, started);
+    const audit = auditOfRun(o.auditLog, stack, auditFrom);
     const authFailures = authFailureRows(audit);
     const record: RunRecord = {
         id: `${stack}-${compact(started)}-${o.command}`,
