@@ -1,4 +1,5 @@
-// The Pulumi program as Pulumi.yaml names it (`main`): index.ts, run from its
-// JavaScript build (launch/build.cjs), built first if any source changed.
+// The Pulumi program as package.json's `main` names it (Pulumi.yaml: `typescript: false`):
+// index.ts, through launch/register.cjs instead of ts-node.
 "use strict";
-module.exports = require(`${require("./build.cjs").ensureBuilt()}/index.js`);
+require("./register.cjs");
+module.exports = require("../index.ts");
