@@ -75,10 +75,9 @@ function javascriptOf(file) {
     return js;
 }
 
-if (!Module._extensions[".ts"]) {
-    Module._extensions[".ts"] = function compileTypeScript(module, filename) {
-        module._compile(javascriptOf(filename), filename);
-    };
-}
+// Also over ts-node's, should the SDK have registered it (a Pulumi CLI without launch/preload.cjs).
+Module._extensions[".ts"] = function compileTypeScript(module, filename) {
+    module._compile(javascriptOf(filename), filename);
+};
 
 module.exports = { javascriptOf, ROOT };

@@ -88,7 +88,7 @@ export class Workspace {
                   PULUMI_DEBUG_COMMANDS: "true",
                   // The project's defaults, as bin/pulumi sets them.
                   PULUMI_PARALLEL: process.env.PULUMI_PARALLEL ?? "512",
-                  NODE_OPTIONS: `--require "${path.join(ROOT, "launch", "lazySdk.cjs")}" ${process.env.NODE_OPTIONS ?? ""}`.trim(),
+                  NODE_OPTIONS: `--require "${path.join(ROOT, "launch", "preload.cjs")}" ${process.env.NODE_OPTIONS ?? ""}`.trim(),
                   PULUMI_CONTINUE_ON_ERROR: "true",
               };
         delete this.env.PULUMI_CONFIG_PASSPHRASE_FILE;

@@ -1,6 +1,6 @@
 // launch/: the program, the step provider and the console run as the
 // JavaScript launch/register.cjs keeps under .build/, never a stale one; and
-// launch/lazySdk.cjs leaves the Pulumi SDK's closure serializer working.
+// launch/preload.cjs leaves the Pulumi SDK's closure serializer working.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
@@ -42,7 +42,7 @@ test("an edited TypeScript file runs as edited, its kept JavaScript made again; 
     fs.rmSync(dir, { recursive: true, force: true });
 });
 
-test("with launch/lazySdk.cjs the SDK loads without Arborist and TypeScript, and still serializes a function", () => {
+test("with launch/preload.cjs the SDK loads without Arborist and TypeScript, and still serializes a function", () => {
     const script = [
         'const pulumi = require("@pulumi/pulumi");',
         "const loaded = (m) => Object.keys(require.cache).some((k) => k.includes(`/node_modules/${m}/`));",
@@ -50,7 +50,30 @@ test("with launch/lazySdk.cjs the SDK loads without Arborist and TypeScript, and
         "const x = 42;",
         "pulumi.runtime.serializeFunction(() => x + 1).then((s) => console.log(JSON.stringify({ before, ok: s.text.includes('42'), after: loaded('typescript') })));",
     ].join("\n");
-    const r = spawnSync("node", ["--require", path.join(ROOT, "launch", "lazySdk.cjs"), "-e", script], { cwd: ROOT, encoding: "utf8" });
+    const r = spawnSync("node", ["--require", path.join(ROOT, "launch", "preload.cjs"), "-e", script], { cwd: ROOT, encoding: "utf8" });
     assert.equal(r.status, 0, r.stderr);
     assert.deepEqual(JSON.parse(r.stdout), { before: [], ok: true, after: true });
+});
+
+test("the program's run of a project whose Pulumi.yaml says `typescript: false` starts without ts-node; with `true` as before", () => {
+    const dir = path.join(ROOT, ".test-work", "launch-preload");
+    fs.rmSync(dir, { recursive: true, force: true });
+    // Stands in for the SDK's cmd/run/index.js: prints what the SDK would read.
+    const run = path.join(dir, "cmd", "run", "index.js");
+    fs.mkdirSync(path.dirname(run), { recursive: true });
+    fs.writeFileSync(run, "console.log(process.env.PULUMI_NODEJS_TYPESCRIPT);\n");
+    const seen = (option: string) => {
+        fs.writeFileSync(path.join(dir, "Pulumi.yaml"), `name: p\nruntime:\n  name: nodejs\n  options:\n    typescript: ${option}\n`);
+        const r = spawnSync("node", ["--require", path.join(ROOT, "launch", "preload.cjs"), run, "--pwd", dir, "."], {
+            env: { ...process.env, PULUMI_NODEJS_TYPESCRIPT: "true" },
+            encoding: "utf8",
+        });
+        assert.equal(r.status, 0, r.stderr);
+        return r.stdout.trim();
+    };
+    assert.equal(seen("false"), "false");
+    assert.equal(seen("true"), "true");
+    const project = fs.readFileSync(path.join(ROOT, "Pulumi.yaml"), "utf8");
+    assert.match(project, /^ {4}typescript: false$/m, "this project's Pulumi.yaml turns ts-node off");
+    fs.rmSync(dir, { recursive: true, force: true });
 });
