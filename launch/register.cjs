@@ -80,4 +80,4 @@ Module._extensions[".ts"] = function compileTypeScript(module, filename) {
     module._compile(javascriptOf(filename), filename);
 };
 
-module.exports = { javascriptOf, ROOT };
+module.exports = { CACHE, javascriptOf, ROOT };
