@@ -9,8 +9,7 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { Client, type ClientConfig } from "pg";
-import { parse } from "pg-connection-string";
+import type { Client, ClientConfig } from "pg";
 import { LockedError, PROJECT, UsageError, filesUnder } from "./stack";
 
 export interface LockInfo {
@@ -53,16 +52,21 @@ function alive(info: { pid: number; hostname: string }): boolean {
 /** A lock object's key or file belongs to `stack`: it is `[<prefix>/].pulumi/locks/<org>/<project>/<stack>/<id>.json`. */
 const ofStack = (key: string, stack: string) => key.split(/[\\/]/).at(-2) === stack && key.endsWith(".json");
 
-// pgpass (libpq's password file, the package node-postgres itself uses) ships no types.
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const pgpass: (info: object, done: (password?: string) => void) => void = require("pgpass");
-
 /**
  * A client of a PostgreSQL URL that holds no password: it comes from
  * PGPASSWORD or the PGPASSFILE / ~/.pgpass file, as for the Pulumi CLI, never
  * from a command line or the URL.
  */
 export function stateClient(url: string): Client {
+    // Loaded here, by the PostgreSQL backend only: node-postgres loads Node's fetch (undici) as it loads, a tenth of a second
+    // of every command's start-up on the file backend (issue 29).
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { Client } = require("pg") as typeof import("pg");
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { parse } = require("pg-connection-string") as typeof import("pg-connection-string");
+    // pgpass (libpq's password file, the package node-postgres itself uses) ships no types.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const pgpass: (info: object, done: (password?: string) => void) => void = require("pgpass");
     // Parsed here, not passed as connectionString: that would set an empty password over the function below.
     const { password, ...conn } = parse(url);
     return new Client({
@@ -123,6 +127,28 @@ export async function stackLocks(stack: string): Promise<LockInfo[]> {
         });
     }
     return [];
+}
+
+/**
+ * Whether the backend holds the stack, read from its own objects:
+ * `[<prefix>/].pulumi/stacks/<project>/<stack>.json` (or `.json.gz`; a
+ * backend of before projects: `.pulumi/stacks/<stack>.json`). Undefined where
+ * none is found or the backend is another kind: then only the CLI can tell
+ * (`stack ls`), and it lists the stacks there are.
+ */
+export async function stackStored(stack: string, project: string): Promise<true | undefined> {
+    const b = backend();
+    const names = [`${project}/${stack}.json`, `${project}/${stack}.json.gz`, `${stack}.json`, `${stack}.json.gz`].map((n) => `.pulumi/stacks/${n}`);
+    if (b.kind === "file") return names.some((n) => fs.existsSync(path.join(b.root, n))) || undefined;
+    if (b.kind === "postgres") {
+        return withDb(b, async (c) => {
+            const exists = await c.query("SELECT to_regclass($1) IS NOT NULL AS t", [b.table]);
+            if (!exists.rows[0].t) return undefined;
+            const r = await c.query(`SELECT key FROM ${b.table} WHERE key LIKE '%.pulumi/stacks/%'`);
+            return r.rows.some((row) => names.some((n) => row.key === n || row.key.endsWith(`/${n}`))) || undefined;
+        });
+    }
+    return undefined;
 }
 
 /** Removes one lock (a dead run's): its file, or its row. */

@@ -5,7 +5,7 @@
  * An update the engine refuses before it runs a step (a lock taken in the
  * meantime) puts the stack file back as it was: still nothing changed.
  */
-import type { Stack } from "@pulumi/pulumi/automation";
+import type { Stack } from "./pulumiCli";
 import type { EnvironmentConfig } from "../lib/config";
 import { RotationRefusedError } from "../lib/errors";
 import { checkStores, resolveEnvironment, type ResolvedRotation } from "../adapters/resolve";
@@ -21,8 +21,10 @@ import { LockedError, PROJECT, UsageError, setSecretKeys, type StackConfig } fro
 import type { FileCopy } from "./stackFile";
 import { runBy } from "../provider/outcome";
 import { STEP_TYPE } from "../provider/types";
+import { rotationPlan, stepResourceName } from "../lib/plan";
 import { openNotifier, sinkCredentials } from "./notify";
 import { enterValues, wantedEntries } from "./entry";
+import { mark } from "./trace";
 
 /**
  * Checks the config as it will be after the change (generations bumped,
@@ -213,8 +215,10 @@ export async function start(
     if (o.outsideWindow !== undefined && !/^[^\r\n]{1,200}$/.test(o.outsideWindow.trim()))
         throw new UsageError('--outside-window says why, in one line of at most 200 characters, e.g. --outside-window "incident 4711: key leaked"');
     const { stack, config } = await load(o, !!o.yes);
+    mark("config parsed");
     // Another operator's run is named at once, before anything else; checked again just before writing.
     if (o.yes) await assertUnlocked(o.stack);
+    mark("lock check");
     const { env } = config;
     let names: string[];
     if (o.all) names = Object.keys(env.secrets);
@@ -250,6 +254,7 @@ export async function start(
             say(o, `rotate: to finish generation ${s.generation} instead: bin/rotate resume --stack ${o.stack} --yes`);
         }
     }
+    mark("committed generations");
     const secrets = names.map((n) => runSecret(env, n, env.secrets[n].generation + 1, "rotate"));
     const planned = secrets.map((s) => `${s.name} ${s.generation - 1} -> ${s.generation}`).join(", ");
     // Every start says why (the runbook's reasons); a note of an earlier rotation does not carry over.
@@ -260,7 +265,9 @@ export async function start(
     // The pre-flight (every host, config, reload program, disk, the source, the store) is the first step
     // of each rotation's update; one that fails puts the stack file back (cli/run.ts), so it is not run here too.
     await checkBeforeChange(o.stack, config, changes);
+    mark("checks before the change (files, stores, notify)");
     const ceremony = ceremonyOfStart(o, envAfter(env, changes), names);
+    mark("ceremony");
     if (ceremony.kind === "stop") {
         if (ceremony.request) await announceRequest(o, env, secrets, ceremony.request);
         return ceremony.exitCode;
@@ -280,6 +287,7 @@ export async function start(
         o.stack,
         wantedEntries(env, o.stack, auditLogOf(env), names, (n) => env.secrets[n].generation + 1),
     );
+    mark("lock check again, typed values");
     try {
         return await startUpdate(o, stack, config, names, secrets, outside, reason, planned, approval);
     } finally {
@@ -315,6 +323,7 @@ async function startUpdate(
             ...(approval ? [{ secret: n, key: "approval.request", value: approval.request }] : []),
         ]),
     );
+    mark("stack file written");
     say(o, `rotate: rotating ${planned} on stack ${o.stack}`);
     const first = await update(o, stack, config, "start", secrets, `rotation of ${planned}`, undefined, written);
     const back = await rollBackOnFailure(o, stack, config, first.record);
@@ -398,6 +407,12 @@ async function rollBackOnFailure(
     return back;
 }
 
+/** The step resource that rolls out consumer `c` of `s`: its own, or its batch's. */
+function rolloutResourceOf(s: RunSecret, c: string): string {
+    const plan = rotationPlan({ mode: s.mode, consumers: s.consumers.map((name) => ({ name })), waves: s.waves, batch: s.batch });
+    return stepResourceName(s.name, plan.find((st) => st.consumer === c)!, s.generation, s.mode);
+}
+
 export async function resume(o: Mutating & { secret?: string; redeploy?: string[] }): Promise<number> {
     const { stack, config } = await load(o);
     const { env } = config;
@@ -408,8 +423,13 @@ export async function resume(o: Mutating & { secret?: string; redeploy?: string[
             throw new UsageError(`resume: ${o.secret} has no consumer "${c}" (it has: ${env.secrets[o.secret!].consumers.map((x) => x.name).join(", ")})`);
     }
     // A consumer's rollout that succeeded is not repeated; --redeploy runs it again (its config was reverted behind the rotation's back).
+    // A batched consumer shares its resource (rollout.batch): its whole batch is deployed again.
     const project = (await stack.workspace.projectSettings()).name;
-    const replace = (o.redeploy ?? []).map((c) => `urn:pulumi:${o.stack}::${project}::rotation:index:Rotation$${STEP_TYPE}::${o.secret}-rollout-${c}`);
+    const replace = [
+        ...new Set(
+            (o.redeploy ?? []).map((c) => rolloutResourceOf(runSecret(env, o.secret!, env.secrets[o.secret!].generation, env.secrets[o.secret!].mode), c)),
+        ),
+    ].map((resource) => `urn:pulumi:${o.stack}::${project}::rotation:index:Rotation$${STEP_TYPE}::${resource}`);
     await checkBeforeChange(o.stack, config, {});
     if (!o.yes) {
         say(

@@ -1,13 +1,14 @@
 /** What the console's commands share: the stack and its config, the secrets asked for, the audit log, the store's committed generation. */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import type { Stack } from "@pulumi/pulumi/automation";
+import type { Stack } from "./pulumiCli";
 import { readAuditLog, type AuditLine } from "../adapters/auditLog";
 import { NAME, type EnvironmentConfig, type SecretEntry } from "../lib/config";
 import { storeOf } from "../stores";
 import { lastCompleted, nextDue } from "../lib/schedule";
 import type { RunSecret } from "./runRecord";
-import { PROJECT, UsageError, openStack, readConfig, type StackConfig } from "./stack";
+import { PROJECT, UsageError, openStack, projectName, readConfig, type StackConfig } from "./stack";
+import { stackStored } from "./backend";
 
 export interface Common {
     stack: string;
@@ -103,6 +104,7 @@ export function runSecret(env: EnvironmentConfig, name: string, generation: numb
         ...(Object.keys(kinds).length ? { consumerKinds: kinds } : {}),
         after: s.after,
         ...(s.rollout.waves.length > 1 || s.rollout.waves[0] !== "100%" ? { waves: s.rollout.waves } : {}),
+        ...(s.rollout.batch !== "auto" ? { batch: s.rollout.batch } : {}),
         reason: s.reason,
         ...(s.note ? { note: s.note } : {}),
         ...(s.approval ? { approval: { request: s.approval.request } } : {}),
@@ -112,6 +114,7 @@ export function runSecret(env: EnvironmentConfig, name: string, generation: numb
 /** Opens the stack and reads its config; read-only commands never create a stack. */
 export async function load(o: Common, mayCreate = false): Promise<{ stack: Stack; config: StackConfig }> {
     checkStackName(o);
-    const stack = await openStack(o.stack, mayCreate);
+    const stored = await stackStored(o.stack, projectName()).catch(() => undefined);
+    const stack = await openStack(o.stack, mayCreate, stored);
     return { stack, config: await readConfig(stack) };
 }

@@ -43,7 +43,7 @@ interface SecretPlan {
 const plans = (secrets: RunSecret[]): SecretPlan[] =>
     secrets.map((secret) => ({
         secret,
-        plan: rotationPlan({ mode: secret.mode, consumers: secret.consumers.map((name) => ({ name })), waves: secret.waves }),
+        plan: rotationPlan({ mode: secret.mode, consumers: secret.consumers.map((name) => ({ name })), waves: secret.waves, batch: secret.batch }),
     }));
 
 /** The `after` secrets that run in this run too; the others are not waited for (index.ts does the same). */
@@ -214,6 +214,13 @@ function wavesOf(rollouts: PlanStep[], configured: readonly WaveEntry[] = []): s
     return ` in ${sizes.length} waves of ${sizes.join(", ")} consumers${config !== sizes.join(", ") ? ` (configured ${config})` : ""}, each after the one before`;
 }
 
+/** How many resources carry the rollouts when consumers are batched (rollout.batch): `, by 16 resources of up to 63`. */
+function batchesOf(rollouts: PlanStep[]): string {
+    const sizes = new Map<number, number>();
+    for (const st of rollouts) if (st.batch) sizes.set(st.batch, (sizes.get(st.batch) ?? 0) + 1);
+    return sizes.size ? `, by ${sizes.size} resources of up to ${Math.max(...sizes.values())} consumers each` : "";
+}
+
 /** One row per phase: what it runs, which phases it waits for, and whether it lies in the dual-active window. */
 function phaseRows(s: RunSecret, plan: PlanStep[], all: PlanGraphStep[]): string[][] {
     const phaseOf = new Map<string, string>(all.map((st) => [st.id, st.secret === s.name ? st.phase : `${st.secret} audit`]));
@@ -221,7 +228,7 @@ function phaseRows(s: RunSecret, plan: PlanStep[], all: PlanGraphStep[]): string
         const mine = plan.filter((st) => st.phase === phase);
         const what =
             phase === "rollout"
-                ? `${consumerList(mine.map((st) => st.consumer!))}${wavesOf(mine, s.waves)}`
+                ? `${consumerList(mine.map((st) => st.consumer!))}${wavesOf(mine, s.waves)}${batchesOf(mine)}`
                 : mine.length > 1
                   ? mine.map((st) => st.id.replace(`${phase}/`, "")).join(", ")
                   : stepLabel(mine[0], s);

@@ -18,21 +18,26 @@ import type { PreflightResult, RunSecret, StepOutcome, StepRecord } from "./runR
 /** The resource name at the end of a URN (`urn:pulumi:stack::project::type$type::name`). */
 export const urnName = (urn: string) => urn.slice(urn.lastIndexOf("::") + 2);
 
-/** Every plan step of the run's secrets, keyed by its step resource's name. */
-export function planIndex(secrets: RunSecret[]): Map<string, StepRecord> {
-    const index = new Map<string, StepRecord>();
+/** Every plan step of the run's secrets, keyed by its step resource's name (a batch's resource stands for each of its consumers). */
+export function planIndex(secrets: RunSecret[]): Map<string, StepRecord[]> {
+    const index = new Map<string, StepRecord[]>();
     for (const s of secrets) {
-        for (const step of rotationPlan({ mode: s.mode, consumers: s.consumers.map((name) => ({ name })), waves: s.waves })) {
+        const plan = rotationPlan({ mode: s.mode, consumers: s.consumers.map((name) => ({ name })), waves: s.waves, batch: s.batch });
+        for (const step of plan) {
             const resource = stepResourceName(s.name, step, s.generation, s.mode);
-            index.set(resource, {
+            const record: StepRecord = {
                 secret: s.name,
                 step: step.id,
                 phase: step.phase,
                 ...(step.consumer ? { consumer: step.consumer } : {}),
                 ...(step.wave ? { wave: step.wave } : {}),
+                ...(step.batch ? { batch: step.batch } : {}),
                 resource,
                 outcome: "pending",
-            });
+            };
+            const of = index.get(resource);
+            if (of) of.push(record);
+            else index.set(resource, [record]);
         }
     }
     return index;
@@ -46,6 +51,21 @@ function ownerOf(resource: string, secrets: RunSecret[]): string | undefined {
         .sort((a, b) => b.length - a.length)[0];
 }
 
+/**
+ * A failed batch's error, consumer by consumer (provider/batch.ts): the line
+ * that names each consumer that failed ("<secret> → consumer <name>: ...").
+ * None named: the batch failed as a whole.
+ */
+export function batchErrors(error: string, records: StepRecord[]): Map<StepRecord, string> {
+    const lines = error.split("\n");
+    const out = new Map<StepRecord, string>();
+    for (const r of records) {
+        const mine = lines.filter((l) => l.includes(`→ consumer ${r.consumer}:`));
+        if (mine.length) out.set(r, stepError(mine.join("\n")));
+    }
+    return out;
+}
+
 export type ChangeListener = (step: StepRecord, change: "started" | "ended") => void;
 
 /** The run's steps as the engine events describe them. */
@@ -54,7 +74,7 @@ export class RunTracker {
     readonly errors: string[] = [];
     /** Step operations the engine started, of any secret (a resume runs others' too): 0 means the update ran nothing. */
     operations = 0;
-    private readonly byResource: Map<string, StepRecord>;
+    private readonly byResource: Map<string, StepRecord[]>;
     private readonly listeners: ChangeListener[] = [];
 
     constructor(
@@ -62,23 +82,23 @@ export class RunTracker {
         private readonly now: () => number = Date.now,
     ) {
         this.byResource = planIndex(secrets);
-        this.steps = [...this.byResource.values()];
+        this.steps = [...this.byResource.values()].flat();
     }
 
     onChange(l: ChangeListener): void {
         this.listeners.push(l);
     }
 
-    /** The record of a step resource, created for steps outside the plan (a withdrawal of an older grant, say). */
-    private record(resource: string): StepRecord | undefined {
-        let r = this.byResource.get(resource);
-        if (r) return r;
+    /** The records of a step resource (several for a batch), created for steps outside the plan (a withdrawal of an older grant, say). */
+    private records(resource: string): StepRecord[] {
+        const rs = this.byResource.get(resource);
+        if (rs) return rs;
         const secret = ownerOf(resource, this.secrets);
-        if (!secret) return undefined;
-        r = { secret, step: resource.slice(secret.length + 1), phase: "other", resource, outcome: "pending" };
-        this.byResource.set(resource, r);
+        if (!secret) return [];
+        const r: StepRecord = { secret, step: resource.slice(secret.length + 1), phase: "other", resource, outcome: "pending" };
+        this.byResource.set(resource, [r]);
         this.steps.push(r);
-        return r;
+        return [r];
     }
 
     handle(e: EngineEvent): void {
@@ -89,37 +109,48 @@ export class RunTracker {
         const diag = e.diagnosticEvent;
         if (pre && pre.type === STEP_TYPE) {
             if (pre.op !== "same") this.operations++;
-            const r = this.record(urnName(pre.urn));
-            // A step the engine has nothing to do for is "unchanged", not started.
-            if (r && pre.op !== "same") {
-                Object.assign(r, { op: pre.op, start: at, outcome: "running" as StepOutcome });
-                this.emit(r, "started");
-            } else if (r) r.op = pre.op;
+            for (const r of this.records(urnName(pre.urn))) {
+                // A step the engine has nothing to do for is "unchanged", not started.
+                if (pre.op !== "same") {
+                    Object.assign(r, { op: pre.op, start: at, outcome: "running" as StepOutcome });
+                    this.emit(r, "started");
+                } else r.op = pre.op;
+            }
         } else if (done && done.type === STEP_TYPE) {
-            const r = this.record(urnName(done.urn));
-            if (r && r.outcome !== "failed") {
+            for (const r of this.records(urnName(done.urn))) {
+                if (r.outcome === "failed") continue;
                 Object.assign(r, { op: done.op, end: at, outcome: (done.op === "same" ? "unchanged" : "ok") as StepOutcome });
                 this.emit(r, "ended");
             }
         } else if (failed && failed.type === STEP_TYPE) {
-            const r = this.record(urnName(failed.urn));
             // Announced once: the step's error (a diagnostic event) usually came first.
-            if (r && r.outcome !== "failed") {
+            for (const r of this.records(urnName(failed.urn))) {
+                if (r.outcome === "failed" || (r.batch && r.outcome === "ok")) continue;
                 Object.assign(r, { end: at, outcome: "failed" as StepOutcome });
                 this.emit(r, "ended");
             }
         } else if (diag && diag.severity === "error") {
             const message = diag.message.replace(/\u001b\[[0-9;]*m/g, "").trim();
-            const r = diag.urn ? this.record(urnName(diag.urn)) : undefined;
-            if (r) {
+            const rs = diag.urn ? this.records(urnName(diag.urn)) : [];
+            const perConsumer = rs.length && rs[0].batch ? batchErrors(message, rs) : undefined;
+            for (const r of rs) {
+                // A batch's consumer its error does not name is done (the batch kept it, provider/batch.ts).
+                if (perConsumer?.size && !perConsumer.has(r)) {
+                    if (r.outcome === "running") {
+                        Object.assign(r, { end: at, outcome: "ok" as StepOutcome });
+                        this.emit(r, "ended");
+                    }
+                    continue;
+                }
                 // The engine's error line for a failed step: keep the step provider's message only.
                 const first = r.error === undefined && r.outcome !== "failed";
                 // A pre-flight's error keeps its lines: one problem a line, read back by preflight().
-                const error = stepError(message, r.phase === "preflight");
+                const error = perConsumer?.get(r) ?? stepError(message, r.phase === "preflight");
                 r.error = r.error ? `${r.error} ${error}` : error;
                 if (r.outcome !== "failed") Object.assign(r, { end: at, outcome: "failed" as StepOutcome });
                 if (first) this.emit(r, "ended");
-            } else {
+            }
+            if (!rs.length) {
                 // The engine's own errors; its closing "update failed" says nothing the exit code does not.
                 const own = message.replace(/^error:\s*/i, "");
                 if (own && !/^update failed$/i.test(own)) this.errors.push(own);

@@ -67,7 +67,7 @@ export function timelineGroups(run: RunRecord): Group[] {
     const byStart = (a: StepRecord, b: StepRecord) => (a.start ?? Infinity) - (b.start ?? Infinity);
     const groups: Group[] = run.secrets.map((secret) => {
         const mine = run.steps.filter((s) => s.secret === secret.name);
-        const plan = rotationPlan({ mode: secret.mode, consumers: secret.consumers.map((name) => ({ name })), waves: secret.waves });
+        const plan = rotationPlan({ mode: secret.mode, consumers: secret.consumers.map((name) => ({ name })), waves: secret.waves, batch: secret.batch });
         const rows = plan.flatMap((p): StepRecord[] => {
             const found = mine.filter((s) => s.step === p.id);
             return found.length

@@ -26,6 +26,7 @@ import { EXIT, EXIT_CODES_HELP } from "./run";
 import { LockedError, UsageError } from "./stack";
 import { unlock } from "./unlock";
 import { RUN_DUE_EXIT_HELP, runDue } from "./runDue";
+import { mark, traceCpu } from "./trace";
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
@@ -190,6 +191,11 @@ function exitCodeOf(e: Error): number {
 }
 
 function main(): void {
+    mark("start-up (tsx, modules)");
+    process.on("exit", () => {
+        mark("until the process exits");
+        traceCpu();
+    });
     let pending: Promise<number> | undefined;
     // The action's promise is kept here, not returned to commander: parse() is synchronous and would leave it unhandled.
     const cli = program((p) => {
@@ -211,8 +217,12 @@ function main(): void {
         return;
     }
     pending.then(
-        (code) => (process.exitCode = code),
+        (code) => {
+            mark("command");
+            process.exitCode = code;
+        },
         (e: Error) => {
+            mark("command");
             console.error(`rotate: ${e.message}`);
             process.exitCode = exitCodeOf(e);
         },

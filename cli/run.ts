@@ -5,7 +5,7 @@
  * the `--json` document.
  */
 import * as path from "node:path";
-import type { Stack } from "@pulumi/pulumi/automation";
+import type { Stack } from "./pulumiCli";
 import { describeProblems } from "../provider/preflight";
 import { LiveView, RunTracker, plainLine, renderFrame } from "./progress";
 import { writeReport } from "./report";
@@ -20,6 +20,7 @@ import { whoRan } from "../provider/outcome";
 import { type RunNotify, announceVerdict, watchRun } from "./notify";
 import { AWAITING_PERSON } from "../sources/manual";
 import { onCurrent } from "../lib/drift";
+import { mark } from "./trace";
 
 /** The exit codes of bin/rotate, as docs/operating.md and --help give them. */
 export const EXIT = {
@@ -166,6 +167,7 @@ export async function runUpdate(o: RunOptions): Promise<RunResult> {
     process.on("SIGINT", onInt);
     let engineError = "";
     let ok = true;
+    mark("before the update (progress view)");
     try {
         await o.stack.up({
             onEvent: (e) => tracker.handle(e),
@@ -181,6 +183,7 @@ export async function runUpdate(o: RunOptions): Promise<RunResult> {
         process.off("SIGINT", onInt);
         tracker.finish();
         live?.stop();
+        mark("after the update (last events read)");
     }
     // The engine refused before running a step: another run's lock (taken before the program starts), the program refusing the config.
     const locked = !ok && /currently locked|another update is currently in progress/i.test(engineError);
@@ -252,12 +255,14 @@ export async function runUpdate(o: RunOptions): Promise<RunResult> {
     const outcome: RunOutcome = ok ? (o.command === "rollback" ? "rolled-back" : "succeeded") : refused ? "refused" : awaiting ? "awaiting-person" : "failed";
     if (!ranNothing && !refused) for (const s of failed) recordFailedRun(o, tracker.steps, s);
     const ended = Date.now();
+    mark("verdict");
     // The rotation is over; deliveries still under way get a bounded time (rotation:notify.delivery.settleSeconds), their failures reach the audit log.
     let notifications: RunRecord["notifications"];
     if (o.notify) {
         announceVerdict(o.notify, { secrets: o.secrets, steps: tracker.steps, stack, command: o.command, next }, afterRevocation, escalated);
         notifications = await o.notify.notifier.settle();
     }
+    mark("notifications settled");
     const audit = auditOfRun(o.auditLog, stack, started);
     const authFailures = authFailureRows(audit);
     const record: RunRecord = {
@@ -278,6 +283,8 @@ export async function runUpdate(o: RunOptions): Promise<RunResult> {
         ...(authFailures.length ? { authFailures } : {}),
         ...(notifications?.length ? { notifications } : {}),
     };
+    mark("audit log read, run record");
     const report = writeReport(record, path.join(PROJECT, ".state", "reports"));
+    mark("report written");
     return { record, report };
 }

@@ -9,7 +9,7 @@
  */
 import type { Mode, PlanStep } from "../lib/plan";
 import type { Delivery } from "../notify/deliver";
-import type { WaveEntry } from "../lib/waves";
+import type { BatchSetting, WaveEntry } from "../lib/waves";
 
 /** One secret of the run as the plan sees it. */
 export interface RunSecret {
@@ -24,6 +24,8 @@ export interface RunSecret {
     after: string[];
     /** Canary waves (rollout.waves); absent: one wave. */
     waves?: WaveEntry[];
+    /** Consumers per rollout resource (rollout.batch); absent: "auto". */
+    batch?: BatchSetting;
     /** Why this generation (the runbook's reason), a note, and the ceremony's witnesses if it had one. */
     reason?: string;
     note?: string;
@@ -50,6 +52,8 @@ export interface StepRecord {
     consumer?: string;
     /** A rollout's canary wave (1-based), when there are several. */
     wave?: number;
+    /** A rollout's batch (1-based), when its consumers share a resource (rollout.batch). */
+    batch?: number;
     /** The Pulumi resource name, e.g. "app-redis-rollout-web-1". */
     resource: string;
     /** The engine's operation: create, update, same, delete, ... */

@@ -1,18 +1,20 @@
 /**
- * The stack as the console sees it, through the Pulumi Automation API: a
- * LocalWorkspace over this project, run by bin/pulumi (so the console and a
- * plain `bin/pulumi up` share one set of defaults: backend, dev passphrase,
- * parallelism, continue-on-error). The config is read once per command and
- * validated by the program's own schema (lib/config.ts).
+ * The stack as the console sees it: this project, run by bin/pulumi (so the
+ * console and a plain `bin/pulumi up` share one set of defaults: backend, dev
+ * passphrase, parallelism, continue-on-error; cli/pulumiCli.ts). The config
+ * is read once per command, from the stack file where it says it plainly
+ * (cli/configFile.ts), and validated by the program's own schema
+ * (lib/config.ts).
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
 import yaml from "js-yaml";
-import { LocalWorkspace, PulumiCommand, Stack, type ConfigMap } from "@pulumi/pulumi/automation";
 import { parseEnvironment, type EnvironmentConfig } from "../lib/config";
 import { readInventory, type InventoryFile } from "../lib/inventory";
 import { rotationKeys } from "../adapters/resolve";
 import { type FileCopy, copyOf, restoreFile, stackFileOf } from "./stackFile";
+import { type Cli, type ConfigMap, Stack, run } from "./pulumiCli";
+import { plainConfigOf } from "./configFile";
 
 export const ROOT = path.resolve(__dirname, "..");
 /** The Pulumi project the commands act on: this checkout, or a copy of it (ROTATION_PROJECT_DIR, used by the tests). */
@@ -35,16 +37,17 @@ export interface StackConfig {
     raw: Record<string, unknown>;
 }
 
-let workspace: Promise<LocalWorkspace> | undefined;
+/** The project's CLI: ROOT/bin/pulumi, run in the project. */
+function cli(env: Record<string, string> = {}): Cli {
+    if (!fs.existsSync(path.join(ROOT, ".tools", "bin", "pulumi"))) throw new UsageError("the Pulumi toolchain is not installed; run: npm run setup");
+    return { command: path.join(ROOT, "bin", "pulumi"), project: PROJECT, env: { ROTATION_PROJECT_DIR: PROJECT, ...env } };
+}
 
-/** The project's workspace; bin/pulumi is the CLI it runs (ROOT/bin/pulumi). */
-export function openWorkspace(): Promise<LocalWorkspace> {
-    workspace ??= (async () => {
-        if (!fs.existsSync(path.join(ROOT, ".tools", "bin", "pulumi"))) throw new UsageError("the Pulumi toolchain is not installed; run: npm run setup");
-        const pulumiCommand = await PulumiCommand.get({ root: ROOT, skipVersionCheck: true });
-        return LocalWorkspace.create({ workDir: PROJECT, pulumiCommand, envVars: { ROTATION_PROJECT_DIR: PROJECT } });
-    })();
-    return workspace;
+/** The project's name (Pulumi.yaml), which the backend files its stacks under. */
+export function projectName(): string {
+    const doc = yaml.load(fs.readFileSync(path.join(PROJECT, "Pulumi.yaml"), "utf8"), { schema: yaml.JSON_SCHEMA }) as { name?: unknown } | null;
+    if (typeof doc?.name !== "string") throw new UsageError(`${path.join(PROJECT, "Pulumi.yaml")} names no project`);
+    return doc.name;
 }
 
 /**
@@ -65,22 +68,23 @@ export function stackFileFromTemplate(name: string): void {
 /**
  * The stack, which must exist. Only a mutating command that was confirmed
  * (`mayCreate`) creates it, and only from its stack file: a mistyped name on
- * a command that reads creates nothing.
+ * a command that reads creates nothing. `stored`: the backend's own objects
+ * hold it (cli/backend.ts); otherwise the CLI is asked (`stack ls`: a
+ * process and a login), which also lists the stacks there are.
  */
-export async function openStack(name: string, mayCreate: boolean): Promise<Stack> {
+export async function openStack(name: string, mayCreate: boolean, stored?: boolean): Promise<Stack> {
     stackFileFromTemplate(name);
-    const ws = await openWorkspace();
-    const stacks = await ws.listStacks();
-    if (stacks.some((s) => s.name === name || s.name.endsWith(`/${name}`))) return Stack.select(name, ws);
+    const stack = new Stack(name, cli(), projectName);
+    if (stored) return stack;
+    const stacks = JSON.parse((await run(cli(), ["stack", "ls", "--json"])).stdout) as { name: string }[];
+    if (stacks.some((s) => s.name === name || s.name.endsWith(`/${name}`))) return stack;
     const file = stackFileOf(PROJECT, name);
     if (mayCreate && fs.existsSync(file)) {
         // `stack init` ignores the stack file's secretsprovider (it would ask for a passphrase); name it.
         const provider = (yaml.load(fs.readFileSync(file, "utf8")) as { secretsprovider?: string } | null)?.secretsprovider;
-        if (!provider || provider === "passphrase" || provider === "default") return Stack.create(name, ws);
-        return Stack.create(
-            name,
-            await LocalWorkspace.create({ workDir: PROJECT, pulumiCommand: ws.pulumiCommand, envVars: ws.envVars, secretsProvider: provider }),
-        );
+        const named = provider && provider !== "passphrase" && provider !== "default" ? ["--secrets-provider", provider] : [];
+        await run(cli(), ["stack", "init", name, ...named]);
+        return stack;
     }
     const have = stacks.map((s) => s.name).join(", ") || "none";
     throw new UsageError(
@@ -90,9 +94,11 @@ export async function openStack(name: string, mayCreate: boolean): Promise<Stack
 
 /** The stack's `rotation:` config, read once and validated by the program's schema (throws ConfigError naming every field). */
 export async function readConfig(stack: Stack): Promise<StackConfig> {
-    const all: ConfigMap = await stack.getAllConfig();
-    const flat: Record<string, string> = {};
-    for (const [k, v] of Object.entries(all)) flat[k] = v.value;
+    let flat = plainConfigOf(PROJECT, stackFileOf(PROJECT, stack.name));
+    if (!flat) {
+        const all = JSON.parse((await run(stack.cli, ["config", "--show-secrets", "--json", "--stack", stack.name])).stdout) as ConfigMap;
+        flat = Object.fromEntries(Object.entries(all).map(([k, v]) => [k, v.value]));
+    }
     const { raw, inventory } = readInventory(stack.name, rotationKeys(flat), PROJECT);
     if (raw.secret !== undefined || raw.generation !== undefined) {
         throw new UsageError(

@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
-import { phaseOrder, rotationPlan, type PlanStep } from "../lib/plan";
+import { batchResourceName, phaseOrder, rotationPlan, type PlanStep } from "../lib/plan";
 import { AuditRecord } from "./auditRecord";
-import { consumerRollout } from "./consumerRollout";
+import { consumerRollout, rolloutBatch } from "./consumerRollout";
 import { TOKEN, phaseStep, type RotationContext } from "./context";
 import { preflightStep } from "./preflight";
 import { Promotion } from "./promotion";
@@ -27,6 +27,8 @@ export interface RotationSummary {
     /** The consumers of each wave, when the secret rolls out in waves. */
     waves?: string[][];
     onFailure?: string;
+    /** How many step resources carry the rollouts, when consumers are batched (rollout.batch). */
+    rolloutBatches?: number;
 }
 
 export interface RotationArgs {
@@ -60,8 +62,13 @@ export class Rotation extends pulumi.ComponentResource {
         if (config.generation === 0) throw new Error("Rotation: generation 0 has nothing to rotate");
         // lib/plan.ts is the graph: which phase waits for which. Here is only how each phase is built;
         // every resource gets exactly its plan dependencies (a step without any waits for `after`).
-        this.plan = rotationPlan({ mode: config.mode, consumers: config.consumers, waves: config.rollout.waves });
+        this.plan = rotationPlan({ mode: config.mode, consumers: config.consumers, waves: config.rollout.waves, batch: config.rollout.batch });
+        // Batched rollouts: each batch's consumers, in plan order; one resource per batch, built at its first consumer.
+        const batches: string[][] = [];
+        for (const s of this.plan) if (s.batch) (batches[s.batch - 1] ??= []).push(s.consumer!);
+        const batchBuilt = new Map<number, pulumi.Resource>();
         const child = { parent: this };
+        const byName = new Map(config.consumers.map((c) => [c.name, c]));
         let previous!: SecretVersion;
         let secret!: SecretVersion;
         let verify: Verification | undefined;
@@ -76,8 +83,18 @@ export class Rotation extends pulumi.ComponentResource {
                 return new SourceGrant(`${name}-grant-g${credential.generation}`, { context: ctx, credential, after }, child).done;
             },
             rollout: (s, after) => {
-                const c = config.consumers.find((x) => x.name === s.consumer)!;
-                return consumerRollout(`${name}-rollout-${c.name}`, ctx, c, config.mode === "rollback" ? previous : secret, { parent: this, dependsOn: after });
+                const credential = config.mode === "rollback" ? previous : secret;
+                if (s.batch) {
+                    // A batch's consumers all wait for the same steps (a batch never spans two waves).
+                    const k = s.batch;
+                    if (!batchBuilt.has(k)) {
+                        const consumers = batches[k - 1].map((n) => byName.get(n)!);
+                        const batch = { k, of: batches.length };
+                        batchBuilt.set(k, rolloutBatch(batchResourceName(name, k), ctx, consumers, batch, credential, { parent: this, dependsOn: after }));
+                    }
+                    return batchBuilt.get(k)!;
+                }
+                return consumerRollout(`${name}-rollout-${s.consumer}`, ctx, byName.get(s.consumer!)!, credential, { parent: this, dependsOn: after });
             },
             guard: (_s, after) =>
                 phaseStep(
@@ -103,7 +120,8 @@ export class Rotation extends pulumi.ComponentResource {
         };
         const built = new Map<string, pulumi.Resource>();
         for (const step of this.plan) {
-            const after = step.dependsOn.length ? step.dependsOn.map((d) => built.get(d)!) : [...(args.after ?? [])];
+            // Each resource once: a batch stands for every consumer of it.
+            const after = step.dependsOn.length ? [...new Set(step.dependsOn.map((d) => built.get(d)!))] : [...(args.after ?? [])];
             built.set(step.id, build[step.phase](step, after));
         }
         this.finished = built.get("audit")!;
@@ -123,6 +141,7 @@ export class Rotation extends pulumi.ComponentResource {
             auditLog: config.auditLog,
             ...(config.after.length ? { after: config.after } : {}),
             ...(waves.length > 1 ? { waves, onFailure: config.rollout.onFailure } : {}),
+            ...(batches.length ? { rolloutBatches: batches.length } : {}),
         };
         this.registerOutputs({ summary: this.summary });
     }

@@ -165,7 +165,7 @@ export const secretEntry = z.strictObject({
     /** Secrets of this stack whose rotation (in the same run) must complete before this one starts. */
     after: z.array(z.string()).default([]),
     /** Canary waves, e.g. {waves: [1, "10%", "100%"], onFailure: rollback}; default one wave, stop. */
-    rollout: rolloutSchema.default({ waves: ["100%"], onFailure: "stop" }),
+    rollout: rolloutSchema.default({ waves: ["100%"], onFailure: "stop", batch: "auto" }),
     /** When a rotation may start: {days: [mon, ...], start: "09:00", end: "17:00", timeZone: "Europe/Berlin"}. */
     window: windowSchema.optional(),
     /** Leave to rotate generation N outside the window: {generation: N, by: <who>, why: <text>} (bin/rotate start --outside-window <why> writes it). */

@@ -5,7 +5,7 @@
  * the revocation waits for every consumer's health check, nothing is revoked
  * in a rollback, and so on.
  */
-import { formWaves, type WaveEntry } from "./waves";
+import { batchSizeOf, formWaves, type BatchSetting, type WaveEntry } from "./waves";
 
 export type Mode = "rotate" | "rollback";
 
@@ -17,6 +17,8 @@ export interface PlanStep {
     consumer?: string;
     /** A rollout's wave (1-based), when the secret rolls out in waves. */
     wave?: number;
+    /** A rollout's batch (1-based), when consumers share rollout resources (rollout.batch): one resource per batch. */
+    batch?: number;
     dependsOn: string[];
 }
 
@@ -25,22 +27,39 @@ export interface PlanInput {
     consumers: { name: string }[];
     /** Canary waves (lib/waves.ts); default one wave. A rollback restores every consumer at once. */
     waves?: readonly WaveEntry[];
+    /** Consumers per rollout resource (rollout.batch); default "auto" (lib/waves.ts batchSizeOf). */
+    batch?: BatchSetting;
 }
 
 export function rotationPlan(input: PlanInput): PlanStep[] {
     const steps: PlanStep[] = [];
-    const add = (id: string, phase: PlanStep["phase"], dependsOn: string[], consumer?: string, wave?: number) => {
-        steps.push({ id, phase, dependsOn, ...(consumer ? { consumer } : {}), ...(wave ? { wave } : {}) });
+    const add = (id: string, phase: PlanStep["phase"], dependsOn: string[], consumer?: string, wave?: number, batch?: number) => {
+        steps.push({ id, phase, dependsOn, ...(consumer ? { consumer } : {}), ...(wave ? { wave } : {}), ...(batch ? { batch } : {}) });
         return id;
     };
     // One step per consumer: deploy, reload, health and log check run in it, in that order.
     // Each wave starts once every consumer of the wave before it passed all four.
+    // Batched, a wave's consumers are cut into batches in order; a batch never spans two waves.
+    const size = batchSizeOf(input.consumers.length, input.batch);
+    let batches = 0;
     const rollouts = (after: string, waves: readonly WaveEntry[]) => {
         const all: string[] = [];
         let previous = [after];
         const formed = formWaves(input.consumers, waves);
         formed.forEach((wave, i) => {
-            previous = wave.map((c) => add(`rollout/${c.name}`, "rollout", previous, c.name, formed.length > 1 ? i + 1 : undefined));
+            const first = batches;
+            if (size > 1) batches += Math.ceil(wave.length / size);
+            const dependsOn = previous;
+            previous = wave.map((c, k) =>
+                add(
+                    `rollout/${c.name}`,
+                    "rollout",
+                    dependsOn,
+                    c.name,
+                    formed.length > 1 ? i + 1 : undefined,
+                    size > 1 ? first + Math.floor(k / size) + 1 : undefined,
+                ),
+            );
             all.push(...previous);
         });
         return all;
@@ -120,9 +139,14 @@ export function resourceNames(secret: string, consumers: string[], upTo: number)
         "rollback-guard",
     ];
     const names = [secret, ...fixed.map((f) => `${secret}-${f}`), ...consumers.map((c) => `${secret}-rollout-${c}`)];
+    // Batches: at most one per consumer, whatever the batch size.
+    for (let k = 1; k <= consumers.length; k++) names.push(batchResourceName(secret, k));
     for (let g = 0; g <= upTo; g++) names.push(`${secret}-g${g}`, `${secret}-g${g}-public-key`, `${secret}-grant-g${g}`);
     return names;
 }
+
+/** The resource of a secret's `k`th rollout batch (1-based); "rollouts" keeps it apart from any consumer's `-rollout-<name>`. */
+export const batchResourceName = (secret: string, k: number) => `${secret}-rollouts-${k}`;
 
 /**
  * The name of the step resource (provider/types.ts STEP_TYPE) that realizes a plan
@@ -141,7 +165,7 @@ export function stepResourceName(secret: string, step: PlanStep, generation: num
         case "grant":
             return `${secret}-grant-g${mode === "rollback" ? generation - 1 : generation}`;
         case "rollout":
-            return `${secret}-rollout-${step.consumer}`;
+            return step.batch ? batchResourceName(secret, step.batch) : `${secret}-rollout-${step.consumer}`;
         case "guard":
             return `${secret}-rollback-guard`;
         case "verify":

@@ -22,7 +22,37 @@ export const rolloutSchema = z.strictObject({
     waves: z.array(waveEntry).min(1, "must list at least one wave").default(["100%"]),
     /** stop: consumers moved so far stay (both secrets valid); rollback: bin/rotate takes the rotation back at once. */
     onFailure: z.enum(["stop", "rollback"], { error: 'must be "stop" or "rollback"' }).default("stop"),
+    /**
+     * Consumers per rollout resource (lib/plan.ts batchSizeOf): "auto" (the
+     * default) gives each consumer a resource of its own up to
+     * BATCH_FROM - 1 consumers and about MAX_BATCHES resources beyond; a count
+     * fixes it (1: one resource per consumer at any size).
+     */
+    batch: z
+        .union([z.literal("auto"), z.number().int("a count must be a whole number").min(1, "a count must be 1 or more")], {
+            error: 'must be "auto" or a count of consumers per rollout resource (1 or more)',
+        })
+        .default("auto"),
 });
+
+export type BatchSetting = z.output<typeof rolloutSchema>["batch"];
+
+/** From this many consumers, "auto" rolls out in batches: one resource per consumer below it. */
+export const BATCH_FROM = 21;
+/** "auto" batches a large fleet into about this many rollout resources. */
+export const MAX_BATCHES = 16;
+
+/**
+ * Consumers per rollout resource for `total` consumers. The engine rewrites
+ * the whole checkpoint after every step operation, one at a time (design
+ * notes, third round), so a resource per consumer makes a large fleet's
+ * rotation wait on bookkeeping; a batch's consumers run at once in the step
+ * provider, so fewer, larger resources cost no rollout time.
+ */
+export function batchSizeOf(total: number, setting: BatchSetting = "auto"): number {
+    if (setting !== "auto") return setting;
+    return total < BATCH_FROM ? 1 : Math.ceil(total / MAX_BATCHES);
+}
 
 /** How many of `total` consumers one entry takes. */
 function sizeOf(entry: WaveEntry, total: number): number {

@@ -16,6 +16,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { shq } from "../lib/quote";
 import { AGENT_WRAPPER, HostAgent, type RunResult } from "./agent";
+import { Coalescer } from "./coalesce";
 import { JOBS_PER_HOST, Semaphore, processes } from "./limits";
 import type { SshTarget, StepTarget } from "./types";
 
@@ -67,6 +68,8 @@ interface Master {
     ready: Promise<void>;
     agent: HostAgent;
     jobs: Semaphore;
+    /** Jobs that got their permit together, sent as one (provider/coalesce.ts). */
+    together: Coalescer;
 }
 
 /**
@@ -134,7 +137,10 @@ export class SshPool {
             this.children.push(child);
             return child;
         });
-        m = { id, target: t, socket, ready, agent, jobs: new Semaphore(JOBS_PER_HOST) };
+        // A job takes its host's permit first, then goes with the others that got theirs in the same turn.
+        const jobs = new Semaphore(JOBS_PER_HOST);
+        const together = new Coalescer((job) => agent.run(job));
+        m = { id, target: t, socket, ready, agent, jobs, together };
         this.masters.set(key, m);
         return m;
     }
@@ -143,7 +149,7 @@ export class SshPool {
     async run(t: SshTarget, script: string, stdin: string, timeoutSeconds: number): Promise<RunResult> {
         const m = this.master(t);
         await m.ready;
-        const r = await m.jobs.run(() => m.agent.run({ script, stdin, timeoutSeconds }));
+        const r = await m.jobs.run(() => m.together.submit({ script, stdin, timeoutSeconds }));
         return r.code === 255 ? { ...r, stderr: hostKeyRefusal(t, r.stderr) ?? r.stderr } : r;
     }
 

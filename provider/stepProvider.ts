@@ -28,9 +28,10 @@ import { StepError, appendAudit, failure, redact, sleep, splitFields, undoPhase 
 import { randomSecret } from "../generators/random";
 import { rollout } from "./rollout";
 import { apiRollout } from "./apiConsumer";
+import { PartialBatchError, batchFailure, pendingOf, runBatch } from "./batch";
 import { vaultStep } from "../adapters/vault";
 import { kubernetesStep } from "../stores/kubernetesSecret";
-import type { AuditSpec, KubernetesStep, ScriptStep, StepField, StepOp, StepProps, VaultStep } from "./types";
+import type { AuditSpec, KubernetesStep, RolloutBatchStep, ScriptStep, StepField, StepOp, StepProps, VaultStep } from "./types";
 
 /** A value as the engine sends it, secrets unwrapped; what it is, `check` has said (the caller names it). */
 function unwrap<T>(v: unknown): T {
@@ -73,7 +74,7 @@ const RECORDED_KEYS: StepField[] = [
 ];
 
 /** Recorded inputs added since: part of the digest only when set, so that every earlier step's digest stays the one its state holds. */
-const RECORDED_WHEN_SET: StepField[] = ["kubernetes", "api"];
+const RECORDED_WHEN_SET: StepField[] = ["kubernetes", "api", "batch"];
 
 /** A short digest of the recorded inputs: outputs keep this, not a second copy of them. */
 export function recordedDigest(p: StepFields): string {
@@ -95,6 +96,14 @@ const hostsFor = ({ hosts }: StepFields, checks: { host: string }[]) => hosts !=
 const NEEDS: { [O in StepOp]: (p: StepFields) => string | undefined } = {
     script: (p) => (!p.target ? "target" : typeof p.script !== "string" ? "script" : undefined),
     rollout: (p) => (p.rollout ? undefined : "rollout"),
+    "rollout-batch": (p) =>
+        p.batch &&
+        hostsFor(
+            p,
+            p.batch.flatMap((e) => (e.rollout ? [e.rollout] : [])),
+        )
+            ? undefined
+            : "batch with its hosts",
     "api-rollout": (p) => (p.api ? undefined : "api"),
     health: (p) => (p.checks && hostsFor(p, p.checks) ? undefined : "checks with their hosts"),
     random: (p) => (p.random ? undefined : "random"),
@@ -125,6 +134,9 @@ async function run(props: StepProps, secrets: string[]): Promise<{ stdout?: stri
         case "api-rollout":
             await apiRollout(props.api, props.stdin ?? "");
             return {};
+        case "rollout-batch":
+            // Run by runBatchStep (create and update), which records which consumers are done.
+            throw new StepError(`${props.title}: a batch runs only as its own create or update`);
         case "health": {
             const hosts = props.hosts;
             const checks = props.checks.map(({ host, ...c }) => ({ ...c, target: hosts[host] }));
@@ -245,6 +257,21 @@ function outputs(props: StepProps, stdout: string | undefined): Record<string, u
     return outs;
 }
 
+/**
+ * A batch's create or update: runs its consumers not done at these triggers,
+ * and records every one done. If any failed, the resource is still recorded
+ * (a partial failure, batch.ts), so the next run continues with the others.
+ */
+async function runBatchStep(id: string, props: RolloutBatchStep, doneBefore: readonly string[]): Promise<provider.CreateResult> {
+    const outcome = await runBatch(props, doneBefore);
+    const outs = { ...outputs(props, undefined), done: outcome.done };
+    if (outcome.failures.length) throw new PartialBatchError(batchFailure(props, outcome), id, outs);
+    return { id, outs };
+}
+
+/** The consumers a batch's state says are done at its triggers (none for any other step). */
+const doneOf = (olds: Record<string, unknown>): string[] => (Array.isArray(olds.done) ? (olds.done as string[]) : []);
+
 export const stepProvider: provider.Provider = {
     version: "0.2.0",
     async check(_urn, _olds, news) {
@@ -256,16 +283,21 @@ export const stepProvider: provider.Provider = {
     },
     async diff(_id, _urn, olds, news) {
         if (!sameTriggers(olds.triggers, news.triggers)) return { changes: true };
-        return { changes: olds.recorded !== recordedDigest(unwrap<StepFields>(news)) };
+        const p = unwrap<StepFields>(news);
+        // A batch with a consumer not done yet (one that failed, or one added since) runs for it.
+        if (p.op === "rollout-batch" && p.batch && pendingOf(p.batch, doneOf(olds)).length) return { changes: true };
+        return { changes: olds.recorded !== recordedDigest(p) };
     },
     async create(_urn, inputs) {
         const props = unwrap<StepProps>(inputs);
+        if (props.op === "rollout-batch") return runBatchStep(randomUUID(), props, []);
         const stdout = await perform(props);
         return { id: randomUUID(), outs: outputs(props, stdout) };
     },
-    async update(_id, _urn, olds, news) {
+    async update(id, _urn, olds, news) {
         const props = unwrap<StepProps>(news);
         const old = unwrap<StepState>(olds);
+        if (props.op === "rollout-batch") return runBatchStep(id, props, sameTriggers(old.triggers, props.triggers) ? doneOf(olds) : []);
         // New triggers run the step again; anything else is only recorded.
         const stdout = sameTriggers(old.triggers, props.triggers) ? old.stdout : await perform(props);
         return { outs: outputs(props, props.captureStdout ? stdout : undefined) };

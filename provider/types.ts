@@ -176,6 +176,23 @@ export interface RolloutStep extends StepBase {
     rollout: RolloutSpec;
 }
 
+/** One consumer of a batch: a host consumer's rollout (its host a key of the step's `hosts`) or one behind an API. */
+export type BatchEntry =
+    | { consumer: string; rollout: Omit<RolloutSpec, "target"> & { host: string }; api?: undefined }
+    | { consumer: string; api: ApiConsumerSpec; rollout?: undefined };
+
+/**
+ * Deploys the secret on stdin to a batch of consumers at once, each as a
+ * "rollout" or "api-rollout" step would (provider/batch.ts), with one audit
+ * line per consumer. Its state keeps which consumers are done at its
+ * triggers: a batch that failed for some runs only the others again.
+ */
+export interface RolloutBatchStep extends StepBase {
+    op: "rollout-batch";
+    hosts: Record<string, SshTarget>;
+    batch: BatchEntry[];
+}
+
 /** Gives the secret on stdin to one consumer behind an API and waits for its confirmation (provider/apiConsumer.ts). */
 export interface ApiRolloutStep extends StepBase {
     op: "api-rollout";
@@ -226,7 +243,7 @@ export interface PreflightStep extends StepBase {
 }
 
 /** A step as the provider receives it (defaults filled in by components/exec/step.ts). */
-export type StepProps = ScriptStep | RolloutStep | ApiRolloutStep | HealthStep | RandomStep | VaultStep | KubernetesStep | PreflightStep;
+export type StepProps = ScriptStep | RolloutStep | RolloutBatchStep | ApiRolloutStep | HealthStep | RandomStep | VaultStep | KubernetesStep | PreflightStep;
 
 export type StepOp = StepProps["op"];
 

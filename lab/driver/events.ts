@@ -3,6 +3,8 @@
 // Pure: the file is read by workspace.ts.
 
 import { STEP_TYPE } from "../../provider/types";
+import { rotationPlan, stepResourceName } from "../../lib/plan";
+import type { BatchSetting } from "../../lib/waves";
 
 export interface EngineEvent {
     sequence: number;
@@ -54,4 +56,13 @@ export function changedSteps(events: EngineEvent[]): string[] {
         .map((e) => e.resourcePreEvent?.metadata)
         .filter((m): m is { urn: string; op: string; type: string } => !!m && isStep(m.type) && m.op !== "same")
         .map((m) => `${urnName(m.urn)}:${m.op}`);
+}
+
+/**
+ * The step resource that rolls out each consumer of a rotation (a resource
+ * of its own, or its batch's, lib/plan.ts), as the program names them.
+ */
+export function rolloutResources(secret: string, consumers: string[], batch: BatchSetting = "auto"): Map<string, string> {
+    const plan = rotationPlan({ mode: "rotate", consumers: consumers.map((name) => ({ name })), batch });
+    return new Map(plan.filter((s) => s.phase === "rollout").map((s) => [s.consumer!, stepResourceName(secret, s, 1, "rotate")]));
 }

@@ -22,13 +22,28 @@ import { shq } from "../quote";
 export function driftCheckScript(configPath: string, write: WriteSpec, nonce: string): string {
     if (!/^[0-9a-f]{64}$/.test(nonce)) throw new Error("driftCheckScript: the nonce must be 32 random bytes in hex");
     const dgst = `openssl dgst -sha256 -mac HMAC -macopt hexkey:${nonce} -r`;
-    const hmac = `${dgst} | cut -d' ' -f1`;
-    const head = `set -uo pipefail
+    return (
+        checkHead(configPath, `emit() { printf 'CHECK hmac %s\\n' "$(printf '%s' "$1" | ${dgst} | cut -d' ' -f1)"; }`) +
+        writerOf(write.format).driftCheck(write, dgst)
+    );
+}
+
+/**
+ * The same reading of the config without any HMAC (no openssl run): only
+ * whether it holds a value, for the pre-flight, which asks nothing more.
+ * `CHECK hmac -` stands for each value found.
+ */
+export function presenceCheckScript(configPath: string, write: WriteSpec): string {
+    return checkHead(configPath, "emit() { printf 'CHECK hmac -\\n'; }") + writerOf(write.format).driftCheck(write, "true");
+}
+
+/** What every check shares: the file there and readable, openssl on the host (the gate needs it), and how a value found is told. */
+function checkHead(configPath: string, emit: string): string {
+    return `set -uo pipefail
 f=${shq(configPath)}
 command -v openssl >/dev/null || { echo "CHECK missing openssl is not installed on this host"; exit 0; }
 [ -e "$f" ] || { echo "CHECK missing no file $f"; exit 0; }
 [ -r "$f" ] || { echo "CHECK missing $f is not readable"; exit 0; }
-emit() { printf 'CHECK hmac %s\\n' "$(printf '%s' "$1" | ${hmac})"; }
+${emit}
 `;
-    return head + writerOf(write.format).driftCheck(write, dgst);
 }

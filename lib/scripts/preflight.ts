@@ -12,10 +12,9 @@
  */
 import type { WriteSpec } from "../../writers";
 import type { RotationConfig } from "../config";
-import { freshNonce } from "../drift";
 import { shq } from "../quote";
 import type { JournalLogCheck } from "../logCheck";
-import { driftCheckScript } from "./check";
+import { presenceCheckScript } from "./check";
 import { journalPreflightSnippet } from "./journal";
 import { sourceOf } from "../../sources";
 import { storeOf } from "../../stores";
@@ -47,14 +46,20 @@ t=$f
 if [ -L "$f" ]; then t=$(readlink -e -- "$f") || { problem "$f is a symbolic link to nothing"; exit 0; }; fi
 if [ ! -e "$t" ]; then problem "no config file $f"; exit 0; fi
 [ -f "$t" ] || { problem "$f is not a regular file"; exit 0; }
-d=$(dirname -- "$t")
+d=\${t%/*}; d=\${d:-/}
 [ -w "$d" ] || problem "the directory $d is not writable: the new config could not replace $f"
 ${reloadProgramCheck(reload)}${journal ? journalPreflightSnippet(journal) : ""}size=$(stat -c %s -- "$t")
 need=$((2 * size + 65536))
-avail=$(df --output=avail -B1 -- "$d" 2>/dev/null | tail -n 1 | tr -d ' ')
+avail=$(df --output=avail -B1 -- "$d" 2>/dev/null); avail=\${avail##*$'\\n'}; avail=\${avail//[[:space:]]/}
 [ -n "$avail" ] && [ "$avail" -lt "$need" ] && problem "only $avail bytes free in $d; the new $f and its .bak need $need"
-(
-${driftCheckScript(configPath, write, freshNonce())}) | sed -n '/^CHECK missing /,$p' | sed '1s/^CHECK missing /PREFLIGHT /'
+# Whether the config holds a value, read as its writer writes it: from the first "missing" line on, as problems.
+held=$(
+${presenceCheckScript(configPath, write)})
+seen=0
+while IFS= read -r l; do
+  if [ "$seen" = 0 ]; then case $l in "CHECK missing "*) seen=1; printf 'PREFLIGHT %s\\n' "\${l#CHECK missing }" ;; esac
+  else printf '%s\\n' "$l"; fi
+done <<<"$held"
 `;
 }
 

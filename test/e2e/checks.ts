@@ -4,7 +4,19 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import * as path from "node:path";
-import { consumerState, hosts, redisAuthOk, ROOT, type RunResult, sha256, stepTimeline, storeValue, urnName, type Workspace } from "../../lab/driver";
+import {
+    consumerState,
+    hosts,
+    redisAuthOk,
+    rolloutResources,
+    ROOT,
+    type RunResult,
+    sha256,
+    stepTimeline,
+    storeValue,
+    urnName,
+    type Workspace,
+} from "../../lab/driver";
 
 /** Every secret value a scenario handled, for the final leak scan. */
 export const secretsSeen = new Set<string>();
@@ -49,25 +61,30 @@ export function assertRevokeAfterEveryConsumer(r: RunResult, secret: string, con
         preflight.end !== undefined && stage.start !== undefined && preflight.end < stage.start,
         `the pre-flight ended (seq ${preflight.end}) before staging started (seq ${stage.start})`,
     );
-    for (const c of consumers) {
-        const t = stepTimeline(r.events, `${secret}-rollout-${c}`);
-        assert.ok(t.end !== undefined, `${c}'s rollout finished in this update`);
-        assert.ok(t.end! < revoke.start!, `${c}'s rollout finished (seq ${t.end}) before the revocation started (seq ${revoke.start})`);
+    // A batched consumer's rollout is its batch's step (lib/plan.ts).
+    for (const [c, resource] of rolloutResources(secret, consumers)) {
+        const t = stepTimeline(r.events, resource);
+        assert.ok(t.end !== undefined, `${c}'s rollout (${resource}) finished in this update`);
+        assert.ok(t.end! < revoke.start!, `${c}'s rollout (${resource}) finished (seq ${t.end}) before the revocation started (seq ${revoke.start})`);
     }
     const promote = stepTimeline(r.events, `${secret}-promote`);
     assert.ok(promote.start! > stepTimeline(r.events, `${secret}-revoke`).end!, "promotion started after the revocation ended");
 }
 
-/** From `pulumi preview --json`: the plan lists every rollout, the gate and the revocation. */
+/** From `pulumi preview --json`: the plan lists every rollout (a batch, every consumer of it), the gate and the revocation. */
 export function assertPreviewPlan(previewJson: string, secret: string, consumers: string[], generation: number): void {
-    const plan = JSON.parse(previewJson) as { steps: { op: string; urn: string }[] };
+    const plan = JSON.parse(previewJson) as { steps: { op: string; urn: string; newState?: { inputs?: { batch?: { consumer: string }[] } } }[] };
     const planned = new Set(plan.steps.filter((s) => s.op !== "same").map((s) => urnName(s.urn)));
+    const rollouts = rolloutResources(secret, consumers);
+    const inBatches = plan.steps.flatMap((s) => (s.newState?.inputs?.batch ?? []).map((e) => `${urnName(s.urn)}/${e.consumer}`));
+    for (const [c, resource] of rollouts)
+        if (resource !== `${secret}-rollout-${c}`) assert.ok(inBatches.includes(`${resource}/${c}`), `preview lists consumer ${c} in ${resource}`);
     const expect = [
         `${secret}-preflight`,
         `${secret}-g${generation}`,
         `${secret}-stage`,
         `${secret}-grant-g${generation}`,
-        ...consumers.map((c) => `${secret}-rollout-${c}`),
+        ...new Set(rollouts.values()),
         `${secret}-gate`,
         `${secret}-revoke`,
         `${secret}-promote`,

@@ -1,8 +1,10 @@
 // Fifty consumers through the real engine (config files on the lab's three
-// hosts, a health command that really authenticates to Redis, a log check):
-// the plan lists every consumer, the engine's event sequence proves that the
-// revocation started after all fifty rollouts ended, and a rotation killed
-// with kill -9 mid-rollout completes after unlock and resume.
+// hosts, a health command that really authenticates to Redis, a log check),
+// rolled out in batches (rollout.batch "auto": 13 resources of up to 4): the
+// plan lists every consumer, the engine's event sequence proves that the
+// revocation started after every batch ended, a batch where one consumer
+// failed keeps the others and its resume deploys only that one, and a
+// rotation killed with kill -9 mid-rollout completes after unlock and resume.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
@@ -10,11 +12,14 @@ import * as path from "node:path";
 import { before, test } from "node:test";
 import yaml from "js-yaml";
 import {
+    changedSteps,
     consumerEntry,
     currentSecret,
     fleetOf,
     hosts,
     labCtl,
+    localPath,
+    rolloutResources,
     ROOT,
     setupFleet,
     stackConfig,
@@ -38,20 +43,20 @@ const fleet = fleetOf(50);
 const names = Array.from({ length: fleet.count }, (_, i) => `${fleet.user}-${i}`);
 let ws: Workspace;
 
+/** The fleet's inventory file (rotation:inventoryFile). */
+const inventory = () => path.join(ws.dir, "inventory", "fleet.yaml");
+/** Writes the fleet's consumers and points the stack at them, at generation `g` (the driver turns the file into the stack's inventory file). */
+const writeInventory = (entries: Record<string, unknown>[], g = 0) => {
+    fs.writeFileSync(inventory(), yaml.dump(entries, { lineWidth: -1 }));
+    ws.setConfig({ ...stackConfig(fleet, g), consumersFile: inventory() });
+};
+
 before(() => {
     labCtl("up", "--reset");
     setupFleet(fleet);
     ws = new Workspace("fleet");
-    const file = path.join(ws.dir, "inventory", "fleet.yaml");
-    fs.mkdirSync(path.dirname(file), { recursive: true });
-    fs.writeFileSync(
-        file,
-        yaml.dump(
-            names.map((_, i) => consumerEntry(fleet, i)),
-            { lineWidth: -1 },
-        ),
-    );
-    ws.setConfig({ ...stackConfig(fleet, 0), consumersFile: file });
+    fs.mkdirSync(path.dirname(inventory()), { recursive: true });
+    writeInventory(names.map((_, i) => consumerEntry(fleet, i)));
 });
 
 test("50 consumers: preview lists each rollout; the revocation starts only after all 50 ended (event sequence)", async () => {
@@ -77,7 +82,12 @@ test("50 consumers: preview lists each rollout; the revocation starts only after
         .map((e) => e.resourcePreEvent?.metadata)
         .filter((m) => m && m.type === STEP_TYPE)
         .map((m) => m!.op);
-    assert.ok(ops.filter((o) => o === "update").length >= fleet.count, "every rollout ran as an in-place update");
+    const batches = new Set(rolloutResources(fleet.secret, names).values());
+    assert.equal(batches.size, 13, "50 consumers roll out by 13 batch resources");
+    assert.ok(ops.filter((o) => o === "update").length >= batches.size, "every batch ran as an in-place update");
+    // Each consumer has its own audit line, as its own step would write it.
+    const verified = ws.auditLines().filter((l) => l.generation === 2 && l.phase === "consumer-verified" && l.outcome === "ok");
+    assert.deepEqual(verified.map((l) => l.consumer).sort(), [...names].sort(), "one consumer-verified line per consumer");
     assert.deepEqual(
         ops.filter((o) => o === "replace" || o === "delete-replaced" || o === "create-replacement"),
         [],
@@ -95,14 +105,14 @@ test("50 consumers: kill -9 mid-rollout, unlock and resume completes; no revocat
     const r = await ws.pulumi(["up", "--yes", "--skip-preview"], {
         onEvent: (e, child) => {
             const m = e.resOutputsEvent?.metadata;
-            if (m && urnName(m.urn).startsWith(`${fleet.secret}-rollout-`) && m.op === "update") done++;
-            if (!killed && done >= 10) {
+            if (m && urnName(m.urn).startsWith(`${fleet.secret}-rollouts-`) && m.op === "update") done++;
+            if (!killed && done >= 2) {
                 killed = true;
                 process.kill(-child.pid!, "SIGKILL");
             }
         },
     });
-    assert.ok(killed, "the engine was killed after 10 rollouts ended");
+    assert.ok(killed, "the engine was killed after 2 batches ended");
     assert.notEqual(r.code, 0);
     // The step provider and the language host (each in a process group of its
     // own) end with the engine, and with them the program, the scripts and the
@@ -126,9 +136,9 @@ test("50 consumers: kill -9 mid-rollout, unlock and resume completes; no revocat
     const again = await ws.pulumi(["up", "--yes", "--skip-preview"]);
     assertSucceeded(again, "resume after the kill");
     const revoke = stepTimeline(again.events, `${fleet.secret}-revoke`);
-    for (const c of names) {
-        const t = stepTimeline(again.events, `${fleet.secret}-rollout-${c}`);
-        if (t.start !== undefined) assert.ok(t.end! < revoke.start!, `${c}'s rollout ended before the revocation`);
+    for (const [c, resource] of rolloutResources(fleet.secret, names)) {
+        const t = stepTimeline(again.events, resource);
+        if (t.start !== undefined) assert.ok(t.end! < revoke.start!, `${c}'s rollout (${resource}) ended before the revocation`);
     }
     assert.equal(currentSecret(fleet), staged, "the rotation finished with the secret staged before the kill");
     assert.equal(verify(fleet, old), "ok");
@@ -136,6 +146,52 @@ test("50 consumers: kill -9 mid-rollout, unlock and resume completes; no revocat
         const baks = fs.readdirSync(path.join(h.etcDir, "fleet")).filter((f) => f.endsWith(".env.bak"));
         assert.ok(baks.length >= Math.floor(fleet.count / hosts().length), `${h.name} keeps a .bak per consumer`);
     }
+});
+
+test("50 consumers: one consumer of a batch fails; nothing is revoked, its batch keeps the others, and the resume deploys only that one", async () => {
+    const old = currentSecret(fleet);
+    // The second consumer of batch 2 gets a reload that fails (the pre-flight cannot know it will).
+    const broken = 5;
+    const entries = names.map((_, i) => consumerEntry(fleet, i));
+    writeInventory(
+        entries.map((e, i) => (i === broken ? { ...e, reload: "echo 'reload refused' >&2; false" } : e)),
+        4,
+    );
+    const r = await ws.pulumi(["up", "--yes", "--skip-preview"]);
+    assert.notEqual(r.code, 0, "the update failed");
+    const out = `${r.stdout}\n${r.stderr}`;
+    assert.match(
+        out,
+        new RegExp(`${fleet.secret} → consumer ${names[broken]}: reload: exited with code 1 .*reload refused`),
+        "the error names the consumer and its step",
+    );
+    assert.match(out, /1 of 4 consumers failed; the other 3 hold it/, "the batch says how many failed and that the others are kept");
+    assert.equal(stepTimeline(r.events, `${fleet.secret}-revoke`).start, undefined, "nothing was revoked");
+    assert.equal(stepTimeline(r.events, `${fleet.secret}-gate`).start, undefined, "the gate did not run");
+    const lines = () => ws.auditLines().filter((l) => l.generation === 4 && l.phase === "consumer-verified");
+    assert.deepEqual(
+        lines()
+            .filter((l) => l.outcome === "failed")
+            .map((l) => l.consumer),
+        [names[broken]],
+    );
+    assert.equal(lines().filter((l) => l.outcome === "ok").length, names.length - 1, "every other consumer was deployed");
+    const staged = fs.readFileSync(storeFile(fleet, "staged"), "utf8");
+    for (const i of [4, 6, 7]) assert.match(fs.readFileSync(localPath(fleet, i), "utf8"), new RegExp(`=${staged}$`, "m"), `${names[i]} holds g4`);
+
+    writeInventory(entries, 4);
+    const again = await ws.pulumi(["up", "--yes", "--skip-preview"]);
+    assertSucceeded(again, "resume");
+    const ran = changedSteps(again.events).filter((n) => n.includes("-rollout"));
+    assert.deepEqual(ran, [`${rolloutResources(fleet.secret, names).get(names[broken])}:update`], "only the failed consumer's batch ran again");
+    const ok = lines().filter((l) => l.outcome === "ok");
+    assert.equal(ok.length, names.length, "the resume deployed only the failed consumer: one ok line per consumer in all");
+    assert.equal(new Set(ok.map((l) => l.consumer)).size, names.length);
+    const batch = stepTimeline(again.events, rolloutResources(fleet.secret, names).get(names[broken])!);
+    const revoke = stepTimeline(again.events, `${fleet.secret}-revoke`);
+    assert.ok(batch.end! < revoke.start!, `the resumed batch ended (seq ${batch.end}) before the revocation started (seq ${revoke.start})`);
+    assert.equal(verify(fleet, old), "ok");
+    remember(currentSecret(fleet));
 });
 
 test("no secret leaked anywhere in the fleet's runs", () => {

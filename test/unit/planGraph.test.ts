@@ -261,7 +261,11 @@ test("the table lists every phase in order, marks the dual-active rows and fits 
 test("the table abbreviates 50 consumers and names the secret a step waits for", () => {
     const text = planTable([secret("app-redis", "rotate", names("web", 50)), secret("app-pg", "rotate", ["api-1"], ["app-redis"])], { color: false });
     const rows = tableRows(text);
-    assert.equal(rows.find((r) => r[0] === "rollout")![1], "web-1 ... web-50 (50)");
+    assert.equal(
+        rows.find((r) => r[0] === "rollout")![1],
+        "web-1 ... web-50 (50), by 13 resources of up to 4 consumers each",
+        "50 consumers roll out in batches",
+    );
     assert.doesNotMatch(text, /web-2\b/);
     assert.deepEqual(
         rows.filter((r) => r[2].includes("app-redis audit")).map((r) => r[0]),

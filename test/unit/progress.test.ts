@@ -124,7 +124,8 @@ test("the terminal frame: phases per secret, one line per consumer; a fleet that
         ["web-1 waiting", "web-2 deploy,", "web-3 waiting"],
     );
 
-    const big = new RunTracker([secret("fleet", 200)], () => 0);
+    // A step per consumer (rollout.batch 1): batches are read back per consumer in batch.test.ts.
+    const big = new RunTracker([{ ...secret("fleet", 200), batch: 1 }], () => 0);
     big.handle(pre("fleet-rollout-web-7"));
     big.handle(pre("fleet-rollout-web-9"));
     big.handle(diag("fleet-rollout-web-9", "error: fleet → consumer web-9: reload: exited with code 3"));

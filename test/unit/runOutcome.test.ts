@@ -7,7 +7,8 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { test } from "node:test";
-import type { EngineEvent, Stack } from "@pulumi/pulumi/automation";
+import type { EngineEvent } from "@pulumi/pulumi/automation";
+import type { Stack } from "../../cli/pulumiCli";
 import { planIndex } from "../../cli/progress";
 import { type RunSecret, failedRunLine } from "../../cli/runRecord";
 import { STEP_TYPE } from "../../provider/types";
@@ -29,7 +30,7 @@ const STEP = STEP_TYPE;
 
 /** Engine events: every step of `done` completes, the first rollout of `failed` fails. */
 function events(secrets: RunSecret[], done: string[], failed: string): Partial<EngineEvent>[] {
-    const steps = [...planIndex(secrets).values()];
+    const steps = [...planIndex(secrets).values()].flat();
     const ok = steps
         .filter((s) => done.includes(s.secret))
         .flatMap((s) => [

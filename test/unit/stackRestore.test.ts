@@ -8,7 +8,8 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { test } from "node:test";
-import type { EngineEvent, Stack } from "@pulumi/pulumi/automation";
+import type { EngineEvent } from "@pulumi/pulumi/automation";
+import type { Stack } from "../../cli/pulumiCli";
 import { copyOf, restoreFile, stackFileOf } from "../../cli/stackFile";
 import { STEP_TYPE } from "../../provider/types";
 

@@ -138,7 +138,7 @@ test("health checks of many consumers: the error names each consumer that failed
 test("check refuses a step its op cannot run, naming what is missing", async () => {
     const base = { title: "t", triggers: [1], attempts: 1, retryDelaySeconds: 0, timeoutSeconds: 1 };
     const failures = async (props: Record<string, unknown>) => (await stepProvider.check!(URN, {}, props)).failures ?? [];
-    const ops = "script, rollout, api-rollout, health, random, vault, kubernetes, preflight";
+    const ops = "script, rollout, rollout-batch, api-rollout, health, random, vault, kubernetes, preflight";
     assert.deepEqual(await failures({ ...base, script: "true" }), [{ property: "op", reason: `a step needs op, one of ${ops}` }]);
     assert.deepEqual(await failures({ ...base, op: "scirpt" }), [{ property: "op", reason: `a step needs op, one of ${ops} (not "scirpt")` }]);
     assert.deepEqual(await failures({ ...base, op: "script", script: "true" }), [{ property: "target", reason: "a script step needs target" }]);

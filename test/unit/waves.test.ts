@@ -59,7 +59,7 @@ test("the plan: each wave's rollouts wait for every rollout of the wave before; 
 test("registered resources: wave 2's rollouts depend on every wave 1 rollout, wave 3's on every wave 2 rollout, none on a later wave", async () => {
     const registered = await installRecordingMocks();
     const cfg = config({ rollout: { waves: [1, 2, "100%"] } }, 6);
-    assert.deepEqual(cfg.rollout, { waves: [1, 2, "100%"], onFailure: "stop" });
+    assert.deepEqual(cfg.rollout, { waves: [1, 2, "100%"], onFailure: "stop", batch: "auto" });
     const rotation = new Rotation(cfg.secret.name, {
         context: { stack: "unit", config: cfg, consumerHostKeys: Object.fromEntries(cfg.consumers.map((c) => [c.name, HOST_KEY])) },
     });
