@@ -28,8 +28,9 @@ import { isJournal, logWhere, matchNoun } from "../lib/logCheck";
 import { logAnchorOf, logAnchorScript, logCountOf, logCountScript, type AnchorSource, type LogAnchor } from "../lib/scripts/logCount";
 import { hostKeyRefusal, runAt, type RunResult } from "./exec";
 import { checkAll } from "./health";
+import { driftLog } from "./drift";
 import { StepError, redact, sleep } from "./outcome";
-import type { AuditSpec, DriftCheck, HealthCheck, LogCheck, StepProps } from "./types";
+import type { AuditSpec, HealthCheck, LogCheck, StepProps } from "./types";
 
 /** Which rotation a step belongs to: its anchors are this update's, of this generation. */
 export interface RunKey {
@@ -61,9 +62,6 @@ async function anchorOf(c: Pick<HealthCheck, "target" | "timeoutSeconds">, log: 
     return anchor !== undefined ? { anchor } : { problem: whyNot(r, c.target, c.timeoutSeconds) };
 }
 
-/** A gate's consumer's log, whose anchor is noted. */
-const driftLog = (c: DriftCheck): AnchorSource | undefined => (c.logPath ? { path: c.logPath } : c.logJournal);
-
 /**
  * At the gate, after every consumer was found on the new secret: each
  * consumer log's anchor (a file's size, the cursor of its unit's last
@@ -71,13 +69,16 @@ const driftLog = (c: DriftCheck): AnchorSource | undefined => (c.logPath ? { pat
  * cannot be read now gets no anchor (its count then starts with the
  * verification); the gate does not fail for it.
  */
-export async function noteLogAnchors(props: Pick<StepProps, "drift" | "hosts" | "audit">): Promise<void> {
+export async function noteLogAnchors(props: Pick<StepProps, "drift" | "hosts" | "audit">, noted: ReadonlyMap<string, LogAnchor> = new Map()): Promise<void> {
     const run = runKeyOf(props);
     if (!run) return;
     await Promise.all(
         (props.drift ?? []).map(async (c) => {
             const log = driftLog(c);
             if (!log) return;
+            // Noted by the drift check's own job (provider/drift.ts): no second question.
+            const already = noted.get(c.consumer);
+            if (already !== undefined) return void anchors.set(keyOf(run, c.consumer), already);
             const got = await anchorOf({ target: props.hosts![c.host], timeoutSeconds: c.timeoutSeconds }, log);
             if ("anchor" in got) anchors.set(keyOf(run, c.consumer), got.anchor);
         }),

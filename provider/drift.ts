@@ -8,6 +8,7 @@
  */
 import { freshNonce, hmacInput, hmacOf, holding, type Holding } from "../lib/drift";
 import { driftCheckScript } from "../lib/scripts/check";
+import { logAnchorOf, logAnchorScript, type AnchorSource, type LogAnchor } from "../lib/scripts/logCount";
 import { hostKeyRefusal, runAt } from "./exec";
 import { StepError, redact } from "./outcome";
 import type { DriftCheck, SshTarget, StepProps } from "./types";
@@ -27,9 +28,16 @@ export async function askHolding(
     c: DriftTarget,
     values: { current: string; previous?: string; staged?: string },
     users: { current?: string; previous?: string } = {},
-): Promise<{ holds: Holding; detail?: string }> {
+    log?: AnchorSource,
+): Promise<{ holds: Holding; detail?: string; anchor?: LogAnchor }> {
     const nonce = freshNonce();
-    const r = await runAt(target, driftCheckScript(c.configPath, c.write, nonce), "", c.timeoutSeconds);
+    // The gate notes the consumer log's anchor in the same job (one job a consumer, not two: at a thousand consumers that is seconds).
+    const anchorFirst = log
+        ? `(
+${logAnchorScript(log)})
+`
+        : "";
+    const r = await runAt(target, anchorFirst + driftCheckScript(c.configPath, c.write, nonce), "", c.timeoutSeconds);
     if (r.timedOut || r.code !== 0) {
         return {
             holds: "unreachable",
@@ -39,12 +47,19 @@ export async function askHolding(
         };
     }
     const mac = (v: string | undefined, user?: string) => (v === undefined ? undefined : hmacOf(nonce, hmacInput(c.write, v, user)));
-    return holding(r.stdout, {
-        current: mac(values.current, users.current)!,
-        previous: mac(values.previous, users.previous),
-        staged: mac(values.staged, users.current),
-    });
+    const anchor = log ? logAnchorOf(r.stdout) : undefined;
+    return {
+        ...holding(r.stdout, {
+            current: mac(values.current, users.current)!,
+            previous: mac(values.previous, users.previous),
+            staged: mac(values.staged, users.current),
+        }),
+        ...(anchor !== undefined ? { anchor } : {}),
+    };
 }
+
+/** A gate's consumer's log, whose anchor is noted: its file, or its unit's journal. */
+export const driftLog = (c: DriftCheck): AnchorSource | undefined => (c.logPath ? { path: c.logPath } : c.logJournal);
 
 /** What a consumer that is not on the new secret holds, in words. */
 const HOLDS: Record<Exclude<Holding, "current" | "write-only">, string> = {
@@ -87,11 +102,14 @@ export function gateRefusal(title: string, where: { stack: string; secret: strin
  * naming each one that does not, and the command that goes on from there,
  * for the stack and secret of the step's audit record.
  */
-export async function checkDrift(props: Pick<StepProps, "title" | "drift" | "apiDrift" | "hosts" | "users" | "audit">, secrets: string[]): Promise<void> {
+export async function checkDrift(
+    props: Pick<StepProps, "title" | "drift" | "apiDrift" | "hosts" | "users" | "audit">,
+    secrets: string[],
+): Promise<Map<string, LogAnchor>> {
     const [next, previous] = secrets;
     const checks = props.drift ?? [];
     const [answers, apiAnswers] = await Promise.all([
-        Promise.all(checks.map(async (c) => ({ c, v: await askHolding(props.hosts![c.host], c, { current: next, previous }, props.users) }))),
+        Promise.all(checks.map(async (c) => ({ c, v: await askHolding(props.hosts![c.host], c, { current: next, previous }, props.users, driftLog(c)) }))),
         // A consumer behind an API that cannot give the secret back answers write-only: its rollout's confirmation stands.
         apiHoldings(props.apiDrift ?? [], { current: next, previous }, props.users),
     ]);
@@ -105,7 +123,8 @@ export async function checkDrift(props: Pick<StepProps, "title" | "drift" | "api
             holds === "current" || holds === "write-only" ? [] : [{ consumer: check.consumer, label: check.label, holds, ...(detail ? { detail } : {}) }],
         ),
     ];
-    if (!off.length) return;
+    // Each consumer log's anchor, noted in the same job: where its count after the revocation starts.
+    if (!off.length) return new Map(answers.flatMap(({ c, v }) => (v.anchor !== undefined ? [[c.consumer, v.anchor] as const] : [])));
     const record = props.audit?.record;
     const where = { stack: String(record?.stack ?? "<stack>"), secret: String(record?.secret ?? off[0].label.split(" → ")[0]) };
     throw new StepError(redact(gateRefusal(props.title, where, checks.length + (props.apiDrift?.length ?? 0), off), secrets));

@@ -174,8 +174,7 @@ export async function perform(props: StepProps): Promise<string | undefined> {
         // The gate asks every consumer first: nothing is committed while one is not on the new secret.
         // Then it notes each consumer log's anchor (a file's size, a journal's cursor): the verification counts auth failures from there.
         if (props.drift || props.apiDrift) {
-            await checkDrift(props, secrets);
-            await noteLogAnchors(props);
+            await noteLogAnchors(props, await checkDrift(props, secrets));
         }
         const { stdout, found } = await run(props, secrets);
         appendAudit(withFields(props.audit, found), "ok");

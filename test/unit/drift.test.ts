@@ -129,5 +129,10 @@ test("the gate takes the stack and the secret for its command from the step's au
             "Deploy the new secret to web-1 again and let the gate ask again: bin/rotate resume --stack staging --secret app-redis --redeploy web-1 --yes",
     });
     fs.writeFileSync(f, `TOKEN=${CURRENT}\n`);
-    await checkDrift(props, [CURRENT, PREVIOUS]);
+    assert.deepEqual(await checkDrift(props, [CURRENT, PREVIOUS]), new Map(), "no log: no anchor");
+    // With a log, the same job notes its anchor (its size now): the count after the revocation starts there.
+    const log = path.join(dir, "gate.log");
+    fs.writeFileSync(log, "twelve bytes");
+    const anchors = await checkDrift({ ...props, drift: [{ ...drift[0], logPath: log }] }, [CURRENT, PREVIOUS]);
+    assert.deepEqual(anchors, new Map([["web-1", 12]]));
 });
