@@ -15,6 +15,7 @@ const PULUMI = path.join(ROOT, ".tools", "bin", "pulumi");
 /** What a project copy links back to: the program and its modules (a folder not in this checkout is left out). */
 const LINKED = [
     "index.ts",
+    "launch",
     "components",
     "lib",
     "provider",
@@ -87,7 +88,7 @@ export class Workspace {
                   PULUMI_DEBUG_COMMANDS: "true",
                   // The project's defaults, as bin/pulumi sets them.
                   PULUMI_PARALLEL: process.env.PULUMI_PARALLEL ?? "512",
-                  PULUMI_NODEJS_TRANSPILE_ONLY: "true",
+                  NODE_OPTIONS: `--require "${path.join(ROOT, "launch", "preload.cjs")}" ${process.env.NODE_OPTIONS ?? ""}`.trim(),
                   PULUMI_CONTINUE_ON_ERROR: "true",
               };
         delete this.env.PULUMI_CONFIG_PASSPHRASE_FILE;
