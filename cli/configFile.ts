@@ -59,8 +59,24 @@ export function plainConfigOf(projectDir: string, stackFile: string): Record<str
         if (!key.startsWith(`${CONFIG_NAMESPACE}:`)) continue;
         if (holdsSecure(value)) return undefined;
         if (typeof value === "string") out[key] = value;
-        else if (isMap(value) || Array.isArray(value)) out[key] = JSON.stringify(value);
+        else if (isMap(value) || Array.isArray(value)) out[key] = JSON.stringify(sortedKeys(value));
         else return undefined;
     }
     return out;
+}
+
+/**
+ * A value with every map's keys in order, as the CLI hands it over (its maps
+ * are Go maps, marshalled sorted): what iterates the secrets, the console's
+ * runs and their output, then goes in the order it would through the CLI.
+ */
+function sortedKeys(v: unknown): unknown {
+    if (Array.isArray(v)) return v.map(sortedKeys);
+    if (isMap(v))
+        return Object.fromEntries(
+            Object.keys(v)
+                .sort()
+                .map((k) => [k, sortedKeys(v[k])]),
+        );
+    return v;
 }

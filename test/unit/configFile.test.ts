@@ -52,6 +52,9 @@ test("the lab's dev stack, comments and all, reads as the CLI reads it", () => {
     const r = read();
     assert.ok(r, "read from the file");
     assert.deepEqual(r, cliConfig());
+    // Key order too: the console runs and lists the secrets in the order the CLI gives them (sorted).
+    const raw = JSON.parse(pulumi("config", "--json", "--show-secrets")) as Record<string, { value: string }>;
+    assert.equal(plainConfigOf(project, file)!["rotation:secrets"], JSON.stringify(JSON.parse(raw["rotation:secrets"].value)));
 });
 
 test("what `config set --path` writes (a generation as a number, a note with quotes and a colon) reads as the CLI reads it", () => {
