@@ -39,7 +39,9 @@ printf '%s\n' '[Journal]' Storage=volatile RateLimitIntervalSec=0 ReadKMsg=no Au
 echo $! >"$RUN/$HOST-journald.pid"
 CG2="$(cgroup2_root)"
 [[ -n "$CG2" ]] || { echo "no cgroup2 hierarchy is mounted: journald could not tell this host's units apart" >&2; exit 1; }
-SLICE="$CG2/rotation-lab-$HOST-$(readlink /proc/self/ns/mnt | tr -dc 0-9).slice"
+# The namespace's inode alone is not unique over time: the kernel reuses it, and another lane's
+# teardown still retrying rmdir on its old slice of that name would remove this one. A random part is.
+SLICE="$CG2/rotation-lab-$HOST-$(readlink /proc/self/ns/mnt | tr -dc 0-9)-$(od -An -N4 -tx4 /dev/urandom | tr -dc 0-9a-f).slice"
 mkdir -p "$SLICE"
 echo "$SLICE" >"$RUN/$HOST.slice"
 
