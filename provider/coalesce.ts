@@ -106,13 +106,15 @@ export class Coalescer {
         let chunk: Waiting[] = [];
         let size = 0;
         for (const w of this.waiting) {
-            if (chunk.length && size + w.job.script.length > MAX_SCRIPT) {
+            // As the combined script holds it: quoted, with its line around it.
+            const part = shq(w.job.script).length + 200;
+            if (chunk.length && size + part > MAX_SCRIPT) {
                 this.sendChunk(chunk);
                 chunk = [];
                 size = 0;
             }
             chunk.push(w);
-            size += w.job.script.length + 200;
+            size += part;
         }
         this.waiting = [];
         if (chunk.length) this.sendChunk(chunk);
