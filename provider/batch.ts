@@ -12,7 +12,7 @@
  * and the next `up` at the same generation runs only the consumers not done.
  */
 import { apiRollout } from "./apiConsumer";
-import { StepError, appendAudit, redact, splitFields } from "./outcome";
+import { StepError, appendAudit, failureMessage, splitFields } from "./outcome";
 import { rollout } from "./rollout";
 import type { BatchEntry, RolloutBatchStep } from "./types";
 
@@ -45,7 +45,7 @@ export async function runBatch(step: RolloutBatchStep, doneBefore: readonly stri
                 appendAudit(audit, "ok");
                 done.push(e.consumer);
             } catch (err) {
-                const message = err instanceof StepError ? err.message : redact(`${labelOf(e)}: ${String((err as Error).message)}`, secrets);
+                const message = failureMessage(err, labelOf(e), secrets);
                 appendAudit(audit, "failed", message.split("\n")[0]);
                 failures.push({ consumer: e.consumer, message });
             }

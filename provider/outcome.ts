@@ -31,6 +31,11 @@ export class StepError extends Error {
     override readonly name = "StepError";
 }
 
+/** What a failure says: a StepError's own message, anything else titled and redacted. */
+export function failureMessage(e: unknown, title: string, secrets: string[]): string {
+    return e instanceof StepError ? e.message : redact(`${title}: ${String((e as Error).message)}`, secrets);
+}
+
 /** "exited with code 1 on root@h:22 after 3 attempts: <last stderr lines>", redacted. */
 export function failure(title: string, r: RunResult, opts: { where: string; timeoutSeconds: number; attempts?: number; secrets: string[] }): StepError {
     const why = r.timedOut ? `timed out after ${opts.timeoutSeconds}s` : `exited with code ${r.code}`;

@@ -24,7 +24,7 @@ import { checkDrift } from "./drift";
 import { VerificationError, noteLogAnchors, runKeyOf, verifyConsumers, withFields } from "./authFailures";
 import { preflightStep } from "./preflight";
 import { deleteRefusal, noteAuditLog } from "./deleteGuard";
-import { StepError, appendAudit, failure, redact, sleep, splitFields, undoPhase } from "./outcome";
+import { StepError, appendAudit, failure, failureMessage, redact, sleep, splitFields, undoPhase } from "./outcome";
 import { randomSecret } from "../generators/random";
 import { rollout } from "./rollout";
 import { apiRollout } from "./apiConsumer";
@@ -180,7 +180,7 @@ export async function perform(props: StepProps): Promise<string | undefined> {
         appendAudit(withFields(props.audit, found), "ok");
         return props.captureStdout ? stdout : undefined;
     } catch (e) {
-        const message = e instanceof StepError ? e.message : redact(`${props.title}: ${String((e as Error).message)}`, secrets);
+        const message = failureMessage(e, props.title, secrets);
         appendAudit(withFields(props.audit, e instanceof VerificationError ? e.auditFields : undefined), "failed", message.split("\n")[0]);
         throw new StepError(message);
     }
