@@ -14,14 +14,14 @@ import { type SecretChange, ceremonyOfStart, envAfter } from "./approve";
 import { planSteps, planTable } from "./planGraph";
 import { type Mutating, auditLines, auditLogOf, committedOf, dueInfo, isDue, load, pick, printJson, runSecret, say } from "./common";
 import { EXIT, runUpdate } from "./run";
-import { type RunRecord, type RunSecret, failedRunLine } from "./runRecord";
+import { type RunRecord, type RunSecret, failedRunLine, planOfRun } from "./runRecord";
 import { describeWindow, isOpen, nextOpening } from "../lib/window";
 import { assertUnlocked } from "./backend";
 import { LockedError, PROJECT, UsageError, setSecretKeys, type StackConfig } from "./stack";
 import type { FileCopy } from "./stackFile";
 import { runBy } from "../provider/outcome";
 import { STEP_TYPE } from "../provider/types";
-import { rotationPlan, stepResourceName } from "../lib/plan";
+import { rolloutResourceNames } from "../lib/plan";
 import { openNotifier, sinkCredentials } from "./notify";
 import { enterValues, wantedEntries } from "./entry";
 import { mark } from "./trace";
@@ -407,12 +407,6 @@ async function rollBackOnFailure(
     return back;
 }
 
-/** The step resource that rolls out consumer `c` of `s`: its own, or its batch's. */
-function rolloutResourceOf(s: RunSecret, c: string): string {
-    const plan = rotationPlan({ mode: s.mode, consumers: s.consumers.map((name) => ({ name })), waves: s.waves, batch: s.batch });
-    return stepResourceName(s.name, plan.find((st) => st.consumer === c)!, s.generation, s.mode);
-}
-
 export async function resume(o: Mutating & { secret?: string; redeploy?: string[] }): Promise<number> {
     const { stack, config } = await load(o);
     const { env } = config;
@@ -425,11 +419,11 @@ export async function resume(o: Mutating & { secret?: string; redeploy?: string[
     // A consumer's rollout that succeeded is not repeated; --redeploy runs it again (its config was reverted behind the rotation's back).
     // A batched consumer shares its resource (rollout.batch): its whole batch is deployed again.
     const project = (await stack.workspace.projectSettings()).name;
-    const replace = [
-        ...new Set(
-            (o.redeploy ?? []).map((c) => rolloutResourceOf(runSecret(env, o.secret!, env.secrets[o.secret!].generation, env.secrets[o.secret!].mode), c)),
-        ),
-    ].map((resource) => `urn:pulumi:${o.stack}::${project}::rotation:index:Rotation$${STEP_TYPE}::${resource}`);
+    const redeploying = o.secret ? runSecret(env, o.secret, env.secrets[o.secret].generation, env.secrets[o.secret].mode) : undefined;
+    const resources = redeploying && rolloutResourceNames(redeploying.name, planOfRun(redeploying), redeploying.generation, redeploying.mode);
+    const replace = [...new Set((o.redeploy ?? []).map((c) => resources!.get(c)!))].map(
+        (resource) => `urn:pulumi:${o.stack}::${project}::rotation:index:Rotation$${STEP_TYPE}::${resource}`,
+    );
     await checkBeforeChange(o.stack, config, {});
     if (!o.yes) {
         say(

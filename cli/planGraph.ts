@@ -12,10 +12,10 @@
  */
 import Table from "cli-table3";
 import type { Viz } from "@viz-js/viz";
-import { rotationPlan, type PlanStep } from "../lib/plan";
+import type { PlanStep } from "../lib/plan";
 import { consumerOf } from "../consumers";
 import type { WaveEntry } from "../lib/waves";
-import type { RunSecret } from "./runRecord";
+import { type RunSecret, planOfRun } from "./runRecord";
 
 /** One plan step of one secret, ids prefixed with the secret (`app-redis/rollout/web-1`). */
 export interface PlanGraphStep {
@@ -43,7 +43,7 @@ interface SecretPlan {
 const plans = (secrets: RunSecret[]): SecretPlan[] =>
     secrets.map((secret) => ({
         secret,
-        plan: rotationPlan({ mode: secret.mode, consumers: secret.consumers.map((name) => ({ name })), waves: secret.waves, batch: secret.batch }),
+        plan: planOfRun(secret),
     }));
 
 /** The `after` secrets that run in this run too; the others are not waited for (index.ts does the same). */

@@ -10,10 +10,10 @@
  * 22 from version 7, and this project runs on Node 20 as CommonJS.
  */
 import type { EngineEvent } from "@pulumi/pulumi/automation";
-import { rotationPlan, stepResourceName, type PlanStep } from "../lib/plan";
+import { stepResourceName, type PlanStep } from "../lib/plan";
 import { problemsOfStepError } from "../provider/preflight";
 import { STEP_TYPE } from "../provider/types";
-import type { PreflightResult, RunSecret, StepOutcome, StepRecord } from "./runRecord";
+import { type PreflightResult, type RunSecret, type StepOutcome, type StepRecord, planOfRun } from "./runRecord";
 
 /** The resource name at the end of a URN (`urn:pulumi:stack::project::type$type::name`). */
 export const urnName = (urn: string) => urn.slice(urn.lastIndexOf("::") + 2);
@@ -22,7 +22,7 @@ export const urnName = (urn: string) => urn.slice(urn.lastIndexOf("::") + 2);
 export function planIndex(secrets: RunSecret[]): Map<string, StepRecord[]> {
     const index = new Map<string, StepRecord[]>();
     for (const s of secrets) {
-        const plan = rotationPlan({ mode: s.mode, consumers: s.consumers.map((name) => ({ name })), waves: s.waves, batch: s.batch });
+        const plan = planOfRun(s);
         for (const step of plan) {
             const resource = stepResourceName(s.name, step, s.generation, s.mode);
             const record: StepRecord = {

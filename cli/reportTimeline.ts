@@ -2,8 +2,7 @@
  * The report's timeline (a Gantt chart as inline SVG) and what the rest of
  * the report shares with it: colors, escaping, durations, the page's sizes.
  */
-import { rotationPlan } from "../lib/plan";
-import type { RunRecord, RunSecret, StepRecord } from "./runRecord";
+import { type RunRecord, type RunSecret, type StepRecord, planOfRun } from "./runRecord";
 
 /**
  * `rollout` (a consumer rolled out) and `shading` (the dual-active window)
@@ -67,7 +66,7 @@ export function timelineGroups(run: RunRecord): Group[] {
     const byStart = (a: StepRecord, b: StepRecord) => (a.start ?? Infinity) - (b.start ?? Infinity);
     const groups: Group[] = run.secrets.map((secret) => {
         const mine = run.steps.filter((s) => s.secret === secret.name);
-        const plan = rotationPlan({ mode: secret.mode, consumers: secret.consumers.map((name) => ({ name })), waves: secret.waves, batch: secret.batch });
+        const plan = planOfRun(secret);
         const rows = plan.flatMap((p): StepRecord[] => {
             const found = mine.filter((s) => s.step === p.id);
             return found.length

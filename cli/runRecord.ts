@@ -7,7 +7,7 @@
  * Never holds a secret value: step errors are the step provider's redacted
  * messages.
  */
-import type { Mode, PlanStep } from "../lib/plan";
+import { rotationPlan, type Mode, type PlanStep } from "../lib/plan";
 import type { Delivery } from "../notify/deliver";
 import type { BatchSetting, WaveEntry } from "../lib/waves";
 
@@ -32,6 +32,10 @@ export interface RunSecret {
     /** The ceremony's request; who made and approved it when this run verified the signatures itself. */
     approval?: { request: string; requester?: string; approver?: string };
 }
+
+/** The plan (lib/plan.ts) of a run's secret: its consumers, waves and batches as the program builds them. */
+export const planOfRun = (s: RunSecret): PlanStep[] =>
+    rotationPlan({ mode: s.mode, consumers: s.consumers.map((name) => ({ name })), waves: s.waves, batch: s.batch });
 
 /** A pre-flight's outcome, as start's --json, its report and `bin/rotate preflight --json` give it. */
 export interface PreflightResult {

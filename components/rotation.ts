@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { batchResourceName, phaseOrder, rotationPlan, type PlanStep } from "../lib/plan";
+import { phaseOrder, rotationPlan, stepResourceName, type PlanStep } from "../lib/plan";
 import { AuditRecord } from "./auditRecord";
 import { consumerRollout, rolloutBatch } from "./consumerRollout";
 import { TOKEN, phaseStep, type RotationContext } from "./context";
@@ -69,6 +69,8 @@ export class Rotation extends pulumi.ComponentResource {
         const batchBuilt = new Map<number, pulumi.Resource>();
         const child = { parent: this };
         const byName = new Map(config.consumers.map((c) => [c.name, c]));
+        // A rollout's resource is named as the console looks it up (its own, or its batch's).
+        const rolloutName = (s: PlanStep) => stepResourceName(name, s, config.generation, config.mode);
         let previous!: SecretVersion;
         let secret!: SecretVersion;
         let verify: Verification | undefined;
@@ -90,11 +92,11 @@ export class Rotation extends pulumi.ComponentResource {
                     if (!batchBuilt.has(k)) {
                         const consumers = batches[k - 1].map((n) => byName.get(n)!);
                         const batch = { k, of: batches.length };
-                        batchBuilt.set(k, rolloutBatch(batchResourceName(name, k), ctx, consumers, batch, credential, { parent: this, dependsOn: after }));
+                        batchBuilt.set(k, rolloutBatch(rolloutName(s), ctx, consumers, batch, credential, { parent: this, dependsOn: after }));
                     }
                     return batchBuilt.get(k)!;
                 }
-                return consumerRollout(`${name}-rollout-${s.consumer}`, ctx, byName.get(s.consumer!)!, credential, { parent: this, dependsOn: after });
+                return consumerRollout(rolloutName(s), ctx, byName.get(s.consumer!)!, credential, { parent: this, dependsOn: after });
             },
             guard: (_s, after) =>
                 phaseStep(

@@ -145,6 +145,11 @@ export function resourceNames(secret: string, consumers: string[], upTo: number)
     return names;
 }
 
+/** The step resource that rolls out each consumer of `plan` (its own, or its batch's), by consumer name. */
+export function rolloutResourceNames(secret: string, plan: PlanStep[], generation: number, mode: Mode): Map<string, string> {
+    return new Map(plan.filter((s) => s.phase === "rollout").map((s) => [s.consumer!, stepResourceName(secret, s, generation, mode)]));
+}
+
 /** The resource of a secret's `k`th rollout batch (1-based); "rollouts" keeps it apart from any consumer's `-rollout-<name>`. */
 export const batchResourceName = (secret: string, k: number) => `${secret}-rollouts-${k}`;
 

@@ -3,7 +3,7 @@
 // Pure: the file is read by workspace.ts.
 
 import { STEP_TYPE } from "../../provider/types";
-import { rotationPlan, stepResourceName } from "../../lib/plan";
+import { rolloutResourceNames, rotationPlan } from "../../lib/plan";
 import type { BatchSetting } from "../../lib/waves";
 
 export interface EngineEvent {
@@ -63,6 +63,5 @@ export function changedSteps(events: EngineEvent[]): string[] {
  * of its own, or its batch's, lib/plan.ts), as the program names them.
  */
 export function rolloutResources(secret: string, consumers: string[], batch: BatchSetting = "auto"): Map<string, string> {
-    const plan = rotationPlan({ mode: "rotate", consumers: consumers.map((name) => ({ name })), batch });
-    return new Map(plan.filter((s) => s.phase === "rollout").map((s) => [s.consumer!, stepResourceName(secret, s, 1, "rotate")]));
+    return rolloutResourceNames(secret, rotationPlan({ mode: "rotate", consumers: consumers.map((name) => ({ name })), batch }), 1, "rotate");
 }
