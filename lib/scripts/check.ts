@@ -23,7 +23,7 @@ export function driftCheckScript(configPath: string, write: WriteSpec, nonce: st
     if (!/^[0-9a-f]{64}$/.test(nonce)) throw new Error("driftCheckScript: the nonce must be 32 random bytes in hex");
     const dgst = `openssl dgst -sha256 -mac HMAC -macopt hexkey:${nonce} -r`;
     return (
-        checkHead(configPath, `emit() { printf 'CHECK hmac %s\\n' "$(printf '%s' "$1" | ${dgst} | cut -d' ' -f1)"; }`) +
+        checkHead(configPath, `emit() { local h; h=$(printf '%s' "$1" | ${dgst}); printf 'CHECK hmac %s\\n' "\${h%% *}"; }`) +
         writerOf(write.format).driftCheck(write, dgst)
     );
 }

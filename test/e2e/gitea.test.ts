@@ -96,7 +96,7 @@ function ciConsumer() {
 const up = () => ws.pulumi(["up", "--yes", "--skip-preview"], { sampleProcesses: true });
 
 before(async () => {
-    labCtl("up", "--reset");
+    labCtl("up", "--reset", "--with", "gitea");
     assert.ok(g(), "the lab runs Gitea (bin/setup-toolchain builds it into .tools/gitea)");
     failFlag = path.join(WORK, "gitea-fail-writes");
     failWrites(false);

@@ -43,7 +43,7 @@ async function assertNoValueInMetadata(): Promise<Record<string, string>> {
 }
 
 before(async () => {
-    labCtl("up", "--reset");
+    labCtl("up", "--reset", "--with", "kube");
     const k = lab().kubernetes;
     label = `kubernetes Secret ${k.namespace}/${k.secrets.redis} at ${k.server}`;
     remember((await kubeSecretValue("current"))!, fs.readFileSync(k.adminTokenFile, "utf8").trim(), fs.readFileSync(k.rotationTokenFile, "utf8").trim());
