@@ -21,11 +21,15 @@
  * update would count, on every resume, failures the operator already fixed.
  *
  * Each consumer's count waits for its `windowSeconds` after the verification
- * started (all consumers at once, beside the health checks), so late errors
- * are seen.
+ * started (beside the health checks), so late errors are seen; a host's
+ * consumers are counted together, once the longest of their windows has
+ * passed.
  */
 import { isJournal, logWhere, matchNoun } from "../lib/logCheck";
-import { logAnchorOf, logAnchorScript, logCountOf, logCountScript, type AnchorSource, type LogAnchor } from "../lib/scripts/logCount";
+import { randomBytes } from "node:crypto";
+import { splitBatch } from "../lib/scripts/common";
+import { logAnchorOf, logAnchorScript, logCountBatchScript, logCountOf, type AnchorSource, type LogAnchor } from "../lib/scripts/logCount";
+import { scriptChunks } from "./coalesce";
 import { hostKeyRefusal, runAt, type RunResult } from "./exec";
 import { checkAll } from "./health";
 import { driftLog } from "./drift";
@@ -104,17 +108,11 @@ export interface AuthFailureCount {
     since: "revocation" | "check";
 }
 
-async function countOne(c: LoggedConsumer, run: RunKey | undefined, started: number): Promise<AuthFailureCount> {
-    const anchor = run && anchors.get(keyOf(run, c.consumer));
-    const base = { ...describe(c), since: anchor === undefined ? ("check" as const) : ("revocation" as const) };
-    const from = anchor !== undefined ? { anchor } : await anchorOf(c, c.logCheck);
-    if ("problem" in from) return { ...base, problem: from.problem };
-    const wait = started + c.logCheck.windowSeconds * 1000 - Date.now();
-    if (wait > 0) await sleep(wait / 1000);
-    const r = await runAt(c.target, logCountScript(c.logCheck, from.anchor), "", c.timeoutSeconds);
-    const { count, grepStatus, journalStatus } = logCountOf(r.stdout);
+/** A count's result from its `LOGCOUNT` answer, or why there is none. */
+function countOf(base: Omit<AuthFailureCount, "count" | "problem">, r: RunResult, answer: string | undefined, c: LoggedConsumer): AuthFailureCount {
+    const { count, grepStatus, journalStatus } = logCountOf(answer ?? "");
     if (count !== undefined) return { ...base, count };
-    const why = whyNot(r, c.target, c.timeoutSeconds);
+    const why = answer === undefined && r.code === 0 && !r.timedOut ? "the host's answer was cut short" : whyNot(r, c.target, c.timeoutSeconds);
     return {
         ...base,
         problem: journalStatus
@@ -123,6 +121,45 @@ async function countOne(c: LoggedConsumer, run: RunKey | undefined, started: num
               ? `grep exit ${grepStatus}: is the pattern a valid extended regular expression?`
               : why,
     };
+}
+
+/**
+ * Every logged consumer's count: its anchor (the gate's, else noted now),
+ * then, once its window has passed, one job per host for all its consumers
+ * (lib/scripts/logCount.ts logCountBatchScript). In the order given.
+ */
+async function countAll(logged: LoggedConsumer[], run: RunKey | undefined, started: number): Promise<AuthFailureCount[]> {
+    const from = await Promise.all(
+        logged.map(async (c) => {
+            const anchor = run && anchors.get(keyOf(run, c.consumer));
+            const base = { ...describe(c), since: anchor === undefined ? ("check" as const) : ("revocation" as const) };
+            return { c, base, got: anchor !== undefined ? { anchor } : await anchorOf(c, c.logCheck) };
+        }),
+    );
+    const results = new Map<LoggedConsumer, AuthFailureCount>();
+    const byHost = new Map<string, { c: LoggedConsumer; base: Omit<AuthFailureCount, "count" | "problem">; anchor: LogAnchor }[]>();
+    for (const { c, base, got } of from) {
+        if ("problem" in got) results.set(c, { ...base, problem: got.problem });
+        else {
+            const host = JSON.stringify(c.target);
+            byHost.set(host, [...(byHost.get(host) ?? []), { c, base, anchor: got.anchor }]);
+        }
+    }
+    await Promise.all(
+        [...byHost.values()].map(async (items) => {
+            const wait = started + Math.max(...items.map((x) => x.c.logCheck.windowSeconds)) * 1000 - Date.now();
+            if (wait > 0) await sleep(wait / 1000);
+            const boundary = `COUNT-${randomBytes(8).toString("hex")}`;
+            const build = (part: typeof items) => logCountBatchScript(part.map((x) => ({ source: x.c.logCheck, from: x.anchor })), boundary);
+            for (const { part, script } of scriptChunks(items, build)) {
+                const timeoutSeconds = Math.max(...part.map((x) => x.c.timeoutSeconds)) + Math.ceil(part.length / 50);
+                const r = await runAt(part[0].c.target, script, "", timeoutSeconds);
+                const answers = r.code === 0 && !r.timedOut ? splitBatch(r.stdout, part.length, boundary) : [];
+                part.forEach((x, i) => results.set(x.c, countOf(x.base, r, answers[i], x.c)));
+            }
+        }),
+    );
+    return logged.map((c) => results.get(c)!);
 }
 
 /** What names a consumer's count in messages. */
@@ -188,9 +225,7 @@ export async function verifyConsumers(
             () => undefined,
             (e: Error) => e.message,
         ),
-        Promise.all(
-            logged.map((c) => countOne(c, run, started).catch((e: Error): AuthFailureCount => ({ ...describe(c), problem: e.message, since: "check" }))),
-        ),
+        countAll(logged, run, started).catch((e: Error) => logged.map((c): AuthFailureCount => ({ ...describe(c), problem: e.message, since: "check" }))),
     ]);
     const fields = authFailureFields(counts);
     const bad = counts.filter((c) => c.count !== 0);

@@ -80,6 +80,19 @@ export function splitResults(count: number, r: RunResult): RunResult[] {
 /** Scripts per combined job, in characters: well under the 128 KiB Linux allows one argument. */
 const MAX_SCRIPT = 96 * 1024;
 
+/**
+ * A host's items cut into runs whose script (built by `build`) fits one job:
+ * halved until each does. A script that grows by a line per item (the
+ * pre-flight and the gate of a host's consumers) stays whole up to
+ * hundreds; one whose items each bring a function of their own is cut.
+ */
+export function scriptChunks<T>(items: T[], build: (part: T[]) => string): { part: T[]; script: string }[] {
+    const script = build(items);
+    if (script.length <= MAX_SCRIPT || items.length === 1) return [{ part: items, script }];
+    const half = Math.ceil(items.length / 2);
+    return [...scriptChunks(items.slice(0, half), build), ...scriptChunks(items.slice(half), build)];
+}
+
 interface Waiting {
     job: Job;
     resolve: (r: RunResult) => void;

@@ -7,8 +7,10 @@
  * the revocation.
  */
 import { freshNonce, hmacInput, hmacOf, holding, type Holding } from "../lib/drift";
-import { driftCheckScript } from "../lib/scripts/check";
+import { randomBytes } from "node:crypto";
+import { driftBatchScript, driftCheckScript, splitDriftBatch } from "../lib/scripts/check";
 import { logAnchorOf, logAnchorScript, type AnchorSource, type LogAnchor } from "../lib/scripts/logCount";
+import { scriptChunks } from "./coalesce";
 import { hostKeyRefusal, runAt } from "./exec";
 import { StepError, redact } from "./outcome";
 import type { DriftCheck, SshTarget, StepProps } from "./types";
@@ -39,12 +41,7 @@ ${logAnchorScript(log)})
         : "";
     const r = await runAt(target, anchorFirst + driftCheckScript(c.configPath, c.write, nonce), "", c.timeoutSeconds);
     if (r.timedOut || r.code !== 0) {
-        return {
-            holds: "unreachable",
-            detail:
-                hostKeyRefusal(target, r.stderr) ??
-                (r.timedOut ? `no answer within ${c.timeoutSeconds}s` : (r.stderr.trim().split("\n").pop() ?? `exit ${r.code}`)),
-        };
+        return { holds: "unreachable", detail: noAnswer(target, c.timeoutSeconds, r) };
     }
     const mac = (v: string | undefined, user?: string) => (v === undefined ? undefined : hmacOf(nonce, hmacInput(c.write, v, user)));
     const anchor = log ? logAnchorOf(r.stdout) : undefined;
@@ -56,6 +53,58 @@ ${logAnchorScript(log)})
         }),
         ...(anchor !== undefined ? { anchor } : {}),
     };
+}
+
+/** An answer that did not come: the host's refusal of its key, the timeout, or the last line of its error. */
+function noAnswer(target: SshTarget, timeoutSeconds: number, r: { timedOut: boolean; code: number | null; stderr: string }): string {
+    return hostKeyRefusal(target, r.stderr) ?? (r.timedOut ? `no answer within ${timeoutSeconds}s` : (r.stderr.trim().split("\n").pop() ?? `exit ${r.code}`));
+}
+
+/**
+ * The gate's question to every consumer of one host at once
+ * (lib/scripts/check.ts driftBatchScript): one job, one shell and one nonce
+ * per host (per script that fits a job), each consumer's log anchor noted in it; the
+ * answers in the order asked, as askHolding gives them.
+ */
+export async function askHoldingOnHost(
+    target: SshTarget,
+    checks: (DriftTarget & { log?: AnchorSource })[],
+    values: { current: string; previous?: string },
+    users: { current?: string; previous?: string } = {},
+): Promise<{ holds: Holding; detail?: string; anchor?: LogAnchor }[]> {
+    const out: { holds: Holding; detail?: string; anchor?: LogAnchor }[] = [];
+    const nonce = freshNonce();
+    const boundary = `ANSWER-${randomBytes(8).toString("hex")}`;
+    const build = (part: typeof checks) =>
+        driftBatchScript(
+            part.map((c) => ({ configPath: c.configPath, write: c.write, ...(c.log ? { log: c.log } : {}) })),
+            nonce,
+            boundary,
+        );
+    for (const { part, script } of scriptChunks(checks, build)) {
+        const timeoutSeconds = Math.max(...part.map((c) => c.timeoutSeconds)) + Math.ceil(part.length / 100);
+        const r = await runAt(target, script, "", timeoutSeconds);
+        if (r.timedOut || r.code !== 0) {
+            const detail = noAnswer(target, timeoutSeconds, r);
+            out.push(...part.map(() => ({ holds: "unreachable" as const, detail })));
+            continue;
+        }
+        const answers = splitDriftBatch(r.stdout, part.length, boundary);
+        part.forEach((c, i) => {
+            const text = answers[i];
+            if (text === undefined) {
+                out.push({ holds: "unreachable", detail: "the host's answer was cut short" });
+                return;
+            }
+            const mac = (v: string | undefined, user?: string) => (v === undefined ? undefined : hmacOf(nonce, hmacInput(c.write, v, user)));
+            const anchor = c.log ? logAnchorOf(text) : undefined;
+            out.push({
+                ...holding(text, { current: mac(values.current, users.current)!, previous: mac(values.previous, users.previous) }),
+                ...(anchor !== undefined ? { anchor } : {}),
+            });
+        });
+    }
+    return out;
 }
 
 /** A gate's consumer's log, whose anchor is noted: its file, or its unit's journal. */
@@ -108,8 +157,19 @@ export async function checkDrift(
 ): Promise<Map<string, LogAnchor>> {
     const [next, previous] = secrets;
     const checks = props.drift ?? [];
+    const byHost = new Map<string, DriftCheck[]>();
+    for (const c of checks) byHost.set(c.host, [...(byHost.get(c.host) ?? []), c]);
     const [answers, apiAnswers] = await Promise.all([
-        Promise.all(checks.map(async (c) => ({ c, v: await askHolding(props.hosts![c.host], c, { current: next, previous }, props.users, driftLog(c)) }))),
+        Promise.all(
+            [...byHost].map(async ([host, cs]) => {
+                const vs = await askHoldingOnHost(props.hosts![host], cs.map((c) => ({ ...c, log: driftLog(c) })), { current: next, previous }, props.users);
+                return cs.map((c, i) => ({ c, v: vs[i] }));
+            }),
+        ).then((perHost) => {
+            // In the inventory's order, as the refusal names them.
+            const of = new Map(perHost.flat().map((a) => [a.c, a.v]));
+            return checks.map((c) => ({ c, v: of.get(c)! }));
+        }),
         // A consumer behind an API that cannot give the secret back answers write-only: its rollout's confirmation stands.
         apiHoldings(props.apiDrift ?? [], { current: next, previous }, props.users),
     ]);

@@ -12,8 +12,11 @@ import type { HostConsumerConfig } from "../lib/config";
 import { isHostConsumer } from "../consumers";
 import { apiPreflight } from "./apiConsumer";
 import type { ResolvedRotation } from "../adapters/resolve";
-import { consumerPreflightScript, problemsOf, sourcePreflightScript, storePreflightScript } from "../lib/scripts/preflight";
+import { randomBytes } from "node:crypto";
+import { splitBatch } from "../lib/scripts/common";
+import { preflightBatchScript, problemsOf, sourcePreflightScript, storePreflightScript } from "../lib/scripts/preflight";
 import { sourceScripts } from "../sources";
+import { scriptChunks } from "./coalesce";
 import { hostKeyRefusal, runAt, where } from "./exec";
 import { StepError } from "./outcome";
 import type { PreflightSpec, SshTarget, StepTarget } from "./types";
@@ -60,25 +63,58 @@ export function preflightSpec(r: ResolvedRotation, hostOf: (c: HostConsumerConfi
     };
 }
 
-/** Runs one pre-flight script; an unreachable host is itself the problem. */
+/** Why a pre-flight script gave no answer: an unreachable host is itself the problem. */
+function unanswered(target: StepTarget, timeoutSeconds: number, r: { timedOut: boolean; code: number | null; stderr: string }): string | undefined {
+    if (r.timedOut) return `no answer within ${timeoutSeconds}s${where(target)}`;
+    if (r.code === 0) return undefined;
+    const why = target.kind === "ssh" ? hostKeyRefusal(target, r.stderr) : undefined;
+    return why ?? `cannot run the checks${where(target)}: ${r.stderr.trim().split("\n").pop() ?? `exit ${r.code}`}`;
+}
+
+/** Runs one pre-flight script. */
 async function ask(target: StepTarget, script: string, timeoutSeconds: number): Promise<string[]> {
     const r = await runAt(target, script, "", timeoutSeconds);
-    if (r.timedOut) return [`no answer within ${timeoutSeconds}s${where(target)}`];
-    if (r.code !== 0) {
-        const why = target.kind === "ssh" ? hostKeyRefusal(target, r.stderr) : undefined;
-        return [why ?? `cannot run the checks${where(target)}: ${r.stderr.trim().split("\n").pop() ?? `exit ${r.code}`}`];
+    const why = unanswered(target, timeoutSeconds, r);
+    return why ? [why] : problemsOf(r.stdout);
+}
+
+/** The pre-flight of one host's consumers, a job per script that fits one (lib/scripts/preflight.ts preflightBatchScript): each one's problems, in order. */
+async function askHost(target: SshTarget, consumers: PreflightSpec["consumers"]): Promise<string[][]> {
+    const out: string[][] = [];
+    const boundary = `PREFLIGHT-${randomBytes(8).toString("hex")}`;
+    const build = (part: PreflightSpec["consumers"]) =>
+        preflightBatchScript(
+            part.map((c) => ({ configPath: c.configPath, write: c.write, reload: c.reload, ...(c.logJournal ? { journal: c.logJournal } : {}) })),
+            boundary,
+        );
+    for (const { part, script } of scriptChunks(consumers, build)) {
+        const timeoutSeconds = Math.max(...part.map((c) => c.timeoutSeconds)) + Math.ceil(part.length / 20);
+        const r = await runAt(target, script, "", timeoutSeconds);
+        const why = unanswered(target, timeoutSeconds, r);
+        const answers = why ? [] : splitBatch(r.stdout, part.length, boundary);
+        out.push(...part.map((_, i) => (why ? [why] : answers[i] === undefined ? [`the host's answer was cut short${where(target)}`] : problemsOf(answers[i]))));
     }
-    return problemsOf(r.stdout);
+    return out;
 }
 
 /** Every problem of this rotation, each naming its secret and where; consumers' hosts are keys of `hosts`. */
 export async function preflightProblems(spec: PreflightSpec, hosts: Record<string, SshTarget>): Promise<PreflightProblem[]> {
     const { secret } = spec;
     const at = (place: string) => (problems: string[]) => problems.map((problem) => ({ secret, at: place, problem }));
+    const byHost = new Map<string, PreflightSpec["consumers"]>();
+    for (const c of spec.consumers) byHost.set(c.host, [...(byHost.get(c.host) ?? []), c]);
+    const consumerProblems = Promise.all(
+        [...byHost].map(async ([host, cs]) => {
+            const each = await askHost(hosts[host], cs);
+            return new Map(cs.map((c, i) => [c.name, each[i]] as const));
+        }),
+    ).then((maps) => {
+        // In the inventory's order, as before.
+        const of = new Map(maps.flatMap((m) => [...m]));
+        return spec.consumers.flatMap((c) => at(`consumer ${c.name}`)(of.get(c.name)!));
+    });
     const jobs = [
-        ...spec.consumers.map((c) =>
-            ask(hosts[c.host], consumerPreflightScript(c.configPath, c.write, c.reload, c.logJournal), c.timeoutSeconds).then(at(`consumer ${c.name}`)),
-        ),
+        consumerProblems,
         ...(spec.source ? [ask(spec.source.target, spec.source.script, 30).then(at("source"))] : []),
         ...(spec.store ? [ask({ kind: "local" }, spec.store, 30).then(at("store"))] : []),
         ...(spec.apis ? [apiPreflight(spec.apis).then((each) => each.flatMap((a) => at(`consumer ${a.name}`)(a.problems)))] : []),

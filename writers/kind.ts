@@ -26,13 +26,14 @@ export interface WriterKind<Schema extends z.ZodObject = z.ZodObject> {
      */
     checked(spec: z.output<Schema>, secret: string, user?: string): string;
     /**
-     * The drift check's part for this writer, run on the host after the common
-     * head (lib/scripts/check.ts), which sets `f` (the config path) and
-     * `emit <value>` (prints `CHECK hmac` of a value). Prints a `CHECK hmac`
-     * line per value found, or one `CHECK missing <why>` and exits. `dgst`
-     * is the HMAC command that reads stdin (openssl dgst ... -r).
+     * The drift check's part for this writer, run on the host as the body of
+     * a shell function after the common head (lib/scripts/check.ts), which
+     * sets `f` (the config path) and gives `emit <value>` (answers a value
+     * found) and `emit_file <path>` (answers a whole file). Calls one of them
+     * per value found, or prints one `CHECK missing <why>` and `return`s
+     * (never `exit`: a host's consumers are checked in one script).
      */
-    driftCheck(spec: z.output<Schema>, dgst: string): string;
+    driftCheck(spec: z.output<Schema>): string;
     /** Whether it writes a per-generation login too (a postgres-role credential is a user and password pair). */
     writesUser(spec: z.output<Schema>): boolean;
     /** What to change when it must write the login and does not, e.g. "set userKey". */

@@ -149,10 +149,10 @@ export const yamlKey = defineWriter({
     }),
     ...keyedWriter(setYamlKey),
     driftCheck: (spec) => `${YAML_DECODE}key=${shq(spec.key)}
-rest=$(keypath="$key" awk ${shq(YAML_LOCATE)} "$f") || { echo "CHECK missing no key $key in $f"; exit 0; }
+rest=$(keypath="$key" awk ${shq(YAML_LOCATE)} "$f") || { echo "CHECK missing no key $key in $f"; return 0; }
 val=""
-decode_scalar "$rest" || { echo "CHECK missing key $key in $f holds no single value"; exit 0; }
-[ -n "$val" ] || { echo "CHECK missing key $key in $f is empty"; exit 0; }
+decode_scalar "$rest" || { echo "CHECK missing key $key in $f holds no single value"; return 0; }
+[ -n "$val" ] || { echo "CHECK missing key $key in $f is empty"; return 0; }
 emit "$val"
 `,
 });

@@ -25,3 +25,14 @@ export function pinnedKnownHosts(varName: string, host: string, port: number, ho
     const pattern = port === 22 ? host : `[${host}]:${port}`;
     return `${varName}=$(mktemp)\ntrap 'rm -f -- "$${varName}"' EXIT\nprintf '%s %s\\n' ${shq(pattern)} ${shq(hostKey)} > "$${varName}"\n`;
 }
+
+/** Each item's output from a batch's (`<boundary> <i>` lines before each); undefined for one the output lacks (cut short). */
+export function splitBatch(stdout: string, count: number, boundary: string): (string | undefined)[] {
+    const answers: (string | undefined)[] = Array.from({ length: count }, () => undefined);
+    for (const part of `\n${stdout}`.split(`\n${boundary} `).slice(1)) {
+        const nl = part.indexOf("\n");
+        const i = Number(part.slice(0, nl < 0 ? undefined : nl));
+        if (Number.isInteger(i) && i >= 0 && i < count) answers[i] = nl < 0 ? "" : part.slice(nl + 1);
+    }
+    return answers;
+}

@@ -50,6 +50,36 @@ printf 'LOGCOUNT %s %s\\n' "\${n:-0}" "$rc"
 `;
 }
 
+/**
+ * logCountScript for many consumers of one host in one shell: each count
+ * after a `<boundary> <i>` line. A log file's size is asked once however
+ * many consumers log to it, and no consumer costs a job of its own: at a
+ * thousand consumers that was seconds of the verification.
+ */
+export function logCountBatchScript(items: { source: LogSource; from: LogAnchor }[], boundary: string): string {
+    if (!/^[A-Za-z0-9-]+$/.test(boundary)) throw new Error("logCountBatchScript: the boundary must be letters, digits and dashes");
+    const each = items.map(
+        ({ source, from }, i) =>
+            `printf '%s ${i}\\n' "$boundary"
+${isJournal(source) ? `(
+${logCountScript(source, from)})` : `count_file ${shq(source.path)} ${Number(from)} ${shq(source.pattern)}`}`,
+    );
+    return `set -u
+boundary=${boundary}
+declare -A sizes=()
+count_file() {
+  local f=$1 from=$2 n=0 rc=1
+  if [ -e "$f" ]; then
+    [ -n "\${sizes[$f]+x}" ] || sizes[$f]=$(stat -c %s -- "$f")
+    [ "\${sizes[$f]}" -ge "$from" ] || from=0
+    n=$(tail -c +$((from + 1)) -- "$f" | grep -cE -- "$3") && rc=0 || rc=$?
+  fi
+  printf 'LOGCOUNT %s %s\\n' "\${n:-0}" "$rc"
+}
+${each.join("\n")}
+`;
+}
+
 /** A `LOGSIZE` or `LOGCURSOR` answer's anchor; undefined when there is none. */
 export function logAnchorOf(stdout: string): LogAnchor | undefined {
     const size = /^LOGSIZE (\d+)$/m.exec(stdout);

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { test } from "node:test";
 import type { Job, RunResult } from "../../provider/agent";
-import { Coalescer, combinedScript, combinedStdin, splitResults } from "../../provider/coalesce";
+import { Coalescer, combinedScript, combinedStdin, scriptChunks, splitResults } from "../../provider/coalesce";
 
 /** A combined job of these parts, as the coalescer sends it. */
 const combined = (parts: Job[]): Job => ({ script: combinedScript(parts), stdin: combinedStdin(parts), timeoutSeconds: 30 });
@@ -89,4 +89,22 @@ test("the coalescer sends one turn's jobs as one, a lone job as it is, and scrip
         ["big\n", "big\n"],
     );
     assert.equal(sent.length, 2, "two 60 KiB scripts do not fit one argument: two jobs");
+});
+
+test("a host's items are cut into scripts that each fit a job, in order, halved only as far as needed", () => {
+    const items = Array.from({ length: 10 }, (_, i) => i);
+    const build = (part: number[]) => part.map((i) => `: ${"x".repeat(30 * 1024)} ${i}`).join("\n");
+    const chunks = scriptChunks(items, build);
+    assert.deepEqual(
+        chunks.map((c) => c.part),
+        [
+            [0, 1, 2],
+            [3, 4],
+            [5, 6, 7],
+            [8, 9],
+        ],
+        "10 items of 30 KiB: 5 and 5, then runs of 3 and 2 under 96 KiB",
+    );
+    assert.ok(chunks.every((c) => c.script === build(c.part) && c.script.length <= 96 * 1024));
+    assert.deepEqual(scriptChunks([1, 2, 3], (p) => p.join(",")), [{ part: [1, 2, 3], script: "1,2,3" }], "a small script stays whole");
 });

@@ -22,7 +22,7 @@ import type { RotationConfig, SourceConfig } from "../../lib/config";
 import { rewriteConfig, type WriteSpec } from "../../writers";
 import { freshNonce, hmacInput, hmacOf, holding } from "../../lib/drift";
 import { shq } from "../../lib/quote";
-import { driftCheckScript } from "../../lib/scripts/check";
+import { driftBatchScript, driftCheckScript, splitDriftBatch } from "../../lib/scripts/check";
 import { logAnchorScript, logCountScript } from "../../lib/scripts/logCount";
 import { pinnedKnownHosts } from "../../lib/scripts/common";
 import { consumerPreflightScript, problemsOf, sourcePreflightScript, storePreflightScript } from "../../lib/scripts/preflight";
@@ -320,6 +320,33 @@ for (const w of WRITES) {
         });
     });
 }
+
+test("(b) the gate's one script per host answers for every config path as the drift check of each does, its log anchor beside it, held or absent", () => {
+    const log = path.join(path.dirname(PATHS[0]), "app log 'é'");
+    fs.writeFileSync(log, "twelve bytes");
+    const items = WRITES.flatMap((w) => PATHS.map((f) => ({ configPath: f, write: w, log: { path: log } })));
+    const ask = () => {
+        const nonce = freshNonce();
+        const boundary = `ANSWER-${nonce.slice(0, 16)}`;
+        const answers = splitDriftBatch(bash(driftBatchScript(items, nonce, boundary)), items.length, boundary);
+        return answers.map((a, i) => {
+            assert.ok(a !== undefined, `an answer for ${JSON.stringify(items[i].configPath)}`);
+            assert.match(a, /^LOGSIZE 12$/m, "the log's anchor, once per file however many consumers log to it");
+            return holding(a, { current: hmacOf(nonce, hmacInput(items[i].write, SECRET)) });
+        });
+    };
+    // One writer's files at a time (the paths are shared): its answers, then the others' as absent.
+    for (const w of WRITES) {
+        for (const f of PATHS) fs.writeFileSync(f, rewriteConfig(w, BASES[w.format], SECRET));
+        const verdicts = ask();
+        items.forEach((it, i) => {
+            if (it.write === w) assert.deepEqual(verdicts[i], { holds: "current" }, `${w.format} at ${JSON.stringify(it.configPath)}`);
+            else assert.notEqual(verdicts[i].holds, "current", `${it.write.format} reading a ${w.format} file`);
+        });
+        for (const f of PATHS) fs.rmSync(f);
+    }
+    ask().forEach((v, i) => assert.deepEqual(v, { holds: "missing", detail: `no file ${items[i].configPath}` }));
+});
 
 test("(b) yaml-key: a key with a backslash, quote, blank and non-ASCII reaches awk unchanged", () => {
     const key = `a\\nb 'q' é`;

@@ -16,7 +16,8 @@ import { defaultGeneratorCommand } from "../../generators/command";
 import { shq, stdinFields } from "../../lib/quote";
 import { pinnedKnownHosts } from "../../lib/scripts/common";
 import { sourceScripts } from "../../sources";
-import { logAnchorOf, logAnchorScript, logCountOf, logCountScript } from "../../lib/scripts/logCount";
+import { splitBatch } from "../../lib/scripts/common";
+import { logAnchorOf, logAnchorScript, logCountBatchScript, logCountOf, logCountScript } from "../../lib/scripts/logCount";
 import { fileStoreScripts } from "../../stores/file";
 import { fileStorePath } from "../../stores/fileLayout";
 import { logCheckScript, writeAndReloadScript } from "../../provider/rollout";
@@ -105,7 +106,19 @@ test("auth failures after the revocation (lib/scripts/logCount.ts): a nasty log'
         const pattern = literalPattern(v);
         const at = `value ${JSON.stringify(v)} (seed ${SEED})`;
         const size = () => logAnchorOf(bash(logAnchorScript({ path: log })).stdout) as number;
-        const count = (from: number) => logCountOf(bash(logCountScript({ path: log, pattern }, from)).stdout);
+        // Alone, and in a host's batch between a consumer of the same log with another pattern and one of a log that is not there.
+        const count = (from: number) => {
+            const alone = logCountOf(bash(logCountScript({ path: log, pattern }, from)).stdout);
+            const items = [
+                { source: { path: log, pattern: "^ok$" }, from },
+                { source: { path: log, pattern }, from },
+                { source: { path: `${log}.absent`, pattern }, from },
+            ];
+            const batch = splitBatch(bash(logCountBatchScript(items, "COUNT-t")).stdout, 3, "COUNT-t").map((a) => logCountOf(a ?? ""));
+            assert.deepEqual(batch[1], alone, `${at}: the batch counts as the script alone`);
+            assert.deepEqual(batch[2], { count: 0, grepStatus: 1 }, `${at}: a log not there counts 0 in a batch`);
+            return alone;
+        };
         assert.equal(size(), 0, `${at}: no log yet is size 0`);
         assert.deepEqual(count(0), { count: 0, grepStatus: 1 }, `${at}: no log yet counts 0`);
         fs.writeFileSync(log, `${pattern} before\n${"ok\n".repeat(40)}`);
