@@ -150,7 +150,11 @@ async function countAll(logged: LoggedConsumer[], run: RunKey | undefined, start
             const wait = started + Math.max(...items.map((x) => x.c.logCheck.windowSeconds)) * 1000 - Date.now();
             if (wait > 0) await sleep(wait / 1000);
             const boundary = `COUNT-${randomBytes(8).toString("hex")}`;
-            const build = (part: typeof items) => logCountBatchScript(part.map((x) => ({ source: x.c.logCheck, from: x.anchor })), boundary);
+            const build = (part: typeof items) =>
+                logCountBatchScript(
+                    part.map((x) => ({ source: x.c.logCheck, from: x.anchor })),
+                    boundary,
+                );
             for (const { part, script } of scriptChunks(items, build)) {
                 const timeoutSeconds = Math.max(...part.map((x) => x.c.timeoutSeconds)) + Math.ceil(part.length / 50);
                 const r = await runAt(part[0].c.target, script, "", timeoutSeconds);

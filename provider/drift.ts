@@ -162,7 +162,12 @@ export async function checkDrift(
     const [answers, apiAnswers] = await Promise.all([
         Promise.all(
             [...byHost].map(async ([host, cs]) => {
-                const vs = await askHoldingOnHost(props.hosts![host], cs.map((c) => ({ ...c, log: driftLog(c) })), { current: next, previous }, props.users);
+                const vs = await askHoldingOnHost(
+                    props.hosts![host],
+                    cs.map((c) => ({ ...c, log: driftLog(c) })),
+                    { current: next, previous },
+                    props.users,
+                );
                 return cs.map((c, i) => ({ c, v: vs[i] }));
             }),
         ).then((perHost) => {

@@ -92,7 +92,9 @@ async function askHost(target: SshTarget, consumers: PreflightSpec["consumers"])
         const r = await runAt(target, script, "", timeoutSeconds);
         const why = unanswered(target, timeoutSeconds, r);
         const answers = why ? [] : splitBatch(r.stdout, part.length, boundary);
-        out.push(...part.map((_, i) => (why ? [why] : answers[i] === undefined ? [`the host's answer was cut short${where(target)}`] : problemsOf(answers[i]))));
+        out.push(
+            ...part.map((_, i) => (why ? [why] : answers[i] === undefined ? [`the host's answer was cut short${where(target)}`] : problemsOf(answers[i]))),
+        );
     }
     return out;
 }

@@ -61,8 +61,12 @@ export function logCountBatchScript(items: { source: LogSource; from: LogAnchor 
     const each = items.map(
         ({ source, from }, i) =>
             `printf '%s ${i}\\n' "$boundary"
-${isJournal(source) ? `(
-${logCountScript(source, from)})` : `count_file ${shq(source.path)} ${Number(from)} ${shq(source.pattern)}`}`,
+${
+    isJournal(source)
+        ? `(
+${logCountScript(source, from)})`
+        : `count_file ${shq(source.path)} ${Number(from)} ${shq(source.pattern)}`
+}`,
     );
     return `set -u
 boundary=${boundary}

@@ -106,5 +106,9 @@ test("a host's items are cut into scripts that each fit a job, in order, halved 
         "10 items of 30 KiB: 5 and 5, then runs of 3 and 2 under 96 KiB",
     );
     assert.ok(chunks.every((c) => c.script === build(c.part) && c.script.length <= 96 * 1024));
-    assert.deepEqual(scriptChunks([1, 2, 3], (p) => p.join(",")), [{ part: [1, 2, 3], script: "1,2,3" }], "a small script stays whole");
+    assert.deepEqual(
+        scriptChunks([1, 2, 3], (p) => p.join(",")),
+        [{ part: [1, 2, 3], script: "1,2,3" }],
+        "a small script stays whole",
+    );
 });
