@@ -1,6 +1,7 @@
 /**
  * The operator's side of the drift check (lib/scripts/check.ts runs on the
- * host): a fresh nonce per consumer and run, the HMACs of the values the
+ * host): a fresh nonce per question (a consumer, or at the gate a host's
+ * consumers) and run, the HMACs of the values the
  * consumer should hold, and the verdict from the host's answer. Values never
  * leave this process; the host's answer is an HMAC under a nonce used once.
  */
@@ -17,7 +18,7 @@ export type Holding = "current" | "previous" | "staged" | "unknown" | "missing" 
 /** Whether a consumer counts as on the current secret: it holds it, or it is write-only (its rollout was confirmed, nothing more can be known). */
 export const onCurrent = (h: string): boolean => h === "current" || h === "write-only";
 
-/** 32 random bytes, hex: the HMAC key for one consumer in one check. */
+/** 32 random bytes, hex: the HMAC key for one question (a consumer, or a host's consumers at the gate) in one check. */
 export const freshNonce = (): string => randomBytes(32).toString("hex");
 
 export const hmacOf = (nonceHex: string, value: string): string => createHmac("sha256", Buffer.from(nonceHex, "hex")).update(value, "utf8").digest("hex");
