@@ -27,7 +27,8 @@ export type Backend = { kind: "file"; root: string } | { kind: "postgres"; url: 
 /** The backend this checkout's commands use: PULUMI_BACKEND_URL, else bin/pulumi's default (.state/). */
 export function backend(): Backend {
     const url = process.env.PULUMI_BACKEND_URL ?? `file://${path.join(PROJECT, ".state")}`;
-    if (url.startsWith("file://")) return { kind: "file", root: url.slice("file://".length) };
+    // The directory; a query (bin/pulumi adds metadata=skip) is the storage library's, not a part of it.
+    if (url.startsWith("file://")) return { kind: "file", root: url.slice("file://".length).split("?")[0] };
     if (/^postgres(ql)?:\/\//.test(url)) {
         const u = new URL(url);
         const table = u.searchParams.get("table") ?? "pulumi_state";

@@ -81,7 +81,8 @@ export class Workspace {
             : {
                   ...process.env,
                   PATH: `${path.dirname(PULUMI)}:${process.env.PATH}`,
-                  PULUMI_BACKEND_URL: `file://${this.stateDir}`,
+                  // As bin/pulumi makes any file:// URL: no metadata files beside the checkpoint (a kill could tear them).
+                  PULUMI_BACKEND_URL: `file://${this.stateDir}?metadata=skip`,
                   PULUMI_CONFIG_PASSPHRASE: `e2e-passphrase-${name}`,
                   PULUMI_HOME: path.join(WORK, ".pulumi-home"),
                   PULUMI_SKIP_UPDATE_CHECK: "true",

@@ -282,6 +282,9 @@ const lockFiles = () => {
     return fs.existsSync(dir) ? (fs.readdirSync(dir, { recursive: true }) as string[]).filter((f) => f.endsWith(".json")) : [];
 };
 
+/** The storage library's metadata files in the state (`<object>.attrs`): bin/pulumi's metadata=skip writes none. */
+const metadataFiles = () => (fs.readdirSync(ws.stateDir, { recursive: true }) as string[]).filter((f) => f.endsWith(".attrs"));
+
 const ROWS: Row[] = [
     {
         fault: "a consumer's health check fails after its reload",
@@ -538,6 +541,9 @@ const ROWS: Row[] = [
             assert.equal(r.code, 137);
             const killed = hosts().find((h) => `${SECRET}-rollout-${consumerOf(h)}` === c.note.killedAt)!;
             assert.equal((await consumerState(killed, "redis")).fingerprint, sha256(storeValue(SECRET, "staged")), `${killed.name} was moved before the kill`);
+            // Before metadata=skip, a kill while the engine wrote its checkpoint could leave the checkpoint's
+            // metadata file empty, and the next run failed with "failed to load checkpoint: EOF" (CI, once).
+            assert.deepEqual(metadataFiles(), [], "no metadata file was written that a kill could leave torn");
             const locked = await ws.pulumi(UP);
             assert.notEqual(locked.code, 0, "the killed run's lock blocks the next run");
             assert.match(locked.stdout + locked.stderr, /the stack is currently locked by 1 lock\(s\)/);

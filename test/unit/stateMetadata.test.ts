@@ -1,0 +1,79 @@
+// bin/pulumi opens a file:// backend with metadata=skip: the storage library
+// (gocloud.dev's fileblob) then writes no `<object>.attrs` file beside each
+// object. That file is truncated and then written, not replaced as the
+// checkpoint is, so an engine killed in between left it empty, and every later
+// command failed with "failed to load checkpoint: EOF" (the fault matrix's
+// kill row, once in CI). Held to the real CLI, with and without bin/pulumi.
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { test } from "node:test";
+import { backend } from "../../cli/backend";
+
+const ROOT = path.resolve(__dirname, "../..");
+
+/** A project with one stack made by `stack init`, through `cli` (bin/pulumi or the bare CLI); the state's files. */
+function stateAfterInit(cli: string, url: (state: string) => string): string[] {
+    const project = fs.mkdtempSync(path.join(os.tmpdir(), "state-metadata-"));
+    fs.copyFileSync(path.join(ROOT, "Pulumi.yaml"), path.join(project, "Pulumi.yaml"));
+    fs.mkdirSync(path.join(project, "stacks"));
+    const state = path.join(project, ".state");
+    fs.mkdirSync(state);
+    const env: NodeJS.ProcessEnv = {
+        ...process.env,
+        ROTATION_PROJECT_DIR: project,
+        PULUMI_BACKEND_URL: url(state),
+        PULUMI_CONFIG_PASSPHRASE: "state-metadata-test",
+        PULUMI_HOME: path.join(project, ".pulumi-home"),
+        PULUMI_SKIP_UPDATE_CHECK: "true",
+    };
+    delete env.PULUMI_CONFIG_PASSPHRASE_FILE;
+    try {
+        const r = spawnSync(cli, ["stack", "init", "t", "--non-interactive"], { cwd: project, env, encoding: "utf8" });
+        assert.equal(r.status, 0, r.stderr);
+        return fs.readdirSync(state, { recursive: true }) as string[];
+    } finally {
+        fs.rmSync(project, { recursive: true, force: true });
+    }
+}
+
+test("through bin/pulumi, a file:// state holds its stack and no metadata file", () => {
+    const files = stateAfterInit(path.join(ROOT, "bin", "pulumi"), (state) => `file://${state}`);
+    assert.ok(
+        files.some((f) => f.endsWith(path.join("stacks", "secret-rotation", "t.json"))),
+        `the stack's checkpoint was written: ${files.join(", ")}`,
+    );
+    assert.deepEqual(
+        files.filter((f) => f.endsWith(".attrs")),
+        [],
+    );
+});
+
+test("a URL with a query of its own gets metadata=skip beside it", () => {
+    const files = stateAfterInit(path.join(ROOT, "bin", "pulumi"), (state) => `file://${state}?no_tmp_dir=true`);
+    assert.deepEqual(
+        files.filter((f) => f.endsWith(".attrs")),
+        [],
+    );
+});
+
+test("the bare CLI on the same URL writes them (what the option turns off)", () => {
+    const files = stateAfterInit(path.join(ROOT, ".tools", "bin", "pulumi"), (state) => `file://${state}`);
+    assert.ok(
+        files.some((f) => f.endsWith("t.json.attrs")),
+        `a metadata file beside the checkpoint: ${files.join(", ")}`,
+    );
+});
+
+test("the console's backend is the directory, the URL's query aside", () => {
+    const saved = process.env.PULUMI_BACKEND_URL;
+    try {
+        process.env.PULUMI_BACKEND_URL = "file:///var/lib/rotation/state?metadata=skip&no_tmp_dir=true";
+        assert.deepEqual(backend(), { kind: "file", root: "/var/lib/rotation/state" });
+    } finally {
+        if (saved === undefined) delete process.env.PULUMI_BACKEND_URL;
+        else process.env.PULUMI_BACKEND_URL = saved;
+    }
+});
