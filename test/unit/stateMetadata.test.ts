@@ -67,6 +67,46 @@ test("the bare CLI on the same URL writes them (what the option turns off)", () 
     );
 });
 
+test("a state written before, with metadata files, is read and written on through bin/pulumi (the old files go stale, unread)", () => {
+    const project = fs.mkdtempSync(path.join(os.tmpdir(), "state-metadata-"));
+    try {
+        fs.copyFileSync(path.join(ROOT, "Pulumi.yaml"), path.join(project, "Pulumi.yaml"));
+        fs.mkdirSync(path.join(project, "stacks"));
+        const state = path.join(project, ".state");
+        fs.mkdirSync(state);
+        const env: NodeJS.ProcessEnv = {
+            ...process.env,
+            ROTATION_PROJECT_DIR: project,
+            PULUMI_BACKEND_URL: `file://${state}`,
+            PULUMI_CONFIG_PASSPHRASE: "state-metadata-test",
+            PULUMI_HOME: path.join(project, ".pulumi-home"),
+            PULUMI_SKIP_UPDATE_CHECK: "true",
+        };
+        delete env.PULUMI_CONFIG_PASSPHRASE_FILE;
+        const run = (cli: string, ...args: string[]) => {
+            const r = spawnSync(cli, [...args, "--stack", "t", "--non-interactive"], { cwd: project, env, encoding: "utf8" });
+            assert.equal(r.status, 0, `${args.join(" ")}: ${r.stderr}`);
+            return r.stdout;
+        };
+        const bare = path.join(ROOT, ".tools", "bin", "pulumi");
+        const ours = path.join(ROOT, "bin", "pulumi");
+        run(bare, "stack", "init");
+        const checkpoint = path.join(state, ".pulumi", "stacks", "secret-rotation", "t.json");
+        assert.ok(fs.existsSync(`${checkpoint}.attrs`), "the bare CLI wrote a metadata file");
+        const sidecar = fs.readFileSync(`${checkpoint}.attrs`, "utf8");
+        const exported = JSON.parse(run(ours, "stack", "export"));
+        exported.deployment.manifest.time = "2026-01-01T00:00:00Z";
+        const file = path.join(project, "export.json");
+        fs.writeFileSync(file, JSON.stringify(exported));
+        run(ours, "stack", "import", "--file", file, "--force");
+        assert.match(fs.readFileSync(checkpoint, "utf8"), /2026-01-01T00:00:00Z/, "the checkpoint was rewritten");
+        assert.equal(fs.readFileSync(`${checkpoint}.attrs`, "utf8"), sidecar, "its old metadata file was left as it was");
+        for (const cli of [ours, bare]) assert.match(run(cli, "stack", "export"), /2026-01-01T00:00:00Z/, `${cli} reads the new checkpoint`);
+    } finally {
+        fs.rmSync(project, { recursive: true, force: true });
+    }
+});
+
 test("the console's backend is the directory, the URL's query aside", () => {
     const saved = process.env.PULUMI_BACKEND_URL;
     try {
