@@ -51,6 +51,12 @@ export interface Job {
     script: string;
     stdin: string;
     timeoutSeconds: number;
+    /**
+     * Jobs of one kind only go together (provider/coalesce.ts): a combined
+     * job answers when its slowest part ends, so a config's quick read must
+     * not wait on another consumer's reload and health check. Unset: "".
+     */
+    kind?: string;
 }
 
 /** A job's lines on the agent's stdin. */

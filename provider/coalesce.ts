@@ -99,8 +99,9 @@ interface Waiting {
 }
 
 /**
- * Gathers one host's jobs without stdin during a turn of the event loop and
- * sends them through `send` as one (a lone job goes as it is).
+ * Gathers one host's jobs during a turn of the event loop and sends those of
+ * one kind (Job.kind) through `send` as one (a lone job goes as it is): a
+ * combined job answers when its slowest part ends.
  */
 export class Coalescer {
     private waiting: Waiting[] = [];
@@ -115,10 +116,21 @@ export class Coalescer {
     }
 
     private flush(): void {
+        const kinds = new Map<string, Waiting[]>();
+        for (const w of this.waiting) {
+            const k = w.job.kind ?? "";
+            kinds.set(k, [...(kinds.get(k) ?? []), w]);
+        }
+        this.waiting = [];
+        for (const same of kinds.values()) this.sendKind(same);
+    }
+
+    /** Jobs of one kind: as few combined jobs as fit. */
+    private sendKind(waiting: Waiting[]): void {
         // The agent runs a job's script as one argument of bash, which Linux caps at 128 KiB.
         let chunk: Waiting[] = [];
         let size = 0;
-        for (const w of this.waiting) {
+        for (const w of waiting) {
             // As the combined script holds it: quoted, with its line around it.
             const part = shq(w.job.script).length + 200;
             if (chunk.length && size + part > MAX_SCRIPT) {
@@ -129,7 +141,6 @@ export class Coalescer {
             chunk.push(w);
             size += part;
         }
-        this.waiting = [];
         if (chunk.length) this.sendChunk(chunk);
     }
 
@@ -141,7 +152,7 @@ export class Coalescer {
         const jobs = batch.map((w) => w.job);
         // As long as the slowest part, and a little for the framing.
         const timeoutSeconds = Math.max(...jobs.map((j) => Math.ceil(j.timeoutSeconds))) + 5;
-        this.send({ script: combinedScript(jobs), stdin: combinedStdin(jobs), timeoutSeconds }).then((r) => {
+        this.send({ script: combinedScript(jobs), stdin: combinedStdin(jobs), timeoutSeconds, kind: jobs[0].kind }).then((r) => {
             splitResults(jobs.length, r).forEach((x, i) => batch[i].resolve(x));
         });
     }

@@ -145,11 +145,11 @@ export class SshPool {
         return m;
     }
 
-    /** Runs `script` with bash on the host; stdin is the payload. */
-    async run(t: SshTarget, script: string, stdin: string, timeoutSeconds: number): Promise<RunResult> {
+    /** Runs `script` with bash on the host; stdin is the payload; `kind`: what it may go together with (Job.kind). */
+    async run(t: SshTarget, script: string, stdin: string, timeoutSeconds: number, kind?: string): Promise<RunResult> {
         const m = this.master(t);
         await m.ready;
-        const r = await m.jobs.run(() => m.together.submit({ script, stdin, timeoutSeconds }));
+        const r = await m.jobs.run(() => m.together.submit({ script, stdin, timeoutSeconds, kind }));
         return r.code === 255 ? { ...r, stderr: hostKeyRefusal(t, r.stderr) ?? r.stderr } : r;
     }
 
@@ -190,8 +190,9 @@ export function hostKeyRefusal(t: SshTarget, stderr: string): string | undefined
 
 export const pool = new SshPool();
 
-export function runAt(target: StepTarget, script: string, stdin: string, timeoutSeconds: number): Promise<RunResult> {
-    if (target.kind === "ssh") return pool.run(target, script, stdin, timeoutSeconds);
+/** Runs `script` with bash on the target; `kind`: which of the host's jobs it may go together with (Job.kind). */
+export function runAt(target: StepTarget, script: string, stdin: string, timeoutSeconds: number, kind?: string): Promise<RunResult> {
+    if (target.kind === "ssh") return pool.run(target, script, stdin, timeoutSeconds, kind);
     return processes.run(() => spawnAndWait("bash", ["-c", script], stdin, timeoutSeconds));
 }
 

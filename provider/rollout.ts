@@ -183,7 +183,8 @@ export async function rollout(spec: RolloutSpec, stdin: string): Promise<void> {
     }
 
     const changed = next !== read.stdout;
-    const wr = await runAt(spec.target, writeAndReloadScript(spec, changed), changed ? next : "", writeJobBudget(spec));
+    // Its own kind: it lasts the consumer's reload and health check, which a quick read must not wait on.
+    const wr = await runAt(spec.target, writeAndReloadScript(spec, changed), changed ? next : "", writeJobBudget(spec), "reload");
     const reloadedAt = Date.now();
     const marker = (name: string) => new RegExp(`^${name} (.*)$`, "m").exec(wr.stdout)?.[1];
     if (marker("RELOAD") === undefined) throw failure(writeTitle, wr, opts);

@@ -1,9 +1,10 @@
 // Jobs for one host sent as one (provider/coalesce.ts): the combined script
 // run by a real bash here gives each part its own stdin, exit code, stdout
 // and stderr and its own timeout, and keeps a part's stdin out of every argv;
-// the coalescer sends jobs of one turn together and a lone job as it is.
+// the coalescer sends jobs of one turn and one kind together and a lone job
+// as it is.
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { test } from "node:test";
 import type { Job, RunResult } from "../../provider/agent";
 import { Coalescer, combinedScript, combinedStdin, scriptChunks, splitResults } from "../../provider/coalesce";
@@ -89,6 +90,34 @@ test("the coalescer sends one turn's jobs as one, a lone job as it is, and scrip
         ["big\n", "big\n"],
     );
     assert.equal(sent.length, 2, "two 60 KiB scripts do not fit one argument: two jobs");
+});
+
+test("only jobs of one kind go together: a quick read does not wait on another consumer's reload", async () => {
+    const sent: { job: Job; at: number }[] = [];
+    const start = Date.now();
+    // Run without blocking, so that one job can end while another runs.
+    const c = new Coalescer(
+        (job) =>
+            new Promise<RunResult>((resolve) => {
+                sent.push({ job, at: Date.now() - start });
+                const child = spawn("bash", ["-c", job.script], { stdio: ["pipe", "pipe", "pipe"] });
+                let stdout = "";
+                child.stdout.on("data", (d) => (stdout += d));
+                child.on("close", (code) => resolve({ code, stdout, stderr: "", timedOut: false }));
+                child.stdin.end(job.stdin);
+            }),
+    );
+    const done: Record<string, number> = {};
+    const timed = (name: string, job: Job) => c.submit(job).then((r) => ((done[name] = Date.now() - start), r));
+    const [readA, readB, reload] = await Promise.all([
+        timed("readA", { script: "echo a", stdin: "", timeoutSeconds: 5 }),
+        timed("readB", { script: "echo b", stdin: "", timeoutSeconds: 5 }),
+        timed("reload", { script: "sleep 0.5; echo reloaded", stdin: "", timeoutSeconds: 5, kind: "reload" }),
+    ]);
+    assert.deepEqual([readA.stdout, readB.stdout, reload.stdout], ["a\n", "b\n", "reloaded\n"]);
+    assert.equal(sent.length, 2, "the two reads as one job, the reload as another");
+    assert.equal(sent.find((s) => s.job.script === "sleep 0.5; echo reloaded")?.job.kind, "reload", "the lone reload is sent as it is");
+    assert.ok(done.readA < done.reload - 300 && done.readB < done.reload - 300, `the reads answered before the reload ended: ${JSON.stringify(done)}`);
 });
 
 test("a host's items are cut into scripts that each fit a job, in order, halved only as far as needed", () => {
