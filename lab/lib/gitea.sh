@@ -4,7 +4,8 @@
 #     127.0.1.50:3000 (plain HTTP on loopback), sqlite, Actions enabled;
 #   - it refuses to run as root: it runs as nobody (setpriv), its work dir
 #     owned by nobody (under $LAB_DIR/gitea, or /var/lib/rotation-lab when
-#     nobody cannot traverse $LAB_DIR);
+#     nobody cannot traverse $LAB_DIR), its binary a copy there too when
+#     nobody cannot reach .tools/gitea (gitea_reachable);
 #   - an admin `lab-admin` (random password, never shown), its API token in
 #     secrets/gitea-admin.token (0600), a repository lab-admin/app with a
 #     workflow .gitea/workflows/deploy.yml (on: workflow_dispatch), and its
@@ -33,8 +34,30 @@ GITEA_INI="$GITEA_DIR/custom/conf/app.ini"
 
 gitea_built() { [[ -x "$GITEA_BIN" && -d "$GITEA_TOOLS/options" && -d "$GITEA_TOOLS/templates" ]]; }
 
+# nobody must reach the binary and its options/ and templates/: in a clone in a 0700 home they are
+# where it cannot, so they are copied, once per build (.tools/gitea/.key), under /var/lib/rotation-lab.
+gitea_reachable() {
+  runuser -u nobody -- test -x "$GITEA_BIN" 2>/dev/null && return 0
+  local key copy
+  key="$(tr -cd 'A-Za-z0-9' <"$GITEA_TOOLS/.key" 2>/dev/null)"
+  [[ -n "$key" ]] || key="$(sha256sum <"$GITEA_BIN" | cut -c1-12)"
+  copy="/var/lib/rotation-lab/gitea-tools-$key"
+  if [[ ! -x "$copy/gitea" ]]; then
+    install -d -m 755 /var/lib/rotation-lab
+    rm -rf "$copy.tmp"
+    mkdir -m 755 "$copy.tmp"
+    cp -R "$GITEA_BIN" "$GITEA_TOOLS/options" "$GITEA_TOOLS/templates" "$copy.tmp/"
+    chmod -R a+rX "$copy.tmp"
+    rm -rf "$copy"
+    mv "$copy.tmp" "$copy"
+  fi
+  GITEA_TOOLS="$copy"
+  GITEA_BIN="$copy/gitea"
+}
+
 # gitea_as ARGS...: the gitea binary as nobody, in its work dir, with a clean environment
 gitea_as() {
+  gitea_reachable
   (cd "$GITEA_DIR" && setpriv --reuid "$GITEA_UID" --regid "$GITEA_UID" --clear-groups -- \
     env -i PATH="$PATH" HOME="$GITEA_DIR/home" USER=nobody LANG=C.UTF-8 GITEA_WORK_DIR="$GITEA_DIR" \
     "$GITEA_BIN" --config "$GITEA_INI" --work-path "$GITEA_DIR" "$@")
@@ -113,6 +136,7 @@ EOF
 }
 
 gitea_start() {
+  gitea_reachable
   kill_pidfile "$GITEA_PIDFILE"
   kill_listeners "$GITEA_IP"
   gitea_write_config
