@@ -12,6 +12,12 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 [ "$(id -u)" = 0 ] || { echo "lab/netns.sh: needs root (unshare)" >&2; exit 2; }
+# Those paths get an empty tmpfs inside: a checkout (or a lane) under one of them would vanish.
+for d in /etc/rotation-app /var/log/rotation-app /var/lib/rotation-lab /run/sshd /tmp; do
+  for p in "$ROOT" ${LAB_LANE:+"$LAB_LANE"}; do
+    case "$p/" in "$d"/*) echo "lab/netns.sh: $p is under $d, which a lab's namespace covers with a tmpfs of its own; use a checkout and LAB_LANE outside /tmp and the lab's paths" >&2; exit 2 ;; esac
+  done
+done
 if [ -n "${LAB_LANE:-}" ]; then
   mkdir -p "$LAB_LANE/lab" "$LAB_LANE/work" "$ROOT/.lab" "$ROOT/.test-work"
   chmod 755 "$LAB_LANE" "$LAB_LANE/lab"
