@@ -31,9 +31,17 @@ import { apiRollout } from "./apiConsumer";
 import { PartialBatchError, batchFailure, pendingOf, runBatch } from "./batch";
 import { vaultStep } from "../adapters/vault";
 import { kubernetesStep } from "../stores/kubernetesSecret";
-import type { AuditSpec, KubernetesStep, RolloutBatchStep, ScriptStep, StepField, StepOp, StepProps, VaultStep } from "./types";
+import { unpackStep } from "./wire";
+import type { KubernetesStep, RolloutBatchStep, ScriptStep, StepField, StepOp, StepProps, VaultStep } from "./types";
 
-/** A value as the engine sends it, secrets unwrapped; what it is, `check` has said (the caller names it). */
+/**
+ * A step's inputs as the engine sends them: secrets unwrapped and its lists
+ * of consumers as the program gave them (provider/wire.ts); what they are,
+ * `check` has said (the caller names it).
+ */
+const inputsOf = <T>(v: unknown): T => unpackStep(unwrap<T>(v));
+
+/** A value as the engine sends it, secrets unwrapped. */
 function unwrap<T>(v: unknown): T {
     if (Array.isArray(v)) return v.map(unwrap) as T;
     if (v && typeof v === "object") {
@@ -274,27 +282,27 @@ const doneOf = (olds: Record<string, unknown>): string[] => (Array.isArray(olds.
 export const stepProvider: provider.Provider = {
     version: "0.2.0",
     async check(_urn, _olds, news) {
-        const p = news as StepFields;
+        const p = inputsOf<StepFields>(news);
         // The delete guard asks the audit log the current program names, never one recorded in old state.
-        noteAuditLog(unwrap<AuditSpec | undefined>(p.audit));
+        noteAuditLog(p.audit);
         const refused = malformed(p);
         return refused ? { inputs: news, failures: [refused] } : { inputs: news };
     },
     async diff(_id, _urn, olds, news) {
         if (!sameTriggers(olds.triggers, news.triggers)) return { changes: true };
-        const p = unwrap<StepFields>(news);
+        const p = inputsOf<StepFields>(news);
         // A batch with a consumer not done yet (one that failed, or one added since) runs for it.
         if (p.op === "rollout-batch" && p.batch && pendingOf(p.batch, doneOf(olds)).length) return { changes: true };
         return { changes: olds.recorded !== recordedDigest(p) };
     },
     async create(_urn, inputs) {
-        const props = unwrap<StepProps>(inputs);
+        const props = inputsOf<StepProps>(inputs);
         if (props.op === "rollout-batch") return runBatchStep(randomUUID(), props, []);
         const stdout = await perform(props);
         return { id: randomUUID(), outs: outputs(props, stdout) };
     },
     async update(id, _urn, olds, news) {
-        const props = unwrap<StepProps>(news);
+        const props = inputsOf<StepProps>(news);
         const old = unwrap<StepState>(olds);
         if (props.op === "rollout-batch") return runBatchStep(id, props, sameTriggers(old.triggers, props.triggers) ? doneOf(olds) : []);
         // New triggers run the step again; anything else is only recorded.

@@ -1,5 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { STEP_TYPE, type StepOfOp, type StepOp } from "../../provider/types";
+import { packStep } from "../../provider/wire";
 
 export type { AuditSpec, ConsumerCheck, HealthPolicy, RolloutSpec, SshTarget, StepTarget } from "../../provider/types";
 
@@ -23,7 +24,11 @@ export type StepArgs = { [O in StepOp]: ArgsOf<O> }[StepOp];
 /** The arguments of a step of one op. */
 export type StepArgsOf<O extends StepOp> = ArgsOf<O>;
 
-/** One rotation step, run by the step provider (provider/stepProvider.ts). */
+/**
+ * One rotation step, run by the step provider (provider/stepProvider.ts). Its
+ * lists of consumers are stored with what their entries share written once
+ * (provider/wire.ts).
+ */
 export class Step extends pulumi.CustomResource {
     /** Captured stdout (secret), when `captureStdout` is set. */
     declare readonly stdout: pulumi.Output<string | undefined>;
@@ -32,7 +37,7 @@ export class Step extends pulumi.CustomResource {
         super(
             STEP_TYPE,
             name,
-            { op: "script", ...DEFAULTS, ...args, stdout: undefined },
+            packStep({ op: "script", ...DEFAULTS, ...args, stdout: undefined }),
             pulumi.mergeOptions(opts, { additionalSecretOutputs: ["stdin", "stdout"] }),
         );
     }

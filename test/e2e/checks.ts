@@ -17,6 +17,7 @@ import {
     urnName,
     type Workspace,
 } from "../../lab/driver";
+import { unpackStep } from "../../provider/wire";
 
 /** Every secret value a scenario handled, for the final leak scan. */
 export const secretsSeen = new Set<string>();
@@ -76,7 +77,8 @@ export function assertPreviewPlan(previewJson: string, secret: string, consumers
     const plan = JSON.parse(previewJson) as { steps: { op: string; urn: string; newState?: { inputs?: { batch?: { consumer: string }[] } } }[] };
     const planned = new Set(plan.steps.filter((s) => s.op !== "same").map((s) => urnName(s.urn)));
     const rollouts = rolloutResources(secret, consumers);
-    const inBatches = plan.steps.flatMap((s) => (s.newState?.inputs?.batch ?? []).map((e) => `${urnName(s.urn)}/${e.consumer}`));
+    // A batch's consumers as the preview shows them: each by name in its packed list (provider/wire.ts).
+    const inBatches = plan.steps.flatMap((s) => (unpackStep(s.newState?.inputs ?? {}).batch ?? []).map((e) => `${urnName(s.urn)}/${e.consumer}`));
     for (const [c, resource] of rollouts)
         if (resource !== `${secret}-rollout-${c}`) assert.ok(inBatches.includes(`${resource}/${c}`), `preview lists consumer ${c} in ${resource}`);
     const expect = [

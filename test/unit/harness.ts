@@ -9,6 +9,7 @@ const { waitForRPCs } = require("@pulumi/pulumi/runtime/settings") as { waitForR
 import { parseEnvironment, secretRotation, type HostConsumerConfig, type RotationConfig } from "../../lib/config";
 import { environmentOf } from "../../lab/driver";
 import { STEP_TYPE } from "../../provider/types";
+import { unpackStep } from "../../provider/wire";
 
 export const STEP = STEP_TYPE;
 export const RANDOM = "random:index/randomPassword:RandomPassword";
@@ -19,6 +20,8 @@ export interface Registered {
     urn: string;
     parent: string;
     inputs: Record<string, any>;
+    /** The inputs as registered, lists of consumers packed. */
+    wire: Record<string, any>;
     dependencies: string[];
 }
 
@@ -57,7 +60,9 @@ export async function installRecordingMocks(preview = false): Promise<Registered
                     name: req.getName(),
                     urn: resp.getUrn(),
                     parent: req.getParent(),
-                    inputs: pulumi.runtime.deserializeProperties(req.getObject()),
+                    // A step's lists of consumers as the program built them (stored packed: provider/wire.ts).
+                    inputs: unpackStep(pulumi.runtime.deserializeProperties(req.getObject())),
+                    wire: pulumi.runtime.deserializeProperties(req.getObject()),
                     dependencies: req.getDependenciesList(),
                 });
             }
