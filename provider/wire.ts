@@ -133,13 +133,16 @@ function sorted(v: Json): Json {
 /** A stored list as the program gave it (a list that was not packed is returned as it is). */
 export function unpackList(v: unknown): unknown {
     if (!isPacked(v)) return v;
+    // The shared parts' leaves once for the list, not once per entry (a batch of a large fleet has dozens).
+    const shared = [...leaves(v.shared).values()];
+    const templates = v.byConsumer ? [...leaves(v.byConsumer).values()] : [];
     return v.each.map((rest) => {
         const entry: JsonObject = {};
         const name = nameOf(rest);
-        for (const { path, value } of leaves(v.shared).values()) setAt(entry, path, value);
-        if (v.byConsumer) {
+        for (const { path, value } of shared) setAt(entry, path, value);
+        if (templates.length) {
             if (name === undefined) throw new Error(`a packed list's entry has no name to fill in its ${CONSUMER_PLACEHOLDER} fields`);
-            for (const { path, value } of leaves(v.byConsumer).values()) setAt(entry, path, typeof value === "string" ? fill(value, name) : value);
+            for (const { path, value } of templates) setAt(entry, path, typeof value === "string" ? fill(value, name) : value);
         }
         for (const { path, value } of leaves(rest).values()) setAt(entry, path, value);
         return sorted(entry);
